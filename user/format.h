@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Formatting of events: JSON lines per ../shared/EVENTS.md and aligned text lines. Each
+ * formatter writes one complete '\n'-terminated line into buf and returns its length, or 0 when
+ * cap is too small (nothing partial is ever reported as written). No allocation.
+ */
+#ifndef SP_FORMAT_H
+#define SP_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+#define SP_LINE_MAX 2048 /* enough for any event line */
+#define SP_ADDR_STR_MAX 46 /* INET6_ADDRSTRLEN */
+
+/* Agent-wide facts carried on some lines (build info, connect hook variant). */
+struct format_ctx {
+	const char *connect_hook; /* "tracepoint", ...; NULL to omit */
+};
+
+size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t seq,
+		   const struct format_ctx *ctx);
+size_t format_text(char *buf, size_t cap, const struct sp_event *ev);
+size_t format_text_header(char *buf, size_t cap);
+
+/* "2026-11-28T06:45:12.123456789Z" */
+size_t format_rfc3339_ns(char *buf, size_t cap, uint64_t real_ns);
+/* IPv4 dotted, IPv6 RFC 5952, IPv4-mapped IPv6 as IPv4; "" for family 0. */
+size_t format_addr(char *buf, size_t cap, const struct sp_addr *addr);
+/* JSON string body escaping (no quotes added): ", \, control chars, invalid UTF-8 as \ufffd. */
+size_t json_escape(char *buf, size_t cap, const char *s, size_t len);
+
+#endif
