@@ -1,0 +1,898 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Formatting: exact JSON lines for the contract's shapes, every line parsed back with json-c
+ * (strict mode, whole line consumed, no duplicate keys), timestamps, addresses, escaping,
+ * truncation, and the aligned text lines.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "sockpulse.h"
+#include "decode.h"
+#include "format.h"
+#include "names.h"
+
+#define T0 1795848312123456789ULL /* 2026-11-28T06:45:12.123456789Z */
+
+static void set_v4(struct sp_addr *a, uint8_t b0, uint8_t b1, uint8_t b2, uint8_t b3)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = AF_INET;
+	a->bytes[0] = b0;
+	a->bytes[1] = b1;
+	a->bytes[2] = b2;
+	a->bytes[3] = b3;
+}
+
+static void set_v6(struct sp_addr *a, const uint8_t bytes[16])
+{
+	a->family = AF_INET6;
+	memcpy(a->bytes, bytes, 16);
+}
+
+/* An egress IPv4 connection from curl: 10.0.0.1:43210 -> 10.0.0.2:80. */
+static struct sp_event conn_event(enum sp_action action)
+{
+	struct sp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = action;
+	ev.real_ns = T0;
+	ev.has_conn = true;
+	set_v4(&ev.conn.src, 10, 0, 0, 1);
+	set_v4(&ev.conn.dst, 10, 0, 0, 2);
+	ev.conn.sport = 43210;
+	ev.conn.dport = 80;
+	ev.conn.has_ports = true;
+	ev.conn.direction = SP_DIR_EGRESS;
+	ev.conn.has_pid = true;
+	ev.conn.pid = 4242;
+	strcpy(ev.conn.comm, "curl");
+	ev.conn.cookie = 8193;
+	ev.conn.netns = 4026531840u;
+	return ev;
+}
+
+/* ---- JSON validation helpers ---- */
+
+/* Keys as written in the text: strings directly followed by ':'. */
+static size_t count_text_keys(const char *s)
+{
+	size_t keys = 0;
+
+	while (*s) {
+		if (*s != '"') {
+			s++;
+			continue;
+		}
+		for (s++; *s && *s != '"'; s++) {
+			if (*s == '\\' && s[1])
+				s++;
+		}
+		if (*s)
+			s++;
+		if (*s == ':')
+			keys++;
+	}
+	return keys;
+}
+
+static size_t count_tree_keys(struct json_object *o)
+{
+	size_t keys = 0, i;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			keys += 1 + count_tree_keys(v);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (i = 0; i < json_object_array_length(o); i++)
+			keys += count_tree_keys(json_object_array_get_idx(o, i));
+	}
+	return keys;
+}
+
+/* Parses one produced line strictly; fails the test unless it is exactly one JSON object. */
+static struct json_object *parse_line(const char *line, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o;
+
+	assert_non_null(tok);
+	assert_true(len > 0);
+	assert_int_equal(line[len - 1], '\n');
+	assert_int_equal(strlen(line), len);
+	assert_null(memchr(line, '\n', len - 1)); /* one line */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, line, (int)(len - 1));
+	if (!o)
+		fail_msg("not JSON (%s): %s", json_tokener_error_desc(json_tokener_get_error(tok)),
+			 line);
+	assert_int_equal(json_tokener_get_parse_end(tok), len - 1);
+	json_tokener_free(tok);
+	assert_true(json_object_is_type(o, json_type_object));
+	/* json-c keeps the last of duplicate keys: equal counts mean every key is unique */
+	if (count_text_keys(line) != count_tree_keys(o))
+		fail_msg("duplicate keys in %s", line);
+	return o;
+}
+
+static struct json_object *at(struct json_object *root, const char *ptr)
+{
+	struct json_object *v = NULL;
+
+	if (json_pointer_get(root, ptr, &v))
+		return NULL;
+	return v;
+}
+
+static void assert_json_str(struct json_object *root, const char *ptr, const char *want)
+{
+	struct json_object *v = at(root, ptr);
+
+	if (!v || !json_object_is_type(v, json_type_string))
+		fail_msg("%s: missing or not a string", ptr);
+	assert_string_equal(json_object_get_string(v), want);
+}
+
+static void assert_json_u64(struct json_object *root, const char *ptr, uint64_t want)
+{
+	struct json_object *v = at(root, ptr);
+
+	if (!v || !json_object_is_type(v, json_type_int))
+		fail_msg("%s: missing or not an integer", ptr);
+	assert_true(json_object_get_uint64(v) == want);
+}
+
+static void assert_json_absent(struct json_object *root, const char *ptr)
+{
+	if (at(root, ptr))
+		fail_msg("%s: present, should be absent", ptr);
+}
+
+/* ---- timestamps, addresses, escaping ---- */
+
+static void ts_is(uint64_t ns, const char *want)
+{
+	char buf[64];
+
+	assert_int_equal(format_rfc3339_ns(buf, sizeof(buf), ns), strlen(want));
+	assert_string_equal(buf, want);
+}
+
+static void test_rfc3339(void **state)
+{
+	char buf[64];
+
+	ts_is(0, "1970-01-01T00:00:00.000000000Z");
+	ts_is(1, "1970-01-01T00:00:00.000000001Z");
+	ts_is(T0, "2026-11-28T06:45:12.123456789Z");
+	ts_is(1709251199999999999ULL, "2024-02-29T23:59:59.999999999Z"); /* leap day */
+	ts_is(951825600000000000ULL, "2000-02-29T12:00:00.000000000Z");	 /* 400-year leap */
+	ts_is(1735689600000000000ULL, "2025-01-01T00:00:00.000000000Z");
+	ts_is(UINT64_MAX, "2554-07-21T23:34:33.709551615Z");
+
+	/* 30 characters + NUL */
+	assert_int_equal(format_rfc3339_ns(buf, 31, T0), 30);
+	assert_int_equal(format_rfc3339_ns(buf, 30, T0), 0);
+	assert_int_equal(format_rfc3339_ns(buf, 0, T0), 0);
+}
+
+static void addr_is(const struct sp_addr *a, const char *want)
+{
+	char buf[SP_ADDR_STR_MAX];
+
+	assert_int_equal(format_addr(buf, sizeof(buf), a), strlen(want));
+	assert_string_equal(buf, want);
+}
+
+static void test_addr(void **state)
+{
+	static const uint8_t fd00_1[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+	static const uint8_t doc[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0,	  0, 0,
+					 0,    0,    0xff, 0,	 0, 0x42, 0x83, 0x29 };
+	static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7 };
+	static const uint8_t full[16] = { 0x20, 0x01, 0x0d, 0xb8, 0x11, 0x11, 0x22, 0x22,
+					  0x33, 0x33, 0x44, 0x44, 0x55, 0x55, 0x66, 0x66 };
+	struct sp_addr a;
+	char buf[SP_ADDR_STR_MAX];
+
+	set_v4(&a, 10, 0, 0, 1);
+	addr_is(&a, "10.0.0.1");
+	set_v4(&a, 255, 255, 255, 255);
+	addr_is(&a, "255.255.255.255");
+	set_v6(&a, fd00_1);
+	addr_is(&a, "fd00::1");
+	set_v6(&a, doc);
+	addr_is(&a, "2001:db8::ff00:42:8329"); /* RFC 5952: lowercase, longest zero run */
+	set_v6(&a, mapped);
+	addr_is(&a, "192.0.2.7");
+	set_v6(&a, full);
+	addr_is(&a, "2001:db8:1111:2222:3333:4444:5555:6666");
+
+	memset(&a, 0, sizeof(a));
+	buf[0] = 'x';
+	assert_int_equal(format_addr(buf, sizeof(buf), &a), 0);
+	assert_string_equal(buf, "");
+	a.family = AF_UNIX;
+	assert_int_equal(format_addr(buf, sizeof(buf), &a), 0);
+
+	set_v4(&a, 10, 0, 0, 1);
+	assert_int_equal(format_addr(buf, 8, &a), 0);
+	assert_int_equal(format_addr(buf, 9, &a), 8);
+}
+
+static void esc_is(const char *in, size_t len, const char *want)
+{
+	char buf[256];
+	size_t n = json_escape(buf, sizeof(buf), in, len);
+
+	assert_int_equal(n, strlen(want));
+	assert_string_equal(buf, want);
+}
+
+static void test_escape(void **state)
+{
+	char buf[8];
+
+	esc_is("plain", 5, "plain");
+	esc_is("\"\\\n\x01", 4, "\\\"\\\\\\n\\u0001");
+	esc_is("\t\r\b\f\x1f\x7f", 6, "\\t\\r\\b\\f\\u001f\\u007f");
+	esc_is("a\0b", 3, "a\\u0000b");
+	esc_is("caf\xc3\xa9", 5, "caf\xc3\xa9");		   /* valid UTF-8 kept */
+	esc_is("\xf0\x9d\x84\x9e", 4, "\xf0\x9d\x84\x9e"); /* 4-byte sequence kept */
+	esc_is("\xff", 1, "\\ufffd");
+	esc_is("a\xc0\xafz", 4, "a\\ufffd\\ufffdz");		 /* overlong '/' */
+	esc_is("\xed\xa0\x80", 3, "\\ufffd\\ufffd\\ufffd");	 /* surrogate */
+	esc_is("\xf4\x90\x80\x80", 4, "\\ufffd\\ufffd\\ufffd\\ufffd"); /* > U+10FFFF */
+	esc_is("\xe2\x82", 2, "\\ufffd\\ufffd");		 /* truncated */
+	esc_is("\xe2\x82\xac", 2, "\\ufffd\\ufffd"); /* cut by len: never read past it */
+	esc_is("\xe2\x82\xac", 3, "\xe2\x82\xac");
+	esc_is("", 0, "");
+
+	/* too small: 0, never a partial escape */
+	assert_int_equal(json_escape(buf, 2, "\"", 1), 0);
+	assert_int_equal(json_escape(buf, 3, "\"", 1), 2);
+	assert_int_equal(json_escape(buf, 6, "\x01", 1), 0);
+	assert_int_equal(json_escape(buf, 7, "\x01", 1), 6);
+	assert_int_equal(json_escape(buf, 2, "ab", 2), 0);
+	assert_int_equal(json_escape(buf, 3, "ab", 2), 2);
+}
+
+/* ---- JSON lines ---- */
+
+static void test_json_connect_refused(void **state)
+{
+	static const char want[] =
+		"{\"@timestamp\":\"2026-11-28T06:45:12.123456789Z\","
+		"\"event\":{\"kind\":\"event\",\"action\":\"tcp-connect\",\"sequence\":42,"
+		"\"outcome\":\"failure\",\"duration\":412000},"
+		"\"source\":{\"ip\":\"10.0.0.1\",\"port\":43210},"
+		"\"destination\":{\"ip\":\"10.0.0.2\",\"port\":80},"
+		"\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\",\"direction\":\"egress\"},"
+		"\"process\":{\"pid\":4242,\"name\":\"curl\"},"
+		"\"error\":{\"code\":\"ECONNREFUSED\"},"
+		"\"sockpulse\":{\"schema\":1,\"sock\":8193,\"netns\":4026531840,"
+		"\"connect_hook\":\"tracepoint\",\"failure\":\"refused\"}}\n";
+	struct format_ctx ctx = { .connect_hook = "tracepoint" };
+	struct sp_event ev = conn_event(SP_ACT_CONNECT);
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	ev.has_duration = true;
+	ev.duration_ns = 412000;
+	ev.connect.success = false;
+	ev.connect.failure = SP_FAIL_REFUSED;
+	ev.error = ECONNREFUSED;
+	n = format_json(buf, sizeof(buf), &ev, 42, &ctx);
+	assert_string_equal(buf, want);
+	assert_int_equal(n, strlen(want));
+
+	o = parse_line(buf, n);
+	assert_json_str(o, "/event/action", "tcp-connect");
+	assert_json_str(o, "/event/outcome", "failure");
+	assert_json_u64(o, "/destination/port", 80);
+	assert_json_str(o, "/error/code", "ECONNREFUSED");
+	assert_json_u64(o, "/sockpulse/sock", 8193);
+	json_object_put(o);
+
+	/* the same connect succeeding: no failure, no error */
+	ev.connect.success = true;
+	ev.connect.failure = SP_FAIL_NONE;
+	ev.error = 0;
+	n = format_json(buf, sizeof(buf), &ev, 43, NULL);
+	o = parse_line(buf, n);
+	assert_json_str(o, "/event/outcome", "success");
+	assert_json_u64(o, "/event/duration", 412000);
+	assert_json_absent(o, "/error");
+	assert_json_absent(o, "/sockpulse/failure");
+	assert_json_absent(o, "/sockpulse/connect_hook");
+	json_object_put(o);
+}
+
+/* Through the decoder: an accepted IPv6 connection handing over to TIME_WAIT. */
+static void test_json_ipv6_ingress(void **state)
+{
+	static const uint8_t fd00_1[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+	static const uint8_t doc_2[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+					   0,	 0,    0,    0,	   0, 0, 0, 2 };
+	static const char want[] =
+		"{\"@timestamp\":\"2026-11-28T06:45:12.123456789Z\","
+		"\"event\":{\"kind\":\"event\",\"action\":\"tcp-state-change\",\"sequence\":7,"
+		"\"duration\":2500000000},"
+		"\"source\":{\"ip\":\"2001:db8::2\",\"port\":51000},"
+		"\"destination\":{\"ip\":\"fd00::1\",\"port\":8080},"
+		"\"network\":{\"transport\":\"tcp\",\"type\":\"ipv6\",\"direction\":\"ingress\"},"
+		"\"sockpulse\":{\"schema\":1,\"sock\":77,\"old_state\":\"fin_wait2\","
+		"\"new_state\":\"close\",\"time_wait\":true}}\n";
+	struct sp_record r;
+	struct sp_event ev;
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	memset(&r, 0, sizeof(r));
+	r.type = SP_REC_STATE;
+	r.ts_ns = 1000;
+	r.cookie = 77;
+	r.family = AF_INET6;
+	memcpy(r.laddr, fd00_1, 16);
+	memcpy(r.raddr, doc_2, 16);
+	r.lport = 8080;
+	r.rport = 51000;
+	r.old_state = 5;
+	r.new_state = 7;
+	r.direction = SP_DIR_INGRESS;
+	r.flags = SP_F_TIME_WAIT | SP_F_DURATION;
+	r.duration_ns = 2500000000ULL;
+	assert_int_equal(decode_record(&r, sizeof(r), (int64_t)(T0 - 1000), &ev), DECODE_OK);
+
+	n = format_json(buf, sizeof(buf), &ev, 7, NULL);
+	assert_string_equal(buf, want);
+	o = parse_line(buf, n);
+	assert_json_str(o, "/source/ip", "2001:db8::2");
+	assert_json_absent(o, "/process");
+	json_object_put(o);
+
+	/* the same socket without the time_wait hand-over: no time_wait key at all */
+	r.flags = 0;
+	assert_int_equal(decode_record(&r, sizeof(r), (int64_t)(T0 - 1000), &ev), DECODE_OK);
+	n = format_json(buf, sizeof(buf), &ev, 8, NULL);
+	o = parse_line(buf, n);
+	assert_json_absent(o, "/sockpulse/time_wait");
+	assert_json_absent(o, "/event/duration");
+	json_object_put(o);
+}
+
+/* An event built elsewhere with unnormalized IPv4-mapped addresses still prints IPv4. */
+static void test_json_mapped(void **state)
+{
+	static const uint8_t m7[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7 };
+	static const uint8_t m8[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 8 };
+	static const char want[] =
+		"{\"@timestamp\":\"1970-01-01T00:00:01.000000000Z\","
+		"\"event\":{\"kind\":\"event\",\"action\":\"tcp-reset\",\"sequence\":1},"
+		"\"source\":{\"ip\":\"192.0.2.7\",\"port\":1234},"
+		"\"destination\":{\"ip\":\"192.0.2.8\",\"port\":443},"
+		"\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\"},"
+		"\"sockpulse\":{\"schema\":1,\"reset\":{\"direction\":\"sent\"}}}\n";
+	struct sp_event ev;
+	char buf[SP_LINE_MAX];
+	size_t n;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_RESET;
+	ev.real_ns = 1000000000ULL;
+	ev.has_conn = true;
+	set_v6(&ev.conn.src, m7);
+	set_v6(&ev.conn.dst, m8);
+	ev.conn.has_ports = true;
+	ev.conn.sport = 1234;
+	ev.conn.dport = 443;
+	ev.reset.direction = SP_RST_SENT;
+	n = format_json(buf, sizeof(buf), &ev, 1, NULL);
+	assert_string_equal(buf, want);
+	json_object_put(parse_line(buf, n));
+}
+
+static void test_json_escaped_comm(void **state)
+{
+	struct sp_event ev = conn_event(SP_ACT_ACTIVITY);
+	const char comm[] = "a\"b\\c\n\x01\xff";
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	memcpy(ev.conn.comm, comm, sizeof(comm));
+	ev.activity.segments = 3;
+	ev.activity.payload_bytes = 120;
+	n = format_json(buf, sizeof(buf), &ev, 1, NULL);
+	assert_non_null(strstr(buf, "\"process\":{\"pid\":4242,\"name\":"
+				    "\"a\\\"b\\\\c\\n\\u0001\\ufffd\"}"));
+	o = parse_line(buf, n);
+	assert_json_str(o, "/process/name", "a\"b\\c\n\x01\xef\xbf\xbd");
+	assert_json_u64(o, "/sockpulse/activity/segments", 3);
+	assert_json_u64(o, "/sockpulse/activity/payload_bytes", 120);
+	json_object_put(o);
+
+	/* a comm that fills the array without a NUL is bounded, not overrun */
+	memset(ev.conn.comm, 'x', sizeof(ev.conn.comm));
+	n = format_json(buf, sizeof(buf), &ev, 1, NULL);
+	assert_non_null(strstr(buf, "\"name\":\"xxxxxxxxxxxxxxxx\"}"));
+	json_object_put(parse_line(buf, n));
+
+	/* an empty comm is omitted, not written as "" */
+	ev.conn.comm[0] = '\0';
+	n = format_json(buf, sizeof(buf), &ev, 1, NULL);
+	assert_non_null(strstr(buf, "\"process\":{\"pid\":4242},"));
+	json_object_put(parse_line(buf, n));
+}
+
+static void test_json_listen_no_remote(void **state)
+{
+	struct sp_event ev = conn_event(SP_ACT_STATE_CHANGE);
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	set_v4(&ev.conn.src, 0, 0, 0, 0);
+	ev.conn.sport = 8080;
+	memset(&ev.conn.dst, 0, sizeof(ev.conn.dst));
+	ev.conn.dport = 0;
+	ev.conn.direction = SP_DIR_UNKNOWN;
+	ev.state.old_state = SP_ST_CLOSE;
+	ev.state.new_state = SP_ST_LISTEN;
+	n = format_json(buf, sizeof(buf), &ev, 1, NULL);
+	assert_non_null(strstr(buf, "\"source\":{\"ip\":\"0.0.0.0\",\"port\":8080},"
+				    "\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\"},"));
+	o = parse_line(buf, n);
+	assert_json_absent(o, "/destination");
+	assert_json_absent(o, "/network/direction");
+	assert_json_str(o, "/sockpulse/new_state", "listen");
+	json_object_put(o);
+}
+
+static void test_json_engine_lines(void **state)
+{
+	static const char spike_want[] =
+		"{\"@timestamp\":\"2026-11-28T06:45:12.123456789Z\","
+		"\"event\":{\"kind\":\"alert\",\"action\":\"connect-failure-spike\",\"sequence\":9,"
+		"\"type\":[\"start\"]},"
+		"\"destination\":{\"ip\":\"10.0.0.2\",\"port\":80},"
+		"\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\"},"
+		"\"sockpulse\":{\"schema\":1,\"spike\":{\"failures\":12,\"window_s\":10,"
+		"\"baseline_per_s\":0.016667}}}\n";
+	static const char lost_want[] =
+		"{\"@timestamp\":\"2026-11-28T06:45:12.123456789Z\","
+		"\"event\":{\"kind\":\"event\",\"action\":\"events-lost\",\"sequence\":10},"
+		"\"sockpulse\":{\"schema\":1,\"lost\":{\"count\":5,\"kind\":\"state\"}}}\n";
+	static const char lease_lost_want[] =
+		"{\"@timestamp\":\"2026-11-28T06:45:12.123456789Z\","
+		"\"event\":{\"kind\":\"event\",\"action\":\"lease-lost\",\"sequence\":11,"
+		"\"reason\":\"keepalive-timeout\"},"
+		"\"source\":{\"ip\":\"10.0.0.1\",\"port\":43210},"
+		"\"destination\":{\"ip\":\"10.0.0.2\",\"port\":80},"
+		"\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\",\"direction\":\"egress\"},"
+		"\"process\":{\"pid\":4242,\"name\":\"curl\"},"
+		"\"sockpulse\":{\"schema\":1,\"sock\":8193,\"netns\":4026531840,"
+		"\"lease\":{\"kind\":\"transport\"}}}\n";
+	struct sp_event ev;
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_SPIKE;
+	ev.real_ns = T0;
+	ev.has_conn = true;
+	set_v4(&ev.conn.dst, 10, 0, 0, 2);
+	ev.conn.dport = 80;
+	ev.conn.has_ports = true;
+	ev.spike.start = true;
+	ev.spike.failures = 12;
+	ev.spike.window_s = 10;
+	ev.spike.baseline_per_s = 1.0 / 60;
+	n = format_json(buf, sizeof(buf), &ev, 9, NULL);
+	assert_string_equal(buf, spike_want);
+	json_object_put(parse_line(buf, n));
+
+	/* host-wide end: no destination even if one was filled in */
+	ev.spike.start = false;
+	ev.spike.host_wide = true;
+	ev.spike.baseline_per_s = 2.5;
+	n = format_json(buf, sizeof(buf), &ev, 9, NULL);
+	o = parse_line(buf, n);
+	assert_non_null(strstr(buf, "\"type\":[\"end\"]"));
+	assert_non_null(strstr(buf, "\"baseline_per_s\":2.5}"));
+	assert_json_absent(o, "/destination");
+	json_object_put(o);
+
+	/* a baseline JSON cannot carry is omitted */
+	ev.spike.baseline_per_s = 0.0 / 0.0;
+	n = format_json(buf, sizeof(buf), &ev, 9, NULL);
+	o = parse_line(buf, n);
+	assert_json_absent(o, "/sockpulse/spike/baseline_per_s");
+	json_object_put(o);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_EVENTS_LOST;
+	ev.real_ns = T0;
+	ev.lost.count = 5;
+	ev.lost.kind = "state";
+	n = format_json(buf, sizeof(buf), &ev, 10, NULL);
+	assert_string_equal(buf, lost_want);
+	json_object_put(parse_line(buf, n));
+
+	ev = conn_event(SP_ACT_LEASE_LOST);
+	ev.lease.kind = SP_LEASE_TRANSPORT;
+	ev.lease.reason = "keepalive-timeout";
+	n = format_json(buf, sizeof(buf), &ev, 11, NULL);
+	assert_string_equal(buf, lease_lost_want);
+	json_object_put(parse_line(buf, n));
+}
+
+/* Every action: valid JSON, the common fields, and the contract's required fields. */
+static void test_json_every_action(void **state)
+{
+	struct format_ctx ctx = { .connect_hook = "tracepoint" };
+	char buf[SP_LINE_MAX];
+	unsigned int a;
+
+	for (a = 0; a < SP_ACT_MAX; a++) {
+		struct sp_event ev = conn_event(a);
+		struct json_object *o;
+		size_t n;
+
+		ev.has_duration = true;
+		ev.duration_ns = 5;
+		switch (a) {
+		case SP_ACT_STATE_CHANGE:
+			ev.state.old_state = SP_ST_SYN_SENT;
+			ev.state.new_state = SP_ST_ESTABLISHED;
+			break;
+		case SP_ACT_CONNECT:
+			ev.connect.failure = SP_FAIL_TIMEOUT;
+			ev.error = ETIMEDOUT;
+			break;
+		case SP_ACT_KEEPALIVE_TIMEOUT:
+			ev.keepalive.probes = 2;
+			ev.error = ETIMEDOUT;
+			break;
+		case SP_ACT_RETRANS_TIMEOUT:
+			ev.error = ETIMEDOUT;
+			break;
+		case SP_ACT_RESET:
+			ev.reset.direction = SP_RST_RECEIVED;
+			ev.reset.has_old_state = true;
+			ev.reset.old_state = SP_ST_ESTABLISHED;
+			break;
+		case SP_ACT_LEASE_SUSPECT:
+		case SP_ACT_LEASE_EXPIRED:
+		case SP_ACT_LEASE_RECOVERED:
+		case SP_ACT_LEASE_CLOSED:
+		case SP_ACT_LEASE_LOST:
+			ev.lease.kind = SP_LEASE_PAYLOAD;
+			ev.lease.silent_ms = 15000;
+			ev.lease.ttl_ms = 30000;
+			ev.lease.reason = "reset";
+			break;
+		case SP_ACT_SPIKE:
+			ev.spike.failures = 7;
+			ev.spike.window_s = 10;
+			break;
+		case SP_ACT_EVENTS_LOST:
+			ev.lost.count = 3;
+			ev.lost.kind = "activity";
+			break;
+		}
+		n = format_json(buf, sizeof(buf), &ev, 100 + a, &ctx);
+		o = parse_line(buf, n);
+		assert_json_str(o, "/event/action", action_name(a));
+		assert_json_str(o, "/event/kind",
+				a == SP_ACT_LEASE_EXPIRED || a == SP_ACT_SPIKE ? "alert" : "event");
+		assert_json_u64(o, "/event/sequence", 100 + a);
+		assert_json_u64(o, "/event/duration", 5);
+		assert_json_u64(o, "/sockpulse/schema", 1);
+		assert_json_str(o, "/sockpulse/connect_hook", "tracepoint");
+		assert_json_str(o, "/@timestamp", "2026-11-28T06:45:12.123456789Z");
+		assert_json_str(o, "/network/transport", "tcp");
+		assert_json_str(o, "/destination/ip", "10.0.0.2");
+		switch (a) {
+		case SP_ACT_STATE_CHANGE:
+			assert_json_str(o, "/sockpulse/old_state", "syn_sent");
+			assert_json_str(o, "/sockpulse/new_state", "established");
+			break;
+		case SP_ACT_CONNECT:
+			assert_json_str(o, "/sockpulse/failure", "timeout");
+			assert_json_str(o, "/error/code", "ETIMEDOUT");
+			break;
+		case SP_ACT_KEEPALIVE_TIMEOUT:
+			assert_json_u64(o, "/sockpulse/keepalive/probes", 2);
+			assert_json_str(o, "/error/code", "ETIMEDOUT");
+			break;
+		case SP_ACT_RETRANS_TIMEOUT:
+			assert_json_str(o, "/error/code", "ETIMEDOUT");
+			break;
+		case SP_ACT_RESET:
+			assert_json_str(o, "/sockpulse/reset/direction", "received");
+			assert_json_str(o, "/sockpulse/old_state", "established");
+			break;
+		case SP_ACT_LEASE_SUSPECT:
+		case SP_ACT_LEASE_EXPIRED:
+		case SP_ACT_LEASE_RECOVERED:
+			assert_json_str(o, "/sockpulse/lease/kind", "payload");
+			assert_json_u64(o, "/sockpulse/lease/silent_ms", 15000);
+			assert_json_u64(o, "/sockpulse/lease/ttl_ms", 30000);
+			assert_json_absent(o, "/event/reason");
+			break;
+		case SP_ACT_LEASE_CLOSED:
+			assert_json_str(o, "/sockpulse/lease/kind", "payload");
+			break;
+		case SP_ACT_LEASE_LOST:
+			assert_json_str(o, "/sockpulse/lease/kind", "payload");
+			assert_json_str(o, "/event/reason", "reset");
+			break;
+		case SP_ACT_SPIKE:
+			assert_json_str(o, "/event/type/0", "end");
+			assert_json_u64(o, "/sockpulse/spike/failures", 7);
+			assert_json_u64(o, "/sockpulse/spike/window_s", 10);
+			assert_non_null(at(o, "/sockpulse/spike/baseline_per_s"));
+			break;
+		case SP_ACT_EVENTS_LOST:
+			assert_json_u64(o, "/sockpulse/lost/count", 3);
+			assert_json_str(o, "/sockpulse/lost/kind", "activity");
+			break;
+		}
+		json_object_put(o);
+	}
+
+	/* an action outside the enum produces nothing */
+	{
+		struct sp_event ev = conn_event(SP_ACT_MAX);
+
+		assert_int_equal(format_json(buf, sizeof(buf), &ev, 1, NULL), 0);
+	}
+}
+
+static void test_json_errno_and_bounds(void **state)
+{
+	struct sp_event ev = conn_event(SP_ACT_CONNECT);
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	ev.connect.failure = SP_FAIL_LOCAL;
+	ev.error = 200; /* no name: its number, as a string */
+	ev.conn.cookie = UINT64_MAX;
+	n = format_json(buf, sizeof(buf), &ev, UINT64_MAX, NULL);
+	o = parse_line(buf, n);
+	assert_json_str(o, "/error/code", "200");
+	assert_non_null(strstr(buf, "\"sequence\":18446744073709551615"));
+	assert_non_null(strstr(buf, "\"sock\":18446744073709551615"));
+	json_object_put(o);
+
+	/* out-of-range enums in an event from elsewhere: omitted, never read out of bounds */
+	ev = conn_event(SP_ACT_STATE_CHANGE);
+	ev.state.old_state = 200;
+	ev.state.new_state = SP_ST_MAX;
+	ev.conn.direction = 9;
+	n = format_json(buf, sizeof(buf), &ev, 1, NULL);
+	o = parse_line(buf, n);
+	assert_json_absent(o, "/sockpulse/old_state");
+	assert_json_absent(o, "/sockpulse/new_state");
+	assert_json_absent(o, "/network/direction");
+	json_object_put(o);
+}
+
+/* Every capacity below the line's size gives 0 and writes nothing past cap. */
+static void test_json_truncation(void **state)
+{
+	struct format_ctx ctx = { .connect_hook = "tracepoint" };
+	struct sp_event ev = conn_event(SP_ACT_CONNECT);
+	char full[SP_LINE_MAX], buf[SP_LINE_MAX + 1];
+	size_t n, cap;
+
+	ev.connect.failure = SP_FAIL_REFUSED;
+	ev.error = ECONNREFUSED;
+	n = format_json(full, sizeof(full), &ev, 1, &ctx);
+	assert_true(n > 100);
+	for (cap = 0; cap <= n; cap++) {
+		memset(buf, '#', sizeof(buf));
+		assert_int_equal(format_json(buf, cap, &ev, 1, &ctx), 0);
+		assert_int_equal(buf[cap], '#');
+	}
+	memset(buf, '#', sizeof(buf));
+	assert_int_equal(format_json(buf, n + 1, &ev, 1, &ctx), n);
+	assert_string_equal(buf, full);
+	assert_int_equal(buf[n + 1], '#');
+}
+
+/* ---- text lines ---- */
+
+static int setup_utc(void **state)
+{
+	setenv("TZ", "UTC", 1);
+	tzset();
+	return 0;
+}
+
+static void text_is(const struct sp_event *ev, const char *want)
+{
+	char buf[SP_LINE_MAX];
+	size_t n = format_text(buf, sizeof(buf), ev);
+
+	assert_string_equal(buf, want);
+	assert_int_equal(n, strlen(want));
+}
+
+static void test_text_lines(void **state)
+{
+	static const uint8_t doc[16] = { 0x20, 0x01, 0x0d, 0xb8, 0x11, 0x11, 0x22, 0x22,
+					 0x33, 0x33, 0x44, 0x44, 0x55, 0x55, 0x66, 0x66 };
+	struct sp_event ev;
+	char hdr[256];
+	const char *col;
+	size_t n;
+
+	n = format_text_header(hdr, sizeof(hdr));
+	assert_int_equal(n, strlen(hdr));
+	assert_string_equal(hdr, "TIME         PID     COMM            SOURCE                "
+				 "DESTINATION           EVENT\n");
+
+	ev = conn_event(SP_ACT_CONNECT);
+	ev.connect.success = true;
+	ev.has_duration = true;
+	ev.duration_ns = 1234567;
+	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1:43210        10.0.0.2:80"
+		     "           connect  ok 1.2ms\n");
+
+	ev.connect.success = false;
+	ev.connect.failure = SP_FAIL_REFUSED;
+	ev.error = ECONNREFUSED;
+	ev.duration_ns = 412000;
+	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1:43210        10.0.0.2:80"
+		     "           connect  FAILED refused ECONNREFUSED 412.0us\n");
+
+	/* the event column lines up with the header's */
+	{
+		char line[SP_LINE_MAX];
+
+		format_text(line, sizeof(line), &ev);
+		col = strstr(hdr, "EVENT");
+		assert_memory_equal(line + (col - hdr), "connect", 7);
+	}
+
+	ev = conn_event(SP_ACT_STATE_CHANGE);
+	ev.state.old_state = SP_ST_SYN_SENT;
+	ev.state.new_state = SP_ST_ESTABLISHED;
+	ev.has_duration = true;
+	ev.duration_ns = 12300000;
+	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1:43210        10.0.0.2:80"
+		     "           state    syn_sent -> established (12.3ms)\n");
+
+	/* long IPv6 overflows its column but keeps a separator; hostile comm is neutralized */
+	ev = conn_event(SP_ACT_RESET);
+	set_v6(&ev.conn.dst, doc);
+	ev.conn.dport = 443;
+	ev.conn.has_pid = false;
+	ev.reset.direction = SP_RST_RECEIVED;
+	ev.reset.has_old_state = true;
+	ev.reset.old_state = SP_ST_ESTABLISHED;
+	text_is(&ev, "06:45:12.123 -       -               10.0.0.1:43210        "
+		     "[2001:db8:1111:2222:3333:4444:5555:6666]:443 reset    received in established\n");
+
+	ev = conn_event(SP_ACT_KEEPALIVE_TIMEOUT);
+	strcpy(ev.conn.comm, "a\x1b[2Jb\n");
+	ev.keepalive.probes = 2;
+	ev.error = ETIMEDOUT;
+	text_is(&ev, "06:45:12.123 4242    a?[2Jb?         10.0.0.1:43210        10.0.0.2:80"
+		     "           keepalive-timeout probes=2 ETIMEDOUT\n");
+
+	ev = conn_event(SP_ACT_ACTIVITY);
+	ev.activity.segments = 3;
+	ev.activity.payload_bytes = 120;
+	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1:43210        10.0.0.2:80"
+		     "           activity segs=3 bytes=120\n");
+
+	ev = conn_event(SP_ACT_LEASE_EXPIRED);
+	ev.lease.kind = SP_LEASE_PAYLOAD;
+	ev.lease.silent_ms = 31500;
+	ev.lease.ttl_ms = 30000;
+	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1:43210        10.0.0.2:80"
+		     "           lease-expired payload silent=31.5s ttl=30.0s\n");
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_SPIKE;
+	ev.real_ns = T0;
+	ev.spike.start = true;
+	ev.spike.host_wide = true;
+	ev.spike.failures = 40;
+	ev.spike.window_s = 10;
+	ev.spike.baseline_per_s = 0.5;
+	text_is(&ev, "06:45:12.123 -       -               -                     -"
+		     "                     spike    start host-wide failures=40 window=10s "
+		     "baseline=0.5/s\n");
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_EVENTS_LOST;
+	ev.real_ns = 999;
+	ev.lost.count = 5;
+	ev.lost.kind = "state";
+	text_is(&ev, "00:00:00.000 -       -               -                     -"
+		     "                     events-lost count=5 kind=state\n");
+}
+
+static void test_text_durations(void **state)
+{
+	static const struct {
+		uint64_t ns;
+		const char *text;
+	} cases[] = {
+		{ 0, "0ns" },		 { 850, "850ns" },	    { 999, "999ns" },
+		{ 1000, "1.0us" },	 { 12345, "12.3us" },	    { 999999, "999.9us" },
+		{ 1000000, "1.0ms" },	 { 12399999, "12.3ms" },    { 1000000000, "1.0s" },
+		{ 61500000000ULL, "61.5s" }, { UINT64_MAX, "18446744073.7s" },
+	};
+	struct sp_event ev = conn_event(SP_ACT_CONNECT);
+	char buf[SP_LINE_MAX], want[64];
+	size_t i;
+
+	ev.connect.success = true;
+	ev.has_duration = true;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ev.duration_ns = cases[i].ns;
+		format_text(buf, sizeof(buf), &ev);
+		snprintf(want, sizeof(want), "connect  ok %s\n", cases[i].text);
+		assert_non_null(strstr(buf, want));
+	}
+}
+
+static void test_text_truncation(void **state)
+{
+	struct sp_event ev = conn_event(SP_ACT_CONNECT);
+	char full[SP_LINE_MAX], buf[SP_LINE_MAX];
+	size_t n, cap;
+
+	n = format_text(full, sizeof(full), &ev);
+	assert_true(n > 0);
+	for (cap = 0; cap <= n; cap++)
+		assert_int_equal(format_text(buf, cap, &ev), 0);
+	assert_int_equal(format_text(buf, n + 1, &ev), n);
+	assert_int_equal(format_text_header(buf, 10), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_addr),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_json_connect_refused),
+		cmocka_unit_test(test_json_ipv6_ingress),
+		cmocka_unit_test(test_json_mapped),
+		cmocka_unit_test(test_json_escaped_comm),
+		cmocka_unit_test(test_json_listen_no_remote),
+		cmocka_unit_test(test_json_engine_lines),
+		cmocka_unit_test(test_json_every_action),
+		cmocka_unit_test(test_json_errno_and_bounds),
+		cmocka_unit_test(test_json_truncation),
+		cmocka_unit_test(test_text_lines),
+		cmocka_unit_test(test_text_durations),
+		cmocka_unit_test(test_text_truncation),
+	};
+
+	return cmocka_run_group_tests(tests, setup_utc, NULL);
+}

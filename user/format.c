@@ -1,0 +1,896 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * JSON lines (EVENTS.md) and aligned text lines. Every line goes through a bounded writer that
+ * remembers overflow, so a formatter either produces a whole line or reports 0: a consumer never
+ * sees half an object. Numbers are formatted by hand (no printf per field, no locale: a
+ * setlocale() elsewhere in the process must not turn "0.5" into "0,5" in JSON).
+ *
+ * Every produced line is also NUL-terminated (the NUL is not counted in the returned length),
+ * so cap must leave room for it.
+ */
+#include <arpa/inet.h>
+#include <math.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "sockpulse.h"
+#include "format.h"
+#include "names.h"
+
+struct wr {
+	char *start;
+	char *p;
+	char *end; /* last byte, kept for the NUL */
+	bool full;
+};
+
+static void wr_init(struct wr *w, char *buf, size_t cap)
+{
+	w->start = buf;
+	w->p = buf;
+	w->end = cap ? buf + cap - 1 : buf;
+	w->full = !buf || !cap;
+}
+
+/* Length of the finished string, NUL-terminated, or 0 if anything did not fit. */
+static size_t wr_finish(struct wr *w)
+{
+	if (w->full)
+		return 0;
+	*w->p = '\0';
+	return (size_t)(w->p - w->start);
+}
+
+static void put(struct wr *w, const char *s, size_t n)
+{
+	if (w->full || (size_t)(w->end - w->p) < n) {
+		w->full = true;
+		return;
+	}
+	memcpy(w->p, s, n);
+	w->p += n;
+}
+
+#define PUTS(w, lit) put((w), (lit), sizeof(lit) - 1)
+
+static void put_str(struct wr *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+static void put_ch(struct wr *w, char c)
+{
+	put(w, &c, 1);
+}
+
+static void put_u64(struct wr *w, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(w, tmp + i, sizeof(tmp) - i);
+}
+
+/* Zero-padded to @width digits (timestamps). */
+static void put_u64_pad(struct wr *w, uint64_t v, unsigned int width)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && i > 0);
+	while (sizeof(tmp) - i < width && i > 0)
+		tmp[--i] = '0';
+	put(w, tmp + i, sizeof(tmp) - i);
+}
+
+/* Spaces up to @width characters since @from, then at least one separator. */
+static void pad_col(struct wr *w, const char *from, size_t width)
+{
+	size_t used;
+
+	if (w->full)
+		return;
+	used = (size_t)(w->p - from);
+	while (used++ < width)
+		put_ch(w, ' ');
+	put_ch(w, ' ');
+}
+
+/*
+ * Non-negative finite value with up to 6 decimals, trailing zeros trimmed ("0.016667", "4",
+ * "12.5"). The caller skips NaN and infinities, which JSON cannot carry.
+ */
+static void put_double(struct wr *w, double v)
+{
+	uint64_t scaled, frac;
+	char digits[6];
+	int n;
+
+	if (v < 0) {
+		put_ch(w, '-');
+		v = -v;
+	}
+	if (v >= 1e15) {
+		put_u64(w, v >= 1.8e19 ? UINT64_MAX : (uint64_t)v);
+		return;
+	}
+	scaled = (uint64_t)(v * 1e6 + 0.5);
+	put_u64(w, scaled / 1000000);
+	frac = scaled % 1000000;
+	if (!frac)
+		return;
+	for (n = 5; n >= 0; n--) {
+		digits[n] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	for (n = 6; n > 0 && digits[n - 1] == '0'; n--)
+		;
+	put_ch(w, '.');
+	put(w, digits, (size_t)n);
+}
+
+/* ---- JSON string escaping ---- */
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates, > U+10FFFF). */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c < 0xc2)
+		return 0;
+	if (c < 0xe0) {
+		len = 2;
+	} else if (c < 0xf0) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c < 0xf5) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else {
+		return 0;
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++) {
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	}
+	return len;
+}
+
+static void put_escaped(struct wr *w, const char *str, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, run, seq;
+	char u[6] = { '\\', 'u', '0', '0', 0, 0 };
+
+	while (i < len && !w->full) {
+		/* Copy runs of bytes that need nothing in one go. */
+		for (run = i; run < len && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' &&
+			      s[run] != '\\';
+		     run++)
+			;
+		put(w, str + i, run - i);
+		i = run;
+		if (i >= len)
+			break;
+		switch (s[i]) {
+		case '"':
+			PUTS(w, "\\\"");
+			break;
+		case '\\':
+			PUTS(w, "\\\\");
+			break;
+		case '\n':
+			PUTS(w, "\\n");
+			break;
+		case '\r':
+			PUTS(w, "\\r");
+			break;
+		case '\t':
+			PUTS(w, "\\t");
+			break;
+		case '\b':
+			PUTS(w, "\\b");
+			break;
+		case '\f':
+			PUTS(w, "\\f");
+			break;
+		default:
+			if (s[i] < 0x20 || s[i] == 0x7f) {
+				/* DEL is legal JSON, but escaped it cannot reach a terminal raw. */
+				u[4] = hex[s[i] >> 4];
+				u[5] = hex[s[i] & 0xf];
+				put(w, u, sizeof(u));
+				break;
+			}
+			seq = utf8_seq_len(s + i, len - i);
+			if (!seq) {
+				PUTS(w, "\\ufffd");
+				break;
+			}
+			put(w, str + i, seq);
+			i += seq;
+			continue;
+		}
+		i++;
+	}
+}
+
+size_t json_escape(char *buf, size_t cap, const char *s, size_t len)
+{
+	struct wr w;
+
+	wr_init(&w, buf, cap);
+	put_escaped(&w, s, len);
+	return wr_finish(&w);
+}
+
+/* ---- timestamps and addresses ---- */
+
+static void put_rfc3339(struct wr *w, uint64_t real_ns)
+{
+	time_t secs = (time_t)(real_ns / 1000000000ULL);
+	struct tm tm;
+
+	if (!gmtime_r(&secs, &tm)) {
+		w->full = true;
+		return;
+	}
+	put_u64_pad(w, (uint64_t)tm.tm_year + 1900, 4);
+	put_ch(w, '-');
+	put_u64_pad(w, (uint64_t)tm.tm_mon + 1, 2);
+	put_ch(w, '-');
+	put_u64_pad(w, (uint64_t)tm.tm_mday, 2);
+	put_ch(w, 'T');
+	put_u64_pad(w, (uint64_t)tm.tm_hour, 2);
+	put_ch(w, ':');
+	put_u64_pad(w, (uint64_t)tm.tm_min, 2);
+	put_ch(w, ':');
+	put_u64_pad(w, (uint64_t)tm.tm_sec, 2);
+	put_ch(w, '.');
+	put_u64_pad(w, real_ns % 1000000000ULL, 9);
+	put_ch(w, 'Z');
+}
+
+size_t format_rfc3339_ns(char *buf, size_t cap, uint64_t real_ns)
+{
+	struct wr w;
+
+	wr_init(&w, buf, cap);
+	put_rfc3339(&w, real_ns);
+	return wr_finish(&w);
+}
+
+static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* Address text into tmp (SP_ADDR_STR_MAX); its length, 0 when absent or unknown family. */
+static size_t addr_str(char *tmp, const struct sp_addr *a, bool *v6)
+{
+	const void *src = a->bytes;
+	int af = a->family;
+
+	*v6 = false;
+	if (af == AF_INET6 && !memcmp(a->bytes, v4mapped_prefix, sizeof(v4mapped_prefix))) {
+		af = AF_INET;
+		src = a->bytes + 12;
+	}
+	if (af != AF_INET && af != AF_INET6)
+		return 0;
+	if (!inet_ntop(af, src, tmp, SP_ADDR_STR_MAX))
+		return 0;
+	*v6 = af == AF_INET6;
+	return strlen(tmp);
+}
+
+size_t format_addr(char *buf, size_t cap, const struct sp_addr *addr)
+{
+	char tmp[SP_ADDR_STR_MAX];
+	struct wr w;
+	bool v6;
+
+	wr_init(&w, buf, cap);
+	put(&w, tmp, addr_str(tmp, addr, &v6));
+	return wr_finish(&w);
+}
+
+/* ---- JSON ---- */
+
+#define JSON_DEPTH 4
+
+struct json {
+	struct wr w;
+	int depth;
+	bool first[JSON_DEPTH];
+};
+
+static void j_key(struct json *j, const char *key)
+{
+	if (!j->first[j->depth])
+		put_ch(&j->w, ',');
+	j->first[j->depth] = false;
+	put_ch(&j->w, '"');
+	put_str(&j->w, key);
+	PUTS(&j->w, "\":");
+}
+
+/* Opens an object (as the value of @key, or the top level when @key is NULL). */
+static void j_open(struct json *j, const char *key)
+{
+	if (key)
+		j_key(j, key);
+	put_ch(&j->w, '{');
+	j->depth++;
+	j->first[j->depth] = true;
+}
+
+static void j_close(struct json *j)
+{
+	put_ch(&j->w, '}');
+	j->depth--;
+}
+
+static void j_u64(struct json *j, const char *key, uint64_t v)
+{
+	j_key(j, key);
+	put_u64(&j->w, v);
+}
+
+/* A value the code itself wrote, already valid JSON (literal, number, array). */
+static void j_raw(struct json *j, const char *key, const char *raw)
+{
+	j_key(j, key);
+	put_str(&j->w, raw);
+}
+
+/* Any string: escaped. */
+static void j_str(struct json *j, const char *key, const char *s)
+{
+	j_key(j, key);
+	put_ch(&j->w, '"');
+	put_escaped(&j->w, s, strlen(s));
+	put_ch(&j->w, '"');
+}
+
+static bool json_addr(struct json *j, const char *key, const struct sp_addr *a, bool has_port,
+		      uint16_t port)
+{
+	char tmp[SP_ADDR_STR_MAX];
+	size_t n;
+	bool v6;
+
+	n = addr_str(tmp, a, &v6);
+	if (!n && !(has_port && port))
+		return false;
+	j_open(j, key);
+	if (n) {
+		j_key(j, "ip");
+		put_ch(&j->w, '"');
+		put(&j->w, tmp, n);
+		put_ch(&j->w, '"');
+	}
+	if (has_port && port)
+		j_u64(j, "port", port);
+	j_close(j);
+	return true;
+}
+
+/* Address family as network.type; a v4-mapped address counts as IPv4, as it is printed. */
+static const char *net_type(const struct sp_addr *a)
+{
+	if (a->family == AF_INET6 && memcmp(a->bytes, v4mapped_prefix, sizeof(v4mapped_prefix)))
+		return "\"ipv6\"";
+	if (a->family == AF_INET || a->family == AF_INET6)
+		return "\"ipv4\"";
+	return NULL;
+}
+
+static void json_conn(struct json *j, const struct sp_event *ev)
+{
+	const struct sp_conn *c = &ev->conn;
+	bool no_dst = ev->action == SP_ACT_SPIKE && ev->spike.host_wide;
+	const char *type, *dir;
+
+	json_addr(j, "source", &c->src, c->has_ports, c->sport);
+	if (!no_dst)
+		json_addr(j, "destination", &c->dst, c->has_ports, c->dport);
+
+	type = net_type(&c->src);
+	if (!type && !no_dst)
+		type = net_type(&c->dst);
+	dir = direction_name(c->direction);
+	j_open(j, "network");
+	j_raw(j, "transport", "\"tcp\"");
+	if (type)
+		j_raw(j, "type", type);
+	if (dir)
+		j_str(j, "direction", dir);
+	j_close(j);
+
+	if (c->has_pid) {
+		j_open(j, "process");
+		j_u64(j, "pid", c->pid);
+		if (c->comm[0]) {
+			j_key(j, "name");
+			put_ch(&j->w, '"');
+			put_escaped(&j->w, c->comm, strnlen(c->comm, sizeof(c->comm)));
+			put_ch(&j->w, '"');
+		}
+		j_close(j);
+	}
+}
+
+static void json_state_name(struct json *j, const char *key, unsigned int state)
+{
+	const char *name = tcp_state_name(state);
+
+	if (name)
+		j_str(j, key, name);
+}
+
+static void json_sockpulse(struct json *j, const struct sp_event *ev, const struct format_ctx *ctx)
+{
+	const char *name;
+
+	j_open(j, "sockpulse");
+	j_raw(j, "schema", "1");
+	/* A JSON number, as EVENTS.md says; consumers that parse numbers as doubles (jq < 1.7,
+	 * JavaScript) round cookies above 2^53, so compare them as text there. */
+	if (ev->has_conn && ev->conn.cookie)
+		j_u64(j, "sock", ev->conn.cookie);
+	if (ev->has_conn && ev->conn.netns)
+		j_u64(j, "netns", ev->conn.netns);
+	if (ctx && ctx->connect_hook)
+		j_str(j, "connect_hook", ctx->connect_hook);
+
+	switch (ev->action) {
+	case SP_ACT_STATE_CHANGE:
+		json_state_name(j, "old_state", ev->state.old_state);
+		json_state_name(j, "new_state", ev->state.new_state);
+		if (ev->state.time_wait)
+			j_raw(j, "time_wait", "true");
+		break;
+	case SP_ACT_ACTIVITY:
+		j_open(j, "activity");
+		j_u64(j, "segments", ev->activity.segments);
+		j_u64(j, "payload_bytes", ev->activity.payload_bytes);
+		j_close(j);
+		break;
+	case SP_ACT_CONNECT:
+		name = ev->connect.success ? NULL : failure_name(ev->connect.failure);
+		if (name)
+			j_str(j, "failure", name);
+		break;
+	case SP_ACT_KEEPALIVE_TIMEOUT:
+		j_open(j, "keepalive");
+		j_u64(j, "probes", ev->keepalive.probes);
+		j_close(j);
+		break;
+	case SP_ACT_RESET:
+		name = reset_dir_name(ev->reset.direction);
+		if (name) {
+			j_open(j, "reset");
+			j_str(j, "direction", name);
+			j_close(j);
+		}
+		if (ev->reset.has_old_state)
+			json_state_name(j, "old_state", ev->reset.old_state);
+		break;
+	case SP_ACT_LEASE_SUSPECT:
+	case SP_ACT_LEASE_EXPIRED:
+	case SP_ACT_LEASE_RECOVERED:
+	case SP_ACT_LEASE_CLOSED:
+	case SP_ACT_LEASE_LOST:
+		j_open(j, "lease");
+		name = lease_kind_name(ev->lease.kind);
+		if (name)
+			j_str(j, "kind", name);
+		/* Silence and TTL describe a live lease; a closed or lost one has neither. */
+		if (ev->action != SP_ACT_LEASE_CLOSED && ev->action != SP_ACT_LEASE_LOST) {
+			j_u64(j, "silent_ms", ev->lease.silent_ms);
+			j_u64(j, "ttl_ms", ev->lease.ttl_ms);
+		}
+		j_close(j);
+		break;
+	case SP_ACT_SPIKE:
+		j_open(j, "spike");
+		j_u64(j, "failures", ev->spike.failures);
+		j_u64(j, "window_s", ev->spike.window_s);
+		if (isfinite(ev->spike.baseline_per_s)) {
+			j_key(j, "baseline_per_s");
+			put_double(&j->w, ev->spike.baseline_per_s);
+		}
+		j_close(j);
+		break;
+	case SP_ACT_EVENTS_LOST:
+		j_open(j, "lost");
+		j_u64(j, "count", ev->lost.count);
+		if (ev->lost.kind)
+			j_str(j, "kind", ev->lost.kind);
+		j_close(j);
+		break;
+	default:
+		break;
+	}
+	j_close(j);
+}
+
+/*
+ * error.code: the errno's symbolic name; an errno without a name in the table is written as its
+ * decimal number in a string ("error":{"code":"135"}): no real name is all digits, so a
+ * consumer can tell the two apart, and nothing is invented.
+ */
+static void json_error(struct json *j, int err)
+{
+	const char *name = errno_name(err);
+
+	if (err <= 0)
+		return;
+	j_open(j, "error");
+	j_key(j, "code");
+	put_ch(&j->w, '"');
+	if (name)
+		put_str(&j->w, name);
+	else
+		put_u64(&j->w, (uint64_t)err);
+	put_ch(&j->w, '"');
+	j_close(j);
+}
+
+size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t seq,
+		   const struct format_ctx *ctx)
+{
+	const char *action = ev ? action_name(ev->action) : NULL;
+	struct json j = { .depth = 0 };
+	bool alert;
+
+	if (!action)
+		return 0;
+	wr_init(&j.w, buf, cap);
+	alert = ev->action == SP_ACT_LEASE_EXPIRED || ev->action == SP_ACT_SPIKE;
+
+	j_open(&j, NULL);
+	j_key(&j, "@timestamp");
+	put_ch(&j.w, '"');
+	put_rfc3339(&j.w, ev->real_ns);
+	put_ch(&j.w, '"');
+
+	j_open(&j, "event");
+	j_raw(&j, "kind", alert ? "\"alert\"" : "\"event\"");
+	j_str(&j, "action", action);
+	j_u64(&j, "sequence", seq);
+	if (ev->action == SP_ACT_SPIKE)
+		j_raw(&j, "type", ev->spike.start ? "[\"start\"]" : "[\"end\"]");
+	if (ev->action == SP_ACT_CONNECT)
+		j_raw(&j, "outcome", ev->connect.success ? "\"success\"" : "\"failure\"");
+	if (ev->action == SP_ACT_LEASE_LOST && ev->lease.reason)
+		j_str(&j, "reason", ev->lease.reason);
+	if (ev->has_duration)
+		j_u64(&j, "duration", ev->duration_ns);
+	j_close(&j);
+
+	if (ev->has_conn)
+		json_conn(&j, ev);
+	json_error(&j, ev->error);
+	json_sockpulse(&j, ev, ctx);
+	j_close(&j);
+	put_ch(&j.w, '\n');
+	return wr_finish(&j.w);
+}
+
+/* ---- text ---- */
+
+#define COL_TIME 12
+#define COL_PID 7
+#define COL_COMM 15
+#define COL_ADDR 21 /* "255.255.255.255:65535"; IPv6 overflows, one space still follows */
+#define COL_LABEL 8
+
+/* Text goes to terminals: anything but printable ASCII becomes '?'. */
+static void put_sanitized(struct wr *w, const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		put_ch(w, c >= 0x20 && c < 0x7f ? (char)c : '?');
+	}
+}
+
+/* "850ns", "12.3us", "1.5ms", "2.0s": one decimal, truncated. */
+static void put_human_ns(struct wr *w, uint64_t ns)
+{
+	static const struct {
+		uint64_t div;
+		const char *unit;
+	} units[] = {
+		{ 1000000000ULL, "s" },
+		{ 1000000ULL, "ms" },
+		{ 1000ULL, "us" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ns >= units[i].div) {
+			put_u64(w, ns / units[i].div);
+			put_ch(w, '.');
+			put_ch(w, (char)('0' + (ns % units[i].div) * 10 / units[i].div));
+			put_str(w, units[i].unit);
+			return;
+		}
+	}
+	put_u64(w, ns);
+	PUTS(w, "ns");
+}
+
+static void put_human_ms(struct wr *w, uint64_t ms)
+{
+	put_human_ns(w, ms > UINT64_MAX / 1000000ULL ? UINT64_MAX : ms * 1000000ULL);
+}
+
+static void put_text_addr(struct wr *w, const struct sp_addr *a, bool has_port, uint16_t port)
+{
+	char tmp[SP_ADDR_STR_MAX];
+	size_t n;
+	bool v6;
+
+	n = addr_str(tmp, a, &v6);
+	if (!n) {
+		put_ch(w, '-');
+		return;
+	}
+	if (v6)
+		put_ch(w, '[');
+	put(w, tmp, n);
+	if (v6)
+		put_ch(w, ']');
+	if (has_port && port) {
+		put_ch(w, ':');
+		put_u64(w, port);
+	}
+}
+
+static void put_errno_text(struct wr *w, int err)
+{
+	const char *name = errno_name(err);
+
+	if (name) {
+		put_str(w, name);
+	} else {
+		PUTS(w, "errno=");
+		put_u64(w, (uint64_t)err);
+	}
+}
+
+static void put_label(struct wr *w, const char *label)
+{
+	const char *from = w->p;
+
+	put_str(w, label);
+	pad_col(w, from, COL_LABEL);
+}
+
+static void put_or_q(struct wr *w, const char *s)
+{
+	put_str(w, s ? s : "?");
+}
+
+static void text_event(struct wr *w, const struct sp_event *ev)
+{
+	static const char *const lease_labels[] = {
+		[SP_ACT_LEASE_SUSPECT] = "lease-suspect",
+		[SP_ACT_LEASE_EXPIRED] = "lease-expired",
+		[SP_ACT_LEASE_RECOVERED] = "lease-recovered",
+		[SP_ACT_LEASE_CLOSED] = "lease-closed",
+		[SP_ACT_LEASE_LOST] = "lease-lost",
+	};
+
+	switch (ev->action) {
+	case SP_ACT_STATE_CHANGE:
+		put_label(w, "state");
+		put_or_q(w, tcp_state_name(ev->state.old_state));
+		PUTS(w, " -> ");
+		put_or_q(w, tcp_state_name(ev->state.new_state));
+		if (ev->has_duration) {
+			PUTS(w, " (");
+			put_human_ns(w, ev->duration_ns);
+			put_ch(w, ')');
+		}
+		if (ev->state.time_wait)
+			PUTS(w, " time_wait");
+		return;
+	case SP_ACT_ACTIVITY:
+		put_label(w, "activity");
+		PUTS(w, "segs=");
+		put_u64(w, ev->activity.segments);
+		PUTS(w, " bytes=");
+		put_u64(w, ev->activity.payload_bytes);
+		return;
+	case SP_ACT_CONNECT:
+		put_label(w, "connect");
+		if (ev->connect.success) {
+			PUTS(w, "ok");
+		} else {
+			PUTS(w, "FAILED ");
+			put_or_q(w, failure_name(ev->connect.failure));
+			if (ev->error) {
+				put_ch(w, ' ');
+				put_errno_text(w, ev->error);
+			}
+		}
+		break;
+	case SP_ACT_KEEPALIVE_TIMEOUT:
+		put_label(w, "keepalive-timeout");
+		PUTS(w, "probes=");
+		put_u64(w, ev->keepalive.probes);
+		if (ev->error) {
+			put_ch(w, ' ');
+			put_errno_text(w, ev->error);
+		}
+		break;
+	case SP_ACT_RETRANS_TIMEOUT:
+		put_label(w, "retransmit-timeout");
+		if (ev->error)
+			put_errno_text(w, ev->error);
+		break;
+	case SP_ACT_RESET:
+		put_label(w, "reset");
+		put_or_q(w, reset_dir_name(ev->reset.direction));
+		if (ev->reset.has_old_state) {
+			PUTS(w, " in ");
+			put_or_q(w, tcp_state_name(ev->reset.old_state));
+		}
+		return;
+	case SP_ACT_LEASE_SUSPECT:
+	case SP_ACT_LEASE_EXPIRED:
+	case SP_ACT_LEASE_RECOVERED:
+	case SP_ACT_LEASE_CLOSED:
+	case SP_ACT_LEASE_LOST:
+		put_label(w, lease_labels[ev->action]);
+		put_or_q(w, lease_kind_name(ev->lease.kind));
+		if (ev->action == SP_ACT_LEASE_LOST) {
+			if (ev->lease.reason) {
+				PUTS(w, " reason=");
+				put_sanitized(w, ev->lease.reason, strlen(ev->lease.reason));
+			}
+		} else if (ev->action != SP_ACT_LEASE_CLOSED) {
+			PUTS(w, " silent=");
+			put_human_ms(w, ev->lease.silent_ms);
+			PUTS(w, " ttl=");
+			put_human_ms(w, ev->lease.ttl_ms);
+		}
+		return;
+	case SP_ACT_SPIKE:
+		put_label(w, "spike");
+		put_str(w, ev->spike.start ? "start" : "end");
+		if (ev->spike.host_wide)
+			PUTS(w, " host-wide");
+		PUTS(w, " failures=");
+		put_u64(w, ev->spike.failures);
+		PUTS(w, " window=");
+		put_u64(w, ev->spike.window_s);
+		PUTS(w, "s");
+		if (isfinite(ev->spike.baseline_per_s)) {
+			PUTS(w, " baseline=");
+			put_double(w, ev->spike.baseline_per_s);
+			PUTS(w, "/s");
+		}
+		return;
+	case SP_ACT_EVENTS_LOST:
+		put_label(w, "events-lost");
+		PUTS(w, "count=");
+		put_u64(w, ev->lost.count);
+		if (ev->lost.kind) {
+			PUTS(w, " kind=");
+			put_sanitized(w, ev->lost.kind, strlen(ev->lost.kind));
+		}
+		return;
+	default:
+		put_label(w, "unknown");
+		return;
+	}
+	/* connect and the timeouts end with their duration when known */
+	if (ev->has_duration) {
+		put_ch(w, ' ');
+		put_human_ns(w, ev->duration_ns);
+	}
+}
+
+size_t format_text_header(char *buf, size_t cap)
+{
+	struct wr w;
+	char *from;
+
+	wr_init(&w, buf, cap);
+	from = w.p;
+	PUTS(&w, "TIME");
+	pad_col(&w, from, COL_TIME);
+	from = w.p;
+	PUTS(&w, "PID");
+	pad_col(&w, from, COL_PID);
+	from = w.p;
+	PUTS(&w, "COMM");
+	pad_col(&w, from, COL_COMM);
+	from = w.p;
+	PUTS(&w, "SOURCE");
+	pad_col(&w, from, COL_ADDR);
+	from = w.p;
+	PUTS(&w, "DESTINATION");
+	pad_col(&w, from, COL_ADDR);
+	PUTS(&w, "EVENT\n");
+	return wr_finish(&w);
+}
+
+size_t format_text(char *buf, size_t cap, const struct sp_event *ev)
+{
+	const struct sp_conn *c = &ev->conn;
+	time_t secs = (time_t)(ev->real_ns / 1000000000ULL);
+	bool no_dst = ev->action == SP_ACT_SPIKE && ev->spike.host_wide;
+	struct tm tm;
+	struct wr w;
+	char *from;
+
+	wr_init(&w, buf, cap);
+	if (!localtime_r(&secs, &tm))
+		return 0;
+	from = w.p;
+	put_u64_pad(&w, (uint64_t)tm.tm_hour, 2);
+	put_ch(&w, ':');
+	put_u64_pad(&w, (uint64_t)tm.tm_min, 2);
+	put_ch(&w, ':');
+	put_u64_pad(&w, (uint64_t)tm.tm_sec, 2);
+	put_ch(&w, '.');
+	put_u64_pad(&w, ev->real_ns % 1000000000ULL / 1000000ULL, 3);
+	pad_col(&w, from, COL_TIME);
+
+	from = w.p;
+	if (ev->has_conn && c->has_pid)
+		put_u64(&w, c->pid);
+	else
+		put_ch(&w, '-');
+	pad_col(&w, from, COL_PID);
+
+	from = w.p;
+	if (ev->has_conn && c->has_pid && c->comm[0])
+		put_sanitized(&w, c->comm, sizeof(c->comm));
+	else
+		put_ch(&w, '-');
+	pad_col(&w, from, COL_COMM);
+
+	from = w.p;
+	if (ev->has_conn)
+		put_text_addr(&w, &c->src, c->has_ports, c->sport);
+	else
+		put_ch(&w, '-');
+	pad_col(&w, from, COL_ADDR);
+
+	from = w.p;
+	if (ev->has_conn && !no_dst)
+		put_text_addr(&w, &c->dst, c->has_ports, c->dport);
+	else
+		put_ch(&w, '-');
+	pad_col(&w, from, COL_ADDR);
+
+	text_event(&w, ev);
+	put_ch(&w, '\n');
+	return wr_finish(&w);
+}
