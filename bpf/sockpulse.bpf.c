@@ -1,0 +1,952 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sockpulse kernel side: TCP state changes, connect outcomes, keepalive/retransmission timeouts,
+ * resets and coalesced inbound activity, streamed through one ring buffer.
+ *
+ * Per-socket facts live in socket storage (freed with the socket). Per-segment work (tcp_probe)
+ * only updates that storage and emits at most one record per socket per coalescing interval.
+ * Every failed ring reservation is counted per CPU per record kind.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "sockpulse.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define SOCK_STREAM 1
+#define SS_UNCONNECTED 1
+
+#define EINTR 4
+#define ETIMEDOUT 110
+#define ECONNREFUSED 111
+#define ECONNRESET 104
+#define EALREADY 114
+#define EINPROGRESS 115
+#define EISCONN 106
+#define ERESTARTSYS 512
+#define ERESTART_RESTARTBLOCK 516
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Tunables, set by the agent between open and load. */
+const volatile __u64 coalesce_ns = 1000000000ULL;
+const volatile __u64 wakeup_bytes = 0;	/* wake the consumer only past this much data */
+const volatile __u64 filter_cgroup = 0; /* cgroup v2 id; sockets in it or below it */
+const volatile __u32 filter_netns = 0;	/* netns inode */
+const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6; 0 = both */
+const volatile bool filter_ports = false;
+const volatile __u8 port_bits[8192] = {};
+
+/* Per-socket state, in socket storage. Cloned from a listener into its accepted children. */
+struct sk_info {
+	__u64 state_ts;		/* entry into the current state */
+	__u64 connect_ts;	/* connect start */
+	__u64 last_emit;	/* last activity record */
+	__u64 rx_bytes;		/* payload bytes since the last activity record */
+	__u32 rx_segs;		/* segments since the last activity record */
+	__u32 pid;
+	char comm[SP_COMM_LEN];
+	__s32 err;		/* last error seen by inet_sk_error_report */
+	__u16 retrans;		/* retransmissions since the last inbound segment */
+	__u8 state;		/* last state we saw it enter */
+	__u8 direction;
+	__u8 flags;		/* SKF_* */
+	__u8 verdict;		/* filter verdict cache for the per-segment path */
+	__u8 owner_tries;	/* lookups left for the accept()ing owner */
+	__u8 pad;
+};
+
+#define SKF_OWNER (1 << 0)		/* pid/comm captured in task context */
+#define SKF_OWNER_PROVISIONAL (1 << 1)	/* inherited from the listener; accept() may refine */
+#define SKF_CONNECT_PENDING (1 << 2)	/* SYN_SENT entered, outcome not reported yet */
+#define SKF_RST_RCVD (1 << 3)
+#define SKF_RST_SENT (1 << 4)
+#define SKF_STATE_KNOWN (1 << 5)	/* state/state_ts are valid */
+
+#define VERDICT_UNKNOWN 0
+#define VERDICT_PASS 1
+#define VERDICT_DROP 2
+
+#define ACCEPT_OWNER_TRIES 8
+
+/* A connect() in flight, keyed by thread id: entry hook -> SYN_SENT -> exit hook. */
+struct connect_req {
+	__u64 ts;
+	__u64 sk;	/* struct sock address, for matching only */
+	__u64 cookie;	/* set when SYN_SENT is seen */
+	__u8 raddr[SP_ADDR_LEN];
+	__u16 rport;
+	__u16 family;
+	__u8 syn_sent;	/* SYN_SENT entered during this call */
+	__u8 closed;	/* SYN_SENT->CLOSE without error during this call */
+	__u8 pad[2];
+};
+
+struct owner {
+	__u32 pid;
+	char comm[SP_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by the agent */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct sk_info);
+} sk_infos SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct connect_req);
+} connect_reqs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct owner);
+} accept_owners SEC(".maps");
+
+/* ---- counters and ring ---------------------------------------------------------------- */
+
+static __always_inline void count(bool dropped, __u32 type)
+{
+	__u32 zero = 0;
+	struct sp_stats *st = bpf_map_lookup_elem(&stats, &zero);
+
+	if (!st || type >= SP_REC_TYPE_MAX)
+		return;
+	if (dropped)
+		__sync_fetch_and_add(&st->dropped[type], 1);
+	else
+		__sync_fetch_and_add(&st->emitted[type], 1);
+}
+
+static __always_inline struct sp_record *rec_reserve(__u32 type, __u64 now)
+{
+	struct sp_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+	if (!r) {
+		count(true, type);
+		return NULL;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->type = type;
+	r->ts_ns = now;
+	return r;
+}
+
+static __always_inline void rec_submit(struct sp_record *r)
+{
+	__u32 type = r->type;
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	/* Batch wake-ups: the agent also drains on a short timer. */
+	if (!wakeup_bytes || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(r, flags);
+	count(false, type);
+}
+
+/* ---- socket facts ---------------------------------------------------------------------- */
+
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline bool is_v4_mapped(const __u8 *a)
+{
+	__u32 w[4];
+
+	__builtin_memcpy(w, a, 16);
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
+}
+
+static __always_inline bool port_selected(__u16 port)
+{
+	return port_bits[(port >> 3) & 8191] & (1 << (port & 7));
+}
+
+static __always_inline bool sk_in_cgroup(const struct sock *sk)
+{
+	struct cgroup *cgrp = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+
+	for (int i = 0; i < 32 && cgrp; i++) {
+		if (BPF_CORE_READ(cgrp, kn, id) == filter_cgroup)
+			return true;
+		/* cgroup->self is the first member: a css parent is its cgroup */
+		cgrp = (struct cgroup *)BPF_CORE_READ(cgrp, self.parent);
+	}
+	return false;
+}
+
+/* In-kernel filters. raddr may be NULL (not known yet). */
+static __always_inline bool pass_filters(const struct sock *sk, __u16 family, __u16 lport,
+					 __u16 rport, __u32 netns, const __u8 *raddr)
+{
+	if (filter_family && family != filter_family) {
+		/* An IPv6 socket talking to an IPv4 peer counts as IPv4. */
+		if (!(filter_family == AF_INET && family == AF_INET6 && raddr && is_v4_mapped(raddr)))
+			return false;
+	}
+	if (filter_family == AF_INET6 && raddr && family == AF_INET6 && is_v4_mapped(raddr))
+		return false;
+	if (filter_netns && netns != filter_netns)
+		return false;
+	if (filter_ports && !port_selected(lport) && !port_selected(rport))
+		return false;
+	if (filter_cgroup && sk && !sk_in_cgroup(sk))
+		return false;
+	return true;
+}
+
+/*
+ * Local port. Full sockets: inet_sport, which survives inet_put_port() (the CLOSE trace point
+ * runs after the port is released and inet_num cleared). Timewait and request sockets keep it
+ * in the common part only.
+ */
+static __always_inline __u16 sk_lport(const struct sock *sk)
+{
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
+		return BPF_CORE_READ(sk, __sk_common.skc_num);
+	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
+/* Fills addresses, ports, family and netns from a socket (full, timewait or request). */
+static __always_inline void fill_from_sk(struct sp_record *r, const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	r->family = family;
+	r->lport = sk_lport(sk);
+	r->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	r->netns = sk_netns(sk);
+	if (family == AF_INET) {
+		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(r->raddr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(r->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline bool sk_filter_ok(const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u8 raddr[16] = {};
+
+	if (family == AF_INET6)
+		bpf_core_read(raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	return pass_filters(sk, family, sk_lport(sk),
+			    bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)), sk_netns(sk), raddr);
+}
+
+static __always_inline bool is_tcp(const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
+}
+
+static __always_inline void owner_from_current(struct sk_info *s)
+{
+	s->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(s->comm, sizeof(s->comm));
+	s->flags |= SKF_OWNER;
+	s->flags &= ~SKF_OWNER_PROVISIONAL;
+}
+
+/*
+ * Accepted sockets inherit the listener's owner; the accept() exit hook may name the real one.
+ * Keyed by socket cookie, never reused, so a stale entry cannot name another socket's owner.
+ */
+static __always_inline void owner_refine(struct sock *sk, struct sk_info *s)
+{
+	__u64 key;
+	struct owner *o;
+
+	if (!(s->flags & SKF_OWNER_PROVISIONAL) || !s->owner_tries)
+		return;
+	s->owner_tries--;
+	key = bpf_get_socket_cookie(sk);
+	o = bpf_map_lookup_elem(&accept_owners, &key);
+	if (!o)
+		return;
+	s->pid = o->pid;
+	__builtin_memcpy(s->comm, o->comm, sizeof(s->comm));
+	s->flags |= SKF_OWNER;
+	s->flags &= ~SKF_OWNER_PROVISIONAL;
+	bpf_map_delete_elem(&accept_owners, &key);
+}
+
+static __always_inline void fill_owner(struct sp_record *r, const struct sk_info *s)
+{
+	if (!s || !(s->flags & (SKF_OWNER | SKF_OWNER_PROVISIONAL)))
+		return;
+	r->pid = s->pid;
+	__builtin_memcpy(r->comm, s->comm, sizeof(r->comm));
+	r->flags |= SP_F_OWNER;
+}
+
+static __always_inline struct sp_record *rec_for_sk(__u32 type, __u64 now, struct sock *sk,
+						    const struct sk_info *s)
+{
+	struct sp_record *r = rec_reserve(type, now);
+
+	if (!r)
+		return NULL;
+	fill_from_sk(r, sk);
+	r->cookie = bpf_get_socket_cookie(sk);
+	r->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	if (s)
+		r->direction = s->direction;
+	fill_owner(r, s);
+	return r;
+}
+
+static __always_inline struct sk_info *sk_info_get(struct sock *sk, bool create)
+{
+	return bpf_sk_storage_get(&sk_infos, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+}
+
+/* ---- connect outcome classification ---------------------------------------------------- */
+
+static __always_inline __u8 classify_connect_error(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return SP_FAIL_REFUSED;
+	case ETIMEDOUT:
+		return SP_FAIL_TIMEOUT;
+	case ECONNRESET:
+		return SP_FAIL_RESET;
+	case 0:
+		return SP_FAIL_CANCELED;
+	default:
+		/* EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ENONET, EPROTO, EACCES...: ICMP errors */
+		return SP_FAIL_UNREACHABLE;
+	}
+}
+
+static __always_inline void emit_connect(struct sock *sk, struct sk_info *s, __u64 now, __u8 failure,
+					 int err)
+{
+	struct sp_record *r = rec_for_sk(SP_REC_CONNECT, now, sk, s);
+
+	if (!r)
+		return;
+	r->direction = SP_DIR_EGRESS;
+	r->failure = failure;
+	r->error = err;
+	if (s->connect_ts && now >= s->connect_ts) {
+		r->duration_ns = now - s->connect_ts;
+		r->flags |= SP_F_DURATION;
+	}
+	rec_submit(r);
+}
+
+/* SYN_SENT -> CLOSE. Returns false when the outcome is left to the connect() exit hook. */
+static __always_inline void connect_closed(struct sock *sk, struct sk_info *s, __u64 now)
+{
+	int err = BPF_CORE_READ(sk, sk_err);
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_req *req;
+
+	if (!err)
+		err = s->err;
+	if (!err) {
+		/* Closed without error inside the connect() call itself: the call's return value
+		 * (EADDRNOTAVAIL from port selection, ENOBUFS...) is the outcome, reported at exit. */
+		req = bpf_map_lookup_elem(&connect_reqs, &tid);
+		if (req && req->sk == (__u64)sk) {
+			req->closed = 1;
+			return;
+		}
+	}
+	emit_connect(sk, s, now, classify_connect_error(err), err);
+}
+
+/* ESTABLISHED-side death with ETIMEDOUT: keepalive if probes went unanswered on an idle
+ * socket, retransmission timeout otherwise. Written to sk_err before tcp_done(). */
+static __always_inline void established_closed(struct sock *sk, struct sk_info *s, __u64 now)
+{
+	struct inet_connection_sock *icsk = (void *)sk;
+	int err = BPF_CORE_READ(sk, sk_err);
+	__u8 probes;
+	__u64 sk_flags;
+	struct sp_record *r;
+	bool keepalive;
+
+	if (!err)
+		err = s->err;
+	if (err != ETIMEDOUT)
+		return;
+	probes = BPF_CORE_READ(icsk, icsk_probes_out);
+	sk_flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	keepalive = probes > 0 && s->retrans == 0 &&
+		    (sk_flags & (1ULL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN)));
+	r = rec_for_sk(keepalive ? SP_REC_KEEPALIVE_TIMEOUT : SP_REC_RETRANS_TIMEOUT, now, sk, s);
+	if (!r)
+		return;
+	r->error = err;
+	r->probes = probes;
+	rec_submit(r);
+}
+
+/* ---- tracepoints ----------------------------------------------------------------------- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
+{
+	struct sk_info *s;
+	struct sp_record *r;
+	struct connect_req *req;
+	__u64 now, dur = 0;
+	bool has_dur = false;
+	__u32 tid;
+
+	if (!is_tcp(sk) || !sk_filter_ok(sk))
+		return 0;
+	now = bpf_ktime_get_ns();
+	s = sk_info_get(sk, true);
+	if (s) {
+		if ((s->flags & SKF_STATE_KNOWN) && s->state == oldstate && now >= s->state_ts) {
+			dur = now - s->state_ts;
+			has_dur = true;
+		}
+		switch (newstate) {
+		case TCP_SYN_SENT:
+			/* Runs in the connecting task: the owner is current. */
+			s->flags &= ~(SKF_RST_RCVD | SKF_RST_SENT);
+			s->flags |= SKF_CONNECT_PENDING;
+			s->direction = SP_DIR_EGRESS;
+			s->err = 0;
+			s->retrans = 0;
+			s->connect_ts = now;
+			s->verdict = VERDICT_UNKNOWN;
+			owner_from_current(s);
+			tid = (__u32)bpf_get_current_pid_tgid();
+			req = bpf_map_lookup_elem(&connect_reqs, &tid);
+			if (req && req->sk == (__u64)sk) {
+				if (req->ts && req->ts <= now)
+					s->connect_ts = req->ts;
+				req->syn_sent = 1;
+				req->cookie = bpf_get_socket_cookie(sk);
+			}
+			break;
+		case TCP_LISTEN:
+			owner_from_current(s);
+			s->direction = SP_DIR_UNKNOWN;
+			break;
+		case TCP_SYN_RECV:
+			if (oldstate == TCP_LISTEN) {
+				/* A child just cloned from its listener: storage came with it. */
+				has_dur = false;
+				s->flags &= (SKF_OWNER | SKF_OWNER_PROVISIONAL);
+				if (s->flags & SKF_OWNER)
+					s->flags = SKF_OWNER_PROVISIONAL;
+				s->direction = SP_DIR_INGRESS;
+				s->owner_tries = ACCEPT_OWNER_TRIES;
+				s->err = 0;
+				s->retrans = 0;
+				s->last_emit = 0;
+				s->rx_bytes = 0;
+				s->rx_segs = 0;
+				s->verdict = VERDICT_UNKNOWN;
+			}
+			break;
+		}
+		owner_refine(sk, s);
+		if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT &&
+		    (s->flags & SKF_CONNECT_PENDING)) {
+			s->flags &= ~SKF_CONNECT_PENDING;
+			emit_connect(sk, s, now, SP_FAIL_NONE, 0);
+		} else if (newstate == TCP_CLOSE) {
+			if (oldstate == TCP_SYN_SENT && (s->flags & SKF_CONNECT_PENDING)) {
+				s->flags &= ~SKF_CONNECT_PENDING;
+				connect_closed(sk, s, now);
+			} else if (oldstate != TCP_SYN_SENT && oldstate != TCP_LISTEN &&
+				   oldstate != TCP_SYN_RECV) {
+				established_closed(sk, s, now);
+			}
+		}
+	}
+
+	r = rec_for_sk(SP_REC_STATE, now, sk, s);
+	if (r) {
+		r->old_state = oldstate;
+		r->new_state = newstate;
+		if (has_dur) {
+			r->duration_ns = dur;
+			r->flags |= SP_F_DURATION;
+		}
+		/* Inbound activity not yet reported rides on the line that leaves ESTABLISHED:
+		 * no extra record, and nothing that arrived goes unaccounted. */
+		if (s && oldstate == TCP_ESTABLISHED && s->rx_segs) {
+			r->segments = s->rx_segs;
+			r->payload_bytes = s->rx_bytes;
+			s->rx_segs = 0;
+			s->rx_bytes = 0;
+		}
+		/* FIN_WAIT2/CLOSING -> CLOSE hands over to a timewait socket unless the connection
+		 * was aborted: an error, or a reset either way (FIN_WAIT2 timeout, linger 0). */
+		if (newstate == TCP_CLOSE && (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING) &&
+		    s && !(s->flags & (SKF_RST_RCVD | SKF_RST_SENT)) && !BPF_CORE_READ(sk, sk_err))
+			r->flags |= SP_F_TIME_WAIT;
+		rec_submit(r);
+	}
+	if (s) {
+		s->state = newstate;
+		s->state_ts = now;
+		s->flags |= SKF_STATE_KNOWN;
+	}
+	return 0;
+}
+
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(sp_error_report, struct sock *sk)
+{
+	struct sk_info *s;
+	int err;
+
+	if (!is_tcp(sk))
+		return 0;
+	err = BPF_CORE_READ(sk, sk_err);
+	if (!err)
+		return 0;
+	s = sk_info_get(sk, false);
+	if (s)
+		s->err = err;
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(sp_receive_reset, struct sock *sk)
+{
+	struct sk_info *s;
+	struct sp_record *r;
+
+	if (!sk_filter_ok(sk))
+		return 0;
+	s = sk_info_get(sk, true);
+	if (s) {
+		s->flags |= SKF_RST_RCVD;
+		owner_refine(sk, s);
+	}
+	r = rec_for_sk(SP_REC_RESET, bpf_ktime_get_ns(), sk, s);
+	if (!r)
+		return 0;
+	r->reset_dir = SP_RST_RECEIVED;
+	r->old_state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	r->flags |= SP_F_OLD_STATE;
+	rec_submit(r);
+	return 0;
+}
+
+/* Facts of a reset sent for a packet that has no full socket: taken from that packet. */
+static __always_inline bool fill_from_skb(struct sp_record *r, const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	struct tcphdr tcp;
+	__u8 ver = 0;
+
+	if (bpf_probe_read_kernel(&ver, 1, head + nh))
+		return false;
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
+		return false;
+	ver >>= 4;
+	if (ver == 4) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		r->family = AF_INET;
+		__builtin_memcpy(r->laddr, &ip.daddr, 4);
+		__builtin_memcpy(r->raddr, &ip.saddr, 4);
+	} else if (ver == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		r->family = AF_INET6;
+		__builtin_memcpy(r->laddr, &ip6.daddr, 16);
+		__builtin_memcpy(r->raddr, &ip6.saddr, 16);
+	} else {
+		return false;
+	}
+	r->lport = bpf_ntohs(tcp.dest);
+	r->rport = bpf_ntohs(tcp.source);
+	r->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	/* The peer sent the packet we answer with a reset: it opened the exchange. */
+	r->direction = SP_DIR_INGRESS;
+	r->flags |= SP_F_NO_SOCK;
+	return true;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(sp_send_reset, struct sock *sk, struct sk_buff *skb)
+{
+	struct sk_info *s = NULL;
+	struct sp_record *r;
+	__u8 state = 0;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (sk)
+		state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (sk && state != TCP_LISTEN) {
+		if (!sk_filter_ok(sk))
+			return 0;
+		if (state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV) {
+			s = sk_info_get(sk, true);
+			if (s) {
+				s->flags |= SKF_RST_SENT;
+				owner_refine(sk, s);
+			}
+		}
+		r = rec_for_sk(SP_REC_RESET, now, sk, s);
+		if (!r)
+			return 0;
+		r->old_state = state;
+		r->flags |= SP_F_OLD_STATE;
+	} else {
+		if (!skb)
+			return 0;
+		r = rec_reserve(SP_REC_RESET, now);
+		if (!r)
+			return 0;
+		if (!fill_from_skb(r, skb) ||
+		    !pass_filters(NULL, r->family, r->lport, r->rport, r->netns, r->raddr)) {
+			/* Not a record after all: hand the space back uncounted. */
+			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+			return 0;
+		}
+	}
+	r->reset_dir = SP_RST_SENT;
+	rec_submit(r);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(sp_retransmit_skb, struct sock *sk)
+{
+	struct sk_info *s = sk_info_get(sk, false);
+
+	if (s && s->retrans < 0xffff)
+		s->retrans++;
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(sp_retransmit_synack, struct sock *sk)
+{
+	struct sk_info *s = sk_info_get(sk, false);
+
+	if (s && s->retrans < 0xffff)
+		s->retrans++;
+	return 0;
+}
+
+/* Every inbound segment of an established socket: storage only, one record per interval. */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(sp_tcp_probe, struct sock *sk, struct sk_buff *skb)
+{
+	struct sk_info *s = sk_info_get(sk, true);
+	struct sp_record *r;
+	unsigned char *data;
+	__u32 len, hdr;
+	__u8 doff = 0;
+	__u64 now;
+
+	if (!s)
+		return 0;
+	if (s->verdict == VERDICT_UNKNOWN)
+		s->verdict = (is_tcp(sk) && sk_filter_ok(sk)) ? VERDICT_PASS : VERDICT_DROP;
+	if (s->verdict != VERDICT_PASS)
+		return 0;
+
+	/* skb->data is the TCP header here. */
+	data = BPF_CORE_READ(skb, data);
+	len = BPF_CORE_READ(skb, len);
+	bpf_probe_read_kernel(&doff, 1, data + 12);
+	hdr = (doff >> 4) * 4;
+	s->rx_segs++;
+	s->rx_bytes += len > hdr ? len - hdr : 0;
+	s->retrans = 0;
+
+	now = bpf_ktime_get_ns();
+	if (s->last_emit && now - s->last_emit < coalesce_ns)
+		return 0;
+	owner_refine(sk, s);
+	r = rec_for_sk(SP_REC_ACTIVITY, now, sk, s);
+	if (!r)
+		return 0; /* counted; the pending totals ride on the next record */
+	r->segments = s->rx_segs;
+	r->payload_bytes = s->rx_bytes;
+	rec_submit(r);
+	s->rx_segs = 0;
+	s->rx_bytes = 0;
+	s->last_emit = now;
+	return 0;
+}
+
+/* ---- connect hooks: the three variants share enter/exit logic -------------------------- */
+
+static __always_inline void connect_enter(__u64 sk, const void *uaddr, bool user)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_req req = {};
+	__u16 family = 0;
+	long err;
+
+	err = user ? bpf_probe_read_user(&family, sizeof(family), uaddr)
+		   : bpf_probe_read_kernel(&family, sizeof(family), uaddr);
+	if (err)
+		return;
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+
+		err = user ? bpf_probe_read_user(&sin, sizeof(sin), uaddr)
+			   : bpf_probe_read_kernel(&sin, sizeof(sin), uaddr);
+		if (err)
+			return;
+		req.rport = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(req.raddr, &sin.sin_addr.s_addr, 4);
+	} else if (family == AF_INET6) {
+		struct sockaddr_in6 sin6 = {};
+
+		err = user ? bpf_probe_read_user(&sin6, sizeof(sin6), uaddr)
+			   : bpf_probe_read_kernel(&sin6, sizeof(sin6), uaddr);
+		if (err)
+			return;
+		req.rport = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(req.raddr, &sin6.sin6_addr, 16);
+	} else {
+		return; /* AF_UNSPEC disconnects; nothing else is a TCP connect */
+	}
+	req.family = family;
+	req.sk = sk;
+	req.ts = bpf_ktime_get_ns();
+	bpf_map_update_elem(&connect_reqs, &tid, &req, BPF_ANY);
+}
+
+static __always_inline bool connect_in_progress(long ret)
+{
+	return ret == 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN ||
+	       ret == -EINTR || (ret <= -ERESTARTSYS && ret >= -ERESTART_RESTARTBLOCK);
+}
+
+static __always_inline void connect_exit(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_req *p = bpf_map_lookup_elem(&connect_reqs, &tid);
+	struct connect_req req;
+	struct sock *sk;
+	struct sp_record *r;
+
+	if (!p)
+		return;
+	req = *p;
+	bpf_map_delete_elem(&connect_reqs, &tid);
+	if (connect_in_progress(ret))
+		return;
+	/* After SYN_SENT the state machine reports the outcome, unless the call failed on its
+	 * own (closed without a network error, see connect_closed()). */
+	if (req.syn_sent && !req.closed)
+		return;
+
+	sk = (struct sock *)req.sk;
+	if (!pass_filters(NULL, req.family, sk_lport(sk), req.rport, sk_netns(sk), req.raddr))
+		return;
+	r = rec_reserve(SP_REC_CONNECT, bpf_ktime_get_ns());
+	if (!r)
+		return;
+	r->family = req.family;
+	r->lport = sk_lport(sk);
+	r->rport = req.rport;
+	r->netns = sk_netns(sk);
+	__builtin_memcpy(r->raddr, req.raddr, sizeof(r->raddr));
+	if (req.family == AF_INET)
+		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+	else
+		bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	r->cookie = req.cookie;
+	r->direction = SP_DIR_EGRESS;
+	r->failure = SP_FAIL_LOCAL;
+	r->error = (__s32)-ret;
+	if (r->ts_ns >= req.ts) {
+		r->duration_ns = r->ts_ns - req.ts;
+		r->flags |= SP_F_DURATION;
+	}
+	/* Exit hooks run in the caller's context. */
+	r->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	r->flags |= SP_F_OWNER;
+	rec_submit(r);
+}
+
+/* The struct sock behind a file descriptor of the current task, if it is a TCP socket. */
+static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+	struct socket *sock;
+	struct sock *sk;
+
+	if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return NULL;
+	/* Only a connect() on an unconnected socket is a new attempt; a repeated call on a
+	 * connecting socket only collects the earlier outcome. */
+	if (want_unconnected && BPF_CORE_READ(sock, state) != SS_UNCONNECTED)
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || !is_tcp(sk))
+		return NULL;
+	return sk;
+}
+
+/* Variant 3 (runs here): syscall tracepoints + the CLOSE->SYN_SENT transition. */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sp_sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	struct sock *sk = fd_tcp_sock((int)ctx->args[0], true);
+
+	if (sk)
+		connect_enter((__u64)sk, (const void *)ctx->args[1], true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sp_sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	connect_exit(ctx->ret);
+	return 0;
+}
+
+/* Variant 2: kprobes. */
+SEC("kprobe/tcp_v4_connect")
+int BPF_KPROBE(sp_kprobe_v4_connect, struct sock *sk, struct sockaddr *uaddr)
+{
+	connect_enter((__u64)sk, uaddr, false);
+	return 0;
+}
+
+SEC("kretprobe/tcp_v4_connect")
+int BPF_KRETPROBE(sp_kretprobe_v4_connect, int ret)
+{
+	connect_exit(ret);
+	return 0;
+}
+
+SEC("kprobe/tcp_v6_connect")
+int BPF_KPROBE(sp_kprobe_v6_connect, struct sock *sk, struct sockaddr *uaddr)
+{
+	connect_enter((__u64)sk, uaddr, false);
+	return 0;
+}
+
+SEC("kretprobe/tcp_v6_connect")
+int BPF_KRETPROBE(sp_kretprobe_v6_connect, int ret)
+{
+	connect_exit(ret);
+	return 0;
+}
+
+/* Variant 1: fentry/fexit. */
+SEC("fentry/tcp_v4_connect")
+int BPF_PROG(sp_fentry_v4_connect, struct sock *sk, struct sockaddr *uaddr)
+{
+	connect_enter((__u64)sk, uaddr, false);
+	return 0;
+}
+
+SEC("fexit/tcp_v4_connect")
+int BPF_PROG(sp_fexit_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	connect_exit(ret);
+	return 0;
+}
+
+SEC("fentry/tcp_v6_connect")
+int BPF_PROG(sp_fentry_v6_connect, struct sock *sk, struct sockaddr *uaddr)
+{
+	connect_enter((__u64)sk, uaddr, false);
+	return 0;
+}
+
+SEC("fexit/tcp_v6_connect")
+int BPF_PROG(sp_fexit_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	connect_exit(ret);
+	return 0;
+}
+
+/* accept(): name the process that really took the connection (prefork servers). */
+static __always_inline void accept_exit(long ret)
+{
+	struct sock *sk;
+	struct owner o = {};
+	__u64 key;
+
+	if (ret < 0)
+		return;
+	sk = fd_tcp_sock((int)ret, false);
+	if (!sk)
+		return;
+	/* Our SYN_RECV hook made the cookie; a socket we never saw has none and needs no entry. */
+	key = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!key)
+		return;
+	o.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	bpf_map_update_elem(&accept_owners, &key, &o, BPF_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int sp_sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	accept_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int sp_sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	accept_exit(ctx->ret);
+	return 0;
+}

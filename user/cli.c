@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sockpulse.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+enum {
+	OPT_DURATION = 0x100,
+	OPT_NETNS,
+	OPT_CGROUP,
+	OPT_COALESCE,
+	OPT_RING_SIZE,
+	OPT_CONNECT_HOOK,
+	OPT_NO_HEADER,
+};
+
+static const struct option long_options[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "port", required_argument, NULL, 'p' },
+	{ "ipv4", no_argument, NULL, '4' },
+	{ "ipv6", no_argument, NULL, '6' },
+	{ "netns", required_argument, NULL, OPT_NETNS },
+	{ "cgroup", required_argument, NULL, OPT_CGROUP },
+	{ "coalesce", required_argument, NULL, OPT_COALESCE },
+	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
+	{ "connect-hook", required_argument, NULL, OPT_CONNECT_HOOK },
+	{ "no-header", no_argument, NULL, OPT_NO_HEADER },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{},
+};
+
+void cli_usage(FILE *out)
+{
+	fputs("Usage: sockpulse [COMMAND] [OPTIONS]\n"
+	      "\n"
+	      "Watches TCP from inside the kernel with eBPF: state changes, connect outcomes,\n"
+	      "keepalive and retransmission timeouts, resets and inbound activity.\n"
+	      "\n"
+	      "Commands:\n"
+	      "  watch                 stream events to stdout (default)\n"
+	      "  check                 load every connect-hook variant, report what works here\n"
+	      "  help, version\n"
+	      "\n"
+	      "Options:\n"
+	      "  -j, --json            JSON lines (see EVENTS.md) instead of aligned text\n"
+	      "      --duration SECS   stop after this long (\"30\", \"1.5s\", \"2m\"), exit 0\n"
+	      "  -p, --port LIST       only sockets with a local or remote port in LIST\n"
+	      "                        (\"80,443,8000-8100\"); may repeat\n"
+	      "  -4, --ipv4            only IPv4 (including IPv4-mapped IPv6)\n"
+	      "  -6, --ipv6            only IPv6\n"
+	      "      --netns NS        only one network namespace: a path such as\n"
+	      "                        /run/netns/NAME or /proc/PID/ns/net, or its inode number\n"
+	      "      --cgroup PATH     only sockets of a cgroup v2 directory and its descendants\n"
+	      "      --coalesce DUR    at most one activity event per socket per DUR (default 1s)\n"
+	      "      --ring-size SIZE  ring buffer size, a power of two (default 8M)\n"
+	      "      --connect-hook H  auto (default), fentry, kprobe or tracepoint\n"
+	      "      --no-header       no column header in text output\n"
+	      "  -v, --verbose         debug output, including libbpf's\n"
+	      "  -h, --help            this help\n"
+	      "  -V, --version         version\n"
+	      "\n"
+	      "Exit status:\n"
+	      "  0  success (also after --duration, SIGINT or SIGTERM)\n"
+	      "  1  runtime error\n"
+	      "  2  usage error: bad command or option value\n"
+	      "  3  missing privilege: needs root or CAP_BPF and CAP_PERFMON\n"
+	      "  4  kernel unsupported: no BTF (/sys/kernel/btf/vmlinux) or BPF feature missing\n"
+	      "  5  nothing attached: programs loaded but no hook could be attached\n",
+	      out);
+}
+
+void config_init(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cmd = CMD_WATCH;
+	cfg->coalesce_ns = SP_DEFAULT_COALESCE_NS;
+	cfg->ring_bytes = SP_DEFAULT_RING_BYTES;
+	cfg->hook = SP_HOOK_NONE;
+}
+
+static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "sockpulse: %s (try 'sockpulse --help')\n", msg);
+	return SP_EXIT_USAGE;
+}
+
+/* A namespace file (path) or a bare inode number. */
+static int parse_netns(const char *arg, uint32_t *inode)
+{
+	uint64_t v;
+	struct statfs sfs;
+	struct stat st;
+	int fd, type;
+
+	if (parse_u64(arg, 1, UINT32_MAX, &v) == 0) {
+		*inode = (uint32_t)v;
+		return 0;
+	}
+	fd = open(arg, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatfs(fd, &sfs) || sfs.f_type != NSFS_MAGIC || fstat(fd, &st)) {
+		close(fd);
+		return -EINVAL;
+	}
+	type = ioctl(fd, NS_GET_NSTYPE);
+	close(fd);
+	if (type != CLONE_NEWNET)
+		return -EINVAL;
+	*inode = (uint32_t)st.st_ino;
+	return 0;
+}
+
+/* A cgroup v2 directory: its id is its inode number. */
+static int parse_cgroup(const char *arg, uint64_t *id)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	if (statfs(arg, &sfs) || stat(arg, &st))
+		return -errno;
+	if (sfs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode))
+		return -EINVAL;
+	*id = st.st_ino;
+	return 0;
+}
+
+static int parse_hook(const char *arg, unsigned int *hook)
+{
+	static const char *const names[] = {
+		[SP_HOOK_NONE] = "auto",
+		[SP_HOOK_FENTRY] = "fentry",
+		[SP_HOOK_KPROBE] = "kprobe",
+		[SP_HOOK_TRACEPOINT] = "tracepoint",
+	};
+
+	for (unsigned int i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (names[i] && strcmp(arg, names[i]) == 0) {
+			*hook = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_command(const char *word, enum sp_command *cmd)
+{
+	static const struct {
+		const char *name;
+		enum sp_command cmd;
+	} cmds[] = {
+		{ "watch", CMD_WATCH },
+		{ "check", CMD_CHECK },
+		{ "help", CMD_HELP },
+		{ "version", CMD_VERSION },
+	};
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(word, cmds[i].name) == 0) {
+			*cmd = cmds[i].cmd;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int check_ring_size(uint64_t bytes)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (page <= 0)
+		page = 4096;
+	if (bytes < (uint64_t)page || bytes > (1ULL << 30) || (bytes & (bytes - 1)))
+		return -EINVAL;
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct config *cfg)
+{
+	int opt, err;
+
+	if (argc > 1 && argv[1][0] != '-') {
+		if (parse_command(argv[1], &cfg->cmd))
+			return usage_error("unknown command '%s%s'", "", argv[1]);
+		argc--;
+		argv++;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":jp:46vhV", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			cfg->json = true;
+			break;
+		case OPT_DURATION:
+			if (parse_duration(optarg, &cfg->duration_ns) || cfg->duration_ns == 0)
+				return usage_error("%s: '%s' is not a positive duration", "--duration",
+						   optarg);
+			break;
+		case 'p':
+			if (parse_port_list(optarg, &cfg->ports))
+				return usage_error("%s: '%s' is not a port list (ports 1-65535, "
+						   "lists and ranges like 80,8000-8100)",
+						   "--port", optarg);
+			break;
+		case '4':
+		case '6':
+			if (cfg->family)
+				return usage_error("%s%s: -4 and -6 exclude each other", "", "");
+			cfg->family = opt == '4' ? AF_INET : AF_INET6;
+			break;
+		case OPT_NETNS:
+			err = parse_netns(optarg, &cfg->netns);
+			if (err)
+				return usage_error("%s: '%s' is not a network namespace file or inode",
+						   "--netns", optarg);
+			break;
+		case OPT_CGROUP:
+			err = parse_cgroup(optarg, &cfg->cgroup_id);
+			if (err)
+				return usage_error("%s: '%s' is not a cgroup v2 directory", "--cgroup",
+						   optarg);
+			break;
+		case OPT_COALESCE:
+			if (parse_duration(optarg, &cfg->coalesce_ns) || cfg->coalesce_ns < 1000000 ||
+			    cfg->coalesce_ns > 3600ULL * 1000000000ULL)
+				return usage_error("%s: '%s' is not a duration from 1ms to 1h",
+						   "--coalesce", optarg);
+			break;
+		case OPT_RING_SIZE:
+			if (parse_size(optarg, &cfg->ring_bytes) || check_ring_size(cfg->ring_bytes))
+				return usage_error("%s: '%s' is not a power of two from a page to 1G",
+						   "--ring-size", optarg);
+			break;
+		case OPT_CONNECT_HOOK:
+			if (parse_hook(optarg, &cfg->hook))
+				return usage_error("%s: '%s' is not one of auto, fentry, kprobe, "
+						   "tracepoint",
+						   "--connect-hook", optarg);
+			break;
+		case OPT_NO_HEADER:
+			cfg->no_header = true;
+			break;
+		case 'v':
+			cfg->verbose++;
+			break;
+		case 'h':
+			cfg->cmd = CMD_HELP;
+			break;
+		case 'V':
+			cfg->cmd = CMD_VERSION;
+			break;
+		case ':':
+			return usage_error("%s%s: option needs a value", "",
+					   argv[optind - 1] ? argv[optind - 1] : "?");
+		default:
+			return usage_error("%s%s: unknown option", "",
+					   argv[optind - 1] ? argv[optind - 1] : "?");
+		}
+	}
+	if (optind < argc)
+		return usage_error("%s'%s': unexpected argument", "", argv[optind]);
+	return SP_EXIT_OK;
+}

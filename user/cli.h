@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Command line: parsed once into struct config. */
+#ifndef SP_CLI_H
+#define SP_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <stdio.h>
+
+#include "parse.h"
+
+/* Exit codes, documented in --help and README. */
+enum sp_exit {
+	SP_EXIT_OK = 0,
+	SP_EXIT_FAILURE = 1,	/* runtime error */
+	SP_EXIT_USAGE = 2,	/* bad command line */
+	SP_EXIT_PRIVILEGE = 3,	/* missing capability */
+	SP_EXIT_KERNEL = 4,	/* kernel lacks what is needed (BTF, BPF features) */
+	SP_EXIT_ATTACH = 5,	/* programs loaded but could not be attached */
+};
+
+enum sp_command {
+	CMD_WATCH = 0,
+	CMD_CHECK,
+	CMD_HELP,
+	CMD_VERSION,
+};
+
+#define SP_DEFAULT_COALESCE_NS 1000000000ULL
+#define SP_DEFAULT_RING_BYTES (8ULL << 20)
+
+struct config {
+	enum sp_command cmd;
+	bool json;
+	bool no_header;
+	int verbose;
+	uint64_t duration_ns;	/* 0: until interrupted */
+	uint64_t coalesce_ns;
+	uint64_t ring_bytes;
+	struct port_set ports;	/* count 0: every port */
+	uint16_t family;	/* AF_INET, AF_INET6, 0 both */
+	uint32_t netns;		/* inode, 0 every namespace */
+	uint64_t cgroup_id;	/* cgroup v2 id, 0 every cgroup */
+	unsigned int hook;	/* enum sp_connect_hook; SP_HOOK_NONE: probe */
+};
+
+void config_init(struct config *cfg);
+/* Parses argv; on error prints one line to stderr and returns SP_EXIT_USAGE. */
+int cli_parse(int argc, char **argv, struct config *cfg);
+void cli_usage(FILE *out);
+
+#endif

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "loader.h"
+#include "log.h"
+#include "names.h"
+#include "sockpulse.skel.h"
+
+#define CAP_SYS_ADMIN_BIT 21
+#define CAP_PERFMON_BIT 38
+#define CAP_BPF_BIT 39
+
+/* Which programs belong to which connect-hook variant; the rest are always loaded. */
+static const char *const variant_progs[SP_HOOK_MAX][4] = {
+	[SP_HOOK_FENTRY] = { "sp_fentry_v4_connect", "sp_fexit_v4_connect", "sp_fentry_v6_connect",
+			     "sp_fexit_v6_connect" },
+	[SP_HOOK_KPROBE] = { "sp_kprobe_v4_connect", "sp_kretprobe_v4_connect",
+			     "sp_kprobe_v6_connect", "sp_kretprobe_v6_connect" },
+	[SP_HOOK_TRACEPOINT] = { "sp_sys_enter_connect", "sp_sys_exit_connect" },
+};
+
+/* Programs whose failure to attach costs a refinement, not the run. */
+static const char *const optional_progs[] = { "sp_sys_exit_accept4", "sp_sys_exit_accept" };
+
+static char libbpf_last_error[LOADER_WHY_MAX];
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	va_list copy;
+
+	if (level == LIBBPF_WARN) {
+		va_copy(copy, ap);
+		vsnprintf(libbpf_last_error, sizeof(libbpf_last_error), fmt, copy);
+		va_end(copy);
+	}
+	if (log_get_level() >= LOG_DEBUG)
+		sp_vlog(LOG_DEBUG, fmt, ap);
+	return 0;
+}
+
+const char *loader_libbpf_version(void)
+{
+	static char buf[16];
+
+	snprintf(buf, sizeof(buf), "%u.%u", libbpf_major_version(), libbpf_minor_version());
+	return buf;
+}
+
+static int prog_variant(const char *name)
+{
+	for (int v = 0; v < SP_HOOK_MAX; v++)
+		for (int i = 0; i < 4; i++)
+			if (variant_progs[v][i] && strcmp(variant_progs[v][i], name) == 0)
+				return v;
+	return SP_HOOK_NONE;
+}
+
+static bool prog_optional(const char *name)
+{
+	for (size_t i = 0; i < sizeof(optional_progs) / sizeof(optional_progs[0]); i++)
+		if (strcmp(optional_progs[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Effective capabilities from /proc/self/status; false on failure to tell. */
+static bool has_caps(bool *bpf, bool *perfmon, bool *sys_admin)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	bool found = false;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			found = true;
+			break;
+		}
+	}
+	fclose(f);
+	*bpf = eff & (1ULL << CAP_BPF_BIT);
+	*perfmon = eff & (1ULL << CAP_PERFMON_BIT);
+	*sys_admin = eff & (1ULL << CAP_SYS_ADMIN_BIT);
+	return found;
+}
+
+static int preflight(void)
+{
+	bool bpf, perfmon, sys_admin;
+
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+		pr_warn("kernel BTF not found at /sys/kernel/btf/vmlinux: sockpulse needs a kernel "
+			"built with CONFIG_DEBUG_INFO_BTF=y");
+		return SP_EXIT_KERNEL;
+	}
+	if (has_caps(&bpf, &perfmon, &sys_admin) && !sys_admin && !(bpf && perfmon)) {
+		pr_warn("missing capability %s: run as root, or grant CAP_BPF and CAP_PERFMON",
+			!bpf && !perfmon ? "CAP_BPF and CAP_PERFMON"
+			: !bpf		 ? "CAP_BPF"
+					 : "CAP_PERFMON");
+		return SP_EXIT_PRIVILEGE;
+	}
+	return SP_EXIT_OK;
+}
+
+/* Syscall tracepoints need tracefs; mount it where libbpf looks if nobody has. */
+static void ensure_tracefs(void)
+{
+	if (access("/sys/kernel/tracing/events", F_OK) == 0 ||
+	    access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+		return;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0)
+		pr_debug("cannot mount tracefs on /sys/kernel/tracing: %s", strerror(errno));
+}
+
+static void configure(struct sockpulse_bpf *skel, const struct config *cfg, unsigned int hook)
+{
+	struct bpf_program *prog;
+	int v;
+
+	skel->rodata->coalesce_ns = cfg->coalesce_ns;
+	skel->rodata->wakeup_bytes = cfg->ring_bytes / 8;
+	skel->rodata->filter_family = cfg->family;
+	skel->rodata->filter_netns = cfg->netns;
+	skel->rodata->filter_cgroup = cfg->cgroup_id;
+	skel->rodata->filter_ports = cfg->ports.count > 0;
+	memcpy((void *)skel->rodata->port_bits, cfg->ports.bits, sizeof(cfg->ports.bits));
+	bpf_map__set_max_entries(skel->maps.events, cfg->ring_bytes);
+
+	bpf_object__for_each_program(prog, skel->obj)
+	{
+		v = prog_variant(bpf_program__name(prog));
+		if (v != SP_HOOK_NONE)
+			bpf_program__set_autoload(prog, v == (int)hook);
+	}
+}
+
+static void detach_all(struct loader *ld)
+{
+	for (int i = ld->n_links - 1; i >= 0; i--)
+		bpf_link__destroy(ld->links[i]);
+	ld->n_links = 0;
+}
+
+/* Attaches autoloaded programs; @only_variant: attach just the connect-hook ones. */
+static int attach(struct loader *ld, unsigned int hook, bool only_variant, char *why, size_t len)
+{
+	struct bpf_program *prog;
+	struct bpf_link *link;
+	const char *name;
+	int err;
+
+	bpf_object__for_each_program(prog, ld->skel->obj)
+	{
+		if (!bpf_program__autoload(prog))
+			continue;
+		name = bpf_program__name(prog);
+		if (only_variant && prog_variant(name) != (int)hook)
+			continue;
+		if (ld->n_links >= LOADER_MAX_LINKS)
+			return -E2BIG;
+		link = bpf_program__attach(prog);
+		err = -errno;
+		if (!link) {
+			if (prog_optional(name)) {
+				pr_info("%s not attached (%s): accepted sockets keep their "
+					"listener's owner",
+					name, strerror(-err));
+				continue;
+			}
+			snprintf(why, len, "attach %s failed: %s", name, strerror(-err));
+			return err ? err : -EINVAL;
+		}
+		ld->links[ld->n_links++] = link;
+	}
+	return 0;
+}
+
+static int try_variant(struct loader *ld, const struct config *cfg, unsigned int hook,
+		       bool only_variant_attach, int *load_err)
+{
+	char *why = ld->why[hook];
+	int err;
+
+	*load_err = 0;
+	ld->skel = sockpulse_bpf__open();
+	if (!ld->skel) {
+		snprintf(why, LOADER_WHY_MAX, "open failed: %s", strerror(errno));
+		return -errno;
+	}
+	configure(ld->skel, cfg, hook);
+	libbpf_last_error[0] = '\0';
+	err = sockpulse_bpf__load(ld->skel);
+	if (err) {
+		*load_err = err;
+		snprintf(why, LOADER_WHY_MAX, "load failed: %s", strerror(-err));
+		goto fail;
+	}
+	err = attach(ld, hook, only_variant_attach, why, LOADER_WHY_MAX);
+	if (err)
+		goto fail;
+	ld->hook = hook;
+	return 0;
+fail:
+	detach_all(ld);
+	sockpulse_bpf__destroy(ld->skel);
+	ld->skel = NULL;
+	return err;
+}
+
+int loader_start(struct loader *ld, const struct config *cfg)
+{
+	static const unsigned int order[] = { SP_HOOK_FENTRY, SP_HOOK_KPROBE, SP_HOOK_TRACEPOINT };
+	int err = -ENOENT, load_err = 0, last_load_err = 0, ret;
+	char skipped[3 * LOADER_WHY_MAX + 64] = "";
+	size_t off = 0;
+
+	memset(ld, 0, sizeof(*ld));
+	ret = preflight();
+	if (ret)
+		return ret;
+	libbpf_set_print(libbpf_print);
+	ensure_tracefs();
+	ld->ncpus = libbpf_num_possible_cpus();
+	if (ld->ncpus <= 0) {
+		pr_warn("cannot tell the number of CPUs: %s", strerror(-ld->ncpus));
+		return SP_EXIT_FAILURE;
+	}
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		unsigned int hook = order[i];
+
+		if (cfg->hook != SP_HOOK_NONE && cfg->hook != hook)
+			continue;
+		err = try_variant(ld, cfg, hook, false, &load_err);
+		if (!err)
+			break;
+		if (load_err)
+			last_load_err = load_err;
+		pr_debug("connect hook %s: %s", connect_hook_name(hook), ld->why[hook]);
+		if (off < sizeof(skipped))
+			off += snprintf(skipped + off, sizeof(skipped) - off, "%s%s: %s",
+					off ? "; " : "", connect_hook_name(hook), ld->why[hook]);
+	}
+	if (err) {
+		pr_warn("no connect hook variant could be used (%s)", skipped);
+		if (last_load_err == -EPERM || last_load_err == -EACCES)
+			return SP_EXIT_PRIVILEGE;
+		return last_load_err ? SP_EXIT_KERNEL : SP_EXIT_ATTACH;
+	}
+	if (off)
+		pr_info("connect hook: %s (not used: %s)", connect_hook_name(ld->hook), skipped);
+	else
+		pr_info("connect hook: %s", connect_hook_name(ld->hook));
+	return SP_EXIT_OK;
+}
+
+void loader_stop(struct loader *ld)
+{
+	if (!ld)
+		return;
+	detach_all(ld);
+	sockpulse_bpf__destroy(ld->skel);
+	ld->skel = NULL;
+}
+
+int loader_ring_map_fd(const struct loader *ld)
+{
+	return bpf_map__fd(ld->skel->maps.events);
+}
+
+int loader_read_stats(const struct loader *ld, struct sp_stats *sum)
+{
+	struct sp_stats *percpu;
+	__u32 key = 0;
+	int err = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	percpu = calloc(ld->ncpus, sizeof(*percpu));
+	if (!percpu)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(ld->skel->maps.stats), &key, percpu)) {
+		err = -errno;
+		goto out;
+	}
+	for (int cpu = 0; cpu < ld->ncpus; cpu++) {
+		for (int t = 0; t < SP_REC_TYPE_MAX; t++) {
+			sum->emitted[t] += percpu[cpu].emitted[t];
+			sum->dropped[t] += percpu[cpu].dropped[t];
+		}
+	}
+out:
+	free(percpu);
+	return err;
+}
+
+int loader_check(const struct config *cfg)
+{
+	static const unsigned int order[] = { SP_HOOK_FENTRY, SP_HOOK_KPROBE, SP_HOOK_TRACEPOINT };
+	struct loader ld;
+	int ret, load_err, usable = 0;
+
+	memset(&ld, 0, sizeof(ld));
+	ret = preflight();
+	if (ret)
+		return ret;
+	libbpf_set_print(libbpf_print);
+	ensure_tracefs();
+	ld.ncpus = libbpf_num_possible_cpus();
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		unsigned int hook = order[i];
+		int err = try_variant(&ld, cfg, hook, true, &load_err);
+
+		if (!err) {
+			printf("%s: load ok, attach ok\n", connect_hook_name(hook));
+			usable++;
+			loader_stop(&ld);
+		} else if (load_err) {
+			printf("%s: load failed: %s\n", connect_hook_name(hook), strerror(-load_err));
+		} else {
+			printf("%s: load ok, %s\n", connect_hook_name(hook), ld.why[hook]);
+		}
+	}
+	fflush(stdout);
+	return usable ? SP_EXIT_OK : SP_EXIT_ATTACH;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Probe, choose the connect-hook variant, open, configure, load, attach. */
+#ifndef SP_LOADER_H
+#define SP_LOADER_H
+
+#include <stdint.h>
+
+#include "cli.h"
+#include "sockpulse.h"
+
+#define LOADER_MAX_LINKS 32
+#define LOADER_WHY_MAX 160
+
+struct sockpulse_bpf;
+struct bpf_link;
+
+struct loader {
+	struct sockpulse_bpf *skel;
+	struct bpf_link *links[LOADER_MAX_LINKS];
+	int n_links;
+	unsigned int hook;			/* enum sp_connect_hook attached */
+	char why[SP_HOOK_MAX][LOADER_WHY_MAX];	/* why a variant was not used */
+	int ncpus;
+};
+
+/* Returns an enum sp_exit code; on failure prints one line saying why. */
+int loader_start(struct loader *ld, const struct config *cfg);
+void loader_stop(struct loader *ld);
+int loader_ring_map_fd(const struct loader *ld);
+/* Sums the per-CPU counters. 0 or -errno. */
+int loader_read_stats(const struct loader *ld, struct sp_stats *sum);
+/* `sockpulse check`: load each variant, try to attach it, report; returns an exit code. */
+int loader_check(const struct config *cfg);
+/* libbpf's version, "1.1" */
+const char *loader_libbpf_version(void);
+
+#endif

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* The one piece of process-wide state: diagnostics go to one place at one level. */
+static enum log_level log_level = LOG_INFO;
+
+void log_set_level(enum log_level level)
+{
+	log_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return log_level;
+}
+
+void sp_vlog(enum log_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n;
+
+	if (level > log_level)
+		return;
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	/* libbpf's messages carry their own newline; ours do not. */
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	fprintf(stderr, "sockpulse: %s\n", line);
+}
+
+void sp_log(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sp_vlog(level, fmt, ap);
+	va_end(ap);
+}

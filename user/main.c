@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <stdio.h>
+
+#include "cli.h"
+#include "loader.h"
+#include "log.h"
+#include "watch.h"
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	int ret;
+
+	config_init(&cfg);
+	ret = cli_parse(argc, argv, &cfg);
+	if (ret)
+		return ret;
+	if (cfg.verbose)
+		log_set_level(LOG_DEBUG);
+
+	switch (cfg.cmd) {
+	case CMD_HELP:
+		cli_usage(stdout);
+		return SP_EXIT_OK;
+	case CMD_VERSION:
+		printf("sockpulse %s (libbpf %s)\n", SP_VERSION, loader_libbpf_version());
+		return SP_EXIT_OK;
+	case CMD_CHECK:
+		return loader_check(&cfg);
+	case CMD_WATCH:
+	default:
+		return watch_run(&cfg);
+	}
+}
