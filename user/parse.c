@@ -68,7 +68,7 @@ int parse_duration(const char *s, uint64_t *ns)
 		if (!is_digit(*p))
 			return -EINVAL;
 		for (; is_digit(*p); p++) {
-			/* 10^19 still fits: digits past that are below a nanosecond even for hours. */
+			/* Past 19 digits (10^19 fits) the rest is worth < 1 ns even in hours. */
 			if (scale < 10000000000000000000ULL) {
 				frac = frac * 10 + (unsigned int)(*p - '0');
 				scale *= 10;

@@ -204,7 +204,8 @@ static void test_listen_has_no_remote(void **state)
 static void test_ipv6_and_mapped(void **state)
 {
 	static const uint8_t l6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
-	static const uint8_t r_mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7 };
+	static const uint8_t r_mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0,
+					      0, 0, 0xff, 0xff, 192, 0, 2, 7 };
 	struct sp_record r = base_v4();
 	struct sp_event ev;
 

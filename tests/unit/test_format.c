@@ -203,7 +203,8 @@ static void test_addr(void **state)
 	static const uint8_t fd00_1[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 	static const uint8_t doc[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0,	  0, 0,
 					 0,    0,    0xff, 0,	 0, 0x42, 0x83, 0x29 };
-	static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7 };
+	static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0,
+					    0, 0, 0xff, 0xff, 192, 0, 2, 7 };
 	static const uint8_t full[16] = { 0x20, 0x01, 0x0d, 0xb8, 0x11, 0x11, 0x22, 0x22,
 					  0x33, 0x33, 0x44, 0x44, 0x55, 0x55, 0x66, 0x66 };
 	struct sp_addr a;
@@ -792,7 +793,8 @@ static void test_text_lines(void **state)
 	ev.reset.has_old_state = true;
 	ev.reset.old_state = SP_ST_ESTABLISHED;
 	text_is(&ev, "06:45:12.123 -       -               10.0.0.1:43210        "
-		     "[2001:db8:1111:2222:3333:4444:5555:6666]:443 reset    received in established\n");
+		     "[2001:db8:1111:2222:3333:4444:5555:6666]:443 "
+		     "reset    received in established\n");
 
 	ev = conn_event(SP_ACT_KEEPALIVE_TIMEOUT);
 	strcpy(ev.conn.comm, "a\x1b[2Jb\n");
