@@ -157,6 +157,8 @@ enum decode_result decode_record(const void *data, size_t size, int64_t real_off
 		ev->state.old_state = r.old_state;
 		ev->state.new_state = r.new_state;
 		ev->state.time_wait = r.flags & SP_F_TIME_WAIT;
+		ev->state.segments = r.segments;
+		ev->state.payload_bytes = r.payload_bytes;
 		break;
 	case SP_REC_CONNECT:
 		ev->action = SP_ACT_CONNECT;

@@ -90,6 +90,10 @@ struct sp_event {
 		struct {
 			uint8_t old_state, new_state;
 			bool time_wait;
+			/* inbound activity not yet reported, carried by the line leaving
+			 * ESTABLISHED; 0 segments: none */
+			uint32_t segments;
+			uint64_t payload_bytes;
 		} state;
 		struct {
 			uint32_t segments;

@@ -467,6 +467,12 @@ static void json_sockpulse(struct json *j, const struct sp_event *ev, const stru
 		json_state_name(j, "new_state", ev->state.new_state);
 		if (ev->state.time_wait)
 			j_raw(j, "time_wait", "true");
+		if (ev->state.segments) {
+			j_open(j, "activity");
+			j_u64(j, "segments", ev->state.segments);
+			j_u64(j, "payload_bytes", ev->state.payload_bytes);
+			j_close(j);
+		}
 		break;
 	case SP_ACT_ACTIVITY:
 		j_open(j, "activity");
@@ -717,6 +723,12 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 		}
 		if (ev->state.time_wait)
 			PUTS(w, " time_wait");
+		if (ev->state.segments) {
+			PUTS(w, " segs=");
+			put_u64(w, ev->state.segments);
+			PUTS(w, " bytes=");
+			put_u64(w, ev->state.payload_bytes);
+		}
 		return;
 	case SP_ACT_ACTIVITY:
 		put_label(w, "activity");

@@ -143,6 +143,7 @@ static void test_state_egress_v4(void **state)
 	assert_int_equal(ev.state.old_state, 2);
 	assert_int_equal(ev.state.new_state, 1);
 	assert_false(ev.state.time_wait);
+	assert_int_equal(ev.state.segments, 0);
 	assert_int_equal(ev.error, 0);
 
 	assert_int_equal(ev.conn.direction, SP_DIR_EGRESS);
@@ -293,6 +294,15 @@ static void test_kinds(void **state)
 	r.flags = SP_F_TIME_WAIT;
 	assert_int_equal(dec(&r, &ev), DECODE_OK);
 	assert_true(ev.state.time_wait);
+
+	r = base_v4();
+	r.old_state = 1; /* established */
+	r.new_state = 8; /* close_wait */
+	r.segments = 2;
+	r.payload_bytes = 77;
+	assert_int_equal(dec(&r, &ev), DECODE_OK);
+	assert_int_equal(ev.state.segments, 2);
+	assert_int_equal(ev.state.payload_bytes, 77);
 }
 
 static void test_comm_and_alignment(void **state)

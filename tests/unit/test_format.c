@@ -466,6 +466,35 @@ static void test_json_listen_no_remote(void **state)
 	json_object_put(o);
 }
 
+/* Activity still pending when a connection leaves ESTABLISHED rides on that line. */
+static void test_json_state_carries_activity(void **state)
+{
+	struct sp_event ev = conn_event(SP_ACT_STATE_CHANGE);
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	ev.state.old_state = SP_ST_ESTABLISHED;
+	ev.state.new_state = SP_ST_FIN_WAIT1;
+	ev.state.segments = 3;
+	ev.state.payload_bytes = 120;
+	n = format_json(buf, sizeof(buf), &ev, 1, NULL);
+	assert_non_null(strstr(buf, "\"new_state\":\"fin_wait1\","
+				    "\"activity\":{\"segments\":3,\"payload_bytes\":120}}"));
+	o = parse_line(buf, n);
+	assert_json_str(o, "/sockpulse/old_state", "established");
+	json_object_put(o);
+
+	ev.state.segments = 0;
+	n = format_json(buf, sizeof(buf), &ev, 1, NULL);
+	assert_null(strstr(buf, "activity"));
+	n = format_text(buf, sizeof(buf), &ev);
+	assert_null(strstr(buf, "segs="));
+	ev.state.segments = 2;
+	n = format_text(buf, sizeof(buf), &ev);
+	assert_non_null(strstr(buf, "established -> fin_wait1 segs=2 bytes=120"));
+}
+
 static void test_json_engine_lines(void **state)
 {
 	static const char spike_want[] =
@@ -887,6 +916,7 @@ int main(void)
 		cmocka_unit_test(test_json_mapped),
 		cmocka_unit_test(test_json_escaped_comm),
 		cmocka_unit_test(test_json_listen_no_remote),
+		cmocka_unit_test(test_json_state_carries_activity),
 		cmocka_unit_test(test_json_engine_lines),
 		cmocka_unit_test(test_json_every_action),
 		cmocka_unit_test(test_json_errno_and_bounds),
