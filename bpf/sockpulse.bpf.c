@@ -252,10 +252,20 @@ static __always_inline void fill_from_sk(struct sp_record *r, const struct sock 
 	}
 }
 
+static __always_inline bool no_filters(void)
+{
+	/* rodata: the verifier folds this and drops the filter code when nothing is set */
+	return !filter_family && !filter_netns && !filter_ports && !filter_cgroup;
+}
+
 static __always_inline bool sk_filter_ok(const struct sock *sk)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family;
 	__u8 raddr[16] = {};
+
+	if (no_filters())
+		return true;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
 	if (family == AF_INET6)
 		bpf_core_read(raddr, 16, &sk->__sk_common.skc_v6_daddr);

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * One epoll loop over the ring buffer, a timerfd, a signalfd and the mode's descriptors. The
+ * ring wakes us only past a fill threshold; the timer drains it every tick, so quiet hosts still
+ * see events within a tick and busy hosts are not woken once per event.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+#include "clock.h"
+#include "log.h"
+#include "names.h"
+
+#define TICK_NS (100 * 1000000ULL)	    /* drain and flush period */
+#define LOST_CHECK_NS (1000 * 1000000ULL) /* kernel drop counters read period */
+
+static void deliver(struct agent *a, struct sp_event *ev)
+{
+	if (!ev->real_ns)
+		ev->real_ns = ev->mono_ns + a->real_offset;
+	if (a->sink.on_event)
+		a->sink.on_event(a->sink.ctx, ev);
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct agent *a = ctx;
+	struct sp_event ev;
+	enum decode_result r = decode_record(data, size, a->real_offset, &ev);
+	__u32 type;
+
+	if (r != DECODE_OK) {
+		a->counts.decode_errors[r]++;
+		if (a->counts.decode_errors[r] == 1)
+			pr_warn("dropped a malformed ring record (%s, %zu bytes); further ones are "
+				"counted in the summary",
+				decode_result_name(r), size);
+		return 0;
+	}
+	memcpy(&type, data, sizeof(type)); /* decode checked size and range */
+	a->counts.received[type]++;
+	deliver(a, &ev);
+	return 0;
+}
+
+/* Turns growth of the kernel's drop counters into events-lost events. */
+static void check_lost(struct agent *a, uint64_t now)
+{
+	struct sp_stats st;
+	struct sp_event ev;
+
+	a->last_lost_check = now;
+	if (loader_read_stats(&a->loader, &st))
+		return;
+	for (int t = 1; t < SP_REC_TYPE_MAX; t++) {
+		a->counts.emitted[t] = st.emitted[t];
+		if (st.dropped[t] <= a->counts.lost[t])
+			continue;
+		memset(&ev, 0, sizeof(ev));
+		ev.action = SP_ACT_EVENTS_LOST;
+		ev.mono_ns = now;
+		ev.lost.count = st.dropped[t] - a->counts.lost[t];
+		ev.lost.kind = rec_type_name(t);
+		a->counts.lost[t] = st.dropped[t];
+		deliver(a, &ev);
+	}
+}
+
+static void drain(struct agent *a)
+{
+	int n = ring_buffer__consume(a->ring);
+
+	if (n < 0 && n != -EINTR)
+		pr_warn("ring buffer: %s", strerror(-n));
+}
+
+static void on_signal(struct agent *a)
+{
+	struct signalfd_siginfo si;
+
+	while (read(a->sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			if (a->sink.on_hup)
+				a->sink.on_hup(a->sink.ctx);
+		} else {
+			a->stop = true;
+		}
+	}
+}
+
+static void on_tick(struct agent *a, uint64_t deadline)
+{
+	uint64_t expirations, now;
+
+	while (read(a->tfd, &expirations, sizeof(expirations)) == sizeof(expirations))
+		;
+	now = clock_mono_ns();
+	/* A tick a second late means we were not running: say so once per stall. */
+	if (a->last_tick && now - a->last_tick > 10 * TICK_NS)
+		a->counts.loop_stalls++;
+	a->last_tick = now;
+	a->real_offset = clock_real_offset_ns();
+	drain(a);
+	if (now - a->last_lost_check >= LOST_CHECK_NS)
+		check_lost(a, now);
+	if (a->sink.on_tick)
+		a->sink.on_tick(a->sink.ctx, now);
+	if (deadline && now >= deadline)
+		a->stop = true;
+}
+
+static int setup_loop(struct agent *a)
+{
+	struct itimerspec its = {
+		.it_interval = { .tv_sec = 0, .tv_nsec = TICK_NS },
+		.it_value = { .tv_sec = 0, .tv_nsec = TICK_NS },
+	};
+	struct epoll_event ev = { .events = EPOLLIN };
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	a->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	a->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	a->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (a->sfd < 0 || a->tfd < 0 || a->epfd < 0)
+		return -errno;
+	if (timerfd_settime(a->tfd, 0, &its, NULL))
+		return -errno;
+	ev.data.fd = a->sfd;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->sfd, &ev))
+		return -errno;
+	ev.data.fd = a->tfd;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->tfd, &ev))
+		return -errno;
+	ev.data.fd = ring_buffer__epoll_fd(a->ring);
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+		return -errno;
+	return 0;
+}
+
+int agent_open(struct agent *a, const struct config *cfg, const struct agent_sink *sink)
+{
+	int ret, err;
+
+	memset(a, 0, sizeof(*a));
+	a->cfg = cfg;
+	a->epfd = a->tfd = a->sfd = -1;
+	if (sink)
+		a->sink = *sink;
+	ret = loader_start(&a->loader, cfg);
+	if (ret)
+		return ret;
+	a->real_offset = clock_real_offset_ns();
+	a->ring = ring_buffer__new(loader_ring_map_fd(&a->loader), on_record, a, NULL);
+	if (!a->ring) {
+		pr_warn("cannot set up the ring buffer: %s", strerror(errno));
+		return SP_EXIT_FAILURE;
+	}
+	err = setup_loop(a);
+	if (err) {
+		pr_warn("cannot set up the event loop: %s", strerror(-err));
+		return SP_EXIT_FAILURE;
+	}
+	return SP_EXIT_OK;
+}
+
+int agent_add_fd(struct agent *a, int fd, agent_fd_fn fn, void *ctx)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	if (a->n_fds >= AGENT_MAX_FDS)
+		return -E2BIG;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return -errno;
+	a->fds[a->n_fds++] = (struct agent_fd){ .fd = fd, .fn = fn, .ctx = ctx };
+	return 0;
+}
+
+static void dispatch(struct agent *a, const struct epoll_event *ev, uint64_t deadline)
+{
+	int fd = ev->data.fd;
+
+	if (fd == a->sfd) {
+		on_signal(a);
+		return;
+	}
+	if (fd == a->tfd) {
+		on_tick(a, deadline);
+		return;
+	}
+	for (int i = 0; i < a->n_fds; i++) {
+		if (a->fds[i].fd == fd) {
+			a->fds[i].fn(a->fds[i].ctx, fd, ev->events);
+			return;
+		}
+	}
+	drain(a); /* the ring */
+}
+
+int agent_run(struct agent *a)
+{
+	struct epoll_event evs[AGENT_MAX_FDS + 3];
+	uint64_t deadline;
+	int n;
+
+	a->start_mono = clock_mono_ns();
+	a->last_lost_check = a->start_mono;
+	deadline = a->cfg->duration_ns ? a->start_mono + a->cfg->duration_ns : 0;
+	while (!a->stop) {
+		n = epoll_wait(a->epfd, evs, sizeof(evs) / sizeof(evs[0]), -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_warn("epoll_wait: %s", strerror(errno));
+			return SP_EXIT_FAILURE;
+		}
+		for (int i = 0; i < n; i++)
+			dispatch(a, &evs[i], deadline);
+		if (a->sink.on_flush && !a->sink.on_flush(a->sink.ctx))
+			a->stop = true;
+	}
+	/* Everything the kernel handed over before we stopped goes out. */
+	drain(a);
+	check_lost(a, clock_mono_ns());
+	if (a->sink.on_flush)
+		a->sink.on_flush(a->sink.ctx);
+	return a->exit_code;
+}
+
+void agent_stop(struct agent *a, int exit_code)
+{
+	a->stop = true;
+	if (exit_code)
+		a->exit_code = exit_code;
+}
+
+static void summary_line(const char *what, const uint64_t *counts)
+{
+	char buf[512];
+	size_t off;
+	uint64_t total = 0;
+
+	for (int t = 1; t < SP_REC_TYPE_MAX; t++)
+		total += counts[t];
+	off = snprintf(buf, sizeof(buf), "summary: %s %llu:", what, (unsigned long long)total);
+	for (int t = 1; t < SP_REC_TYPE_MAX && off < sizeof(buf); t++)
+		off += snprintf(buf + off, sizeof(buf) - off, " %s=%llu", rec_type_name(t),
+				(unsigned long long)counts[t]);
+	pr_info("%s", buf);
+}
+
+void agent_summary(const struct agent *a)
+{
+	uint64_t bad = 0;
+
+	summary_line("events", a->counts.received);
+	summary_line("lost", a->counts.lost);
+	for (int r = 1; r < DECODE_RESULT_MAX; r++)
+		bad += a->counts.decode_errors[r];
+	if (bad)
+		pr_warn("summary: %llu malformed ring records dropped", (unsigned long long)bad);
+}
+
+void agent_close(struct agent *a)
+{
+	if (!a)
+		return;
+	ring_buffer__free(a->ring);
+	a->ring = NULL;
+	loader_stop(&a->loader);
+	if (a->epfd >= 0)
+		close(a->epfd);
+	if (a->tfd >= 0)
+		close(a->tfd);
+	if (a->sfd >= 0)
+		close(a->sfd);
+	a->epfd = a->tfd = a->sfd = -1;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The agent core shared by every mode (watch, top, the host agent): it owns the BPF skeleton,
+ * the ring, the engine and one epoll loop over the ring, a timerfd, a signalfd and whatever file
+ * descriptors the mode adds (terminal, metrics server). Events, decoded or made by the engine,
+ * go to the mode's sink callbacks.
+ */
+#ifndef SP_AGENT_H
+#define SP_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "decode.h"
+#include "event.h"
+#include "loader.h"
+#include "sockpulse.h"
+
+#define AGENT_MAX_FDS 8
+
+struct ring_buffer;
+struct engine;
+
+struct agent_sink {
+	void *ctx;
+	/* every event, in order; ev->real_ns is filled */
+	void (*on_event)(void *ctx, const struct sp_event *ev);
+	/* once per tick (100 ms) after the ring was drained */
+	void (*on_tick)(void *ctx, uint64_t now_mono_ns);
+	/* after each loop iteration: write out what was buffered; false stops the loop */
+	bool (*on_flush)(void *ctx);
+	/* SIGHUP */
+	void (*on_hup)(void *ctx);
+};
+
+typedef void (*agent_fd_fn)(void *ctx, int fd, uint32_t events);
+
+struct agent_fd {
+	int fd;
+	agent_fd_fn fn;
+	void *ctx;
+};
+
+struct agent_counts {
+	uint64_t received[SP_REC_TYPE_MAX];	/* decoded ring records by kind */
+	uint64_t lost[SP_REC_TYPE_MAX];		/* reported kernel drops by kind */
+	uint64_t emitted[SP_REC_TYPE_MAX];	/* kernel emitted counter at last read */
+	uint64_t decode_errors[DECODE_RESULT_MAX];
+	uint64_t engine_events;
+	uint64_t loop_stalls;			/* ticks that came late */
+};
+
+struct agent {
+	const struct config *cfg;
+	struct loader loader;
+	struct ring_buffer *ring;
+	struct engine *engine;
+	struct agent_sink sink;
+	struct agent_fd fds[AGENT_MAX_FDS];
+	int n_fds;
+	int epfd, tfd, sfd;
+	int64_t real_offset;
+	uint64_t start_mono;
+	uint64_t last_tick;
+	uint64_t last_lost_check;
+	struct agent_counts counts;
+	bool stop;
+	int exit_code;
+};
+
+/* Loads and attaches the BPF side, sets up the ring, the engine and the loop. enum sp_exit. */
+int agent_open(struct agent *a, const struct config *cfg, const struct agent_sink *sink);
+/* Adds a descriptor to the loop (EPOLLIN); 0 or -errno. */
+int agent_add_fd(struct agent *a, int fd, agent_fd_fn fn, void *ctx);
+/* Runs until --duration, SIGINT/SIGTERM, agent_stop() or a sink asking to stop. enum sp_exit. */
+int agent_run(struct agent *a);
+void agent_stop(struct agent *a, int exit_code);
+/* Events per kind and losses, on stderr. */
+void agent_summary(const struct agent *a);
+void agent_close(struct agent *a);
+
+#endif
