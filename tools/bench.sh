@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# Connection-storm benchmark of the kernel event pipeline: how much a loopback TCP storm slows
+# down while sockpulse (and, for comparison, libbpf-tools' tcpstates) watches it, how many events
+# per second the tracer writes, how many it loses, and what each BPF program costs per run.
+#
+# The storm runs in a network namespace this script creates and removes, so the host's port range,
+# TIME_WAIT table and sysctls stay untouched. The tracers run in the host namespace: they see
+# every namespace anyway.
+#
+# Informational: exits 0 when it ran, whatever the numbers; 1 with a one-line reason when it could
+# not run; 2 on bad usage; 130 when interrupted.
+set -euo pipefail
+
+usage() {
+	cat <<EOF
+Usage: tools/bench.sh [--out DIR]
+
+  --out DIR   build directory holding sockpulse and tools/storm (default: build)
+
+Environment:
+  BENCH_ROUNDS=3        rounds; each runs the storm alone, then under each tracer
+  BENCH_SECONDS=10      storm duration per run, seconds
+  BENCH_WORKERS=        storm client processes (default: storm's, one per CPU)
+  BENCH_PAYLOAD=1       bytes each storm connection sends and gets echoed
+  BENCH_AGENT_ARGS=     extra arguments for 'sockpulse watch --json'
+  BENCH_TCPSTATES=/usr/sbin/tcpstates   comparison tracer; skipped when not installed
+  BENCH_KEEP=0          1: keep the tracers' output files and print where they are
+
+Needs root (network namespaces, BPF, sysctls), ip, jq and bpftool.
+Exit codes: 0 ran; 1 could not run (reason on stderr); 2 bad usage; 130 interrupted.
+EOF
+}
+
+usage_error() {
+	echo "bench: $*" >&2
+	exit 2
+}
+
+OUT=build
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--out)
+		[ $# -ge 2 ] || usage_error "--out needs a directory"
+		OUT=$2
+		shift 2
+		;;
+	--out=*)
+		OUT=${1#--out=}
+		shift
+		;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	*)
+		usage_error "unknown argument '$1' (see --help)"
+		;;
+	esac
+done
+
+ROUNDS=${BENCH_ROUNDS:-3}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+WORKERS=${BENCH_WORKERS:-}
+PAYLOAD=${BENCH_PAYLOAD:-1}
+AGENT_ARGS=${BENCH_AGENT_ARGS:-}
+TCPSTATES=${BENCH_TCPSTATES:-/usr/sbin/tcpstates}
+KEEP=${BENCH_KEEP:-0}
+
+AGENT=$OUT/sockpulse
+STORM=$OUT/tools/storm
+NS=sp-bench-$$
+READY_TIMEOUT_S=30
+TCPSTATES_SETTLE_S=2
+STOP_TIMEOUT_S=10
+
+die() {
+	echo "bench: cannot run: $*" >&2
+	exit 1
+}
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || usage_error "BENCH_ROUNDS='$ROUNDS': want an integer >= 1"
+if ! [[ $SECONDS_PER_RUN =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+	! awk -v s="$SECONDS_PER_RUN" 'BEGIN { exit !(s > 0) }'; then
+	usage_error "BENCH_SECONDS='$SECONDS_PER_RUN': want seconds > 0"
+fi
+[ -z "$WORKERS" ] || [[ $WORKERS =~ ^[1-9][0-9]*$ ]] ||
+	usage_error "BENCH_WORKERS='$WORKERS': want an integer >= 1"
+[[ $PAYLOAD =~ ^[1-9][0-9]*$ ]] || usage_error "BENCH_PAYLOAD='$PAYLOAD': want an integer >= 1"
+
+[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF, sysctls)"
+for cmd in ip jq bpftool sysctl awk; do
+	command -v "$cmd" >/dev/null || die "'$cmd' not found (make deps installs it)"
+done
+[ -x "$STORM" ] || die "$STORM not built (make $STORM)"
+
+TRACERS=()
+if [ -x "$AGENT" ]; then
+	TRACERS+=(sockpulse)
+else
+	echo "bench: warning: $AGENT not built: measuring without the sockpulse agent" >&2
+fi
+if [ -x "$TCPSTATES" ]; then
+	TRACERS+=(tcpstates)
+else
+	echo "bench: note: no $TCPSTATES (Debian libbpf-tools): no tcpstates comparison" >&2
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sp-bench.XXXXXX")
+STATS_PREV=$(sysctl -n kernel.bpf_stats_enabled)
+NS_CREATED=0
+TRACER_PID=
+
+stop_tracer() {
+	local pid=$TRACER_PID i
+
+	[ -n "$pid" ] || return 0
+	TRACER_PID=
+	kill -INT "$pid" 2>/dev/null || true
+	for ((i = 0; i < STOP_TIMEOUT_S * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "bench: warning: tracer $pid ignored SIGINT: killed" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	stop_tracer
+	sysctl -q -w kernel.bpf_stats_enabled="$STATS_PREV" >/dev/null 2>&1 || true
+	[ "$NS_CREATED" -eq 0 ] || ip netns del "$NS" 2>/dev/null || true
+	if [ "$KEEP" = 1 ]; then
+		echo "bench: outputs kept in $WORK" >&2
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+ip netns add "$NS" || die "ip netns add $NS failed"
+NS_CREATED=1
+ip -n "$NS" link set lo up || die "cannot bring up lo in $NS"
+# A wide port range and TIME_WAIT reuse let the storm run for minutes without running out of
+# ephemeral ports; both are per-namespace, so the host keeps its own settings.
+ip netns exec "$NS" sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" \
+	net.ipv4.tcp_tw_reuse=1 >/dev/null || die "cannot set sysctls in $NS"
+
+# Runs the storm once in the namespace; its JSON summary lands in $WORK/storm.json.
+# Everything that may die runs in the main shell, never in $(...): the EXIT trap must see it.
+run_storm() {
+	local args=(--duration "$SECONDS_PER_RUN" --payload "$PAYLOAD" --json) rc=0
+
+	[ -z "$WORKERS" ] || args+=(--workers "$WORKERS")
+	ip netns exec "$NS" "$STORM" "${args[@]}" >"$WORK/storm.json" 2>"$WORK/storm.err" || rc=$?
+	case $rc in
+	0) ;;
+	130) exit 130 ;;
+	*)
+		cat "$WORK/storm.err" >&2
+		die "storm failed (exit $rc)"
+		;;
+	esac
+	if [ "$(jq -r '.error_total + .short_replies' "$WORK/storm.json")" != 0 ]; then
+		echo "bench: note: storm errors: $(jq -c '.errors' "$WORK/storm.json")" >&2
+	fi
+}
+
+# Program ids a process holds (prog fds and link fds both name their prog_id in fdinfo): this
+# bpftool may be built without pid reporting, /proc always has it.
+prog_ids_of() {
+	{ grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null || true; } |
+		awk '{ print $2 }' | sort -un | paste -sd, -
+}
+
+# The tracer's programs: those its process holds. Only when none are found (a tracer that closes
+# its fds after attaching) sockpulse's programs by their "sp_" name prefix: the prefix alone would
+# also count other agents running at the same time (tests, say).
+prog_snapshot() {
+	bpftool prog show --json | jq -c --arg ids "$1" --arg prefix "$2" '
+		($ids | split(",") | map(select(. != "") | tonumber)) as $mine
+		| [.[] | select(if $mine != [] then (.id as $id | $mine | index($id))
+				else ($prefix != "" and ((.name // "") | startswith($prefix))) end)
+		  | {id, name: (.name // ("id" + (.id | tostring))),
+		     ns: (.run_time_ns // 0), cnt: (.run_cnt // 0)}]'
+}
+
+# CPU time of a process in seconds (user + system).
+cpu_seconds() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' \
+		/proc/"$1"/stat 2>/dev/null || echo 0
+}
+
+start_sockpulse() {
+	local out=$1 err=$2 i
+	local -a extra=()
+
+	# shellcheck disable=SC2206 # word splitting of the extra flags is intended
+	[ -z "$AGENT_ARGS" ] || extra=($AGENT_ARGS)
+	env --default-signal=INT "$AGENT" watch --json "${extra[@]}" >"$out" 2>"$err" &
+	TRACER_PID=$!
+	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
+		grep -q ready "$err" && return 0
+		if ! kill -0 "$TRACER_PID" 2>/dev/null; then
+			TRACER_PID=
+			echo "bench: sockpulse exited before printing 'ready'; its stderr:" >&2
+			sed 's/^/  | /' "$err" >&2
+			die "the sockpulse agent did not start"
+		fi
+		sleep 0.1
+	done
+	echo "bench: sockpulse printed no 'ready' line within ${READY_TIMEOUT_S}s; its stderr:" >&2
+	sed 's/^/  | /' "$err" >&2
+	die "the sockpulse agent did not become ready"
+}
+
+start_tcpstates() {
+	local out=$1 err=$2
+
+	env --default-signal=INT "$TCPSTATES" >"$out" 2>"$err" &
+	TRACER_PID=$!
+	sleep "$TCPSTATES_SETTLE_S" # it says nothing when ready: give it time to load and attach
+	if ! kill -0 "$TRACER_PID" 2>/dev/null; then
+		TRACER_PID=
+		sed 's/^/  | /' "$err" >&2
+		die "tcpstates exited at start"
+	fi
+}
+
+# Tracers start through env --default-signal=INT: a non-interactive shell starts background jobs
+# with SIGINT ignored, and SIGINT is how both tracers are asked to flush and exit.
+
+# Lines the tracer wrote that are not events.
+header_lines() {
+	case $1 in
+	tcpstates) echo 1 ;; # column header
+	*) echo 0 ;;
+	esac
+}
+
+events_lost() {
+	local tool=$1 out=$2 err=$3
+
+	case $tool in
+	sockpulse)
+		{ grep -F '"events-lost"' "$out" || true; } |
+			jq -s 'map(.sockpulse.lost.count // 0) | add // 0'
+		;;
+	tcpstates) # libbpf-tools reports perf buffer losses on stderr
+		{ grep -o 'lost [0-9]* events' "$err" || true; } |
+			awk '{ n += $2 } END { print n + 0 }'
+		;;
+	esac
+}
+
+# One storm under a tracer; leaves a JSON object with the measurements in $MEASURED.
+measure_tracer() {
+	local tool=$1 out="$WORK/$1.r$2.out" err="$WORK/$1.r$2.err"
+	local ids before after storm lines0 lines1 cpu0 cpu1 pid lost prefix=
+
+	sysctl -q -w kernel.bpf_stats_enabled=1 >/dev/null ||
+		die "cannot enable kernel.bpf_stats_enabled"
+	"start_$tool" "$out" "$err"
+	pid=$TRACER_PID
+	ids=$(prog_ids_of "$pid")
+	[ "$tool" != sockpulse ] || prefix=sp_
+	before=$(prog_snapshot "$ids" "$prefix")
+	lines0=$(wc -l <"$out")
+	cpu0=$(cpu_seconds "$pid")
+	run_storm
+	storm=$(cat "$WORK/storm.json")
+	cpu1=$(cpu_seconds "$pid")
+	after=$(prog_snapshot "$ids" "$prefix")
+	sleep 1 # let the tracer drain what the storm left in its buffers
+	stop_tracer
+	sysctl -q -w kernel.bpf_stats_enabled="$STATS_PREV" >/dev/null || true
+	[ "$lines0" -ge "$(header_lines "$tool")" ] || lines0=$(header_lines "$tool")
+	lines1=$(wc -l <"$out")
+	lost=$(events_lost "$tool" "$out" "$err")
+	[ "$KEEP" = 1 ] || rm -f "$out"
+
+	MEASURED=$(jq -nc --argjson storm "$storm" \
+		--argjson before "$before" --argjson after "$after" \
+		--argjson events "$((lines1 - lines0))" --argjson lost "${lost:-0}" \
+		--argjson cpu "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" '
+		($before | map({key: (.id | tostring), value: .}) | from_entries) as $b
+		| [$after[] | . as $a | ($b[.id | tostring] // {ns: 0, cnt: 0}) as $p
+		   | {name, ns: ($a.ns - $p.ns), cnt: ($a.cnt - $p.cnt)}] as $progs
+		| {conn_s: $storm.conn_per_s, conns: $storm.connections, secs: $storm.elapsed_s,
+		   events: $events, lost: $lost, cpu: $cpu,
+		   bpf_ns: ($progs | map(.ns) | add // 0),
+		   progs: [$progs[] | select(.cnt > 0) | {name, mean: (.ns / .cnt), cnt}]}')
+}
+
+ROWS=()
+declare -A RATIOS=()
+
+# One table row; $3 is the tracer's JSON (empty for the storm alone).
+add_row() {
+	local round=$1 alone=$2 tool=$3 m=${4:-}
+
+	if [ -z "$m" ]; then
+		ROWS+=("$(printf '%-5s %-10s %9.0f %9s %6s %9s %7s %7s %6s %8s  %s' \
+			"$round" "$tool" "$alone" - - - - - - - -)")
+		return
+	fi
+	ROWS+=("$(jq -r --argjson alone "$alone" --arg round "$round" --arg tool "$tool" '
+		[$round, $tool, $alone, .conn_s,
+		 (if $alone > 0 then .conn_s / $alone else "-" end),
+		 .events / .secs, (if .conns > 0 then .events / .conns else "-" end),
+		 .lost, .cpu / .secs * 100,
+		 (if .conns > 0 then .bpf_ns / .conns else "-" end),
+		 ([.progs[] | "\(.name)=\(.mean | round)"] | join(" ")
+		  | if . == "" then "-" else . end)]
+		| @tsv' <<<"$m" |
+		awk -F'\t' 'function f(v, fmt) { return v == "-" ? v : sprintf(fmt, v) }
+			{ printf "%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %8s  %s\n", $1, $2,
+				f($3, "%.0f"), f($4, "%.0f"), f($5, "%.3f"), f($6, "%.0f"),
+				f($7, "%.1f"), $8, f($9, "%.1f"), f($10, "%.0f"), $11 }')")
+	RATIOS[$tool]+="$(jq -r --argjson alone "$alone" \
+		'if $alone > 0 then .conn_s / $alone else empty end' <<<"$m") "
+}
+
+median() {
+	tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 }
+		END { if (NR == 0) print "-"; else if (NR % 2) printf "%.3f", v[(NR + 1) / 2];
+		      else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo "bench: $ROUNDS round(s) x ${SECONDS_PER_RUN}s, storm in netns $NS," \
+	"tracers: ${TRACERS[*]:-none}" >&2
+for ((r = 1; r <= ROUNDS; r++)); do
+	echo "bench: round $r/$ROUNDS: storm alone" >&2
+	run_storm
+	alone=$(jq '.conn_per_s' "$WORK/storm.json")
+	add_row "$r" "$alone" alone
+	for tool in "${TRACERS[@]}"; do
+		echo "bench: round $r/$ROUNDS: storm under $tool" >&2
+		measure_tracer "$tool" "$r"
+		add_row "$r" "$alone" "$tool" "$MEASURED"
+	done
+done
+
+echo
+printf '%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %8s  %s\n' round tracer "alone/s" "with/s" \
+	ratio "events/s" "ev/conn" lost "cpu%" "bpf ns/c" "mean ns/run per BPF program"
+printf '%s\n' "${ROWS[@]}"
+echo
+for tool in "${TRACERS[@]}"; do
+	printf 'summary: %s: median conn/s ratio (with/alone) %s over %d round(s)\n' "$tool" \
+		"$(median <<<"${RATIOS[$tool]:-}")" "$ROUNDS"
+done
+[ ${#TRACERS[@]} -gt 0 ] || echo "summary: no tracer available: storm alone only"
+echo "columns: cpu% = tracer process CPU (user+sys) over the storm; bpf ns/c = BPF run time" \
+	"per storm connection; run times measured with kernel.bpf_stats_enabled=1 (adds two" \
+	"clock reads per program run)"
