@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# Test runner: ./tests/run.sh --out OUT [--unit-only|--integration-only] [NAME...]
+#
+# Runs every OUT/tests/test_* unit binary (cmocka), then every tests/integration/test_*.sh with
+# SOCKPULSE=OUT/sockpulse and TOOLS=OUT/tools. NAME... restricts the run to those tests (file
+# names without directory or .sh). Each test has a timeout (SP_UNIT_TIMEOUT, SP_INTEGRATION_TIMEOUT
+# seconds); its full output goes to OUT/test-logs/NAME.log. Prints one line per test, NAME and
+# PASS/FAIL/SKIP with the reason, then exactly one summary line "N passed, N failed, N skipped".
+# Exit status: 0 if nothing failed, 1 otherwise, 2 on usage error.
+#
+# An integration test exits 0 (pass), 77 (skip, "SKIP: reason" in its output) or anything else
+# (fail, "FAIL: ..." lines say why).
+set -u
+
+usage() {
+	echo "usage: $0 --out OUT [--unit-only|--integration-only] [NAME...]" >&2
+	exit 2
+}
+
+out=""
+mode=all
+names=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--out)
+		[ $# -ge 2 ] || usage
+		out=$2
+		shift 2
+		;;
+	--unit-only) mode=unit; shift ;;
+	--integration-only) mode=integration; shift ;;
+	-h | --help) usage ;;
+	-*) usage ;;
+	*) names+=("$1"); shift ;;
+	esac
+done
+[ -n "$out" ] || usage
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 2
+[ -d "$out" ] || { echo "run.sh: $out does not exist (build first)" >&2; exit 2; }
+out=$(cd "$out" && pwd)
+logs=$out/test-logs
+mkdir -p "$logs"
+
+unit_timeout=${SP_UNIT_TIMEOUT:-60}
+integ_timeout=${SP_INTEGRATION_TIMEOUT:-120}
+
+# Sanitizer builds: fail hard on the first report.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+
+passed=0
+failed=0
+skipped=0
+
+selected() {
+	local n
+	[ ${#names[@]} -eq 0 ] && return 0
+	for n in "${names[@]}"; do
+		[ "$n" = "$1" ] && return 0
+	done
+	return 1
+}
+
+report() { # NAME RESULT REASON
+	printf '%-28s %s%s\n' "$1" "$2" "${3:+  ($3)}"
+}
+
+# Shows why a test failed: its FAIL lines, else the tail of its log.
+show_failure() {
+	local log=$1
+	if grep -q '^FAIL:' "$log"; then
+		grep -A6 '^FAIL:' "$log" | head -n 40 | sed 's/^/    /'
+	else
+		tail -n 15 "$log" | sed 's/^/    /'
+	fi
+	echo "    full log: $log"
+}
+
+run_unit() {
+	local bin=$1 name log rc reason
+	name=$(basename "$bin")
+	log=$logs/$name.log
+	timeout -k 5 "$unit_timeout" "$bin" >"$log" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		passed=$((passed + 1))
+		report "$name" PASS
+		return
+	fi
+	failed=$((failed + 1))
+	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		reason="timed out after ${unit_timeout}s"
+	else
+		reason="exit $rc: $(grep -m3 -E 'FAILED|ERROR|Assert|runtime error|Sanitizer' "$log" |
+			tr '\n' ' ' | cut -c1-200)"
+	fi
+	report "$name" FAIL "$reason"
+	show_failure "$log"
+}
+
+run_integration() {
+	local script=$1 name log rc reason
+	name=$(basename "$script" .sh)
+	log=$logs/$name.log
+	SOCKPULSE=$out/sockpulse TOOLS=$out/tools timeout -k 10 "$integ_timeout" bash "$script" \
+		>"$log" 2>&1 </dev/null
+	rc=$?
+	case $rc in
+	0)
+		passed=$((passed + 1))
+		report "$name" PASS
+		;;
+	77)
+		skipped=$((skipped + 1))
+		reason=$(grep -m1 '^SKIP:' "$log" | sed 's/^SKIP: *//')
+		report "$name" SKIP "${reason:-no reason given}"
+		;;
+	*)
+		failed=$((failed + 1))
+		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+			reason="timed out after ${integ_timeout}s"
+		else
+			reason="$(grep -c '^FAIL:' "$log") failed checks, first: $(grep -m1 '^FAIL:' "$log" |
+				sed 's/^FAIL: *//' | cut -c1-160)"
+		fi
+		report "$name" FAIL "$reason"
+		show_failure "$log"
+		;;
+	esac
+}
+
+if [ "$mode" != integration ]; then
+	found=0
+	for bin in "$out"/tests/test_*; do
+		[ -x "$bin" ] && [ -f "$bin" ] || continue
+		found=1
+		selected "$(basename "$bin")" || continue
+		run_unit "$bin"
+	done
+	[ $found -eq 1 ] || echo "note: no unit test binaries in $out/tests"
+fi
+
+if [ "$mode" != unit ]; then
+	for script in tests/integration/test_*.sh; do
+		[ -f "$script" ] || continue
+		selected "$(basename "$script" .sh)" || continue
+		run_integration "$script"
+	done
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]
