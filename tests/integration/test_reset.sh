@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# Resets on established connections, over IPv4 and IPv6, seen from both ends (one agent per
+# namespace):
+#   port 5401: the server closes the accepted socket with SO_LINGER 0 -> it sends the RST, the
+#              client receives it (and its read fails with ECONNRESET);
+#   port 5402: the client does the same -> the client sends, the server receives.
+# Each side must say received/sent with sockpulse.old_state established.
+. "$(dirname "$0")/lib.sh"
+sp_require_bpf
+
+ns_new c
+ns_new s
+link_pair c s 4
+agent_start cli c || sp_finish
+agent_start srv s || sp_finish
+
+declare -A SRV=([4]=10.4.0.2 [6]=fd00:4::2)
+PIDS=()
+for f in 4 6; do
+	bg_run "$SP_TMP/srst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5401 --rst-after-accept --deadline 20
+	PIDS+=("$BG_PID")
+	bg_run "$SP_TMP/shold$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5402 --hold 5 --deadline 20
+	PIDS+=("$BG_PID")
+	wait_for "$SP_TMP/srst$f.out" '^listening' 10 || fail "v$f rst server did not listen"
+	wait_for "$SP_TMP/shold$f.out" '^listening' 10 || fail "v$f hold server did not listen"
+	bg_run "$SP_TMP/crecv$f.out" nsx c "$SP_CONN" connect "${SRV[$f]}" 5401 --hold 5 --deadline 20
+	PIDS+=("$BG_PID")
+	# The client holds 0.3 s (the server has accepted by then), then aborts with SO_LINGER 0.
+	bg_run "$SP_TMP/csend$f.out" nsx c "$SP_CONN" connect "${SRV[$f]}" 5402 --hold 0.3 --linger0 --deadline 20
+	PIDS+=("$BG_PID")
+done
+for pid in "${PIDS[@]}"; do
+	wait_pid "$pid" 20 || fail "a helper did not finish within 20 s"
+done
+agent_stop cli
+agent_stop srv
+C=$(agent_json cli)
+S=$(agent_json srv)
+
+# rst LABEL FILE COOKIE DIRECTION OWNER_PID
+rst() {
+	local label=$1 file=$2 k=$3 dir=$4 pid=$5
+	CTX="$(sock_is "$k") and .event.action == \"tcp-reset\""
+	expect "$label: tcp-reset $dir, old_state established, owner $pid" "$file" "
+		.event.action == \"tcp-reset\" and $(sock_is "$k")
+		and .sockpulse.reset.direction == \"$dir\" and .sockpulse.old_state == \"established\"
+		and .process.pid == $pid and .process.name == \"sp_conn\""
+	expect_count "$label: exactly one tcp-reset for the socket" "$file" \
+		".event.action == \"tcp-reset\" and $(sock_is "$k")" 1
+	expect "$label: established>close" "$file" "
+		.event.action == \"tcp-state-change\" and $(sock_is "$k")
+		and .sockpulse.old_state == \"established\" and .sockpulse.new_state == \"close\""
+	expect_none "$label: no keepalive/retransmit timeout" "$file" "
+		$(sock_is "$k") and (.event.action == \"tcp-keepalive-timeout\" or .event.action == \"tcp-retransmit-timeout\")"
+}
+
+for f in 4 6; do
+	check_eq "v$f client saw the server's reset" "$(kv "$SP_TMP/crecv$f.out" end error)" ECONNRESET
+	check_eq "v$f client aborted with linger0" "$(kv "$SP_TMP/csend$f.out" closed linger0)" 1
+	check_eq "v$f server saw the client's reset" "$(kv "$SP_TMP/shold$f.out" end error)" ECONNRESET
+	rst "v$f client, server aborted" "$C" "$(kv "$SP_TMP/crecv$f.out" connect cookie)" received \
+		"$(kv "$SP_TMP/crecv$f.out" connect pid)"
+	rst "v$f server, server aborted" "$S" "$(kv "$SP_TMP/srst$f.out" accepted cookie)" sent \
+		"$(kv "$SP_TMP/srst$f.out" accepted pid)"
+	rst "v$f client, client aborted" "$C" "$(kv "$SP_TMP/csend$f.out" connect cookie)" sent \
+		"$(kv "$SP_TMP/csend$f.out" connect pid)"
+	rst "v$f server, client aborted" "$S" "$(kv "$SP_TMP/shold$f.out" accepted cookie)" received \
+		"$(kv "$SP_TMP/shold$f.out" accepted pid)"
+done
+unset CTX
+sp_finish
