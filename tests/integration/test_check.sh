@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# `sockpulse check` and the connect-hook fallback:
+#   - check prints one line per variant (fentry, kprobe, tracepoint) and exits 0;
+#   - the kprobe programs pass the verifier here even where they cannot attach ("kprobe: load ok");
+#   - watch (auto) runs the first variant check says attaches, in the order fentry > kprobe >
+#     tracepoint, names it on stderr before "ready", and every JSON line carries it;
+#   - a forced variant that cannot attach here fails with a reason instead of running another;
+#   - --connect-hook tracepoint works when forced;
+#   - --duration exits by itself with status 0.
+. "$(dirname "$0")/lib.sh"
+sp_require_bpf
+
+timeout 60 "$SOCKPULSE" check >"$SP_TMP/check.out" 2>"$SP_TMP/check.err"
+rc=$?
+check_eq "check exits 0 (at least one variant works)" "$rc" 0
+sed 's/^/    check: /' "$SP_TMP/check.out"
+for v in fentry kprobe tracepoint; do
+	check "check prints a line for $v" grep -q "^$v: " "$SP_TMP/check.out"
+done
+check "kprobe variant passes the verifier (load ok)" grep -q '^kprobe: load ok' "$SP_TMP/check.out"
+expected=""
+for v in fentry kprobe tracepoint; do
+	if grep -Eq "^$v: load ok, attach ok" "$SP_TMP/check.out"; then
+		expected=$v
+		break
+	fi
+done
+check "check reports a variant that loads and attaches" test -n "$expected"
+expected=${expected:-none}
+
+ns_new c
+agent_start auto c || sp_finish
+nsx c "$SP_CONN" connect 127.0.0.1 5901 --deadline 10 >"$SP_TMP/conn.out" 2>&1
+agent_stop auto
+first=$(grep -n -m1 'ready' "$(agent_err auto)" | cut -d: -f1)
+hook=$(grep -n -m1 -i "connect hook" "$(agent_err auto)" | cut -d: -f1)
+check "watch names its connect hook variant on stderr before ready" test -n "$hook" -a -n "$first" -a "${hook:-99}" -lt "${first:-0}"
+check "the variant watch names is $expected (the first one check says attaches)" \
+	grep -Eqi "connect hook: $expected" "$(agent_err auto)"
+expect "watch saw the test's refused connect" "$(agent_json auto)" \
+	".event.action == \"tcp-connect\" and .sockpulse.failure == \"refused\""
+expect_none "every tcp- line carries sockpulse.connect_hook $expected" "$(agent_json auto)" \
+	"(.event.action | startswith(\"tcp-\")) and .sockpulse.connect_hook != \"$expected\""
+
+# Forcing a variant that does not attach here must not silently run another one.
+for v in fentry kprobe; do
+	grep -Eq "^$v: load ok, attach ok" "$SP_TMP/check.out" && continue
+	timeout 60 "$SOCKPULSE" watch --json --connect-hook $v --duration 5 \
+		>"$SP_TMP/force-$v.out" 2>"$SP_TMP/force-$v.err"
+	rc=$?
+	# Not 3 ("missing privilege"): we are root; the kernel refuses the variant itself.
+	check "--connect-hook $v (not attachable here, as root) exits 1, 4 or 5, got $rc" \
+		test $rc -eq 1 -o $rc -eq 4 -o $rc -eq 5
+	check "--connect-hook $v: stderr says why, naming $v" grep -qi "$v" "$SP_TMP/force-$v.err"
+	check "--connect-hook $v: no ready" test "$(grep -c ready "$SP_TMP/force-$v.err")" -eq 0
+done
+
+agent_start forced c --connect-hook tracepoint || sp_finish
+agent_stop forced
+check "--connect-hook tracepoint: stderr names tracepoint" grep -qi "connect hook: tracepoint" "$(agent_err forced)"
+
+start=$(date +%s)
+timeout 30 "$SOCKPULSE" watch --json --netns "$(ns_path c)" --duration 2 >"$SP_TMP/dur.out" 2>"$SP_TMP/dur.err"
+rc=$?
+check_eq "--duration 2 exits by itself with status 0" "$rc" 0
+check "--duration 2 took less than 20 s" test $(($(date +%s) - start)) -lt 20
+sp_finish
