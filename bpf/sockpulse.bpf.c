@@ -112,8 +112,11 @@ struct {
 	__type(value, struct sk_info);
 } sk_infos SEC(".maps");
 
+/* A plain preallocated hash: an LRU update costs several times more on every connect().
+ * Entries live for one call; one left by a thread killed mid-call is overwritten when its
+ * thread id comes back. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct connect_req);
@@ -167,12 +170,11 @@ static __always_inline void rec_submit(struct sp_record *r)
 	count(false, type);
 }
 
-/* ---- socket facts ---------------------------------------------------------------------- */
-
-static __always_inline __u32 sk_netns(const struct sock *sk)
-{
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-}
+/* ---- socket facts ----------------------------------------------------------------------
+ * tp_btf arguments are BTF pointers: their fields are read with plain loads, not helper
+ * calls. The connect/accept hooks of the other program types hold raw addresses and use the
+ * *_core variants (CO-RE probe reads).
+ */
 
 static __always_inline bool is_v4_mapped(const __u8 *a)
 {
@@ -194,16 +196,23 @@ static __always_inline bool sk_in_cgroup(const struct sock *sk)
 	for (int i = 0; i < 32 && cgrp; i++) {
 		if (BPF_CORE_READ(cgrp, kn, id) == filter_cgroup)
 			return true;
-		/* cgroup->self is the first member: a css parent is its cgroup */
-		cgrp = (struct cgroup *)BPF_CORE_READ(cgrp, self.parent);
+		cgrp = BPF_CORE_READ(cgrp, self.parent, cgroup);
 	}
 	return false;
 }
 
-/* In-kernel filters. raddr may be NULL (not known yet). */
+static __always_inline bool no_filters(void)
+{
+	/* rodata: the verifier folds this and drops the filter code when nothing is set */
+	return !filter_family && !filter_netns && !filter_ports && !filter_cgroup;
+}
+
+/* In-kernel filters. raddr may be NULL (not known yet); sk may be NULL (no socket). */
 static __always_inline bool pass_filters(const struct sock *sk, __u16 family, __u16 lport,
 					 __u16 rport, __u32 netns, const __u8 *raddr)
 {
+	if (no_filters())
+		return true;
 	if (filter_family && family != filter_family) {
 		/* An IPv6 socket talking to an IPv4 peer counts as IPv4. */
 		if (!(filter_family == AF_INET && family == AF_INET6 && raddr && is_v4_mapped(raddr)))
@@ -222,58 +231,75 @@ static __always_inline bool pass_filters(const struct sock *sk, __u16 family, __
 
 /*
  * Local port. Full sockets: inet_sport, which survives inet_put_port() (the CLOSE trace point
- * runs after the port is released and inet_num cleared). Timewait and request sockets keep it
- * in the common part only.
+ * runs after the port is released and inet_num cleared). Timewait and request sockets (tp NULL)
+ * keep it in the common part only.
  */
-static __always_inline __u16 sk_lport(const struct sock *sk)
+static __always_inline __u16 sk_lport(const struct sock *sk, const struct tcp_sock *tp)
 {
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-
-	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
-		return BPF_CORE_READ(sk, __sk_common.skc_num);
-	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	if (tp)
+		return bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	return sk->__sk_common.skc_num;
 }
 
 /* Fills addresses, ports, family and netns from a socket (full, timewait or request). */
-static __always_inline void fill_from_sk(struct sp_record *r, const struct sock *sk)
+static __always_inline void fill_from_sk(struct sp_record *r, const struct sock *sk,
+					 const struct tcp_sock *tp)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 
 	r->family = family;
-	r->lport = sk_lport(sk);
-	r->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	r->netns = sk_netns(sk);
+	r->lport = sk_lport(sk, tp);
+	r->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	r->netns = sk->__sk_common.skc_net.net->ns.inum;
 	if (family == AF_INET) {
-		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(r->raddr, 4, &sk->__sk_common.skc_daddr);
+		__u32 l = sk->__sk_common.skc_rcv_saddr, d = sk->__sk_common.skc_daddr;
+
+		__builtin_memcpy(r->laddr, &l, 4);
+		__builtin_memcpy(r->raddr, &d, 4);
 	} else {
-		bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(r->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+		bpf_probe_read_kernel(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_probe_read_kernel(r->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 }
 
-static __always_inline bool no_filters(void)
-{
-	/* rodata: the verifier folds this and drops the filter code when nothing is set */
-	return !filter_family && !filter_netns && !filter_ports && !filter_cgroup;
-}
-
-static __always_inline bool sk_filter_ok(const struct sock *sk)
+static __always_inline bool sk_filter_ok(const struct sock *sk, const struct tcp_sock *tp)
 {
 	__u16 family;
 	__u8 raddr[16] = {};
 
 	if (no_filters())
 		return true;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-
+	family = sk->__sk_common.skc_family;
 	if (family == AF_INET6)
-		bpf_core_read(raddr, 16, &sk->__sk_common.skc_v6_daddr);
-	return pass_filters(sk, family, sk_lport(sk),
-			    bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)), sk_netns(sk), raddr);
+		bpf_probe_read_kernel(raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	return pass_filters(sk, family, sk_lport(sk, tp), bpf_ntohs(sk->__sk_common.skc_dport),
+			    sk->__sk_common.skc_net.net->ns.inum, raddr);
 }
 
-static __always_inline bool is_tcp(const struct sock *sk)
+/* A full TCP socket over IPv4 or IPv6, as a tcp_sock; NULL otherwise. */
+static __always_inline struct tcp_sock *tcp_full_sock(struct sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	__u16 family;
+
+	if (!tp)
+		return NULL;
+	family = sk->__sk_common.skc_family;
+	return family == AF_INET || family == AF_INET6 ? tp : NULL;
+}
+
+/* Raw-pointer variants for the connect and accept hooks. */
+static __always_inline __u32 sk_netns_core(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline __u16 sk_lport_core(const struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
+static __always_inline bool is_tcp_core(const struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
@@ -323,15 +349,15 @@ static __always_inline void fill_owner(struct sp_record *r, const struct sk_info
 }
 
 static __always_inline struct sp_record *rec_for_sk(__u32 type, __u64 now, struct sock *sk,
+						    const struct tcp_sock *tp,
 						    const struct sk_info *s)
 {
 	struct sp_record *r = rec_reserve(type, now);
 
 	if (!r)
 		return NULL;
-	fill_from_sk(r, sk);
+	fill_from_sk(r, sk, tp);
 	r->cookie = bpf_get_socket_cookie(sk);
-	r->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 	if (s)
 		r->direction = s->direction;
 	fill_owner(r, s);
@@ -362,10 +388,10 @@ static __always_inline __u8 classify_connect_error(int err)
 	}
 }
 
-static __always_inline void emit_connect(struct sock *sk, struct sk_info *s, __u64 now, __u8 failure,
-					 int err)
+static __always_inline void emit_connect(struct sock *sk, const struct tcp_sock *tp,
+					 struct sk_info *s, __u64 now, __u8 failure, int err)
 {
-	struct sp_record *r = rec_for_sk(SP_REC_CONNECT, now, sk, s);
+	struct sp_record *r = rec_for_sk(SP_REC_CONNECT, now, sk, tp, s);
 
 	if (!r)
 		return;
@@ -379,10 +405,11 @@ static __always_inline void emit_connect(struct sock *sk, struct sk_info *s, __u
 	rec_submit(r);
 }
 
-/* SYN_SENT -> CLOSE. Returns false when the outcome is left to the connect() exit hook. */
-static __always_inline void connect_closed(struct sock *sk, struct sk_info *s, __u64 now)
+/* SYN_SENT -> CLOSE. The kernel writes sk_err before tcp_done() moves the socket to CLOSE. */
+static __always_inline void connect_closed(struct sock *sk, const struct tcp_sock *tp,
+					   struct sk_info *s, __u64 now)
 {
-	int err = BPF_CORE_READ(sk, sk_err);
+	int err = sk->sk_err;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_req *req;
 
@@ -397,15 +424,15 @@ static __always_inline void connect_closed(struct sock *sk, struct sk_info *s, _
 			return;
 		}
 	}
-	emit_connect(sk, s, now, classify_connect_error(err), err);
+	emit_connect(sk, tp, s, now, classify_connect_error(err), err);
 }
 
 /* ESTABLISHED-side death with ETIMEDOUT: keepalive if probes went unanswered on an idle
  * socket, retransmission timeout otherwise. Written to sk_err before tcp_done(). */
-static __always_inline void established_closed(struct sock *sk, struct sk_info *s, __u64 now)
+static __always_inline void established_closed(struct sock *sk, const struct tcp_sock *tp,
+					       struct sk_info *s, __u64 now)
 {
-	struct inet_connection_sock *icsk = (void *)sk;
-	int err = BPF_CORE_READ(sk, sk_err);
+	int err = sk->sk_err;
 	__u8 probes;
 	__u64 sk_flags;
 	struct sp_record *r;
@@ -415,11 +442,12 @@ static __always_inline void established_closed(struct sock *sk, struct sk_info *
 		err = s->err;
 	if (err != ETIMEDOUT)
 		return;
-	probes = BPF_CORE_READ(icsk, icsk_probes_out);
-	sk_flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	probes = tp->inet_conn.icsk_probes_out;
+	sk_flags = sk->__sk_common.skc_flags;
 	keepalive = probes > 0 && s->retrans == 0 &&
 		    (sk_flags & (1ULL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN)));
-	r = rec_for_sk(keepalive ? SP_REC_KEEPALIVE_TIMEOUT : SP_REC_RETRANS_TIMEOUT, now, sk, s);
+	r = rec_for_sk(keepalive ? SP_REC_KEEPALIVE_TIMEOUT : SP_REC_RETRANS_TIMEOUT, now, sk, tp,
+		       s);
 	if (!r)
 		return;
 	r->error = err;
@@ -432,6 +460,7 @@ static __always_inline void established_closed(struct sock *sk, struct sk_info *
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 {
+	struct tcp_sock *tp = tcp_full_sock(sk);
 	struct sk_info *s;
 	struct sp_record *r;
 	struct connect_req *req;
@@ -439,7 +468,7 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 	bool has_dur = false;
 	__u32 tid;
 
-	if (!is_tcp(sk) || !sk_filter_ok(sk))
+	if (!tp || !sk_filter_ok(sk, tp))
 		return 0;
 	now = bpf_ktime_get_ns();
 	s = sk_info_get(sk, true);
@@ -491,22 +520,30 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 			break;
 		}
 		owner_refine(sk, s);
+		if (newstate == TCP_ESTABLISHED) {
+			/* The transition itself proves the peer alive: the first activity record
+			 * comes one interval later, and short connections need none at all (what
+			 * arrived rides on the line that leaves ESTABLISHED). */
+			s->last_emit = now;
+			s->rx_segs = 0;
+			s->rx_bytes = 0;
+		}
 		if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT &&
 		    (s->flags & SKF_CONNECT_PENDING)) {
 			s->flags &= ~SKF_CONNECT_PENDING;
-			emit_connect(sk, s, now, SP_FAIL_NONE, 0);
+			emit_connect(sk, tp, s, now, SP_FAIL_NONE, 0);
 		} else if (newstate == TCP_CLOSE) {
 			if (oldstate == TCP_SYN_SENT && (s->flags & SKF_CONNECT_PENDING)) {
 				s->flags &= ~SKF_CONNECT_PENDING;
-				connect_closed(sk, s, now);
+				connect_closed(sk, tp, s, now);
 			} else if (oldstate != TCP_SYN_SENT && oldstate != TCP_LISTEN &&
 				   oldstate != TCP_SYN_RECV) {
-				established_closed(sk, s, now);
+				established_closed(sk, tp, s, now);
 			}
 		}
 	}
 
-	r = rec_for_sk(SP_REC_STATE, now, sk, s);
+	r = rec_for_sk(SP_REC_STATE, now, sk, tp, s);
 	if (r) {
 		r->old_state = oldstate;
 		r->new_state = newstate;
@@ -525,7 +562,7 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 		/* FIN_WAIT2/CLOSING -> CLOSE hands over to a timewait socket unless the connection
 		 * was aborted: an error, or a reset either way (FIN_WAIT2 timeout, linger 0). */
 		if (newstate == TCP_CLOSE && (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING) &&
-		    s && !(s->flags & (SKF_RST_RCVD | SKF_RST_SENT)) && !BPF_CORE_READ(sk, sk_err))
+		    s && !(s->flags & (SKF_RST_RCVD | SKF_RST_SENT)) && !sk->sk_err)
 			r->flags |= SP_F_TIME_WAIT;
 		rec_submit(r);
 	}
@@ -543,9 +580,9 @@ int BPF_PROG(sp_error_report, struct sock *sk)
 	struct sk_info *s;
 	int err;
 
-	if (!is_tcp(sk))
+	if (!tcp_full_sock(sk))
 		return 0;
-	err = BPF_CORE_READ(sk, sk_err);
+	err = sk->sk_err;
 	if (!err)
 		return 0;
 	s = sk_info_get(sk, false);
@@ -557,21 +594,22 @@ int BPF_PROG(sp_error_report, struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(sp_receive_reset, struct sock *sk)
 {
+	struct tcp_sock *tp = tcp_full_sock(sk);
 	struct sk_info *s;
 	struct sp_record *r;
 
-	if (!sk_filter_ok(sk))
+	if (!tp || !sk_filter_ok(sk, tp))
 		return 0;
 	s = sk_info_get(sk, true);
 	if (s) {
 		s->flags |= SKF_RST_RCVD;
 		owner_refine(sk, s);
 	}
-	r = rec_for_sk(SP_REC_RESET, bpf_ktime_get_ns(), sk, s);
+	r = rec_for_sk(SP_REC_RESET, bpf_ktime_get_ns(), sk, tp, s);
 	if (!r)
 		return 0;
 	r->reset_dir = SP_RST_RECEIVED;
-	r->old_state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	r->old_state = sk->__sk_common.skc_state;
 	r->flags |= SP_F_OLD_STATE;
 	rec_submit(r);
 	return 0;
@@ -580,9 +618,9 @@ int BPF_PROG(sp_receive_reset, struct sock *sk)
 /* Facts of a reset sent for a packet that has no full socket: taken from that packet. */
 static __always_inline bool fill_from_skb(struct sp_record *r, const struct sk_buff *skb)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
+	unsigned char *head = skb->head;
+	__u16 nh = skb->network_header;
+	__u16 th = skb->transport_header;
 	struct tcphdr tcp;
 	__u8 ver = 0;
 
@@ -612,7 +650,7 @@ static __always_inline bool fill_from_skb(struct sp_record *r, const struct sk_b
 	}
 	r->lport = bpf_ntohs(tcp.dest);
 	r->rport = bpf_ntohs(tcp.source);
-	r->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	r->netns = skb->dev->nd_net.net->ns.inum;
 	/* The peer sent the packet we answer with a reset: it opened the exchange. */
 	r->direction = SP_DIR_INGRESS;
 	r->flags |= SP_F_NO_SOCK;
@@ -622,24 +660,27 @@ static __always_inline bool fill_from_skb(struct sp_record *r, const struct sk_b
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(sp_send_reset, struct sock *sk, struct sk_buff *skb)
 {
+	struct tcp_sock *tp = NULL;
 	struct sk_info *s = NULL;
 	struct sp_record *r;
 	__u8 state = 0;
 	__u64 now = bpf_ktime_get_ns();
 
 	if (sk)
-		state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		state = sk->__sk_common.skc_state;
 	if (sk && state != TCP_LISTEN) {
-		if (!sk_filter_ok(sk))
+		/* NULL for timewait and request sockets: their facts are in the common part */
+		tp = tcp_full_sock(sk);
+		if (!sk_filter_ok(sk, tp))
 			return 0;
-		if (state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV) {
+		if (tp) {
 			s = sk_info_get(sk, true);
 			if (s) {
 				s->flags |= SKF_RST_SENT;
 				owner_refine(sk, s);
 			}
 		}
-		r = rec_for_sk(SP_REC_RESET, now, sk, s);
+		r = rec_for_sk(SP_REC_RESET, now, sk, tp, s);
 		if (!r)
 			return 0;
 		r->old_state = state;
@@ -687,23 +728,24 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(sp_tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
 	struct sk_info *s = sk_info_get(sk, true);
+	struct tcp_sock *tp;
 	struct sp_record *r;
-	unsigned char *data;
 	__u32 len, hdr;
 	__u8 doff = 0;
 	__u64 now;
 
 	if (!s)
 		return 0;
-	if (s->verdict == VERDICT_UNKNOWN)
-		s->verdict = (is_tcp(sk) && sk_filter_ok(sk)) ? VERDICT_PASS : VERDICT_DROP;
+	if (s->verdict == VERDICT_UNKNOWN) {
+		tp = tcp_full_sock(sk);
+		s->verdict = tp && sk_filter_ok(sk, tp) ? VERDICT_PASS : VERDICT_DROP;
+	}
 	if (s->verdict != VERDICT_PASS)
 		return 0;
 
-	/* skb->data is the TCP header here. */
-	data = BPF_CORE_READ(skb, data);
-	len = BPF_CORE_READ(skb, len);
-	bpf_probe_read_kernel(&doff, 1, data + 12);
+	/* skb->data is the TCP header here; its data offset is the high nibble of byte 12 */
+	len = skb->len;
+	bpf_probe_read_kernel(&doff, 1, skb->data + 12);
 	hdr = (doff >> 4) * 4;
 	s->rx_segs++;
 	s->rx_bytes += len > hdr ? len - hdr : 0;
@@ -712,8 +754,11 @@ int BPF_PROG(sp_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	now = bpf_ktime_get_ns();
 	if (s->last_emit && now - s->last_emit < coalesce_ns)
 		return 0;
+	tp = tcp_full_sock(sk);
+	if (!tp)
+		return 0;
 	owner_refine(sk, s);
-	r = rec_for_sk(SP_REC_ACTIVITY, now, sk, s);
+	r = rec_for_sk(SP_REC_ACTIVITY, now, sk, tp, s);
 	if (!r)
 		return 0; /* counted; the pending totals ride on the next record */
 	r->segments = s->rx_segs;
@@ -791,15 +836,16 @@ static __always_inline void connect_exit(long ret)
 		return;
 
 	sk = (struct sock *)req.sk;
-	if (!pass_filters(NULL, req.family, sk_lport(sk), req.rport, sk_netns(sk), req.raddr))
+	if (!pass_filters(NULL, req.family, sk_lport_core(sk), req.rport, sk_netns_core(sk),
+			  req.raddr))
 		return;
 	r = rec_reserve(SP_REC_CONNECT, bpf_ktime_get_ns());
 	if (!r)
 		return;
 	r->family = req.family;
-	r->lport = sk_lport(sk);
+	r->lport = sk_lport_core(sk);
 	r->rport = req.rport;
-	r->netns = sk_netns(sk);
+	r->netns = sk_netns_core(sk);
 	__builtin_memcpy(r->raddr, req.raddr, sizeof(r->raddr));
 	if (req.family == AF_INET)
 		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
@@ -845,7 +891,7 @@ static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected)
 	if (want_unconnected && BPF_CORE_READ(sock, state) != SS_UNCONNECTED)
 		return NULL;
 	sk = BPF_CORE_READ(sock, sk);
-	if (!sk || !is_tcp(sk))
+	if (!sk || !is_tcp_core(sk))
 		return NULL;
 	return sk;
 }
