@@ -246,26 +246,43 @@ size_t json_escape(char *buf, size_t cap, const char *s, size_t len)
 
 /* ---- timestamps and addresses ---- */
 
+/*
+ * The date and time of day change once a second while events come by the thousand: the
+ * "YYYY-MM-DDTHH:MM:SS" part is kept for the last second seen (the agent has one thread).
+ */
 static void put_rfc3339(struct wr *w, uint64_t real_ns)
 {
+	static time_t cached_secs = -1;
+	static char cached[19];
 	time_t secs = (time_t)(real_ns / 1000000000ULL);
 	struct tm tm;
+	struct wr cw;
 
-	if (!gmtime_r(&secs, &tm)) {
-		w->full = true;
-		return;
+	if (secs != cached_secs) {
+		if (!gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999) {
+			w->full = true;
+			return;
+		}
+		wr_init(&cw, cached, sizeof(cached) + 1);
+		cw.end = cached + sizeof(cached); /* no NUL needed */
+		put_u64_pad(&cw, (uint64_t)tm.tm_year + 1900, 4);
+		put_ch(&cw, '-');
+		put_u64_pad(&cw, (uint64_t)tm.tm_mon + 1, 2);
+		put_ch(&cw, '-');
+		put_u64_pad(&cw, (uint64_t)tm.tm_mday, 2);
+		put_ch(&cw, 'T');
+		put_u64_pad(&cw, (uint64_t)tm.tm_hour, 2);
+		put_ch(&cw, ':');
+		put_u64_pad(&cw, (uint64_t)tm.tm_min, 2);
+		put_ch(&cw, ':');
+		put_u64_pad(&cw, (uint64_t)tm.tm_sec, 2);
+		if (cw.full || cw.p != cached + sizeof(cached)) {
+			w->full = true;
+			return;
+		}
+		cached_secs = secs;
 	}
-	put_u64_pad(w, (uint64_t)tm.tm_year + 1900, 4);
-	put_ch(w, '-');
-	put_u64_pad(w, (uint64_t)tm.tm_mon + 1, 2);
-	put_ch(w, '-');
-	put_u64_pad(w, (uint64_t)tm.tm_mday, 2);
-	put_ch(w, 'T');
-	put_u64_pad(w, (uint64_t)tm.tm_hour, 2);
-	put_ch(w, ':');
-	put_u64_pad(w, (uint64_t)tm.tm_min, 2);
-	put_ch(w, ':');
-	put_u64_pad(w, (uint64_t)tm.tm_sec, 2);
+	put(w, cached, sizeof(cached));
 	put_ch(w, '.');
 	put_u64_pad(w, real_ns % 1000000000ULL, 9);
 	put_ch(w, 'Z');
@@ -295,6 +312,19 @@ static size_t addr_str(char *tmp, const struct sp_addr *a, bool *v6)
 	}
 	if (af != AF_INET && af != AF_INET6)
 		return 0;
+	if (af == AF_INET) {
+		/* glibc's inet_ntop goes through sprintf for IPv4: too slow per event */
+		const uint8_t *b = src;
+		struct wr w;
+
+		wr_init(&w, tmp, SP_ADDR_STR_MAX);
+		for (int i = 0; i < 4; i++) {
+			if (i)
+				put_ch(&w, '.');
+			put_u64(&w, b[i]);
+		}
+		return wr_finish(&w);
+	}
 	if (!inet_ntop(af, src, tmp, SP_ADDR_STR_MAX))
 		return 0;
 	*v6 = af == AF_INET6;
