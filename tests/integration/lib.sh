@@ -21,6 +21,7 @@ SP_FAILS=0
 SP_CHECKS=0
 SP_NS_LIST=()
 SP_BG_PIDS=()
+SP_CGROUPS=()
 declare -A SP_AGENT_PID=()
 declare -A SP_AGENT_NS=()
 
@@ -61,6 +62,9 @@ sp_cleanup() {
 	done
 	for name in "${SP_NS_LIST[@]}"; do
 		ip netns del "$name" 2>/dev/null || true
+	done
+	for name in "${SP_CGROUPS[@]}"; do
+		rmdir "$name" 2>/dev/null || true
 	done
 	if [ "${SP_KEEP:-0}" = 1 ]; then
 		echo "# kept $SP_TMP"
@@ -152,6 +156,17 @@ link_pair() {
 	ip -n "$a" neigh replace "fd00:$n::2" lladdr "$mac_b" dev "v$n" nud permanent
 	ip -n "$b" neigh replace "10.$n.0.1" lladdr "$mac_a" dev "v$n" nud permanent
 	ip -n "$b" neigh replace "fd00:$n::1" lladdr "$mac_a" dev "v$n" nud permanent
+}
+
+# cg_new SHORT: creates cgroup v2 directory $SP_ID-SHORT under the cgroup2 mount and sets CG to
+# its path; false if there is no cgroup2 mount. Removed at exit (its processes are ours, killed).
+cg_new() {
+	local root
+	root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	[ -n "$root" ] || return 1
+	CG=$root/$SP_ID-$1
+	mkdir "$CG" || return 1
+	SP_CGROUPS+=("$CG")
 }
 
 # ---------------------------------------------------------------------------------------------
