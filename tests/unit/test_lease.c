@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Lease table: every transition, the closing rule, coalescing, phi, hold, eviction, rollup. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lease.h"
+#include "sockpulse.h"
+
+#define MS 1000000ull
+#define SEC 1000000000ull
+#define T0 (1000 * SEC)
+#define MAXEV 256
+
+struct cap {
+	struct sp_event ev[MAXEV];
+	unsigned int n;
+};
+
+static void on_emit(void *ctx, const struct sp_event *ev)
+{
+	struct cap *c = ctx;
+
+	assert_true(c->n < MAXEV);
+	c->ev[c->n++] = *ev;
+}
+
+struct fx {
+	struct lease_config cfg;
+	struct lease_table *t;
+	struct cap cap;
+};
+
+static struct fx *fx_new(void (*tweak)(struct lease_config *))
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	lease_config_default(&f->cfg);
+	f->cfg.ttl_ns = 10 * SEC;
+	f->cfg.phi_threshold = 0; /* phi tested on its own below */
+	f->cfg.max_leases = 1024;
+	if (tweak)
+		tweak(&f->cfg);
+	f->t = lease_new(&f->cfg, on_emit, &f->cap, T0);
+	assert_non_null(f->t);
+	return f;
+}
+
+static void fx_free(struct fx *f)
+{
+	lease_free(f->t);
+	free(f);
+}
+
+static struct sp_conn conn(uint64_t cookie, uint8_t dir, uint16_t eph)
+{
+	struct sp_conn c = { 0 };
+	struct sp_addr me = { .family = AF_INET }, peer = { .family = AF_INET };
+
+	inet_pton(AF_INET, "10.0.0.1", me.bytes);
+	inet_pton(AF_INET, "10.0.0.2", peer.bytes);
+	c.direction = dir;
+	if (dir == SP_DIR_INGRESS) { /* the peer connected to our port 8080 */
+		c.src = peer;
+		c.sport = eph;
+		c.dst = me;
+		c.dport = 8080;
+	} else {
+		c.src = me;
+		c.sport = eph;
+		c.dst = peer;
+		c.dport = 80;
+	}
+	c.has_ports = true;
+	c.has_pid = true;
+	c.pid = 42;
+	strcpy(c.comm, "curl");
+	c.cookie = cookie;
+	c.netns = 4026531840u;
+	return c;
+}
+
+/* Advance to @now first, as the engine does, then feed. */
+static void feed(struct fx *f, struct sp_event *ev, uint64_t now)
+{
+	ev->mono_ns = now;
+	lease_advance(f->t, now);
+	lease_feed(f->t, ev);
+}
+
+static void established(struct fx *f, uint64_t cookie, uint8_t dir, uint64_t now)
+{
+	struct sp_event ev = { .action = SP_ACT_STATE_CHANGE, .has_conn = true };
+
+	ev.conn = conn(cookie, dir, (uint16_t)(40000 + cookie));
+	ev.state.old_state = dir == SP_DIR_INGRESS ? SP_ST_SYN_RECV : SP_ST_SYN_SENT;
+	ev.state.new_state = SP_ST_ESTABLISHED;
+	feed(f, &ev, now);
+}
+
+static void transition(struct fx *f, uint64_t cookie, uint8_t from, uint8_t to, uint64_t now)
+{
+	struct sp_event ev = { .action = SP_ACT_STATE_CHANGE, .has_conn = true };
+
+	ev.conn = conn(cookie, SP_DIR_EGRESS, (uint16_t)(40000 + cookie));
+	ev.state.old_state = from;
+	ev.state.new_state = to;
+	feed(f, &ev, now);
+}
+
+static void activity(struct fx *f, uint64_t cookie, uint64_t bytes, uint64_t now)
+{
+	struct sp_event ev = { .action = SP_ACT_ACTIVITY, .has_conn = true };
+
+	ev.conn = conn(cookie, SP_DIR_EGRESS, (uint16_t)(40000 + cookie));
+	ev.activity.segments = 1;
+	ev.activity.payload_bytes = bytes;
+	feed(f, &ev, now);
+}
+
+static void death(struct fx *f, uint64_t cookie, enum sp_action a, uint8_t rst_dir, uint64_t now)
+{
+	struct sp_event ev = { .action = a, .has_conn = true };
+
+	ev.conn = conn(cookie, SP_DIR_EGRESS, (uint16_t)(40000 + cookie));
+	ev.reset.direction = rst_dir;
+	feed(f, &ev, now);
+}
+
+static const struct sp_event *only(struct fx *f, enum sp_action a, unsigned int kind)
+{
+	assert_int_equal(f->cap.n, 1);
+	assert_int_equal(f->cap.ev[0].action, a);
+	assert_int_equal(f->cap.ev[0].lease.kind, kind);
+	f->cap.n = 0;
+	return &f->cap.ev[0];
+}
+
+static unsigned int kstate(struct fx *f, uint64_t cookie, unsigned int kind)
+{
+	struct lease_info li;
+
+	assert_true(lease_get(f->t, cookie, &li));
+	return li.state[kind];
+}
+
+/* ESTABLISHED arms transport only; silence: SUSPECT at coalesce + TTL/2, EXPIRED at + TTL. */
+static void test_transport_lifecycle(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	const struct sp_event *e;
+	struct lease_info li;
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	assert_true(lease_get(f->t, 1, &li));
+	assert_false(li.payload_armed);
+	assert_int_equal(li.state[SP_LEASE_TRANSPORT], LEASE_ALIVE);
+	assert_int_equal(lease_stats(f->t)->live, 1);
+
+	lease_advance(f->t, T0 + 6 * SEC - 1); /* 1 s coalescing + 5 s: not yet */
+	assert_int_equal(f->cap.n, 0);
+	lease_advance(f->t, T0 + 7 * SEC);
+	e = only(f, SP_ACT_LEASE_SUSPECT, SP_LEASE_TRANSPORT);
+	assert_true(e->mono_ns >= T0 + 6 * SEC && e->mono_ns <= T0 + 7 * SEC);
+	assert_true(e->lease.silent_ms >= 5000);
+	assert_int_equal(e->lease.ttl_ms, 10000);
+	assert_int_equal(e->real_ns, 0);
+
+	lease_advance(f->t, T0 + 11 * SEC - 1);
+	assert_int_equal(f->cap.n, 0);
+	lease_advance(f->t, T0 + 60 * SEC);
+	e = only(f, SP_ACT_LEASE_EXPIRED, SP_LEASE_TRANSPORT);
+	assert_true(e->mono_ns >= T0 + 11 * SEC);
+	assert_true(e->lease.silent_ms >= 10000 && e->lease.silent_ms < 12000);
+	assert_int_equal(lease_stats(f->t)->expirations[SP_LEASE_TRANSPORT], 1);
+
+	/* Holding the state: nothing more, however long. */
+	lease_advance(f->t, T0 + 3600 * SEC);
+	assert_int_equal(f->cap.n, 0);
+
+	activity(f, 1, 0, T0 + 3601 * SEC);
+	e = only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_TRANSPORT);
+	assert_int_equal(e->mono_ns, T0 + 3601 * SEC);
+	assert_int_equal(kstate(f, 1, SP_LEASE_TRANSPORT), LEASE_ALIVE);
+	/* Re-armed after recovery: suspect again after another silence. */
+	lease_advance(f->t, T0 + 3620 * SEC);
+	assert_int_equal(f->cap.n, 2);
+	assert_int_equal(f->cap.ev[0].action, SP_ACT_LEASE_SUSPECT);
+	assert_int_equal(f->cap.ev[1].action, SP_ACT_LEASE_EXPIRED);
+	f->cap.n = 0;
+	/* Recovery from SUSPECT (not only from EXPIRED). */
+	activity(f, 1, 0, T0 + 3621 * SEC);
+	only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_TRANSPORT);
+	lease_advance(f->t, T0 + 3628 * SEC);
+	only(f, SP_ACT_LEASE_SUSPECT, SP_LEASE_TRANSPORT);
+	activity(f, 1, 0, T0 + 3629 * SEC);
+	only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_TRANSPORT);
+	assert_int_equal(lease_stats(f->t)->recoveries[SP_LEASE_TRANSPORT], 3);
+	fx_free(f);
+}
+
+/* Renewals keep a lease alive; expiry counts from the last report plus one coalescing interval. */
+static void test_renewal_never_early(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	uint64_t t;
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	for (t = T0 + 3 * SEC; t < T0 + 100 * SEC; t += 3 * SEC)
+		activity(f, 1, 0, t);
+	assert_int_equal(f->cap.n, 0);
+	t -= 3 * SEC; /* last report */
+	lease_advance(f->t, t + 1 * SEC + 10 * SEC - 1);
+	assert_int_equal(f->cap.n, 1); /* suspect only */
+	assert_int_equal(f->cap.ev[0].action, SP_ACT_LEASE_SUSPECT);
+	assert_true(f->cap.ev[0].mono_ns >= t + 6 * SEC);
+	lease_advance(f->t, t + 20 * SEC);
+	assert_int_equal(f->cap.n, 2);
+	assert_true(f->cap.ev[1].mono_ns >= t + 11 * SEC);
+	/* An out-of-order, older report does not move the lease back in time. */
+	activity(f, 1, 0, t - 1 * SEC);
+	assert_int_equal(f->cap.n, 2);
+	assert_int_equal(kstate(f, 1, SP_LEASE_TRANSPORT), LEASE_EXPIRED);
+	fx_free(f);
+}
+
+/* Payload is armed by the first data; a peer that only ACKs keeps transport, loses payload. */
+static void test_payload_zombie(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	struct lease_info li;
+	uint64_t t;
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	activity(f, 1, 0, T0 + 2 * SEC);
+	assert_true(lease_get(f->t, 1, &li));
+	assert_false(li.payload_armed);
+	activity(f, 1, 100, T0 + 4 * SEC);
+	assert_true(lease_get(f->t, 1, &li));
+	assert_true(li.payload_armed);
+	assert_int_equal(lease_stats(f->t)->count[SP_LEASE_PAYLOAD][LEASE_ALIVE], 1);
+	/* Keepalive ACKs only from now on. */
+	for (t = T0 + 6 * SEC; t <= T0 + 30 * SEC; t += 2 * SEC)
+		activity(f, 1, 0, t);
+	assert_int_equal(f->cap.n, 2);
+	assert_int_equal(f->cap.ev[0].action, SP_ACT_LEASE_SUSPECT);
+	assert_int_equal(f->cap.ev[0].lease.kind, SP_LEASE_PAYLOAD);
+	assert_true(f->cap.ev[0].mono_ns >= T0 + 10 * SEC);
+	assert_int_equal(f->cap.ev[1].action, SP_ACT_LEASE_EXPIRED);
+	assert_int_equal(f->cap.ev[1].lease.kind, SP_LEASE_PAYLOAD);
+	assert_true(f->cap.ev[1].mono_ns >= T0 + 15 * SEC);
+	assert_int_equal(kstate(f, 1, SP_LEASE_TRANSPORT), LEASE_ALIVE);
+	f->cap.n = 0;
+	/* Data again: payload recovers, transport stays quiet. */
+	activity(f, 1, 10, T0 + 31 * SEC);
+	only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_PAYLOAD);
+	fx_free(f);
+}
+
+/* Orderly shutdown ends every armed kind as CLOSED, at once. */
+static void test_closed(void **state)
+{
+	struct fx *f = fx_new(NULL);
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	activity(f, 1, 5, T0 + SEC);
+	transition(f, 1, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, T0 + 2 * SEC);
+	assert_int_equal(f->cap.n, 2);
+	assert_int_equal(f->cap.ev[0].action, SP_ACT_LEASE_CLOSED);
+	assert_int_equal(f->cap.ev[0].lease.kind, SP_LEASE_TRANSPORT);
+	assert_int_equal(f->cap.ev[1].action, SP_ACT_LEASE_CLOSED);
+	assert_int_equal(f->cap.ev[1].lease.kind, SP_LEASE_PAYLOAD);
+	assert_int_equal(f->cap.ev[0].mono_ns, T0 + 2 * SEC);
+	assert_false(lease_get(f->t, 1, &(struct lease_info){ 0 }));
+	f->cap.n = 0;
+	/* The rest of the close and late activity: nothing, no new lease. */
+	transition(f, 1, SP_ST_FIN_WAIT1, SP_ST_FIN_WAIT2, T0 + 3 * SEC);
+	transition(f, 1, SP_ST_FIN_WAIT2, SP_ST_CLOSE, T0 + 4 * SEC);
+	activity(f, 1, 5, T0 + 4 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	assert_int_equal(lease_stats(f->t)->late_activity, 1);
+	assert_int_equal(lease_stats(f->t)->live, 0);
+
+	/* Passive close. */
+	established(f, 2, SP_DIR_INGRESS, T0 + 5 * SEC);
+	transition(f, 2, SP_ST_ESTABLISHED, SP_ST_CLOSE_WAIT, T0 + 6 * SEC);
+	only(f, SP_ACT_LEASE_CLOSED, SP_LEASE_TRANSPORT);
+	lease_advance(f->t, T0 + 100 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	assert_int_equal(lease_stats(f->t)->closed, 2);
+	fx_free(f);
+}
+
+/* A reset before the close: LOST at once, the close that follows says nothing. */
+static void test_lost_reset_first(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	const struct sp_event *e;
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	death(f, 1, SP_ACT_RESET, SP_RST_RECEIVED, T0 + SEC);
+	e = only(f, SP_ACT_LEASE_LOST, SP_LEASE_TRANSPORT);
+	assert_string_equal(e->lease.reason, "reset");
+	transition(f, 1, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + SEC);
+	lease_advance(f->t, T0 + 10 * SEC);
+	assert_int_equal(f->cap.n, 0);
+
+	established(f, 2, SP_DIR_EGRESS, T0 + 20 * SEC);
+	death(f, 2, SP_ACT_RESET, SP_RST_SENT, T0 + 21 * SEC);
+	e = only(f, SP_ACT_LEASE_LOST, SP_LEASE_TRANSPORT);
+	assert_string_equal(e->lease.reason, "reset-sent");
+
+	established(f, 3, SP_DIR_EGRESS, T0 + 30 * SEC);
+	death(f, 3, SP_ACT_RETRANS_TIMEOUT, 0, T0 + 31 * SEC);
+	e = only(f, SP_ACT_LEASE_LOST, SP_LEASE_TRANSPORT);
+	assert_string_equal(e->lease.reason, "retransmit-timeout");
+	assert_int_equal(lease_stats(f->t)->lost, 3);
+	fx_free(f);
+}
+
+/* Keepalive timeout: the kernel reports it after ESTABLISHED -> CLOSE. Still LOST, once. */
+static void test_lost_after_close(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	const struct sp_event *e;
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	activity(f, 1, 1, T0 + SEC); /* payload armed too */
+	transition(f, 1, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + 2 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	death(f, 1, SP_ACT_KEEPALIVE_TIMEOUT, 0, T0 + 2 * SEC + 1000);
+	assert_int_equal(f->cap.n, 2);
+	e = &f->cap.ev[0];
+	assert_int_equal(e->action, SP_ACT_LEASE_LOST);
+	assert_string_equal(e->lease.reason, "keepalive-timeout");
+	assert_int_equal(f->cap.ev[1].lease.kind, SP_LEASE_PAYLOAD);
+	f->cap.n = 0;
+	lease_advance(f->t, T0 + 100 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	/* While closing, activity does not renew and no verdict is given. */
+	established(f, 2, SP_DIR_EGRESS, T0 + 100 * SEC);
+	transition(f, 2, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + 101 * SEC);
+	activity(f, 2, 1, T0 + 101 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	fx_free(f);
+}
+
+/* A bare ESTABLISHED -> CLOSE with no cause within the grace: CLOSED after the grace. */
+static void test_bare_close(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	const struct sp_event *e;
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	transition(f, 1, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + SEC);
+	lease_advance(f->t, T0 + 2 * SEC - 1);
+	assert_int_equal(f->cap.n, 0);
+	lease_advance(f->t, T0 + 3 * SEC);
+	e = only(f, SP_ACT_LEASE_CLOSED, SP_LEASE_TRANSPORT);
+	assert_true(e->mono_ns >= T0 + 2 * SEC);
+	/* The cause arriving after the grace changes nothing. */
+	death(f, 1, SP_ACT_KEEPALIVE_TIMEOUT, 0, T0 + 4 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	assert_int_equal(lease_stats(f->t)->closed, 1);
+	assert_int_equal(lease_stats(f->t)->lost, 0);
+	fx_free(f);
+}
+
+/* Connections older than the agent get a lease on their first activity. */
+static void test_preexisting(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	struct lease_info li;
+
+	activity(f, 7, 0, T0);
+	assert_true(lease_get(f->t, 7, &li));
+	assert_false(li.payload_armed);
+	activity(f, 8, 100, T0);
+	assert_true(lease_get(f->t, 8, &li));
+	assert_true(li.payload_armed);
+	assert_int_equal(lease_stats(f->t)->created, 2);
+	/* No cookie, no lease. */
+	activity(f, 0, 100, T0);
+	assert_int_equal(lease_stats(f->t)->created, 2);
+	assert_int_equal(f->cap.n, 0);
+	fx_free(f);
+}
+
+static void tweak_ports(struct lease_config *c)
+{
+	c->port_ttl[0] = (struct lease_port_ttl){ .port = 80, .ttl_ns = 2 * SEC };
+	c->port_ttl[1] = (struct lease_port_ttl){ .port = 8080, .ttl_ns = 4 * SEC };
+	c->n_port_ttl = 2;
+}
+
+/* Per-port TTL: the remote service port for egress, the local one for ingress. */
+static void test_port_ttl(void **state)
+{
+	struct fx *f = fx_new(tweak_ports);
+	struct lease_info li;
+
+	established(f, 1, SP_DIR_EGRESS, T0);  /* to port 80 */
+	established(f, 2, SP_DIR_INGRESS, T0); /* on our port 8080 */
+	assert_true(lease_get(f->t, 1, &li));
+	assert_int_equal(li.ttl_ns, 2 * SEC);
+	assert_true(lease_get(f->t, 2, &li));
+	assert_int_equal(li.ttl_ns, 4 * SEC);
+	lease_advance(f->t, T0 + 3 * SEC - 1);
+	assert_int_equal(lease_stats(f->t)->expirations[SP_LEASE_TRANSPORT], 0);
+	lease_advance(f->t, T0 + 4 * SEC);
+	assert_int_equal(lease_stats(f->t)->expirations[SP_LEASE_TRANSPORT], 1);
+	assert_int_equal(kstate(f, 1, SP_LEASE_TRANSPORT), LEASE_EXPIRED);
+	assert_int_equal(kstate(f, 2, SP_LEASE_TRANSPORT), LEASE_SUSPECT);
+	lease_advance(f->t, T0 + 6 * SEC);
+	assert_int_equal(kstate(f, 2, SP_LEASE_TRANSPORT), LEASE_EXPIRED);
+	fx_free(f);
+}
+
+static void tweak_phi(struct lease_config *c)
+{
+	c->ttl_ns = 60 * SEC;
+	c->phi_threshold = 8;
+	c->phi_min_samples = 8;
+	c->phi_min_sd_ns = 1 * SEC;
+}
+
+/* A peer heard every second: phi suspects after ~mean + 5.61 sd, long before TTL/2. */
+static void test_phi_suspicion(void **state)
+{
+	struct fx *f = fx_new(tweak_phi);
+	const struct sp_event *e;
+	struct lease_info li;
+	uint64_t t = T0;
+	int i;
+
+	established(f, 1, SP_DIR_EGRESS, t);
+	for (i = 0; i < 20; i++) {
+		t += SEC;
+		activity(f, 1, 0, t);
+	}
+	assert_true(lease_get(f->t, 1, &li));
+	assert_int_equal(li.samples[SP_LEASE_TRANSPORT], 20);
+	/* mean 1 s, sd floored at 1 s: phi 8 at 1 + 5.612 = 6.612 s of reported silence. */
+	lease_advance(f->t, t + 6600 * MS);
+	assert_int_equal(f->cap.n, 0);
+	lease_advance(f->t, t + 9 * SEC);
+	e = only(f, SP_ACT_LEASE_SUSPECT, SP_LEASE_TRANSPORT);
+	assert_true(e->mono_ns >= t + 6612 * MS && e->mono_ns <= t + 8 * SEC);
+	/* Expiry still waits for the TTL. */
+	lease_advance(f->t, t + 61 * SEC - 1);
+	assert_int_equal(f->cap.n, 0);
+	lease_advance(f->t, t + 70 * SEC);
+	only(f, SP_ACT_LEASE_EXPIRED, SP_LEASE_TRANSPORT);
+	/* The interval that spanned the silence is not a sample. */
+	activity(f, 1, 0, t + 71 * SEC);
+	only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_TRANSPORT);
+	assert_true(lease_get(f->t, 1, &li));
+	assert_int_equal(li.samples[SP_LEASE_TRANSPORT], 20);
+	assert_true(li.mean_s[SP_LEASE_TRANSPORT] < 1.01f);
+	/* Sub-interval arrivals are merged, not sampled. */
+	activity(f, 1, 0, t + 71 * SEC + 300 * MS);
+	assert_true(lease_get(f->t, 1, &li));
+	assert_int_equal(li.samples[SP_LEASE_TRANSPORT], 20);
+	fx_free(f);
+}
+
+/* Stall guard: verdicts wait for the hold; one line per state, straight to EXPIRED if due. */
+static void test_hold(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	const struct sp_event *e;
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	established(f, 2, SP_DIR_EGRESS, T0);
+	lease_hold(f->t, T0 + 30 * SEC);
+	lease_advance(f->t, T0 + 29 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	/* Lease 2 was heard during the hold (its records were late, not absent). */
+	activity(f, 2, 0, T0 + 29 * SEC);
+	lease_advance(f->t, T0 + 31 * SEC);
+	e = only(f, SP_ACT_LEASE_EXPIRED, SP_LEASE_TRANSPORT);
+	assert_int_equal(e->conn.cookie, 1);
+	assert_true(e->mono_ns >= T0 + 30 * SEC && e->mono_ns <= T0 + 30 * SEC + 19 * SEC / 7);
+	assert_int_equal(kstate(f, 2, SP_LEASE_TRANSPORT), LEASE_ALIVE);
+	lease_advance(f->t, T0 + 36 * SEC);
+	only(f, SP_ACT_LEASE_SUSPECT, SP_LEASE_TRANSPORT); /* lease 2, after the hold */
+	/* A closing lease is not held. */
+	established(f, 3, SP_DIR_EGRESS, T0 + 40 * SEC);
+	lease_hold(f->t, T0 + 100 * SEC);
+	transition(f, 3, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + 41 * SEC);
+	lease_advance(f->t, T0 + 43 * SEC);
+	only(f, SP_ACT_LEASE_CLOSED, SP_LEASE_TRANSPORT);
+	fx_free(f);
+}
+
+static void tweak_small(struct lease_config *c)
+{
+	c->max_leases = 4;
+}
+
+/* Bounded: beyond max_leases the most silent (or an expired) lease is evicted, counted. */
+static void test_eviction(void **state)
+{
+	struct fx *f = fx_new(tweak_small);
+	uint64_t c;
+
+	for (c = 1; c <= 4; c++)
+		established(f, c, SP_DIR_EGRESS, T0 + c * SEC);
+	activity(f, 1, 0, T0 + 5 * SEC); /* 2 is now the most silent */
+	established(f, 5, SP_DIR_EGRESS, T0 + 6 * SEC);
+	assert_int_equal(lease_stats(f->t)->evicted, 1);
+	assert_int_equal(lease_stats(f->t)->live, 4);
+	assert_false(lease_get(f->t, 2, &(struct lease_info){ 0 }));
+	assert_true(lease_get(f->t, 1, &(struct lease_info){ 0 }));
+	assert_true(lease_get(f->t, 5, &(struct lease_info){ 0 }));
+	/* An expired lease goes first. */
+	lease_advance(f->t, T0 + 18 * SEC);
+	activity(f, 1, 0, T0 + 18 * SEC);
+	activity(f, 3, 0, T0 + 18 * SEC);
+	activity(f, 5, 0, T0 + 18 * SEC);
+	established(f, 6, SP_DIR_EGRESS, T0 + 19 * SEC);
+	assert_false(lease_get(f->t, 4, &(struct lease_info){ 0 }));
+	assert_int_equal(lease_stats(f->t)->evicted, 2);
+	assert_int_equal(f->cap.n, 4 * 2 + 3); /* suspect+expired, 3 recoveries; none for evictions */
+	fx_free(f);
+}
+
+/* Emitted lines carry the connection's facts exactly as they came in. */
+static void test_conn_facts(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	struct sp_conn want;
+	unsigned int dir;
+
+	for (dir = SP_DIR_EGRESS; dir <= SP_DIR_INGRESS; dir++) {
+		established(f, 10 + dir, (uint8_t)dir, T0);
+		death(f, 10 + dir, SP_ACT_RESET, SP_RST_RECEIVED, T0 + SEC);
+		want = conn(10 + dir, (uint8_t)dir, (uint16_t)(40010 + dir));
+		assert_int_equal(f->cap.n, 1);
+		assert_true(f->cap.ev[0].has_conn);
+		assert_memory_equal(&f->cap.ev[0].conn, &want, sizeof(want));
+		f->cap.n = 0;
+	}
+	fx_free(f);
+}
+
+static void sum_conns(void *ctx, const struct lease_peer_info *p)
+{
+	*(uint32_t *)ctx += p->conns;
+}
+
+/* Peers: remote address + service port; counts follow every transition. */
+static void test_peer_rollup(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	struct lease_peer_info p;
+	struct sp_addr peer = { .family = AF_INET };
+	uint32_t conns_seen;
+
+	inet_pton(AF_INET, "10.0.0.2", peer.bytes);
+	established(f, 1, SP_DIR_EGRESS, T0);
+	established(f, 2, SP_DIR_EGRESS, T0 + 4 * SEC);
+	established(f, 3, SP_DIR_EGRESS, T0 + 4 * SEC);
+	established(f, 4, SP_DIR_INGRESS, T0 + 4 * SEC); /* same host, other service */
+	assert_true(lease_peer_get(f->t, &peer, 4026531840u, 80, &p));
+	assert_int_equal(p.conns, 3);
+	assert_int_equal(p.count[SP_LEASE_TRANSPORT][LEASE_ALIVE], 3);
+	assert_true(lease_peer_get(f->t, &peer, 4026531840u, 8080, &p));
+	assert_int_equal(p.conns, 1);
+	assert_false(lease_peer_get(f->t, &peer, 1, 80, &p)); /* other namespace */
+	assert_int_equal(lease_stats(f->t)->peers, 2);
+
+	lease_advance(f->t, T0 + 7 * SEC); /* cookie 1 suspect */
+	assert_true(lease_peer_get(f->t, &peer, 4026531840u, 80, &p));
+	assert_int_equal(p.count[SP_LEASE_TRANSPORT][LEASE_SUSPECT], 1);
+	assert_int_equal(p.count[SP_LEASE_TRANSPORT][LEASE_ALIVE], 2);
+	assert_true(p.last_seen_ns >= T0 + 4 * SEC);
+	transition(f, 2, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, T0 + 8 * SEC);
+	death(f, 3, SP_ACT_RESET, SP_RST_RECEIVED, T0 + 8 * SEC);
+	assert_true(lease_peer_get(f->t, &peer, 4026531840u, 80, &p));
+	assert_int_equal(p.conns, 1);
+	assert_int_equal(p.closed, 1);
+	assert_int_equal(p.lost, 1);
+	conns_seen = 0;
+	assert_int_equal(lease_for_each_peer(f->t, sum_conns, &conns_seen), 2);
+	assert_int_equal(conns_seen, 2);
+	death(f, 1, SP_ACT_RESET, SP_RST_RECEIVED, T0 + 9 * SEC);
+	assert_false(lease_peer_get(f->t, &peer, 4026531840u, 80, &p)); /* last one gone */
+	assert_int_equal(lease_stats(f->t)->peers, 1);
+	assert_int_equal(lease_stats(f->t)->count[SP_LEASE_TRANSPORT][LEASE_ALIVE] +
+				 lease_stats(f->t)->count[SP_LEASE_TRANSPORT][LEASE_SUSPECT],
+			 1);
+	fx_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_transport_lifecycle),
+		cmocka_unit_test(test_renewal_never_early),
+		cmocka_unit_test(test_payload_zombie),
+		cmocka_unit_test(test_closed),
+		cmocka_unit_test(test_lost_reset_first),
+		cmocka_unit_test(test_lost_after_close),
+		cmocka_unit_test(test_bare_close),
+		cmocka_unit_test(test_preexisting),
+		cmocka_unit_test(test_port_ttl),
+		cmocka_unit_test(test_phi_suspicion),
+		cmocka_unit_test(test_hold),
+		cmocka_unit_test(test_eviction),
+		cmocka_unit_test(test_conn_facts),
+		cmocka_unit_test(test_peer_rollup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
