@@ -123,6 +123,8 @@ struct sp_event {
 			uint64_t failures;
 			uint32_t window_s;
 			double baseline_per_s;
+			uint8_t failure; /* enum sp_failure: the most frequent class */
+			uint32_t destinations; /* host-wide: destinations in an incident */
 		} spike;
 		struct {
 			uint64_t count;
