@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The engine (see engine.h): clock, stall guard, and the fan-out to leases and spikes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "parse.h"
+
+struct engine {
+	struct engine_config cfg;
+	engine_emit_fn emit;
+	void *ctx;
+	engine_hold_fn hold_fn;
+	void *hold_ctx;
+	struct lease_table *leases;
+	struct spike *spikes;
+	uint64_t now;
+	uint64_t last_tick; /* 0: no tick yet */
+	struct engine_stats st;
+};
+
+void engine_config_default(struct engine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	lease_config_default(&cfg->lease);
+	spike_config_default(&cfg->spike);
+	cfg->stall_ns = 2000000000ull;
+	cfg->hold_ns = 5000000000ull;
+}
+
+int engine_parse_lease_ttl(struct engine_config *cfg, const char *arg)
+{
+	struct lease_config *lc = &cfg->lease;
+	const char *eq = arg ? strchr(arg, '=') : NULL;
+	uint64_t ttl, port;
+	char buf[8];
+	uint32_t i;
+	int err;
+
+	if (!arg)
+		return -EINVAL;
+	err = parse_duration(eq ? eq + 1 : arg, &ttl);
+	if (err)
+		return err;
+	if (!ttl)
+		return -EINVAL;
+	if (!eq) {
+		lc->ttl_ns = ttl;
+		return 0;
+	}
+	if ((size_t)(eq - arg) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, arg, (size_t)(eq - arg));
+	buf[eq - arg] = '\0';
+	err = parse_u64(buf, 1, 65535, &port);
+	if (err)
+		return err == -ERANGE ? -EINVAL : err;
+	for (i = 0; i < lc->n_port_ttl; i++) {
+		if (lc->port_ttl[i].port == port) {
+			lc->port_ttl[i].ttl_ns = ttl;
+			return 0;
+		}
+	}
+	if (lc->n_port_ttl >= LEASE_MAX_PORT_TTL)
+		return -ENOSPC;
+	lc->port_ttl[lc->n_port_ttl].port = (uint16_t)port;
+	lc->port_ttl[lc->n_port_ttl].ttl_ns = ttl;
+	lc->n_port_ttl++;
+	return 0;
+}
+
+static void relay(void *ctx, const struct sp_event *ev)
+{
+	struct engine *e = ctx;
+
+	e->st.emitted++;
+	e->emit(e->ctx, ev);
+}
+
+struct engine *engine_new(const struct engine_config *cfg, engine_emit_fn emit, void *ctx)
+{
+	struct engine *e;
+
+	if (!cfg || !emit)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->cfg = *cfg;
+	e->emit = emit;
+	e->ctx = ctx;
+	e->leases = lease_new(&cfg->lease, relay, e, 0);
+	e->spikes = spike_new(&cfg->spike, relay, e);
+	if (!e->leases || !e->spikes) {
+		engine_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	lease_free(e->leases);
+	spike_free(e->spikes);
+	free(e);
+}
+
+void engine_set_hold_fn(struct engine *e, engine_hold_fn fn, void *ctx)
+{
+	e->hold_fn = fn;
+	e->hold_ctx = ctx;
+}
+
+static void hold(struct engine *e, uint64_t now, const char *reason, uint64_t stall, uint64_t lost)
+{
+	uint64_t until = now + e->cfg.hold_ns;
+	bool fresh = now >= e->st.hold_until_ns;
+
+	if (!e->cfg.hold_ns || until <= e->st.hold_until_ns)
+		return;
+	e->st.hold_until_ns = until;
+	lease_hold(e->leases, until);
+	if (!fresh)
+		return;
+	e->st.holds++;
+	if (e->hold_fn) {
+		struct engine_hold h = {
+			.mono_ns = now,
+			.until_ns = until,
+			.reason = reason,
+			.stall_ns = stall,
+			.lost = lost,
+		};
+
+		e->hold_fn(e->hold_ctx, &h);
+	}
+}
+
+static void advance(struct engine *e, uint64_t now)
+{
+	if (now > e->now)
+		e->now = now;
+	lease_advance(e->leases, e->now);
+	spike_advance(e->spikes, e->now);
+}
+
+void engine_feed(struct engine *e, const struct sp_event *ev)
+{
+	e->st.fed++;
+	advance(e, ev->mono_ns);
+	switch (ev->action) {
+	case SP_ACT_CONNECT:
+		spike_feed(e->spikes, ev);
+		break;
+	case SP_ACT_EVENTS_LOST:
+		if (ev->lost.count)
+			hold(e, e->now, "events-lost", 0, ev->lost.count);
+		break;
+	default:
+		lease_feed(e->leases, ev);
+		break;
+	}
+}
+
+void engine_tick(struct engine *e, uint64_t now_ns)
+{
+	/* A late tick means our own silence: hold before the verdicts it would release. */
+	if (e->cfg.stall_ns && e->last_tick && now_ns > e->last_tick + e->cfg.stall_ns)
+		hold(e, now_ns, "agent-stall", now_ns - e->last_tick, 0);
+	if (now_ns > e->last_tick)
+		e->last_tick = now_ns;
+	advance(e, now_ns);
+}
+
+const struct engine_stats *engine_stats(const struct engine *e)
+{
+	return &e->st;
+}
+
+const struct lease_stats *engine_lease_stats(const struct engine *e)
+{
+	return lease_stats(e->leases);
+}
+
+const struct spike_stats *engine_spike_stats(const struct engine *e)
+{
+	return spike_stats(e->spikes);
+}
+
+const struct lease_table *engine_leases(const struct engine *e)
+{
+	return e->leases;
+}
+
+const struct spike *engine_spikes(const struct engine *e)
+{
+	return e->spikes;
+}
