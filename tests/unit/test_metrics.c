@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Metrics: counters from events, lease and spike gauges from the engine's lines, bounded
+ * destination labels, the exposition text (HELP/TYPE, escaping, cumulative buckets) and the
+ * --metrics address parser.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "metrics.h"
+#include "prng.h"
+
+static struct metrics m;
+
+static int setup(void **state)
+{
+	return metrics_init(&m, "1.2.3", "1.1", "tracepoint");
+}
+
+static int teardown(void **state)
+{
+	metrics_free(&m);
+	return 0;
+}
+
+static char *render(void)
+{
+	char *buf = NULL;
+	long n = metrics_render(&m, &buf);
+
+	assert_true(n > 0);
+	assert_int_equal(strlen(buf), (size_t)n);
+	return buf;
+}
+
+/* The value of the sample line starting with @series (name and labels exactly), or -1. */
+static long long value_of(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	const char *p = text;
+
+	while ((p = strstr(p, series))) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtoll(p + n + 1, NULL, 10);
+		p += n;
+	}
+	return -1;
+}
+
+static struct sp_event conn_ev(enum sp_action a, uint64_t cookie)
+{
+	struct sp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = a;
+	ev.has_conn = true;
+	ev.conn.cookie = cookie;
+	ev.conn.netns = 4026531840u;
+	ev.conn.dst.family = AF_INET;
+	ev.conn.dst.bytes[0] = 10;
+	ev.conn.dst.bytes[3] = 2;
+	ev.conn.dport = 80;
+	return ev;
+}
+
+static void state_change(uint64_t cookie, uint8_t from, uint8_t to)
+{
+	struct sp_event ev = conn_ev(SP_ACT_STATE_CHANGE, cookie);
+
+	ev.state.old_state = from;
+	ev.state.new_state = to;
+	metrics_on_event(&m, &ev);
+}
+
+static void lease_ev(enum sp_action a, uint64_t cookie, uint8_t kind)
+{
+	struct sp_event ev = conn_ev(a, cookie);
+
+	ev.lease.kind = kind;
+	metrics_on_event(&m, &ev);
+}
+
+static void test_counters(void **state)
+{
+	struct sp_event ev;
+	char *t;
+
+	state_change(1, SP_ST_CLOSE, SP_ST_SYN_SENT);
+	state_change(1, SP_ST_SYN_SENT, SP_ST_ESTABLISHED);
+	state_change(2, SP_ST_SYN_SENT, SP_ST_ESTABLISHED);
+	state_change(99, 200, 1); /* out of range: ignored, no crash */
+	ev = conn_ev(SP_ACT_CONNECT, 1);
+	ev.connect.success = true;
+	ev.has_duration = true;
+	ev.duration_ns = 50000; /* 50 us */
+	metrics_on_event(&m, &ev);
+	ev.connect.success = false;
+	ev.connect.failure = SP_FAIL_TIMEOUT;
+	ev.duration_ns = 3100000000ULL; /* two SYN retransmissions */
+	metrics_on_event(&m, &ev);
+	ev.connect.failure = 77; /* out of range */
+	ev.has_duration = false;
+	metrics_on_event(&m, &ev);
+	ev = conn_ev(SP_ACT_RESET, 0);
+	ev.reset.direction = SP_RST_SENT;
+	metrics_on_event(&m, &ev);
+	ev = conn_ev(SP_ACT_KEEPALIVE_TIMEOUT, 1);
+	metrics_on_event(&m, &ev);
+	ev = conn_ev(SP_ACT_EVENTS_LOST, 0);
+	ev.has_conn = false;
+	ev.lost.count = 5;
+	ev.lost.kind = "state";
+	metrics_on_event(&m, &ev);
+	ev.lost.kind = "bogus";
+	metrics_on_event(&m, &ev);
+
+	t = render();
+	assert_int_equal(
+	    value_of(t,
+		     "sockpulse_tcp_state_transitions_total{from=\"syn_sent\",to=\"established\"}"),
+	    2);
+	assert_int_equal(
+	    value_of(t, "sockpulse_tcp_state_transitions_total{from=\"close\",to=\"syn_sent\"}"),
+	    1);
+	assert_int_equal(value_of(t, "sockpulse_tcp_connects_total{outcome=\"success\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_tcp_connects_total{outcome=\"failure\"}"), 2);
+	assert_int_equal(value_of(t, "sockpulse_tcp_connect_failures_total{reason=\"timeout\"}"),
+			 1);
+	assert_int_equal(value_of(t, "sockpulse_tcp_connect_failures_total{reason=\"refused\"}"),
+			 0);
+	/* cumulative buckets: the 3.1 s failure is above 2.9 and within 3.5 */
+	assert_int_equal(
+	    value_of(
+		t, "sockpulse_tcp_connect_duration_seconds_bucket{outcome=\"failure\",le=\"2.9\"}"),
+	    0);
+	assert_int_equal(
+	    value_of(
+		t, "sockpulse_tcp_connect_duration_seconds_bucket{outcome=\"failure\",le=\"3.5\"}"),
+	    1);
+	assert_int_equal(
+	    value_of(
+		t,
+		"sockpulse_tcp_connect_duration_seconds_bucket{outcome=\"failure\",le=\"+Inf\"}"),
+	    1);
+	assert_int_equal(
+	    value_of(
+		t,
+		"sockpulse_tcp_connect_duration_seconds_bucket{outcome=\"success\",le=\"0.001\"}"),
+	    1);
+	assert_int_equal(
+	    value_of(t, "sockpulse_tcp_connect_duration_seconds_count{outcome=\"success\"}"), 1);
+	assert_non_null(strstr(
+	    t, "sockpulse_tcp_connect_duration_seconds_sum{outcome=\"failure\"} 3.100000000\n"));
+	assert_int_equal(value_of(t, "sockpulse_tcp_resets_total{direction=\"sent\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_tcp_keepalive_timeouts_total"), 1);
+	assert_int_equal(value_of(t, "sockpulse_events_lost_total{kind=\"state\"}"), 5);
+	assert_int_equal(value_of(t, "sockpulse_events_lost_total{kind=\"other\"}"), 5);
+	assert_int_equal(value_of(t, "sockpulse_events_total{kind=\"state\"}"), 4);
+	assert_int_equal(value_of(t, "sockpulse_events_total{kind=\"connect\"}"), 3);
+	assert_int_equal(value_of(t, "sockpulse_events_total{kind=\"events-lost\"}"), 2);
+	assert_non_null(strstr(t, "sockpulse_build_info{version=\"1.2.3\",libbpf_version=\"1.1\","
+				  "connect_hook=\"tracepoint\"} 1\n"));
+	assert_non_null(strstr(t, "# TYPE sockpulse_tcp_connect_duration_seconds histogram\n"));
+	/* no sock_diag snapshot yet: no connection gauges rather than zeros that lie */
+	assert_null(strstr(t, "sockpulse_tcp_connections{"));
+	free(t);
+}
+
+static void test_lease_gauges(void **state)
+{
+	char *t;
+
+	state_change(10, SP_ST_SYN_SENT, SP_ST_ESTABLISHED);
+	state_change(11, SP_ST_SYN_RECV, SP_ST_ESTABLISHED);
+	metrics_seed_connection(&m, 12);
+	metrics_seed_connection(&m, 12); /* twice: still one */
+	lease_ev(SP_ACT_LEASE_SUSPECT, 10, SP_LEASE_PAYLOAD);
+	lease_ev(SP_ACT_LEASE_EXPIRED, 11, SP_LEASE_TRANSPORT);
+	lease_ev(SP_ACT_LEASE_EXPIRED, 11, SP_LEASE_PAYLOAD);
+	lease_ev(SP_ACT_LEASE_RECOVERED, 11, SP_LEASE_PAYLOAD);
+	lease_ev(SP_ACT_LEASE_SUSPECT, 10, 9); /* bad kind: ignored */
+	t = render();
+	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"transport\",state=\"alive\"}"), 2);
+	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"transport\",state=\"expired\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"payload\",state=\"alive\"}"), 2);
+	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"payload\",state=\"suspect\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_lease_expirations_total{kind=\"transport\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_lease_expirations_total{kind=\"payload\"}"), 1);
+	free(t);
+
+	/* endings: per kind by lease-closed/-lost, whole connection by the move to CLOSE */
+	lease_ev(SP_ACT_LEASE_CLOSED, 10, SP_LEASE_TRANSPORT);
+	lease_ev(SP_ACT_LEASE_LOST, 10, SP_LEASE_PAYLOAD);
+	lease_ev(SP_ACT_LEASE_CLOSED, 10, SP_LEASE_PAYLOAD); /* already gone: no effect */
+	state_change(11, SP_ST_FIN_WAIT2, SP_ST_CLOSE);
+	state_change(12, SP_ST_LAST_ACK, SP_ST_CLOSE);
+	t = render();
+	for (int k = 0; k < 2; k++)
+		for (int s = 0; s < 3; s++) {
+			char series[128];
+			static const char *const kinds[] = {"transport", "payload"};
+			static const char *const states[] = {"alive", "suspect", "expired"};
+
+			snprintf(series, sizeof(series),
+				 "sockpulse_leases{kind=\"%s\",state=\"%s\"}", kinds[k], states[s]);
+			assert_int_equal(value_of(t, series), 0);
+		}
+	assert_int_equal(m.lease_used, 0);
+	free(t);
+}
+
+/* The lease table against a model under random churn, through growth and deletions. */
+static void test_lease_table_random(void **state)
+{
+	enum { N = 20000, COOKIES = 3000 };
+	static uint8_t model[COOKIES + 1];
+	uint64_t r = 42;
+	uint64_t alive = 0, expected = 0;
+
+	memset(model, 0, sizeof(model));
+	for (int i = 0; i < N; i++) {
+		uint64_t c = 1 + prng_below(&r, COOKIES);
+
+		if (prng_below(&r, 3) == 0) {
+			state_change(c, SP_ST_FIN_WAIT1, SP_ST_CLOSE);
+			model[c] = 0;
+		} else {
+			state_change(c, SP_ST_SYN_SENT, SP_ST_ESTABLISHED);
+			model[c] = 1;
+		}
+	}
+	for (int c = 1; c <= COOKIES; c++)
+		expected += model[c];
+	alive = m.lease_gauge[SP_LEASE_TRANSPORT][ML_ALIVE];
+	assert_int_equal(alive, expected);
+	assert_int_equal(m.lease_used, expected);
+	for (int c = 1; c <= COOKIES; c++)
+		state_change(c, SP_ST_FIN_WAIT1, SP_ST_CLOSE);
+	assert_int_equal(m.lease_used, 0);
+	assert_int_equal(m.lease_gauge[SP_LEASE_PAYLOAD][ML_ALIVE], 0);
+}
+
+static void spike(const char *ip, uint16_t port, bool start, uint64_t t)
+{
+	struct sp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_SPIKE;
+	ev.mono_ns = t;
+	ev.spike.start = start;
+	if (ip) {
+		ev.has_conn = true;
+		ev.conn.dst.family = strchr(ip, ':') ? AF_INET6 : AF_INET;
+		assert_int_equal(inet_pton(ev.conn.dst.family, ip, ev.conn.dst.bytes), 1);
+		ev.conn.dport = port;
+	} else {
+		ev.spike.host_wide = true;
+	}
+	metrics_on_event(&m, &ev);
+}
+
+static void test_spikes(void **state)
+{
+	char *t, ip[32];
+
+	spike("10.0.0.2", 80, true, 1);
+	spike("fd00::2", 443, true, 2);
+	spike(NULL, 0, true, 3);
+	spike("fd00::2", 443, false, 4);
+	t = render();
+	assert_int_equal(
+	    value_of(t, "sockpulse_connect_failure_spike_active{destination=\"10.0.0.2:80\"}"), 1);
+	assert_int_equal(
+	    value_of(t, "sockpulse_connect_failure_spike_active{destination=\"[fd00::2]:443\"}"),
+	    0);
+	assert_int_equal(
+	    value_of(t, "sockpulse_connect_failure_spike_active{destination=\"host\"}"), 1);
+	assert_int_equal(
+	    value_of(t, "sockpulse_connect_failure_spike_active{destination=\"other\"}"), 0);
+	assert_int_equal(value_of(t, "sockpulse_connect_failure_spikes_total"), 3);
+	free(t);
+
+	/* many destinations: at most METRICS_TOP_N labels plus "other", active ones first */
+	for (int i = 0; i < 40; i++) {
+		snprintf(ip, sizeof(ip), "10.9.0.%d", i + 1);
+		spike(ip, 8080, true, 10 + i);
+	}
+	t = render();
+	{
+		int labels = 0;
+		const char *p = t;
+
+		while ((p = strstr(p, "sockpulse_connect_failure_spike_active{"))) {
+			labels++;
+			p++;
+		}
+		assert_int_equal(labels, METRICS_TOP_N + 1);
+	}
+	assert_int_equal(
+	    value_of(t, "sockpulse_connect_failure_spike_active{destination=\"other\"}"), 1);
+	assert_int_equal(
+	    value_of(t, "sockpulse_connect_failure_spike_active{destination=\"[fd00::2]:443\"}"),
+	    -1);
+	free(t);
+	for (int i = 0; i < 40; i++) {
+		snprintf(ip, sizeof(ip), "10.9.0.%d", i + 1);
+		spike(ip, 8080, false, 100 + i);
+	}
+	spike("10.0.0.2", 80, false, 200);
+	spike(NULL, 0, false, 201);
+	t = render();
+	assert_int_equal(
+	    value_of(t, "sockpulse_connect_failure_spike_active{destination=\"other\"}"), 0);
+	assert_null(strstr(t, "_spike_active{destination=\"10.9.0.1:8080\"} 1"));
+	assert_int_equal(value_of(t, "sockpulse_connect_failure_spikes_total"), 43);
+	free(t);
+
+	/* more destinations than the table holds, all active at once: counted, never lost */
+	for (int i = 0; i < METRICS_SPIKES_MAX + 5; i++) {
+		snprintf(ip, sizeof(ip), "10.8.%d.%d", i / 250, i % 250 + 1);
+		spike(ip, 1, true, 1000 + i);
+	}
+	assert_int_equal(m.spikes_untracked_active, 5);
+	t = render();
+	assert_int_equal(
+	    value_of(t, "sockpulse_connect_failure_spike_active{destination=\"other\"}"), 1);
+	free(t);
+}
+
+static void test_diag_gauges_and_escaping(void **state)
+{
+	uint64_t states[SP_ST_MAX] = {0};
+	struct metrics_dest top[2];
+	char *t;
+
+	states[SP_ST_ESTABLISHED] = 7;
+	states[SP_ST_TIME_WAIT] = 30;
+	snprintf(top[0].label, sizeof(top[0].label), "10.0.0.2:80");
+	top[0].value = 20;
+	snprintf(top[1].label, sizeof(top[1].label), "a\"b\\c\nd");
+	top[1].value = 4;
+	metrics_set_diag(&m, states, 30, top, 2, 6);
+	snprintf(m.version, sizeof(m.version), "x\"y");
+	t = render();
+	assert_int_equal(value_of(t, "sockpulse_tcp_connections{state=\"established\"}"), 7);
+	assert_int_equal(value_of(t, "sockpulse_tcp_connections{state=\"listen\"}"), 0);
+	assert_int_equal(value_of(t, "sockpulse_tcp_time_wait_sockets"), 30);
+	assert_int_equal(
+	    value_of(t,
+		     "sockpulse_tcp_time_wait_sockets_by_destination{destination=\"10.0.0.2:80\"}"),
+	    20);
+	assert_int_equal(
+	    value_of(
+		t,
+		"sockpulse_tcp_time_wait_sockets_by_destination{destination=\"a\\\"b\\\\c\\nd\"}"),
+	    4);
+	assert_int_equal(
+	    value_of(t, "sockpulse_tcp_time_wait_sockets_by_destination{destination=\"other\"}"),
+	    6);
+	assert_non_null(strstr(t, "version=\"x\\\"y\""));
+	/* every line is a comment or a sample; the text ends with a newline */
+	assert_int_equal(t[strlen(t) - 1], '\n');
+	free(t);
+}
+
+static void listen_ok(const char *s, int family, const char *ip, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char buf[64];
+	bool off;
+
+	if (metrics_parse_listen(s, &ss, &len, &off))
+		fail_msg("'%s' rejected", s);
+	assert_false(off);
+	assert_int_equal(ss.ss_family, family);
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		assert_int_equal(len, sizeof(*in));
+		inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
+		assert_int_equal(ntohs(in->sin_port), port);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		assert_int_equal(len, sizeof(*in6));
+		inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
+		assert_int_equal(ntohs(in6->sin6_port), port);
+	}
+	assert_string_equal(buf, ip);
+}
+
+static void test_parse_listen(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "127.0.0.1",
+	    "127.0.0.1:",
+	    ":9477",
+	    "127.0.0.1:65536",
+	    "127.0.0.1:-1",
+	    "localhost:80",
+	    "[::1]",
+	    "[::1]80",
+	    "[]:80",
+	    "::1:80",
+	    "1.2.3.4:80:1",
+	    "[::1]:x",
+	    "9477x",
+	    "on",
+	    "OFF",
+	};
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool off;
+
+	listen_ok("127.0.0.1:9477", AF_INET, "127.0.0.1", 9477);
+	listen_ok("0.0.0.0:0", AF_INET, "0.0.0.0", 0);
+	listen_ok("9100", AF_INET, "127.0.0.1", 9100);
+	listen_ok("[::1]:9477", AF_INET6, "::1", 9477);
+	listen_ok("[::]:80", AF_INET6, "::", 80);
+	assert_int_equal(metrics_parse_listen("off", &ss, &len, &off), 0);
+	assert_true(off);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (metrics_parse_listen(bad[i], &ss, &len, &off) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+}
+
+static void test_dest_label(void **state)
+{
+	struct sp_addr a = {0};
+	char buf[METRICS_DEST_LABEL_MAX];
+
+	assert_true(metrics_dest_label(buf, sizeof(buf), &a, 0) > 0);
+	assert_string_equal(buf, "host");
+	a.family = AF_INET6;
+	memset(a.bytes, 0xff, 16);
+	assert_true(metrics_dest_label(buf, sizeof(buf), &a, 65535) > 0);
+	assert_string_equal(buf, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+	/* IPv4-mapped IPv6 prints as IPv4 */
+	memset(a.bytes, 0, 16);
+	a.bytes[10] = a.bytes[11] = 0xff;
+	a.bytes[12] = 192;
+	a.bytes[15] = 1;
+	assert_true(metrics_dest_label(buf, sizeof(buf), &a, 443) > 0);
+	assert_string_equal(buf, "192.0.0.1:443");
+	assert_int_equal(metrics_dest_label(buf, 5, &a, 443), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_gauges, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_table_random, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spikes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_diag_gauges_and_escaping, setup, teardown),
+	    cmocka_unit_test(test_parse_listen),
+	    cmocka_unit_test(test_dest_label),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

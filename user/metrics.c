@@ -1,0 +1,746 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Metrics registry and Prometheus text exposition 0.0.4. Every family is printed with HELP and
+ * TYPE lines, label values are escaped, counters over fixed enumerations are printed for every
+ * value (zeros included) so rate() works from the first scrape.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format.h"
+#include "metrics.h"
+#include "names.h"
+#include "parse.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define LEASE_CAP_MIN 1024u
+
+/*
+ * Connect latency buckets (seconds). A lost SYN is retransmitted after 1 s, then 2, 4, 8 ...:
+ * connects that needed one retransmission land just above 1 s, two just above 3 s, three above
+ * 7 s. Bucket pairs around those points (0.9/1.5, 2.9/3.5, 6.9/7.5) count each case apart.
+ */
+static const uint64_t connect_bucket_ns[METRICS_CONNECT_BUCKETS] = {
+	1000000ULL,    2500000ULL,    5000000ULL,    10000000ULL,    25000000ULL,    50000000ULL,
+	100000000ULL,  250000000ULL,  500000000ULL,  900000000ULL,   1500000000ULL,  2900000000ULL,
+	3500000000ULL, 6900000000ULL, 7500000000ULL, 15500000000ULL, 31500000000ULL, 63500000000ULL,
+};
+
+static const char *const kind_names[MK_MAX] = {
+	[MK_STATE] = "state",
+	[MK_CONNECT] = "connect",
+	[MK_KEEPALIVE_TIMEOUT] = "keepalive-timeout",
+	[MK_RETRANSMIT_TIMEOUT] = "retransmit-timeout",
+	[MK_RESET] = "reset",
+	[MK_ACTIVITY] = "activity",
+	[MK_LEASE] = "lease",
+	[MK_SPIKE] = "connect-failure-spike",
+	[MK_EVENTS_LOST] = "events-lost",
+};
+
+static const enum metrics_kind action_kind[SP_ACT_MAX] = {
+	[SP_ACT_STATE_CHANGE] = MK_STATE,
+	[SP_ACT_ACTIVITY] = MK_ACTIVITY,
+	[SP_ACT_CONNECT] = MK_CONNECT,
+	[SP_ACT_KEEPALIVE_TIMEOUT] = MK_KEEPALIVE_TIMEOUT,
+	[SP_ACT_RETRANS_TIMEOUT] = MK_RETRANSMIT_TIMEOUT,
+	[SP_ACT_RESET] = MK_RESET,
+	[SP_ACT_LEASE_SUSPECT] = MK_LEASE,
+	[SP_ACT_LEASE_EXPIRED] = MK_LEASE,
+	[SP_ACT_LEASE_RECOVERED] = MK_LEASE,
+	[SP_ACT_LEASE_CLOSED] = MK_LEASE,
+	[SP_ACT_LEASE_LOST] = MK_LEASE,
+	[SP_ACT_SPIKE] = MK_SPIKE,
+	[SP_ACT_EVENTS_LOST] = MK_EVENTS_LOST,
+};
+
+static const char *const lease_state_names[ML_STATE_MAX] = {
+	[ML_ALIVE] = "alive",
+	[ML_SUSPECT] = "suspect",
+	[ML_EXPIRED] = "expired",
+};
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src ? src : "");
+}
+
+int metrics_init(struct metrics *m, const char *version, const char *libbpf_version,
+		 const char *connect_hook)
+{
+	memset(m, 0, sizeof(*m));
+	copy_str(m->version, sizeof(m->version), version);
+	copy_str(m->libbpf_version, sizeof(m->libbpf_version), libbpf_version);
+	copy_str(m->connect_hook, sizeof(m->connect_hook), connect_hook);
+	m->leases = calloc(LEASE_CAP_MIN, sizeof(*m->leases));
+	if (!m->leases)
+		return -ENOMEM;
+	m->lease_cap = LEASE_CAP_MIN;
+	return 0;
+}
+
+void metrics_free(struct metrics *m)
+{
+	if (!m)
+		return;
+	free(m->leases);
+	m->leases = NULL;
+	m->lease_cap = m->lease_used = 0;
+}
+
+/* ---- lease table: open addressing, linear probing, backward-shift deletion ---- */
+
+static uint32_t hash64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ULL;
+	k ^= k >> 33;
+	return (uint32_t)k;
+}
+
+static struct metrics_lease_entry *lease_find(const struct metrics *m, uint64_t cookie)
+{
+	uint32_t mask = m->lease_cap - 1, i = hash64(cookie) & mask;
+
+	while (m->leases[i].cookie) {
+		if (m->leases[i].cookie == cookie)
+			return &m->leases[i];
+		i = (i + 1) & mask;
+	}
+	return NULL;
+}
+
+static struct metrics_lease_entry *lease_slot(struct metrics_lease_entry *tab, uint32_t cap,
+					      uint64_t cookie)
+{
+	uint32_t mask = cap - 1, i = hash64(cookie) & mask;
+
+	while (tab[i].cookie && tab[i].cookie != cookie)
+		i = (i + 1) & mask;
+	return &tab[i];
+}
+
+static int lease_grow(struct metrics *m)
+{
+	uint32_t cap = m->lease_cap * 2;
+	struct metrics_lease_entry *tab;
+
+	if (cap > METRICS_LEASES_MAX * 2)
+		return -ENOSPC;
+	tab = calloc(cap, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->lease_cap; i++)
+		if (m->leases[i].cookie)
+			*lease_slot(tab, cap, m->leases[i].cookie) = m->leases[i];
+	free(m->leases);
+	m->leases = tab;
+	m->lease_cap = cap;
+	return 0;
+}
+
+/* The entry of @cookie, created with both leases alive if new; NULL when the table is full. */
+static struct metrics_lease_entry *lease_get(struct metrics *m, uint64_t cookie, bool *created)
+{
+	struct metrics_lease_entry *e = lease_find(m, cookie);
+
+	*created = false;
+	if (e)
+		return e;
+	if ((m->lease_used + 1) * 2 > m->lease_cap && lease_grow(m)) {
+		m->lease_overflows++;
+		return NULL;
+	}
+	e = lease_slot(m->leases, m->lease_cap, cookie);
+	e->cookie = cookie;
+	for (int k = 0; k < SP_LEASE_KIND_MAX; k++) {
+		e->state[k] = ML_ALIVE;
+		m->lease_gauge[k][ML_ALIVE]++;
+	}
+	m->lease_used++;
+	*created = true;
+	return e;
+}
+
+static void lease_remove(struct metrics *m, struct metrics_lease_entry *e)
+{
+	uint32_t mask = m->lease_cap - 1, i = e - m->leases, j = i, home;
+
+	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
+		if (e->state[k] != ML_NONE)
+			m->lease_gauge[k][e->state[k]]--;
+	/* backward shift: move later entries of the cluster into the hole when they may */
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!m->leases[j].cookie)
+			break;
+		home = hash64(m->leases[j].cookie) & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->leases[i] = m->leases[j];
+			i = j;
+		}
+	}
+	memset(&m->leases[i], 0, sizeof(m->leases[i]));
+	m->lease_used--;
+}
+
+static void lease_set(struct metrics *m, uint64_t cookie, unsigned int kind, uint8_t state)
+{
+	struct metrics_lease_entry *e;
+	bool created;
+
+	if (!cookie || kind >= SP_LEASE_KIND_MAX)
+		return;
+	e = lease_get(m, cookie, &created);
+	if (!e)
+		return;
+	if (e->state[kind] != ML_NONE)
+		m->lease_gauge[kind][e->state[kind]]--;
+	e->state[kind] = state;
+	if (state != ML_NONE)
+		m->lease_gauge[kind][state]++;
+	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
+		if (e->state[k] != ML_NONE)
+			return;
+	lease_remove(m, e);
+}
+
+static void lease_end(struct metrics *m, uint64_t cookie, int kind)
+{
+	struct metrics_lease_entry *e = cookie ? lease_find(m, cookie) : NULL;
+
+	if (!e)
+		return;
+	if (kind < 0) {
+		lease_remove(m, e);
+		return;
+	}
+	lease_set(m, cookie, kind, ML_NONE);
+}
+
+void metrics_seed_connection(struct metrics *m, uint64_t cookie)
+{
+	bool created;
+
+	if (cookie)
+		lease_get(m, cookie, &created);
+}
+
+/* ---- spike table ---- */
+
+size_t metrics_dest_label(char *buf, size_t cap, const struct sp_addr *addr, uint16_t port)
+{
+	char ip[SP_ADDR_STR_MAX];
+	int n;
+
+	if (!addr->family)
+		n = snprintf(buf, cap, "host");
+	else if (!format_addr(ip, sizeof(ip), addr))
+		n = snprintf(buf, cap, "other");
+	else if (strchr(ip, ':'))
+		n = snprintf(buf, cap, "[%s]:%u", ip, port);
+	else
+		n = snprintf(buf, cap, "%s:%u", ip, port);
+	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+static void on_spike(struct metrics *m, const struct sp_event *ev)
+{
+	char label[METRICS_DEST_LABEL_MAX];
+	struct metrics_spike *s = NULL, *victim = NULL;
+	uint32_t netns = ev->has_conn ? ev->conn.netns : 0;
+
+	if (ev->spike.start)
+		m->spikes_total++;
+	if (ev->spike.host_wide || !ev->has_conn || !ev->conn.dst.family)
+		snprintf(label, sizeof(label), "host");
+	else if (!metrics_dest_label(label, sizeof(label), &ev->conn.dst, ev->conn.dport))
+		snprintf(label, sizeof(label), "other");
+	for (int i = 0; i < METRICS_SPIKES_MAX && !s; i++)
+		if (m->spikes[i].used && m->spikes[i].netns == netns &&
+		    strcmp(m->spikes[i].label, label) == 0)
+			s = &m->spikes[i];
+	/* a new destination takes a free slot, else the one inactive the longest */
+	for (int i = 0; i < METRICS_SPIKES_MAX && !s; i++) {
+		struct metrics_spike *c = &m->spikes[i];
+
+		if (!c->used) {
+			victim = c;
+			break;
+		}
+		if (!c->active && (!victim || c->changed_ns < victim->changed_ns))
+			victim = c;
+	}
+	if (!s) {
+		if (!victim || victim->active) {
+			/* every slot holds an active spike: count it without a label */
+			if (ev->spike.start)
+				m->spikes_untracked_active++;
+			else if (m->spikes_untracked_active)
+				m->spikes_untracked_active--;
+			return;
+		}
+		s = victim;
+		memset(s, 0, sizeof(*s));
+		s->used = true;
+		s->netns = netns;
+		copy_str(s->label, sizeof(s->label), label);
+	}
+	s->active = ev->spike.start;
+	s->changed_ns = ev->mono_ns;
+}
+
+/* ---- events ---- */
+
+static void hist_add(struct metrics_hist *h, uint64_t ns)
+{
+	for (int i = 0; i < METRICS_CONNECT_BUCKETS; i++) {
+		if (ns <= connect_bucket_ns[i]) {
+			h->buckets[i]++;
+			break;
+		}
+	}
+	h->count++;
+	h->sum_ns += ns;
+}
+
+static int lost_kind_index(const char *name)
+{
+	for (int t = 1; t < SP_REC_TYPE_MAX; t++)
+		if (name && strcmp(name, rec_type_name(t)) == 0)
+			return t;
+	return 0; /* unknown: counted under index 0, printed as "other" */
+}
+
+void metrics_on_event(struct metrics *m, const struct sp_event *ev)
+{
+	uint64_t cookie = ev->has_conn ? ev->conn.cookie : 0;
+
+	if ((unsigned int)ev->action >= SP_ACT_MAX)
+		return;
+	m->events[action_kind[ev->action]]++;
+	switch (ev->action) {
+	case SP_ACT_STATE_CHANGE:
+		if (ev->state.old_state < SP_ST_MAX && ev->state.new_state < SP_ST_MAX)
+			m->transitions[ev->state.old_state][ev->state.new_state]++;
+		if (ev->state.new_state == SP_ST_ESTABLISHED)
+			metrics_seed_connection(m, cookie);
+		else if (ev->state.new_state == SP_ST_CLOSE)
+			lease_end(m, cookie, -1);
+		break;
+	case SP_ACT_CONNECT: {
+		int i = ev->connect.success ? 0 : 1;
+
+		m->connects[i]++;
+		if (!ev->connect.success && ev->connect.failure < SP_FAIL_MAX)
+			m->failures[ev->connect.failure]++;
+		if (ev->has_duration)
+			hist_add(&m->connect_duration[i], ev->duration_ns);
+		break;
+	}
+	case SP_ACT_KEEPALIVE_TIMEOUT:
+		m->keepalive_timeouts++;
+		break;
+	case SP_ACT_RETRANS_TIMEOUT:
+		m->retransmit_timeouts++;
+		break;
+	case SP_ACT_RESET:
+		if (ev->reset.direction < SP_RST_MAX)
+			m->resets[ev->reset.direction]++;
+		break;
+	case SP_ACT_LEASE_SUSPECT:
+		lease_set(m, cookie, ev->lease.kind, ML_SUSPECT);
+		break;
+	case SP_ACT_LEASE_EXPIRED:
+		if (ev->lease.kind < SP_LEASE_KIND_MAX)
+			m->lease_expirations[ev->lease.kind]++;
+		lease_set(m, cookie, ev->lease.kind, ML_EXPIRED);
+		break;
+	case SP_ACT_LEASE_RECOVERED:
+		lease_set(m, cookie, ev->lease.kind, ML_ALIVE);
+		break;
+	case SP_ACT_LEASE_CLOSED:
+	case SP_ACT_LEASE_LOST:
+		if (ev->lease.kind < SP_LEASE_KIND_MAX)
+			lease_end(m, cookie, ev->lease.kind);
+		break;
+	case SP_ACT_SPIKE:
+		on_spike(m, ev);
+		break;
+	case SP_ACT_EVENTS_LOST:
+		m->lost[lost_kind_index(ev->lost.kind)] += ev->lost.count;
+		break;
+	default:
+		break;
+	}
+}
+
+void metrics_set_diag(struct metrics *m, const uint64_t states[SP_ST_MAX], uint64_t time_wait,
+		      const struct metrics_dest *top, unsigned int n_top, uint64_t other)
+{
+	m->have_diag = true;
+	memcpy(m->conn_states, states, sizeof(m->conn_states));
+	m->time_wait = time_wait;
+	if (n_top > METRICS_TOP_N)
+		n_top = METRICS_TOP_N;
+	memcpy(m->tw_top, top, n_top * sizeof(*top));
+	m->n_tw_top = n_top;
+	m->tw_other = other;
+}
+
+/* ---- exposition ---- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += n;
+			return;
+		}
+		size_t cap = (b->cap + n + 1) * 2;
+		char *p = realloc(b->p, cap);
+
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+/* Label value escaping per the text format: backslash, double quote and newline. */
+static const char *esc(char *tmp, size_t cap, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < cap; s++) {
+		if (*s == '\\' || *s == '"') {
+			tmp[o++] = '\\';
+			tmp[o++] = *s;
+		} else if (*s == '\n') {
+			tmp[o++] = '\\';
+			tmp[o++] = 'n';
+		} else {
+			tmp[o++] = *s;
+		}
+	}
+	tmp[o] = '\0';
+	return tmp;
+}
+
+static void family(struct sbuf *b, const char *name, const char *type, const char *help)
+{
+	sb_printf(b, "# HELP sockpulse_%s %s\n# TYPE sockpulse_%s %s\n", name, help, name, type);
+}
+
+static void sample(struct sbuf *b, const char *name, uint64_t v)
+{
+	sb_printf(b, "sockpulse_%s %llu\n", name, (unsigned long long)v);
+}
+
+static void sample1(struct sbuf *b, const char *name, const char *label, const char *value,
+		    uint64_t v)
+{
+	char tmp[2 * METRICS_DEST_LABEL_MAX];
+
+	sb_printf(b, "sockpulse_%s{%s=\"%s\"} %llu\n", name, label, esc(tmp, sizeof(tmp), value),
+		  (unsigned long long)v);
+}
+
+static void render_hist(struct sbuf *b, const char *name, const char *outcome,
+			const struct metrics_hist *h)
+{
+	uint64_t cum = 0;
+
+	for (int i = 0; i < METRICS_CONNECT_BUCKETS; i++) {
+		cum += h->buckets[i];
+		sb_printf(b, "sockpulse_%s_bucket{outcome=\"%s\",le=\"%g\"} %llu\n", name, outcome,
+			  connect_bucket_ns[i] / 1e9, (unsigned long long)cum);
+	}
+	sb_printf(b, "sockpulse_%s_bucket{outcome=\"%s\",le=\"+Inf\"} %llu\n", name, outcome,
+		  (unsigned long long)h->count);
+	sb_printf(b, "sockpulse_%s_sum{outcome=\"%s\"} %.9f\n", name, outcome, h->sum_ns / 1e9);
+	sb_printf(b, "sockpulse_%s_count{outcome=\"%s\"} %llu\n", name, outcome,
+		  (unsigned long long)h->count);
+}
+
+static int spike_cmp(const void *a, const void *b)
+{
+	const struct metrics_spike *x = *(const struct metrics_spike *const *)a;
+	const struct metrics_spike *y = *(const struct metrics_spike *const *)b;
+
+	if (x->active != y->active)
+		return x->active ? -1 : 1;
+	if (x->changed_ns != y->changed_ns)
+		return x->changed_ns > y->changed_ns ? -1 : 1;
+	return strcmp(x->label, y->label);
+}
+
+static void render_spikes(struct sbuf *b, const struct metrics *m)
+{
+	const struct metrics_spike *list[METRICS_SPIKES_MAX];
+	const char *shown[METRICS_TOP_N];
+	unsigned int n = 0, n_shown = 0;
+	uint64_t other = m->spikes_untracked_active;
+
+	family(b, "connect_failure_spike_active", "gauge",
+	       "1 while connect failures to the destination spike (top destinations, the rest "
+	       "under \"other\", host-wide spikes under \"host\")");
+	for (int i = 0; i < METRICS_SPIKES_MAX; i++)
+		if (m->spikes[i].used)
+			list[n++] = &m->spikes[i];
+	qsort(list, n, sizeof(list[0]), spike_cmp);
+	for (unsigned int i = 0; i < n; i++) {
+		bool dup = false;
+
+		/* the same label in two namespaces is one series */
+		for (unsigned int j = 0; j < n_shown; j++)
+			dup = dup || strcmp(shown[j], list[i]->label) == 0;
+		if (dup)
+			continue;
+		if (n_shown < METRICS_TOP_N && strcmp(list[i]->label, "other") != 0) {
+			bool active = false;
+
+			for (unsigned int j = i; j < n; j++)
+				if (strcmp(list[j]->label, list[i]->label) == 0)
+					active = active || list[j]->active;
+			shown[n_shown++] = list[i]->label;
+			sample1(b, "connect_failure_spike_active", "destination", list[i]->label,
+				active);
+		} else {
+			other += list[i]->active;
+		}
+	}
+	sample1(b, "connect_failure_spike_active", "destination", "other", other ? 1 : 0);
+}
+
+long metrics_render(const struct metrics *m, char **out)
+{
+	struct sbuf b = {0};
+	char tmp[3][2 * METRICS_DEST_LABEL_MAX];
+	const struct metrics_self *s = &m->self;
+
+	b.cap = 16384;
+	b.p = malloc(b.cap);
+	if (!b.p)
+		return -ENOMEM;
+	b.p[0] = '\0';
+
+	family(&b, "build_info", "gauge", "Build and run facts; value 1");
+	sb_printf(
+	    &b,
+	    "sockpulse_build_info{version=\"%s\",libbpf_version=\"%s\",connect_hook=\"%s\"} 1\n",
+	    esc(tmp[0], sizeof(tmp[0]), m->version), esc(tmp[1], sizeof(tmp[1]), m->libbpf_version),
+	    esc(tmp[2], sizeof(tmp[2]), m->connect_hook));
+	family(&b, "start_time_seconds", "gauge",
+	       "Start time of the agent, seconds since the epoch");
+	sample(&b, "start_time_seconds", s->start_time_s);
+
+	family(&b, "tcp_state_transitions_total", "counter",
+	       "TCP state changes, exactly as the kernel made them");
+	for (int f = 0; f < SP_ST_MAX; f++)
+		for (int t = 0; t < SP_ST_MAX; t++)
+			if (m->transitions[f][t] && tcp_state_name(f) && tcp_state_name(t))
+				sb_printf(&b,
+					  "sockpulse_tcp_state_transitions_total"
+					  "{from=\"%s\",to=\"%s\"} %llu\n",
+					  tcp_state_name(f), tcp_state_name(t),
+					  (unsigned long long)m->transitions[f][t]);
+
+	family(&b, "tcp_connects_total", "counter", "Outgoing connects by outcome");
+	sample1(&b, "tcp_connects_total", "outcome", "success", m->connects[0]);
+	sample1(&b, "tcp_connects_total", "outcome", "failure", m->connects[1]);
+	family(&b, "tcp_connect_failures_total", "counter", "Failed outgoing connects by reason");
+	for (int f = 1; f < SP_FAIL_MAX; f++)
+		if (failure_name(f))
+			sample1(&b, "tcp_connect_failures_total", "reason", failure_name(f),
+				m->failures[f]);
+	family(&b, "tcp_connect_duration_seconds", "histogram",
+	       "Time from connect start to its outcome; SYN retransmissions land above 1, 3, 7 s");
+	render_hist(&b, "tcp_connect_duration_seconds", "success", &m->connect_duration[0]);
+	render_hist(&b, "tcp_connect_duration_seconds", "failure", &m->connect_duration[1]);
+
+	family(&b, "tcp_keepalive_timeouts_total", "counter",
+	       "Established connections killed because keepalive probes went unanswered");
+	sample(&b, "tcp_keepalive_timeouts_total", m->keepalive_timeouts);
+	family(&b, "tcp_retransmit_timeouts_total", "counter",
+	       "Established connections killed because retransmissions went unanswered");
+	sample(&b, "tcp_retransmit_timeouts_total", m->retransmit_timeouts);
+	family(&b, "tcp_resets_total", "counter", "Resets received or sent");
+	for (int d = 1; d < SP_RST_MAX; d++)
+		sample1(&b, "tcp_resets_total", "direction", reset_dir_name(d), m->resets[d]);
+
+	if (m->have_diag) {
+		family(&b, "tcp_connections", "gauge",
+		       "TCP sockets by state in the watched namespaces (sock_diag)");
+		for (int st = 1; st < SP_ST_MAX; st++)
+			if (st != SP_ST_NEW_SYN_RECV && tcp_state_name(st))
+				sample1(&b, "tcp_connections", "state", tcp_state_name(st),
+					m->conn_states[st]);
+		family(&b, "tcp_time_wait_sockets", "gauge",
+		       "TIME_WAIT sockets in the watched namespaces (sock_diag)");
+		sample(&b, "tcp_time_wait_sockets", m->time_wait);
+		family(
+		    &b, "tcp_time_wait_sockets_by_destination", "gauge",
+		    "TIME_WAIT sockets of the top destinations (the side that was connected to), "
+		    "the rest under \"other\"");
+		for (unsigned int i = 0; i < m->n_tw_top; i++)
+			sample1(&b, "tcp_time_wait_sockets_by_destination", "destination",
+				m->tw_top[i].label, m->tw_top[i].value);
+		sample1(&b, "tcp_time_wait_sockets_by_destination", "destination", "other",
+			m->tw_other);
+	}
+
+	family(&b, "leases", "gauge", "Connection leases by kind and state");
+	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
+		for (int st = ML_ALIVE; st < ML_STATE_MAX; st++)
+			sb_printf(&b, "sockpulse_leases{kind=\"%s\",state=\"%s\"} %llu\n",
+				  lease_kind_name(k), lease_state_names[st],
+				  (unsigned long long)m->lease_gauge[k][st]);
+	family(&b, "lease_expirations_total", "counter", "Leases that went silent past their TTL");
+	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
+		sample1(&b, "lease_expirations_total", "kind", lease_kind_name(k),
+			m->lease_expirations[k]);
+	family(&b, "lease_table_overflows_total", "counter",
+	       "Connections not counted in sockpulse_leases because the table was full");
+	sample(&b, "lease_table_overflows_total", m->lease_overflows);
+
+	render_spikes(&b, m);
+	family(&b, "connect_failure_spikes_total", "counter", "Connect failure spikes started");
+	sample(&b, "connect_failure_spikes_total", m->spikes_total);
+
+	family(&b, "events_total", "counter",
+	       "Events handled, by kind (ring record kinds as in events_lost_total, then the "
+	       "engine's)");
+	for (int k = 0; k < MK_MAX; k++)
+		sample1(&b, "events_total", "kind", kind_names[k], m->events[k]);
+	family(&b, "events_lost_total", "counter",
+	       "Records the kernel could not hand to the agent, by kind");
+	for (int t = 1; t < SP_REC_TYPE_MAX; t++)
+		sample1(&b, "events_lost_total", "kind", rec_type_name(t), m->lost[t]);
+	if (m->lost[0])
+		sample1(&b, "events_lost_total", "kind", "other", m->lost[0]);
+	family(&b, "decode_errors_total", "counter", "Malformed ring records dropped");
+	sample(&b, "decode_errors_total", s->decode_errors);
+	family(&b, "loop_stalls_total", "counter", "Event loop ticks that came more than 1 s late");
+	sample(&b, "loop_stalls_total", s->loop_stalls);
+
+	if (s->log_enabled) {
+		family(&b, "log_lines_total", "counter", "Lines written to the JSON lines log");
+		sample(&b, "log_lines_total", s->log_lines_written);
+		family(&b, "log_bytes_total", "counter", "Bytes written to the JSON lines log");
+		sample(&b, "log_bytes_total", s->log_bytes_written);
+		family(&b, "log_lines_dropped_total", "counter",
+		       "Log lines dropped because the file could not be written in time");
+		sample(&b, "log_lines_dropped_total", s->log_lines_dropped);
+		family(&b, "log_write_errors_total", "counter",
+		       "Failed writes, opens and renames of the log file");
+		sample(&b, "log_write_errors_total", s->log_write_errors);
+		family(&b, "log_rotations_total", "counter", "Log rotations by size");
+		sample(&b, "log_rotations_total", s->log_rotations);
+		family(&b, "log_reopens_total", "counter",
+		       "Log reopens (SIGHUP, or the file was renamed or removed)");
+		sample(&b, "log_reopens_total", s->log_reopens);
+	}
+
+	family(&b, "http_requests_total", "counter", "Requests to the metrics server by status");
+	sample1(&b, "http_requests_total", "code", "200", s->http_requests[0]);
+	sample1(&b, "http_requests_total", "code", "404", s->http_requests[1]);
+	sample1(&b, "http_requests_total", "code", "other", s->http_requests[2]);
+	family(&b, "sockdiag_dumps_total", "counter", "Completed socket table dumps (sock_diag)");
+	sample(&b, "sockdiag_dumps_total", s->diag_dumps);
+	family(&b, "sockdiag_errors_total", "counter", "Failed socket table dumps (sock_diag)");
+	sample(&b, "sockdiag_errors_total", s->diag_errors);
+	family(&b, "sockdiag_duration_seconds", "gauge", "Duration of the last socket table dump");
+	sb_printf(&b, "sockpulse_sockdiag_duration_seconds %.6f\n", s->diag_last_duration_s);
+
+	if (b.oom) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	*out = b.p;
+	return (long)b.len;
+}
+
+int metrics_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, bool *off)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	char host[64];
+	const char *port_str, *colon;
+	uint64_t port;
+	size_t hl;
+
+	memset(ss, 0, sizeof(*ss));
+	*off = false;
+	if (!s || !*s)
+		return -EINVAL;
+	if (strcmp(s, "off") == 0) {
+		*off = true;
+		return 0;
+	}
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		hl = end - s - 1;
+		port_str = end + 2;
+		if (hl == 0 || hl >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		if (parse_u64(port_str, 0, 65535, &port) ||
+		    inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+			return -EINVAL;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	colon = strchr(s, ':');
+	if (!colon) {
+		snprintf(host, sizeof(host), "127.0.0.1");
+		port_str = s;
+	} else {
+		hl = colon - s;
+		if (hl == 0 || hl >= sizeof(host) || strchr(colon + 1, ':'))
+			return -EINVAL;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		port_str = colon + 1;
+	}
+	if (parse_u64(port_str, 0, 65535, &port) || inet_pton(AF_INET, host, &in4->sin_addr) != 1)
+		return -EINVAL;
+	in4->sin_family = AF_INET;
+	in4->sin_port = htons((uint16_t)port);
+	*len = sizeof(*in4);
+	return 0;
+}

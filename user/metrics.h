@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The agent's metrics: counters and gauges kept from the event stream (every event, the kernel's
+ * and the engine's, goes through metrics_on_event), gauges set from sock_diag snapshots, and the
+ * Prometheus text exposition (format 0.0.4). Pure logic: no I/O, no clock; unit-tested.
+ *
+ * Lease gauges need no engine API: a connection that reaches ESTABLISHED holds one lease of each
+ * kind (the engine leases every established connection), lease-suspect/-expired/-recovered move
+ * it, lease-closed/-lost or the socket's move to CLOSE end it. Spike gauges follow
+ * connect-failure-spike start/end lines. Label values are bounded: at most top_n destinations
+ * carry their own label, the rest are summed under "other".
+ */
+#ifndef SP_METRICS_H
+#define SP_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "event.h"
+#include "sockpulse.h"
+
+#define METRICS_TOP_N		10	   /* destination labels per metric, besides "other" */
+#define METRICS_DEST_LABEL_MAX	56	   /* "[ffff:...:ffff]:65535" */
+#define METRICS_LEASES_MAX	(1u << 21) /* connections tracked for the lease gauges */
+#define METRICS_SPIKES_MAX	256	   /* destinations tracked for the spike gauge */
+#define METRICS_CONNECT_BUCKETS 18
+#define METRICS_DEFAULT_PORT	9477
+
+/* Kinds of sockpulse_events_total: ring record kinds, then the engine's and the agent's. */
+enum metrics_kind {
+	MK_STATE = 0,
+	MK_CONNECT,
+	MK_KEEPALIVE_TIMEOUT,
+	MK_RETRANSMIT_TIMEOUT,
+	MK_RESET,
+	MK_ACTIVITY,
+	MK_LEASE,
+	MK_SPIKE,
+	MK_EVENTS_LOST,
+	MK_MAX,
+};
+
+enum metrics_lease_state {
+	ML_NONE = 0,
+	ML_ALIVE,
+	ML_SUSPECT,
+	ML_EXPIRED,
+	ML_STATE_MAX,
+};
+
+struct metrics_dest {
+	char label[METRICS_DEST_LABEL_MAX];
+	uint64_t value;
+};
+
+struct metrics_hist {
+	uint64_t buckets[METRICS_CONNECT_BUCKETS]; /* non-cumulative; +Inf is count */
+	uint64_t count;
+	uint64_t sum_ns;
+};
+
+struct metrics_lease_entry {
+	uint64_t cookie; /* 0: free slot */
+	uint8_t state[SP_LEASE_KIND_MAX];
+};
+
+struct metrics_spike {
+	char label[METRICS_DEST_LABEL_MAX];
+	uint32_t netns;
+	bool used;
+	bool active;
+	uint64_t changed_ns; /* event time of the last start/end */
+};
+
+/* The agent's own numbers, copied in by the service before each render. */
+struct metrics_self {
+	uint64_t log_lines_written, log_lines_dropped, log_write_errors, log_rotations;
+	uint64_t log_reopens, log_bytes_written;
+	bool log_enabled;
+	uint64_t http_requests[3]; /* 200, 404, other */
+	uint64_t diag_dumps, diag_errors;
+	double diag_last_duration_s;
+	uint64_t decode_errors, loop_stalls;
+	uint64_t start_time_s; /* wall clock, seconds since the epoch */
+};
+
+struct metrics {
+	/* build info */
+	char version[32];
+	char libbpf_version[16];
+	char connect_hook[16];
+
+	uint64_t transitions[SP_ST_MAX][SP_ST_MAX];
+	uint64_t connects[2]; /* success, failure */
+	uint64_t failures[SP_FAIL_MAX];
+	struct metrics_hist connect_duration[2];
+	uint64_t keepalive_timeouts;
+	uint64_t retransmit_timeouts;
+	uint64_t resets[SP_RST_MAX];
+	uint64_t events[MK_MAX];
+	uint64_t lost[SP_REC_TYPE_MAX];
+	uint64_t lease_expirations[SP_LEASE_KIND_MAX];
+	uint64_t spikes_total;
+
+	/* lease gauges */
+	struct metrics_lease_entry *leases;
+	uint32_t lease_cap, lease_used; /* cap: power of two */
+	uint64_t lease_gauge[SP_LEASE_KIND_MAX][ML_STATE_MAX];
+	uint64_t lease_overflows;
+
+	/* spike gauges */
+	struct metrics_spike spikes[METRICS_SPIKES_MAX];
+	uint64_t spikes_untracked_active;
+
+	/* sock_diag gauges */
+	bool have_diag;
+	uint64_t conn_states[SP_ST_MAX];
+	uint64_t time_wait;
+	struct metrics_dest tw_top[METRICS_TOP_N];
+	unsigned int n_tw_top;
+	uint64_t tw_other;
+
+	struct metrics_self self;
+};
+
+int metrics_init(struct metrics *m, const char *version, const char *libbpf_version,
+		 const char *connect_hook);
+void metrics_free(struct metrics *m);
+void metrics_on_event(struct metrics *m, const struct sp_event *ev);
+/* A connection that existed before the agent (sock_diag): it holds alive leases. */
+void metrics_seed_connection(struct metrics *m, uint64_t cookie);
+/* Sets the sock_diag gauges; @top: the top destinations by TIME_WAIT sockets, @other the rest. */
+void metrics_set_diag(struct metrics *m, const uint64_t states[SP_ST_MAX], uint64_t time_wait,
+		      const struct metrics_dest *top, unsigned int n_top, uint64_t other);
+
+/*
+ * Renders the exposition into *buf (malloc'ed, grown as needed; the caller frees it).
+ * Returns the length, or -ENOMEM.
+ */
+long metrics_render(const struct metrics *m, char **buf);
+
+/* "ip:port" / "[ip6]:port" label for an address, "host" for family 0. */
+size_t metrics_dest_label(char *buf, size_t cap, const struct sp_addr *addr, uint16_t port);
+
+/*
+ * --metrics value: "off", "PORT", "IPV4:PORT" or "[IPV6]:PORT" (port 0: any free port).
+ * A bare PORT listens on 127.0.0.1. 0 or -EINVAL; *off set for "off".
+ */
+int metrics_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, bool *off);
+
+#endif
