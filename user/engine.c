@@ -165,6 +165,15 @@ void engine_feed(struct engine *e, const struct sp_event *ev)
 	}
 }
 
+void engine_feed_batch(struct engine *e, const struct sp_event *evs, size_t n)
+{
+	size_t i;
+
+	lease_prefetch(e->leases, evs, n);
+	for (i = 0; i < n; i++)
+		engine_feed(e, &evs[i]);
+}
+
 void engine_tick(struct engine *e, uint64_t now_ns)
 {
 	/* A late tick means our own silence: hold before the verdicts it would release. */

@@ -86,7 +86,7 @@ struct lease_table {
 	size_t slab_bytes;
 	uint32_t cap, hwm, free_head, hand;
 	uint32_t *buckets;
-	uint32_t bucket_shift;
+	uint32_t bucket_bits, bucket_mask;
 	struct wheel *wheel;
 	struct itab addrs, owners, peers;
 	uint64_t ttl_ns[LEASE_MAX_PORT_TTL + 1]; /* [0]: default */
@@ -291,7 +291,12 @@ static inline uint32_t lease_idx(const struct lease_table *t, const struct lease
 
 static inline uint32_t *bucket_of(const struct lease_table *t, uint64_t cookie)
 {
-	return &t->buckets[(cookie * 0x9e3779b97f4a7c15ull) >> t->bucket_shift];
+	/*
+	 * Cookies come from a kernel counter (no one chooses them): folding keeps a dense range
+	 * dense, so connections created together share bucket cache lines, and mixes in high bits.
+	 */
+	return &t->buckets[(cookie ^ (cookie >> t->bucket_bits) ^ (cookie >> 2 * t->bucket_bits)) &
+			   t->bucket_mask];
 }
 
 static struct lease *lookup(const struct lease_table *t, uint64_t cookie)
@@ -756,7 +761,7 @@ struct lease_table *lease_new(const struct lease_config *cfg, lease_emit_fn emit
 			      uint64_t now_ns)
 {
 	struct lease_table *t;
-	uint32_t i, nb = 1, shift = 64;
+	uint32_t i, nb = 1, bits = 0;
 
 	if (!cfg->max_leases || !cfg->ttl_ns || cfg->n_port_ttl > LEASE_MAX_PORT_TTL ||
 	    cfg->max_leases > (1u << 31) || !emit_fn)
@@ -777,13 +782,12 @@ struct lease_table *lease_new(const struct lease_config *cfg, lease_emit_fn emit
 	for (i = 0; i < cfg->n_port_ttl; i++)
 		t->ttl_ns[i + 1] = cfg->port_ttl[i].ttl_ns;
 	t->phi_z = cfg->phi_threshold > 0 ? phi_z_for(cfg->phi_threshold) : 0;
-	while (nb < t->cap) {
+	while (nb < t->cap || nb < 2) {
 		nb <<= 1;
-		shift--;
+		bits++;
 	}
-	t->bucket_shift = nb > 1 ? shift : 63;
-	if (nb == 1)
-		nb = 2;
+	t->bucket_bits = bits;
+	t->bucket_mask = nb - 1;
 	/* mmap: pages are committed as the slab fills; huge pages cut TLB misses on renewals. */
 	t->slab_bytes = ((size_t)t->cap * sizeof(struct lease) + 4095) & ~(size_t)4095;
 	t->slab = mmap(NULL, t->slab_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -903,6 +907,24 @@ void lease_feed(struct lease_table *t, const struct sp_event *ev)
 	}
 }
 
+void lease_prefetch(const struct lease_table *t, const struct sp_event *evs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (evs[i].has_conn && evs[i].conn.cookie)
+			__builtin_prefetch(bucket_of(t, evs[i].conn.cookie));
+	for (i = 0; i < n; i++) {
+		uint32_t idx;
+
+		if (!evs[i].has_conn || !evs[i].conn.cookie)
+			continue;
+		idx = *bucket_of(t, evs[i].conn.cookie);
+		if (idx != NIL)
+			__builtin_prefetch(&t->slab[idx], 1);
+	}
+}
+
 const struct lease_stats *lease_stats(const struct lease_table *t)
 {
 	return &t->st;
@@ -989,7 +1011,7 @@ size_t lease_slot_bytes(void)
 
 size_t lease_bytes(const struct lease_table *t)
 {
-	size_t nb = (size_t)1 << (64 - t->bucket_shift);
+	size_t nb = (size_t)t->bucket_mask + 1;
 
 	return sizeof(*t) + t->slab_bytes + nb * sizeof(uint32_t) + wheel_bytes(t->wheel) +
 	       itab_bytes(&t->addrs) + itab_bytes(&t->owners) + itab_bytes(&t->peers);

@@ -105,6 +105,11 @@ void lease_free(struct lease_table *t);
 
 /* Any event; the lease table acts on state changes, activity, resets and timeouts. */
 void lease_feed(struct lease_table *t, const struct sp_event *ev);
+/*
+ * Optional: starts loading the hash buckets, then the leases, of a batch of events about to be
+ * fed, so their cache misses overlap instead of queueing one renewal behind the other.
+ */
+void lease_prefetch(const struct lease_table *t, const struct sp_event *evs, size_t n);
 /* Runs verdicts due at or before now_ns; emitted events carry the tick they fired at. */
 void lease_advance(struct lease_table *t, uint64_t now_ns);
 /* Holds SUSPECT/EXPIRED verdicts until until_ns (stall guard); renewals still apply. */

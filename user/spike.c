@@ -16,30 +16,32 @@ enum dest_state {
 	D_ENDING,
 };
 
+/* The first cache line holds what every attempt touches; counts of one second share another. */
 struct dest {
 	/* key */
 	uint8_t addr[16];
 	uint32_t netns;
 	uint16_t family;
 	uint16_t port;
-	/* links: hash chain (free list when unused), LRU, active list */
-	uint32_t hnext;
-	uint32_t lru_prev, lru_next;
-	uint32_t act_prev, act_next;
-	bool used, active;
-	uint8_t state;	  /* enum dest_state */
-	uint8_t hist;	  /* start condition, one bit per closed second, newest in bit 0 */
-	bool absorbed;	  /* started while a host-wide incident lasted: no lines of its own */
-	uint16_t quiet_s; /* SPIKE: consecutive quiet seconds */
-	uint16_t ending_s;
-	uint64_t sec;	  /* the open second */
-	uint64_t last_ns; /* last attempt */
-	double lambda;
+	uint32_t hnext;	   /* hash chain; free list when unused */
+	uint32_t act_next; /* active list */
+	uint64_t sec;	   /* the open second */
+	uint64_t last_ns;  /* last attempt */
 	uint32_t win_att, win_fail;
-	uint16_t att[SPIKE_WINDOW_MAX], fail[SPIKE_WINDOW_MAX];
-	uint32_t by_class[SP_FAIL_MAX]; /* failures by class: the window, then the incident */
+	bool used, active;
+	uint8_t state;	   /* enum dest_state */
+	uint8_t hist;	   /* start condition, one bit per closed second, newest in bit 0 */
+	/* second line onwards */
+	bool absorbed;	   /* started while a host-wide incident lasted: no lines of its own */
+	uint16_t quiet_s;  /* SPIKE: consecutive quiet seconds */
+	uint16_t ending_s;
+	double lambda;
 	uint64_t incident_fail;
 	uint64_t incident_start_ns;
+	uint32_t by_class[SP_FAIL_MAX]; /* failures by class: the window, then the incident */
+	struct {
+		uint16_t att, fail;
+	} cnt[SPIKE_WINDOW_MAX];
 };
 
 struct spike {
@@ -50,8 +52,8 @@ struct spike {
 	uint32_t cap, hwm, free_head;
 	uint32_t *buckets;
 	uint32_t nbuckets;
-	uint32_t lru_head, lru_tail; /* head: most recent */
-	uint32_t act_head;
+	uint32_t act_head;	     /* destinations that may give a verdict without new attempts */
+	uint32_t hand;		     /* eviction scan position */
 	uint64_t sec;		     /* seconds closed for every active destination up to here */
 	double decay;		     /* 1 - alpha, per second */
 	uint64_t starts[8];	     /* recent incident start times, for the host-wide rule */
@@ -100,7 +102,7 @@ struct spike *spike_new(const struct spike_config *cfg, spike_emit_fn emit, void
 	s->ctx = ctx;
 	s->cap = cfg->max_dests;
 	s->free_head = NIL;
-	s->lru_head = s->lru_tail = s->act_head = NIL;
+	s->act_head = NIL;
 	s->decay = pow(2.0, -1.0 / cfg->half_life_s);
 	while (nb < s->cap)
 		nb <<= 1;
@@ -148,33 +150,7 @@ static uint32_t hash_key(const struct spike *s, const uint8_t *addr, uint32_t ne
 	return (uint32_t)(h >> 32) & (s->nbuckets - 1);
 }
 
-static void lru_unlink(struct spike *s, uint32_t i)
-{
-	struct dest *d = &s->d[i];
-
-	if (d->lru_prev != NIL)
-		s->d[d->lru_prev].lru_next = d->lru_next;
-	else
-		s->lru_head = d->lru_next;
-	if (d->lru_next != NIL)
-		s->d[d->lru_next].lru_prev = d->lru_prev;
-	else
-		s->lru_tail = d->lru_prev;
-}
-
-static void lru_push(struct spike *s, uint32_t i)
-{
-	struct dest *d = &s->d[i];
-
-	d->lru_prev = NIL;
-	d->lru_next = s->lru_head;
-	if (s->lru_head != NIL)
-		s->d[s->lru_head].lru_prev = i;
-	s->lru_head = i;
-	if (s->lru_tail == NIL)
-		s->lru_tail = i;
-}
-
+/* Singly linked: adding touches no other destination's cache line; spike_advance unlinks. */
 static void act_add(struct spike *s, uint32_t i)
 {
 	struct dest *d = &s->d[i];
@@ -182,26 +158,14 @@ static void act_add(struct spike *s, uint32_t i)
 	if (d->active)
 		return;
 	d->active = true;
-	d->act_prev = NIL;
 	d->act_next = s->act_head;
-	if (s->act_head != NIL)
-		s->d[s->act_head].act_prev = i;
 	s->act_head = i;
 }
 
-static void act_del(struct spike *s, uint32_t i)
+/* Only quiet destinations off the active list go: nothing about them is pending. */
+static bool evictable(const struct dest *d)
 {
-	struct dest *d = &s->d[i];
-
-	if (!d->active)
-		return;
-	d->active = false;
-	if (d->act_prev != NIL)
-		s->d[d->act_prev].act_next = d->act_next;
-	else
-		s->act_head = d->act_next;
-	if (d->act_next != NIL)
-		s->d[d->act_next].act_prev = d->act_prev;
+	return d->used && !d->active && d->state == D_QUIET && !d->hist && !d->win_fail;
 }
 
 static void evict(struct spike *s, uint32_t i)
@@ -212,8 +176,6 @@ static void evict(struct spike *s, uint32_t i)
 	while (*pp != i)
 		pp = &s->d[*pp].hnext;
 	*pp = d->hnext;
-	lru_unlink(s, i);
-	act_del(s, i);
 	d->used = false;
 	d->hnext = s->free_head;
 	s->free_head = i;
@@ -221,10 +183,23 @@ static void evict(struct spike *s, uint32_t i)
 	s->st.evicted++;
 }
 
-/* A destination may go when no incident is open or developing (recent successes may go). */
-static bool evictable(const struct dest *d)
+/* Room when full: among the next 64 slots, the evictable one idle the longest. */
+static uint32_t make_room(struct spike *s)
 {
-	return d->state == D_QUIET && !d->hist && !d->win_fail;
+	uint32_t n, best = NIL;
+
+	for (n = 0; n < 64 && n < s->hwm; n++) {
+		uint32_t i = s->hand;
+
+		s->hand = s->hand + 1 < s->hwm ? s->hand + 1 : 0;
+		if (evictable(&s->d[i]) && (best == NIL || s->d[i].last_ns < s->d[best].last_ns))
+			best = i;
+	}
+	if (best == NIL)
+		return NIL;
+	evict(s, best);
+	s->free_head = s->d[best].hnext;
+	return best;
 }
 
 static uint32_t lookup_or_add(struct spike *s, const struct sp_event *ev, uint64_t now)
@@ -244,12 +219,8 @@ static uint32_t lookup_or_add(struct spike *s, const struct sp_event *ev, uint64
 		s->free_head = s->d[i].hnext;
 	} else if (s->hwm < s->cap) {
 		i = s->hwm++;
-	} else {
-		if (s->lru_tail == NIL || !evictable(&s->d[s->lru_tail]))
-			return NIL;
-		evict(s, s->lru_tail);
-		i = s->free_head;
-		s->free_head = s->d[i].hnext;
+	} else if ((i = make_room(s)) == NIL) {
+		return NIL;
 	}
 	d = &s->d[i];
 	memset(d, 0, sizeof(*d));
@@ -261,7 +232,6 @@ static uint32_t lookup_or_add(struct spike *s, const struct sp_event *ev, uint64
 	d->sec = now / NS_PER_S;
 	d->hnext = s->buckets[b];
 	s->buckets[b] = i;
-	lru_push(s, i);
 	s->st.dests++;
 	return i;
 }
@@ -338,51 +308,63 @@ static void emit_host(struct spike *s, bool start, uint64_t now)
 	s->emit(s->ctx, &ev);
 }
 
-static void incident_start(struct spike *s, struct dest *d, uint64_t now)
+/* Do host_min_dests incident starts (this one included) fall within host_window_s? */
+static bool host_tipped(struct spike *s, uint64_t now)
 {
-	uint32_t n = s->cfg.host_min_dests;
+	uint32_t n = s->cfg.host_min_dests, k;
+	uint64_t oldest = now;
 
+	if (!n)
+		return false;
+	s->starts[s->nstarts++ % n] = now;
+	if (s->nstarts < n)
+		return false;
+	for (k = 0; k < n; k++)
+		if (s->starts[k] < oldest)
+			oldest = s->starts[k];
+	return now - oldest <= (uint64_t)s->cfg.host_window_s * NS_PER_S;
+}
+
+/* Failures of destinations in an incident, closed seconds only (open ones are added later). */
+static uint64_t closed_incident_failures(const struct spike *s)
+{
+	uint64_t sum = 0;
+	uint32_t i;
+
+	for (i = s->act_head; i != NIL; i = s->d[i].act_next) {
+		const struct dest *o = &s->d[i];
+
+		if (o->state != D_QUIET)
+			sum += o->win_fail - o->cnt[o->sec % s->cfg.window_s].fail;
+	}
+	return sum;
+}
+
+/* @pending: failures of the open second, already in the window, added when it closes. */
+static void incident_start(struct spike *s, struct dest *d, uint64_t now, uint32_t pending)
+{
 	d->state = D_SPIKE;
 	d->quiet_s = 0;
-	d->incident_fail = d->win_fail;
+	d->incident_fail = d->win_fail - pending;
 	d->incident_start_ns = now;
+	d->absorbed = s->st.host_active;
 	s->st.incidents++;
 	s->st.open++;
 	if (s->st.host_active) {
-		d->absorbed = true;
-		s->host_fail += d->win_fail;
+		s->host_fail += d->win_fail - pending;
 		return;
 	}
-	d->absorbed = false;
-	if (n) {
-		s->starts[s->nstarts++ % n] = now;
-		if (s->nstarts >= n) {
-			uint64_t oldest = now;
-			uint32_t k;
-
-			for (k = 0; k < n; k++)
-				if (s->starts[k] < oldest)
-					oldest = s->starts[k];
-			if (now - oldest <= (uint64_t)s->cfg.host_window_s * NS_PER_S) {
-				/* This one tips it: the host line replaces its own. */
-				d->absorbed = true;
-				s->st.host_active = true;
-				s->st.host_incidents++;
-				s->host_start_ns = now;
-				s->host_fail = 0;
-				emit_host(s, true, now);
-				{
-					uint32_t i;
-
-					for (i = s->act_head; i != NIL; i = s->d[i].act_next)
-						if (s->d[i].state != D_QUIET)
-							s->host_fail += s->d[i].win_fail;
-				}
-				return;
-			}
-		}
+	if (!host_tipped(s, now)) {
+		emit_dest(s, d, true, now);
+		return;
 	}
-	emit_dest(s, d, true, now);
+	/* This one tips it: the host line replaces its own. */
+	d->absorbed = true;
+	s->st.host_active = true;
+	s->st.host_incidents++;
+	s->host_start_ns = now;
+	s->host_fail = closed_incident_failures(s) + d->cnt[d->sec % s->cfg.window_s].fail - pending;
+	emit_host(s, true, now);
 }
 
 static void incident_end(struct spike *s, struct dest *d, uint64_t now)
@@ -401,35 +383,49 @@ static void incident_end(struct spike *s, struct dest *d, uint64_t now)
 	}
 }
 
+static double zscore(const struct spike *s, const struct dest *d)
+{
+	double e = s->cfg.window_s * lambda_eff(s, d);
+
+	return (d->win_fail - e) / sqrt(e);
+}
+
+/* The start condition on the window as it stands. */
+static bool start_cond(const struct spike *s, const struct dest *d, double z)
+{
+	const struct spike_config *c = &s->cfg;
+
+	return d->win_fail >= c->min_failures && z >= c->z_enter && d->win_att &&
+	       (double)d->win_fail >= c->min_ratio * d->win_att;
+}
+
 /* Closes second d->sec (verdict time: its end) and opens the next. */
 static void close_second(struct spike *s, struct dest *d)
 {
 	const struct spike_config *c = &s->cfg;
 	uint32_t slot = (uint32_t)(d->sec % c->window_s), nslot;
 	uint64_t now = (d->sec + 1) * NS_PER_S;
-	double lam = lambda_eff(s, d), e = c->window_s * lam;
-	double z = (d->win_fail - e) / sqrt(e);
+	double z = zscore(s, d);
 	bool cond, quiet;
 	uint32_t mask = (1u << c->confirm_of) - 1;
 
-	cond = d->win_fail >= c->min_failures && z >= c->z_enter && d->win_att &&
-	       (double)d->win_fail >= c->min_ratio * d->win_att;
+	cond = start_cond(s, d, z);
 	quiet = z < c->z_leave && d->win_fail < c->min_failures;
 	d->hist = (uint8_t)(((d->hist << 1) | cond) & mask);
 
 	switch (d->state) {
 	case D_QUIET:
 		if ((uint32_t)__builtin_popcount(d->hist) >= c->confirm_need) {
-			incident_start(s, d, now);
+			incident_start(s, d, now, 0);
 			break;
 		}
 		/* Baseline learns only outside incidents. */
-		d->lambda = d->lambda * s->decay + (1 - s->decay) * d->fail[slot];
+		d->lambda = d->lambda * s->decay + (1 - s->decay) * d->cnt[slot].fail;
 		break;
 	case D_SPIKE:
-		d->incident_fail += d->fail[slot];
+		d->incident_fail += d->cnt[slot].fail;
 		if (s->st.host_active)
-			s->host_fail += d->fail[slot];
+			s->host_fail += d->cnt[slot].fail;
 		d->quiet_s = quiet ? d->quiet_s + 1 : 0;
 		if (d->quiet_s >= c->leave_s) {
 			d->state = D_ENDING;
@@ -437,9 +433,9 @@ static void close_second(struct spike *s, struct dest *d)
 		}
 		break;
 	case D_ENDING:
-		d->incident_fail += d->fail[slot];
+		d->incident_fail += d->cnt[slot].fail;
 		if (s->st.host_active)
-			s->host_fail += d->fail[slot];
+			s->host_fail += d->cnt[slot].fail;
 		if ((uint32_t)__builtin_popcount(d->hist) >= c->confirm_need) {
 			d->state = D_SPIKE; /* merged */
 			d->quiet_s = 0;
@@ -451,10 +447,10 @@ static void close_second(struct spike *s, struct dest *d)
 
 	d->sec++;
 	nslot = (uint32_t)(d->sec % c->window_s);
-	d->win_att -= d->att[nslot];
-	d->win_fail -= d->fail[nslot];
-	d->att[nslot] = 0;
-	d->fail[nslot] = 0;
+	d->win_att -= d->cnt[nslot].att;
+	d->win_fail -= d->cnt[nslot].fail;
+	d->cnt[nslot].att = 0;
+	d->cnt[nslot].fail = 0;
 	if (d->state == D_QUIET && !d->win_fail) /* class counts describe the window when quiet */
 		memset(d->by_class, 0, sizeof(d->by_class));
 }
@@ -462,6 +458,16 @@ static void close_second(struct spike *s, struct dest *d)
 static bool settled(const struct dest *d)
 {
 	return d->state == D_QUIET && !d->hist && !d->win_att;
+}
+
+/*
+ * Without new attempts, a quiet destination with no start condition pending and fewer than
+ * min_failures in its window cannot give a verdict: its seconds are closed lazily, on its next
+ * attempt (same arithmetic, same result), and the per-second walk skips it.
+ */
+static bool needs_walk(const struct spike *s, const struct dest *d)
+{
+	return d->state != D_QUIET || d->hist || d->win_fail >= s->cfg.min_failures;
 }
 
 /* Closes seconds up to (excluding) @to. Idle stretches cost O(1). */
@@ -498,52 +504,71 @@ void spike_feed(struct spike *s, const struct sp_event *ev)
 	d = &s->d[i];
 	roll(s, d, sec);
 	s->st.attempts++;
-	d->last_ns = now;
-	if (s->lru_head != i) {
-		lru_unlink(s, i);
-		lru_push(s, i);
-	}
+	if (now > d->last_ns)
+		d->last_ns = now;
 	/* An attempt stamped before the open second (late record) counts in the open one. */
 	slot = (uint32_t)(d->sec % s->cfg.window_s);
-	if (d->att[slot] < UINT16_MAX) {
-		d->att[slot]++;
+	if (d->cnt[slot].att < UINT16_MAX) {
+		d->cnt[slot].att++;
 		d->win_att++;
 	}
-	if (failed) {
-		s->st.failures++;
-		if (d->fail[slot] < d->att[slot]) {
-			d->fail[slot]++;
-			d->win_fail++;
-		}
-		d->by_class[ev->connect.failure]++;
+	if (!failed)
+		return;
+	s->st.failures++;
+	if (d->cnt[slot].fail < d->cnt[slot].att) {
+		d->cnt[slot].fail++;
+		d->win_fail++;
 	}
-	act_add(s, i);
+	d->by_class[ev->connect.failure]++;
+	if (needs_walk(s, d))
+		act_add(s, i);
+	/*
+	 * The open second counts as one of the confirming seconds as soon as the window meets
+	 * the condition: a burst is flagged when it is confirmed, not at the next second boundary.
+	 */
+	if (d->state != D_SPIKE && d->win_fail >= s->cfg.min_failures &&
+	    (uint32_t)__builtin_popcount(d->hist & ((1u << (s->cfg.confirm_of - 1)) - 1)) + 1 >=
+		    s->cfg.confirm_need &&
+	    start_cond(s, d, zscore(s, d))) {
+		if (d->state == D_QUIET) {
+			incident_start(s, d, now, d->cnt[slot].fail);
+		} else {
+			d->state = D_SPIKE; /* re-fire while ending: merged */
+			d->quiet_s = 0;
+		}
+	}
 }
 
 void spike_advance(struct spike *s, uint64_t now_ns)
 {
-	uint64_t sec = now_ns / NS_PER_S;
-	uint32_t i, next;
+	uint64_t sec = now_ns / NS_PER_S, idle = (uint64_t)s->cfg.idle_s * NS_PER_S, budget;
+	uint32_t *pp;
 
-	if (sec > s->sec) {
-		s->sec = sec;
-		for (i = s->act_head; i != NIL; i = next) {
-			struct dest *d = &s->d[i];
+	if (sec <= s->sec)
+		return;
+	budget = (sec - s->sec) * (s->hwm / (s->cfg.idle_s ? s->cfg.idle_s : 1) + 16);
+	s->sec = sec;
+	for (pp = &s->act_head; *pp != NIL;) {
+		uint32_t i = *pp;
+		struct dest *d = &s->d[i];
 
-			next = d->act_next;
-			roll(s, d, sec);
-			if (settled(d))
-				act_del(s, i);
+		roll(s, d, sec);
+		if (needs_walk(s, d)) {
+			pp = &d->act_next;
+		} else {
+			*pp = d->act_next;
+			d->active = false;
 		}
 	}
-	/* Idle eviction from the least recently used end. */
-	while (s->lru_tail != NIL) {
-		struct dest *d = &s->d[s->lru_tail];
+	/* Idle eviction: a clock hand over the table, every slot visited within idle_s. */
+	if (budget > s->hwm)
+		budget = s->hwm;
+	for (; budget; budget--) {
+		struct dest *d = &s->d[s->hand];
 
-		if (!evictable(d) || now_ns < d->last_ns ||
-		    now_ns - d->last_ns < (uint64_t)s->cfg.idle_s * NS_PER_S)
-			break;
-		evict(s, s->lru_tail);
+		if (evictable(d) && now_ns >= d->last_ns && now_ns - d->last_ns >= idle)
+			evict(s, s->hand);
+		s->hand = s->hand + 1 < s->hwm ? s->hand + 1 : 0;
 	}
 }
 

@@ -17,7 +17,7 @@
 #define MS 1000000ull
 #define SEC 1000000000ull
 #define T0 (5000 * SEC)
-#define MAXEV 64
+#define MAXEV 512
 
 struct cap {
 	struct sp_event ev[MAXEV];
@@ -242,6 +242,37 @@ static void test_events_lost(void **state)
 	engine_free(e);
 }
 
+/* engine_feed_batch is engine_feed on each event, in order. */
+static void test_batch_same(void **state)
+{
+	struct engine_config cfg;
+	struct cap one, many;
+	struct engine *a, *b;
+	struct sp_event evs[64];
+	unsigned int i;
+
+	engine_config_default(&cfg);
+	cfg.lease.ttl_ns = 2 * SEC;
+	for (i = 0; i < 64; i++) {
+		evs[i] = conn_event(i % 3 ? SP_ACT_ACTIVITY : SP_ACT_STATE_CHANGE, 1 + i % 8,
+				    T0 + i * 500 * MS);
+		evs[i].activity.segments = 1;
+		if (evs[i].action == SP_ACT_STATE_CHANGE)
+			evs[i].state.new_state = i < 40 ? SP_ST_ESTABLISHED : SP_ST_CLOSE_WAIT;
+	}
+	a = new_engine(&one, &cfg);
+	b = new_engine(&many, &cfg);
+	for (i = 0; i < 64; i++)
+		engine_feed(a, &evs[i]);
+	engine_feed_batch(b, evs, 20);
+	engine_feed_batch(b, evs + 20, 44);
+	assert_true(one.n > 0);
+	assert_int_equal(one.n, many.n);
+	assert_memory_equal(one.ev, many.ev, one.n * sizeof(one.ev[0]));
+	engine_free(a);
+	engine_free(b);
+}
+
 static void test_bad_config(void **state)
 {
 	struct engine_config cfg;
@@ -265,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_fan_out),
 		cmocka_unit_test(test_stall_guard),
 		cmocka_unit_test(test_events_lost),
+		cmocka_unit_test(test_batch_same),
 		cmocka_unit_test(test_bad_config),
 	};
 
