@@ -35,17 +35,21 @@ LDFLAGS     += $(SANFLAGS)
 BPF_LIBS    := -lbpf -lelf -lz
 JSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSON_LIBS   := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
+# `sockpulse agent`: /metrics server and sock_diag netlink (linked into the binary only)
+AGENT_LIBS  := $(shell $(PKG_CONFIG) --libs libmicrohttpd libmnl 2>/dev/null || echo -lmicrohttpd -lmnl)
 
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-function \
 	       -Iinclude -I$(OUT)
 
 # Debian packages the build and the tests need (command or header -> package).
 DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
-	       pkg-config iproute2 jq libbpf-tools python3
+	       pkg-config iproute2 jq libbpf-tools python3 \
+	       libmicrohttpd-dev libmnl-dev prometheus systemd libcap2-bin util-linux curl
 
 # Userspace: the engine-free core is shared by the binary and the unit tests.
 # Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.
-AGENT_SRCS  := user/main.c user/cli.c user/loader.c user/agent.c user/watch.c
+AGENT_SRCS  := user/main.c user/cli.c user/loader.c user/agent.c user/watch.c \
+	       user/service.c user/http.c user/sockdiag.c
 CORE_SRCS   := $(filter-out $(AGENT_SRCS),$(wildcard user/*.c))
 CORE_OBJS   := $(patsubst user/%.c,$(OUT)/obj/%.o,$(CORE_SRCS))
 AGENT_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(AGENT_SRCS))
@@ -99,7 +103,7 @@ $(OUT)/obj/%.o: user/%.c $(wildcard user/*.h) include/sockpulse.h
 $(OUT)/obj/loader.o: $(OUT)/sockpulse.skel.h
 
 $(OUT)/sockpulse: $(AGENT_OBJS) $(CORE_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(AGENT_LIBS) -lm
 
 $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)
@@ -114,9 +118,18 @@ $(OUT)/tools/%: tools/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
+# The systemd unit goes where systemd looks for units of this prefix ($(PREFIX)/lib/systemd/system
+# is on its search path for /usr and /usr/local); UNITDIR overrides (e.g. /lib/systemd/system).
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(OUT)/sockpulse $(DESTDIR)$(PREFIX)/sbin/sockpulse
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' tools/sockpulse.service > $(DESTDIR)$(UNITDIR)/sockpulse.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sockpulse.service
+	install -m 0644 tools/sockpulse.sysusers $(DESTDIR)$(SYSUSERSDIR)/sockpulse.conf
 
 format:
 	clang-format -i bpf/*.c include/*.h user/*.c user/*.h tests/unit/*.c tools/*.c

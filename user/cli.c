@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
+#include "metrics.h"
+#include "names.h"
 #include "sockpulse.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -33,6 +36,15 @@ enum {
 	OPT_RING_SIZE,
 	OPT_CONNECT_HOOK,
 	OPT_NO_HEADER,
+	OPT_LOG,
+	OPT_LOG_MAX_SIZE,
+	OPT_LOG_KEEP,
+	OPT_LOG_ACTIONS,
+	OPT_LOG_ACTIVITY,
+	OPT_METRICS,
+	OPT_CONFIG,
+	OPT_SOCKDIAG_INTERVAL,
+	OPT_NETNS_WATCH,
 };
 
 static const struct option long_options[] = {
@@ -47,6 +59,15 @@ static const struct option long_options[] = {
 	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 	{ "connect-hook", required_argument, NULL, OPT_CONNECT_HOOK },
 	{ "no-header", no_argument, NULL, OPT_NO_HEADER },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
+	{ "log-keep", required_argument, NULL, OPT_LOG_KEEP },
+	{ "log-actions", required_argument, NULL, OPT_LOG_ACTIONS },
+	{ "log-activity", no_argument, NULL, OPT_LOG_ACTIVITY },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "sockdiag-interval", required_argument, NULL, OPT_SOCKDIAG_INTERVAL },
+	{ "netns-watch", required_argument, NULL, OPT_NETNS_WATCH },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -63,6 +84,8 @@ void cli_usage(FILE *out)
 	      "Commands:\n"
 	      "  watch                 stream events to stdout (default)\n"
 	      "  check                 load every connect-hook variant, report what works here\n"
+	      "  agent                 the host agent: JSON lines log, Prometheus /metrics,\n"
+	      "                        socket table gauges; for systemd (tools/sockpulse.service)\n"
 	      "  help, version\n"
 	      "\n"
 	      "Options:\n"
@@ -79,6 +102,22 @@ void cli_usage(FILE *out)
 	      "      --ring-size SIZE  ring buffer size, a power of two (default 8M)\n"
 	      "      --connect-hook H  auto (default), fentry, kprobe or tracepoint\n"
 	      "      --no-header       no column header in text output\n"
+	      "\n"
+	      "Agent options (sockpulse agent):\n"
+	      "      --log PATH        JSON lines log (default " SP_DEFAULT_LOG_PATH "),\n"
+	      "                        \"off\" for none\n"
+	      "      --log-max-size SIZE  rotate past SIZE (default 100M; 0: never)\n"
+	      "      --log-keep N      rotated files kept: PATH.1 .. PATH.N (default 5)\n"
+	      "      --log-actions LIST  event.action values logged, comma-separated, or \"all\"\n"
+	      "                        (default: all but tcp-activity)\n"
+	      "      --log-activity    log tcp-activity lines too\n"
+	      "      --metrics ADDR:PORT  Prometheus /metrics (default " SP_DEFAULT_METRICS "),\n"
+	      "                        \"[::1]:PORT\", a bare PORT, or \"off\"\n"
+	      "      --sockdiag-interval DUR  socket table gauges refresh (default 5s; \"off\")\n"
+	      "      --netns-watch PATH  also count sockets of this namespace; may repeat\n"
+	      "      --config FILE     read \"key = value\" lines, keys the long options;\n"
+	      "                        the command line wins\n"
+	      "\n"
 	      "  -v, --verbose         debug output, including libbpf's\n"
 	      "  -h, --help            this help\n"
 	      "  -V, --version         version\n"
@@ -100,7 +139,17 @@ void config_init(struct config *cfg)
 	cfg->coalesce_ns = SP_DEFAULT_COALESCE_NS;
 	cfg->ring_bytes = SP_DEFAULT_RING_BYTES;
 	cfg->hook = SP_HOOK_NONE;
+	cfg->log_path = SP_DEFAULT_LOG_PATH;
+	cfg->log_max_size = SP_DEFAULT_LOG_MAX_SIZE;
+	cfg->log_keep = SP_DEFAULT_LOG_KEEP;
+	cfg->log_actions = ((1u << SP_ACT_MAX) - 1) & ~(1u << SP_ACT_ACTIVITY);
+	cfg->metrics = SP_DEFAULT_METRICS;
+	cfg->sockdiag_interval_ns = SP_DEFAULT_SOCKDIAG_NS;
 }
+
+/* "FILE:LINE: " while a configuration file is applied, else empty. */
+static char config_where[512];
+static bool in_config;
 
 static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
 {
@@ -110,7 +159,7 @@ static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "sockpulse: %s (try 'sockpulse --help')\n", msg);
+	fprintf(stderr, "sockpulse: %s%s (try 'sockpulse --help')\n", config_where, msg);
 	return SP_EXIT_USAGE;
 }
 
@@ -183,6 +232,7 @@ static int parse_command(const char *word, enum sp_command *cmd)
 		{ "check", CMD_CHECK },
 		{ "help", CMD_HELP },
 		{ "version", CMD_VERSION },
+		{ "agent", CMD_AGENT },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -205,9 +255,77 @@ static int check_ring_size(uint64_t bytes)
 	return 0;
 }
 
+/* "tcp-connect,tcp-reset" or "all": a mask of (1 << enum sp_action). */
+static int parse_actions(const char *arg, uint32_t *mask)
+{
+	char buf[512], *tok, *save = NULL;
+	uint32_t m = 0;
+	unsigned int a;
+
+	if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
+		return -EINVAL;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (strcmp(tok, "all") == 0) {
+			m |= (1u << SP_ACT_MAX) - 1;
+			continue;
+		}
+		for (a = 0; a < SP_ACT_MAX; a++)
+			if (action_name(a) && strcmp(tok, action_name(a)) == 0)
+				break;
+		if (a == SP_ACT_MAX)
+			return -EINVAL;
+		m |= 1u << a;
+	}
+	if (!m)
+		return -EINVAL;
+	*mask = m;
+	return 0;
+}
+
+/* One setting of the configuration file, through the same parser as the command line. */
+static int apply_config_setting(void *ctx, const char *name, const char *value)
+{
+	/* struct config keeps pointers to option values: they live as long as the process */
+	static char arena[64 * 1024];
+	static size_t used;
+	char *opt = arena + used;
+	char *argv[] = { "sockpulse", opt, NULL };
+	int n;
+
+	n = snprintf(opt, sizeof(arena) - used, value ? "--%s=%s" : "--%s", name,
+		     value ? value : "");
+	if (n < 0 || (size_t)n >= sizeof(arena) - used)
+		return usage_error("%s%s", "configuration file too large", "");
+	used += n + 1;
+	return cli_parse(2, argv, ctx);
+}
+
+static int load_config(int argc, char **argv, struct config *cfg)
+{
+	static const char *const forbidden[] = { "config", "help", "version", NULL };
+	const char *path = config_find_arg(argc, argv);
+	int err;
+
+	if (!path)
+		return 0;
+	cfg->config_path = path;
+	in_config = true;
+	err = config_load(path, long_options, forbidden, apply_config_setting, cfg, config_where,
+			  sizeof(config_where));
+	in_config = false;
+	config_where[0] = '\0';
+	return err ? SP_EXIT_USAGE : 0;
+}
+
 int cli_parse(int argc, char **argv, struct config *cfg)
 {
 	int opt, err;
+
+	if (!in_config) {
+		err = load_config(argc, argv, cfg);
+		if (err)
+			return err;
+	}
 
 	if (argc > 1 && argv[1][0] != '-') {
 		if (parse_command(argv[1], &cfg->cmd))
@@ -271,6 +389,77 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 		case OPT_NO_HEADER:
 			cfg->no_header = true;
 			break;
+		case OPT_LOG:
+			if (!*optarg)
+				return usage_error("%s: '%s' is not a file path", "--log", optarg);
+			cfg->log_path = strcmp(optarg, "off") == 0 ? NULL : optarg;
+			break;
+		case OPT_LOG_MAX_SIZE:
+			if (parse_size(optarg, &cfg->log_max_size) ||
+			    (cfg->log_max_size && cfg->log_max_size < 4096))
+				return usage_error("%s: '%s' is not 0 or a size of at least 4K",
+						   "--log-max-size", optarg);
+			break;
+		case OPT_LOG_KEEP: {
+			uint64_t v;
+
+			if (parse_u64(optarg, 0, 1000, &v))
+				return usage_error("%s: '%s' is not a number from 0 to 1000",
+						   "--log-keep", optarg);
+			cfg->log_keep = (unsigned int)v;
+			break;
+		}
+		case OPT_LOG_ACTIONS:
+			if (parse_actions(optarg, &cfg->log_actions))
+				return usage_error("%s: '%s' is not a list of event.action names "
+						   "(tcp-connect,tcp-reset,...) or \"all\"",
+						   "--log-actions", optarg);
+			break;
+		case OPT_LOG_ACTIVITY:
+			cfg->log_activity = true;
+			break;
+		case OPT_METRICS: {
+			struct sockaddr_storage ss;
+			socklen_t len;
+			bool off;
+
+			if (metrics_parse_listen(optarg, &ss, &len, &off))
+				return usage_error("%s: '%s' is not ADDR:PORT, [ADDR6]:PORT, PORT or "
+						   "off",
+						   "--metrics", optarg);
+			cfg->metrics = optarg;
+			break;
+		}
+		case OPT_CONFIG:
+			/* applied by load_config() before the command line */
+			if (in_config)
+				return usage_error("%s%s: not allowed in a configuration file", "",
+						   "config");
+			break;
+		case OPT_SOCKDIAG_INTERVAL:
+			if (strcmp(optarg, "off") == 0) {
+				cfg->sockdiag_interval_ns = 0;
+				break;
+			}
+			if (parse_duration(optarg, &cfg->sockdiag_interval_ns) ||
+			    cfg->sockdiag_interval_ns < 100000000ULL ||
+			    cfg->sockdiag_interval_ns > 3600ULL * 1000000000ULL)
+				return usage_error("%s: '%s' is not off or a duration from 100ms "
+						   "to 1h",
+						   "--sockdiag-interval", optarg);
+			break;
+		case OPT_NETNS_WATCH: {
+			uint32_t ino;
+
+			if (optarg[0] != '/' || parse_netns(optarg, &ino))
+				return usage_error("%s: '%s' is not a network namespace file",
+						   "--netns-watch", optarg);
+			if (cfg->n_netns_watch >= SP_NETNS_WATCH_MAX)
+				return usage_error("%s: more than %d namespaces", "--netns-watch",
+						   SP_NETNS_WATCH_MAX);
+			cfg->netns_watch[cfg->n_netns_watch++] = optarg;
+			break;
+		}
 		case 'v':
 			cfg->verbose++;
 			break;

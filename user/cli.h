@@ -25,10 +25,19 @@ enum sp_command {
 	CMD_CHECK,
 	CMD_HELP,
 	CMD_VERSION,
+	CMD_AGENT,
 };
 
 #define SP_DEFAULT_COALESCE_NS 1000000000ULL
 #define SP_DEFAULT_RING_BYTES (8ULL << 20)
+
+/* `sockpulse agent` defaults (README, "sockpulse agent") */
+#define SP_DEFAULT_LOG_PATH "/var/log/sockpulse/events.jsonl"
+#define SP_DEFAULT_LOG_MAX_SIZE (100ULL << 20)
+#define SP_DEFAULT_LOG_KEEP 5
+#define SP_DEFAULT_METRICS "127.0.0.1:9477"
+#define SP_DEFAULT_SOCKDIAG_NS (5ULL * 1000000000ULL)
+#define SP_NETNS_WATCH_MAX 16
 
 struct config {
 	enum sp_command cmd;
@@ -43,6 +52,18 @@ struct config {
 	uint32_t netns;		/* inode, 0 every namespace */
 	uint64_t cgroup_id;	/* cgroup v2 id, 0 every cgroup */
 	unsigned int hook;	/* enum sp_connect_hook; SP_HOOK_NONE: probe */
+
+	/* `sockpulse agent` */
+	const char *log_path;		/* JSON lines file; NULL: no log (--log off) */
+	uint64_t log_max_size;		/* rotate past this size; 0: never */
+	unsigned int log_keep;		/* rotated files kept */
+	uint32_t log_actions;		/* bit (1 << enum sp_action): logged */
+	bool log_activity;		/* --log-activity: tcp-activity too */
+	const char *metrics;		/* --metrics ADDR:PORT (validated), or "off" */
+	const char *config_path;	/* --config FILE, applied before the command line */
+	uint64_t sockdiag_interval_ns;	/* socket table refresh; 0: off */
+	const char *netns_watch[SP_NETNS_WATCH_MAX]; /* more namespaces for sock_diag */
+	unsigned int n_netns_watch;
 };
 
 void config_init(struct config *cfg);

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "loader.h"
 #include "log.h"
+#include "service.h"
 #include "watch.h"
 
 int main(int argc, char **argv)
@@ -27,6 +28,8 @@ int main(int argc, char **argv)
 		return SP_EXIT_OK;
 	case CMD_CHECK:
 		return loader_check(&cfg);
+	case CMD_AGENT:
+		return service_run(&cfg);
 	case CMD_WATCH:
 	default:
 		return watch_run(&cfg);

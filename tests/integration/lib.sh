@@ -390,3 +390,91 @@ sock_is() { echo ".sockpulse.sock == $1"; }
 
 # Exact port/ip matching helpers for filters.
 conn_to() { echo "(.destination.ip == \"$1\" and .destination.port == $2)"; }
+
+# ---------------------------------------------------------------------------------------------
+# `sockpulse agent` (tests/integration/test_agent_*.sh)
+
+declare -A SP_METRICS_URL=()
+
+# host_agent_start TAG NS [agent args...]: `sockpulse agent --netns <NS path> --log
+# $SP_TMP/TAG/events.jsonl --metrics 127.0.0.1:0 args` (later args win), stderr to
+# $SP_TMP/TAG.err; waits up to 30 s for "ready" and sets SP_METRICS_URL[TAG] from it. NS "-":
+# no --netns. Prefix the command with HOST_AGENT_WRAP (an array, e.g. setpriv ...) if set.
+host_agent_start() {
+	local tag=$1 ns=$2 i pid nsargs=() wrap=()
+	shift 2
+	[ "$ns" = - ] || nsargs=(--netns "$(ns_path "$ns")")
+	[ -z "${HOST_AGENT_WRAP+x}" ] || wrap=("${HOST_AGENT_WRAP[@]}")
+	"${wrap[@]}" "$SOCKPULSE" agent "${nsargs[@]}" --log "$SP_TMP/$tag/events.jsonl" \
+		--metrics 127.0.0.1:0 "$@" >"$SP_TMP/$tag.out" 2>"$SP_TMP/$tag.err" &
+	pid=$!
+	SP_AGENT_PID[$tag]=$pid
+	SP_AGENT_NS[$tag]=$ns
+	for ((i = 0; i < 600; i++)); do
+		if grep -q ready "$SP_TMP/$tag.err" 2>/dev/null; then
+			SP_METRICS_URL[$tag]=$(sed -n 's|.*ready:.* metrics \(http://[^ ,]*\).*|\1|p' \
+				"$SP_TMP/$tag.err" | head -n1)
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid"
+			local rc=$?
+			unset "SP_AGENT_PID[$tag]"
+			fail "agent $tag exited with status $rc before ready; stderr:"
+			sed 's/^/    /' "$SP_TMP/$tag.err"
+			return 1
+		fi
+		sleep 0.05
+	done
+	fail "agent $tag printed no 'ready' within 30 s; stderr:"
+	sed 's/^/    /' "$SP_TMP/$tag.err"
+	return 1
+}
+
+host_agent_log() { echo "$SP_TMP/$1/events.jsonl"; }
+
+# host_agent_stop TAG [SIGNAL]: SIGTERM (default), asserts exit 0 within 20 s.
+host_agent_stop() {
+	local tag=$1 sig=${2:-TERM} pid=${SP_AGENT_PID[$1]:-}
+	[ -n "$pid" ] || return 1
+	kill -"$sig" "$pid" 2>/dev/null
+	SP_CHECKS=$((SP_CHECKS + 1))
+	if ! wait_pid "$pid" 20; then
+		fail "agent $tag did not exit within 20 s of SIG$sig"
+	elif [ "$WAIT_RC" -ne 0 ]; then
+		fail "agent $tag exited with status $WAIT_RC after SIG$sig (expected 0); stderr tail:"
+		tail -n 5 "$SP_TMP/$tag.err" | sed 's/^/    /'
+	else
+		pass_check "agent $tag exited 0 on SIG$sig"
+	fi
+	unset "SP_AGENT_PID[$tag]"
+}
+
+# scrape TAG FILE: GET /metrics into FILE (bounded: 10 s); false on any failure.
+scrape() {
+	curl -sf --max-time 10 -o "$2" "${SP_METRICS_URL[$1]}"
+}
+
+# metric FILE SERIES: the value of the sample whose name{labels} is exactly SERIES, or "absent".
+metric() {
+	awk -v s="$2" '$1 == s { print $2; found = 1; exit } END { if (!found) print "absent" }' "$1"
+}
+
+# wait_metric TAG SERIES OP VALUE SECONDS: scrapes until `value OP VALUE` holds (OP: -ge, -eq...);
+# leaves the last scrape in $SP_TMP/TAG.prom.
+wait_metric() {
+	local tag=$1 series=$2 op=$3 want=$4 secs=$5 i v
+	for ((i = 0; i < secs * 5; i++)); do
+		if scrape "$tag" "$SP_TMP/$tag.prom"; then
+			v=$(metric "$SP_TMP/$tag.prom" "$series")
+			[ "$v" != absent ] && [ "${v%.*}" "$op" "$want" ] && return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# json_lines FILE: true if every line of FILE is a JSON object (quietly).
+json_lines() {
+	jq -e -s 'all(.[]; type == "object")' "$1" >/dev/null 2>&1
+}

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* libmicrohttpd glue for /metrics; see http.h. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "http.h"
+#include "log.h"
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_RESULT;
+#else
+typedef enum MHD_Result MHD_RESULT;
+#endif
+
+#define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+static MHD_RESULT reply(struct http_server *h, struct MHD_Connection *c, unsigned int code,
+			const char *type, void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+	MHD_RESULT ret;
+
+	if (!r) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	h->requests[code == 200 ? 0 : code == 404 ? 1 : 2]++;
+	return ret;
+}
+
+static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *url,
+			     const char *method, const char *version, const char *upload,
+			     size_t *upload_len, void **con_cls)
+{
+	static const char not_found[] = "not found: the metrics are at /metrics\n";
+	static const char bad_method[] = "only GET and HEAD\n";
+	static int first_call;
+	struct http_server *h = cls;
+	char *body = NULL;
+	long len;
+
+	/* the first call only announces the headers; answer on the second */
+	if (*con_cls != &first_call) {
+		*con_cls = &first_call;
+		return MHD_YES;
+	}
+	if (*upload_len) {
+		*upload_len = 0; /* a body we do not want: discard it */
+		return MHD_YES;
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply(h, c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", (void *)bad_method,
+			     sizeof(bad_method) - 1, MHD_RESPMEM_PERSISTENT);
+	if (strcmp(url, "/metrics") != 0)
+		return reply(h, c, MHD_HTTP_NOT_FOUND, "text/plain", (void *)not_found,
+			     sizeof(not_found) - 1, MHD_RESPMEM_PERSISTENT);
+	len = h->render(h->ctx, &body);
+	if (len < 0)
+		return reply(h, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", (void *)"", 0,
+			     MHD_RESPMEM_PERSISTENT);
+	return reply(h, c, MHD_HTTP_OK, CONTENT_TYPE, body, (size_t)len, MHD_RESPMEM_MUST_FREE);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	sp_vlog(LOG_DEBUG, fmt, ap);
+}
+
+int http_start(struct http_server *h, const struct sockaddr *addr, socklen_t len,
+	       http_metrics_fn render, void *ctx)
+{
+	unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	int fd;
+
+	memset(h, 0, sizeof(*h));
+	h->render = render;
+	h->ctx = ctx;
+	if (addr->sa_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	/* port 0 lets the kernel choose; MHD wants a non-zero port argument, the address wins */
+	h->d = MHD_start_daemon(flags, 1, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, addr,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)HTTP_PER_IP_LIMIT,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT,
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, 64U, MHD_OPTION_EXTERNAL_LOGGER,
+				mhd_log, NULL, MHD_OPTION_END);
+	if (!h->d)
+		return errno ? -errno : -EADDRINUSE;
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_LISTEN_FD);
+	fd = info ? info->listen_fd : -1;
+	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+		h->port =
+		    ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+						      : ((struct sockaddr_in *)&bound)->sin_port);
+	(void)len;
+	return 0;
+}
+
+int http_fd(const struct http_server *h)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+
+	return info ? info->epoll_fd : -1;
+}
+
+void http_run(struct http_server *h)
+{
+	if (h->d)
+		MHD_run(h->d);
+}
+
+void http_stop(struct http_server *h)
+{
+	if (h && h->d)
+		MHD_stop_daemon(h->d);
+	if (h)
+		h->d = NULL;
+}
