@@ -18,6 +18,7 @@
 
 #include "agent.h"
 #include "clock.h"
+#include "engine.h"
 #include "log.h"
 #include "names.h"
 
@@ -30,6 +31,39 @@ static void deliver(struct agent *a, struct sp_event *ev)
 		ev->real_ns = ev->mono_ns + a->real_offset;
 	if (a->sink.on_event)
 		a->sink.on_event(a->sink.ctx, ev);
+}
+
+/* Batches let the engine overlap the cache misses of many lease lookups. */
+static void feed_engine(struct agent *a)
+{
+	if (a->engine && a->n_batch)
+		engine_feed_batch(a->engine, a->batch, a->n_batch);
+	a->n_batch = 0;
+}
+
+static void engine_emit(void *ctx, const struct sp_event *ev)
+{
+	struct agent *a = ctx;
+	struct sp_event out = *ev;
+
+	a->counts.engine_events++;
+	deliver(a, &out);
+}
+
+/* The stall guard holds verdicts: say so in one line, in the stream. */
+static void engine_hold(void *ctx, const struct engine_hold *hold)
+{
+	struct agent *a = ctx;
+	struct sp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_LEASE_HOLD;
+	ev.mono_ns = hold->mono_ns;
+	ev.hold.reason = hold->reason;
+	ev.hold.grace_ms = (hold->until_ns - hold->mono_ns) / 1000000ULL;
+	ev.hold.stall_ms = hold->stall_ns / 1000000ULL;
+	ev.hold.lost = hold->lost;
+	deliver(a, &ev);
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -50,6 +84,11 @@ static int on_record(void *ctx, void *data, size_t size)
 	memcpy(&type, data, sizeof(type)); /* decode checked size and range */
 	a->counts.received[type]++;
 	deliver(a, &ev);
+	if (a->engine) {
+		a->batch[a->n_batch++] = ev;
+		if (a->n_batch == AGENT_BATCH)
+			feed_engine(a);
+	}
 	return 0;
 }
 
@@ -73,6 +112,10 @@ static void check_lost(struct agent *a, uint64_t now)
 		ev.lost.kind = rec_type_name(t);
 		a->counts.lost[t] = st.dropped[t];
 		deliver(a, &ev);
+		if (a->engine) {
+			feed_engine(a);
+			engine_feed(a->engine, &ev);
+		}
 	}
 }
 
@@ -82,6 +125,7 @@ static void drain(struct agent *a)
 
 	if (n < 0 && n != -EINTR)
 		pr_warn("ring buffer: %s", strerror(-n));
+	feed_engine(a);
 }
 
 static void on_signal(struct agent *a)
@@ -113,6 +157,8 @@ static void on_tick(struct agent *a, uint64_t deadline)
 	drain(a);
 	if (now - a->last_lost_check >= LOST_CHECK_NS)
 		check_lost(a, now);
+	if (a->engine)
+		engine_tick(a->engine, now);
 	if (a->sink.on_tick)
 		a->sink.on_tick(a->sink.ctx, now);
 	if (deadline && now >= deadline)
@@ -163,6 +209,15 @@ int agent_open(struct agent *a, const struct config *cfg, const struct agent_sin
 	a->epfd = a->tfd = a->sfd = -1;
 	if (sink)
 		a->sink = *sink;
+	if (!cfg->no_engine) {
+		a->engine = engine_new(&cfg->engine, engine_emit, a);
+		if (!a->engine) {
+			pr_warn("cannot set up the lease engine (%u leases): out of memory",
+				cfg->engine.lease.max_leases);
+			return SP_EXIT_FAILURE;
+		}
+		engine_set_hold_fn(a->engine, engine_hold, a);
+	}
 	ret = loader_start(&a->loader, cfg);
 	if (ret)
 		return ret;
@@ -271,6 +326,20 @@ void agent_summary(const struct agent *a)
 
 	summary_line("events", a->counts.received);
 	summary_line("lost", a->counts.lost);
+	if (a->engine) {
+		const struct lease_stats *ls = engine_lease_stats(a->engine);
+		const struct spike_stats *ss = engine_spike_stats(a->engine);
+
+		pr_info("summary: leases created %llu closed %llu lost %llu expired %llu/%llu "
+			"(transport/payload) evicted %llu; spikes %llu (host-wide %llu); holds %llu",
+			(unsigned long long)ls->created, (unsigned long long)ls->closed,
+			(unsigned long long)ls->lost,
+			(unsigned long long)ls->expirations[SP_LEASE_TRANSPORT],
+			(unsigned long long)ls->expirations[SP_LEASE_PAYLOAD],
+			(unsigned long long)ls->evicted, (unsigned long long)ss->incidents,
+			(unsigned long long)ss->host_incidents,
+			(unsigned long long)engine_stats(a->engine)->holds);
+	}
 	for (int r = 1; r < DECODE_RESULT_MAX; r++)
 		bad += a->counts.decode_errors[r];
 	if (bad)
@@ -283,6 +352,8 @@ void agent_close(struct agent *a)
 		return;
 	ring_buffer__free(a->ring);
 	a->ring = NULL;
+	engine_free(a->engine);
+	a->engine = NULL;
 	loader_stop(&a->loader);
 	if (a->epfd >= 0)
 		close(a->epfd);

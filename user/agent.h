@@ -18,6 +18,7 @@
 #include "sockpulse.h"
 
 #define AGENT_MAX_FDS 8
+#define AGENT_BATCH 64 /* decoded events handed to the engine at once */
 
 struct ring_buffer;
 struct engine;
@@ -65,6 +66,8 @@ struct agent {
 	uint64_t last_tick;
 	uint64_t last_lost_check;
 	struct agent_counts counts;
+	struct sp_event batch[AGENT_BATCH]; /* awaiting the engine */
+	int n_batch;
 	bool stop;
 	int exit_code;
 };

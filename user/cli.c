@@ -45,6 +45,18 @@ enum {
 	OPT_CONFIG,
 	OPT_SOCKDIAG_INTERVAL,
 	OPT_NETNS_WATCH,
+	OPT_LEASE_TTL,
+	OPT_MAX_LEASES,
+	OPT_PHI,
+	OPT_NO_LEASES,
+	OPT_HOLD,
+	OPT_SPIKE_WINDOW,
+	OPT_SPIKE_MIN_FAILURES,
+	OPT_SPIKE_Z,
+	OPT_SPIKE_MIN_RATIO,
+	OPT_SPIKE_QUIET,
+	OPT_SPIKE_MERGE,
+	OPT_SPIKE_HOST_MIN,
 };
 
 static const struct option long_options[] = {
@@ -68,6 +80,18 @@ static const struct option long_options[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "sockdiag-interval", required_argument, NULL, OPT_SOCKDIAG_INTERVAL },
 	{ "netns-watch", required_argument, NULL, OPT_NETNS_WATCH },
+	{ "lease-ttl", required_argument, NULL, OPT_LEASE_TTL },
+	{ "max-leases", required_argument, NULL, OPT_MAX_LEASES },
+	{ "phi-threshold", required_argument, NULL, OPT_PHI },
+	{ "no-leases", no_argument, NULL, OPT_NO_LEASES },
+	{ "hold", required_argument, NULL, OPT_HOLD },
+	{ "spike-window", required_argument, NULL, OPT_SPIKE_WINDOW },
+	{ "spike-min-failures", required_argument, NULL, OPT_SPIKE_MIN_FAILURES },
+	{ "spike-z", required_argument, NULL, OPT_SPIKE_Z },
+	{ "spike-min-ratio", required_argument, NULL, OPT_SPIKE_MIN_RATIO },
+	{ "spike-quiet", required_argument, NULL, OPT_SPIKE_QUIET },
+	{ "spike-merge", required_argument, NULL, OPT_SPIKE_MERGE },
+	{ "spike-host-min", required_argument, NULL, OPT_SPIKE_HOST_MIN },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -84,6 +108,8 @@ void cli_usage(FILE *out)
 	      "Commands:\n"
 	      "  watch                 stream events to stdout (default)\n"
 	      "  check                 load every connect-hook variant, report what works here\n"
+	      "  replay FILE           feed a JSON lines log (watch --json, agent log; - for\n"
+	      "                        stdin) through the engine, print its lease/spike lines\n"
 	      "  agent                 the host agent: JSON lines log, Prometheus /metrics,\n"
 	      "                        socket table gauges; for systemd (tools/sockpulse.service)\n"
 	      "  help, version\n"
@@ -102,6 +128,22 @@ void cli_usage(FILE *out)
 	      "      --ring-size SIZE  ring buffer size, a power of two (default 8M)\n"
 	      "      --connect-hook H  auto (default), fentry, kprobe or tracepoint\n"
 	      "      --no-header       no column header in text output\n"
+	      "\n"
+	      "Leases and connect-failure spikes (watch, agent, replay):\n"
+	      "      --lease-ttl [PORT=]DUR  lease TTL (default 30s), or for one service port;\n"
+	      "                        may repeat\n"
+	      "      --max-leases N    lease table bound (default 1048576); evictions counted\n"
+	      "      --phi-threshold X suspect early when phi reaches X (default 8; 0: off)\n"
+	      "      --hold DUR        hold verdicts this long after a stall or loss (default 5s)\n"
+	      "      --no-leases       no lease or spike verdicts, kernel events only\n"
+	      "      --spike-window S  failures counted over S seconds (default 10)\n"
+	      "      --spike-min-failures N  fewest failures in the window (default 5)\n"
+	      "      --spike-z Z       Poisson z-score to enter a spike (default 4)\n"
+	      "      --spike-min-ratio R  failed share of attempts to enter (default 0.1)\n"
+	      "      --spike-quiet S   calm seconds before a spike ends (default 30)\n"
+	      "      --spike-merge S   a re-fire within S seconds is the same incident (60)\n"
+	      "      --spike-host-min N  destinations spiking together that make one\n"
+	      "                        host-wide alert (default 3)\n"
 	      "\n"
 	      "Agent options (sockpulse agent):\n"
 	      "      --log PATH        JSON lines log (default " SP_DEFAULT_LOG_PATH "),\n"
@@ -139,6 +181,8 @@ void config_init(struct config *cfg)
 	cfg->coalesce_ns = SP_DEFAULT_COALESCE_NS;
 	cfg->ring_bytes = SP_DEFAULT_RING_BYTES;
 	cfg->hook = SP_HOOK_NONE;
+	engine_config_default(&cfg->engine);
+	cfg->engine.lease.coalesce_ns = cfg->coalesce_ns;
 	cfg->log_path = SP_DEFAULT_LOG_PATH;
 	cfg->log_max_size = SP_DEFAULT_LOG_MAX_SIZE;
 	cfg->log_keep = SP_DEFAULT_LOG_KEEP;
@@ -233,6 +277,7 @@ static int parse_command(const char *word, enum sp_command *cmd)
 		{ "help", CMD_HELP },
 		{ "version", CMD_VERSION },
 		{ "agent", CMD_AGENT },
+		{ "replay", CMD_REPLAY },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -242,6 +287,16 @@ static int parse_command(const char *word, enum sp_command *cmd)
 		}
 	}
 	return -EINVAL;
+}
+
+static int parse_u32_opt(const char *arg, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+	int err = parse_u64(arg, min, max, &v);
+
+	if (!err)
+		*out = (uint32_t)v;
+	return err;
 }
 
 static int check_ring_size(uint64_t bytes)
@@ -460,6 +515,67 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 			cfg->netns_watch[cfg->n_netns_watch++] = optarg;
 			break;
 		}
+		case OPT_LEASE_TTL:
+			err = engine_parse_lease_ttl(&cfg->engine, optarg);
+			if (err)
+				return usage_error("%s: '%s' is not DURATION or PORT=DURATION%s",
+						   "--lease-ttl", optarg,
+						   err == -ENOSPC ? " (too many ports)" : "");
+			break;
+		case OPT_MAX_LEASES:
+			if (parse_u32_opt(optarg, 1, 1U << 26, &cfg->engine.lease.max_leases))
+				return usage_error("%s: '%s' is not a number from 1 to 67108864",
+						   "--max-leases", optarg);
+			break;
+		case OPT_PHI:
+			if (parse_double(optarg, 0, 1000, &cfg->engine.lease.phi_threshold))
+				return usage_error("%s: '%s' is not a number from 0 to 1000",
+						   "--phi-threshold", optarg);
+			break;
+		case OPT_NO_LEASES:
+			cfg->no_engine = true;
+			break;
+		case OPT_HOLD:
+			if (parse_duration(optarg, &cfg->engine.hold_ns) ||
+			    cfg->engine.hold_ns > 3600ULL * 1000000000ULL)
+				return usage_error("%s: '%s' is not a duration up to 1h", "--hold",
+						   optarg);
+			break;
+		case OPT_SPIKE_WINDOW:
+			if (parse_u32_opt(optarg, 1, SPIKE_WINDOW_MAX, &cfg->engine.spike.window_s))
+				return usage_error("%s: '%s' is not a number of seconds from 1 to %d",
+						   "--spike-window", optarg, SPIKE_WINDOW_MAX);
+			break;
+		case OPT_SPIKE_MIN_FAILURES:
+			if (parse_u32_opt(optarg, 1, 1000000, &cfg->engine.spike.min_failures))
+				return usage_error("%s: '%s' is not a number from 1 to 1000000",
+						   "--spike-min-failures", optarg);
+			break;
+		case OPT_SPIKE_QUIET:
+			if (parse_u32_opt(optarg, 1, 86400, &cfg->engine.spike.leave_s))
+				return usage_error("%s: '%s' is not a number of seconds from 1 to 86400",
+						   "--spike-quiet", optarg);
+			break;
+		case OPT_SPIKE_MERGE:
+			if (parse_u32_opt(optarg, 0, 86400, &cfg->engine.spike.merge_s))
+				return usage_error("%s: '%s' is not a number of seconds from 0 to 86400",
+						   "--spike-merge", optarg);
+			break;
+		case OPT_SPIKE_HOST_MIN:
+			if (parse_u32_opt(optarg, 0, 65536, &cfg->engine.spike.host_min_dests))
+				return usage_error("%s: '%s' is not a number from 0 (off) to 65536",
+						   "--spike-host-min", optarg);
+			break;
+		case OPT_SPIKE_Z:
+			if (parse_double(optarg, 0.5, 100, &cfg->engine.spike.z_enter))
+				return usage_error("%s: '%s' is not a number from 0.5 to 100",
+						   "--spike-z", optarg);
+			break;
+		case OPT_SPIKE_MIN_RATIO:
+			if (parse_double(optarg, 0, 1, &cfg->engine.spike.min_ratio))
+				return usage_error("%s: '%s' is not a number from 0 to 1",
+						   "--spike-min-ratio", optarg);
+			break;
 		case 'v':
 			cfg->verbose++;
 			break;
@@ -477,7 +593,14 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 					   argv[optind - 1] ? argv[optind - 1] : "?");
 		}
 	}
+	if (cfg->cmd == CMD_REPLAY && !in_config) {
+		if (optind != argc - 1)
+			return usage_error("%s%s", "replay: ", "needs exactly one FILE (or - for stdin)");
+		cfg->replay_path = argv[optind++];
+	}
 	if (optind < argc)
 		return usage_error("%s'%s': unexpected argument", "", argv[optind]);
+	/* One interval for both sides: the engine pads silence by what the kernel coalesces. */
+	cfg->engine.lease.coalesce_ns = cfg->coalesce_ns;
 	return SP_EXIT_OK;
 }

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+#include "engine.h"
 #include "parse.h"
 
 /* Exit codes, documented in --help and README. */
@@ -26,6 +27,7 @@ enum sp_command {
 	CMD_HELP,
 	CMD_VERSION,
 	CMD_AGENT,
+	CMD_REPLAY,
 };
 
 #define SP_DEFAULT_COALESCE_NS 1000000000ULL
@@ -52,6 +54,9 @@ struct config {
 	uint32_t netns;		/* inode, 0 every namespace */
 	uint64_t cgroup_id;	/* cgroup v2 id, 0 every cgroup */
 	unsigned int hook;	/* enum sp_connect_hook; SP_HOOK_NONE: probe */
+	struct engine_config engine; /* leases and spikes (--lease-ttl, --spike-*) */
+	bool no_engine;		/* --no-leases: the kernel's events only */
+	const char *replay_path; /* `sockpulse replay FILE` ("-": stdin) */
 
 	/* `sockpulse agent` */
 	const char *log_path;		/* JSON lines file; NULL: no log (--log off) */

@@ -28,6 +28,7 @@ enum sp_action {
 	SP_ACT_LEASE_LOST,
 	SP_ACT_SPIKE,
 	SP_ACT_EVENTS_LOST,
+	SP_ACT_LEASE_HOLD, /* stall guard: lease verdicts held after an agent stall or a loss */
 	SP_ACT_MAX,
 };
 
@@ -130,6 +131,12 @@ struct sp_event {
 			uint64_t count;
 			const char *kind; /* record kind name */
 		} lost;
+		struct {
+			const char *reason; /* "agent-stall" or "events-lost" */
+			uint64_t grace_ms;  /* how long verdicts are held */
+			uint64_t stall_ms;  /* agent-stall: how late the loop ran */
+			uint64_t lost;	    /* events-lost: records lost */
+		} hold;
 	};
 };
 

@@ -554,6 +554,20 @@ static void json_sockpulse(struct json *j, const struct sp_event *ev, const stru
 			j_key(j, "baseline_per_s");
 			put_double(&j->w, ev->spike.baseline_per_s);
 		}
+		name = failure_name(ev->spike.failure);
+		if (name)
+			j_str(j, "failure", name);
+		if (ev->spike.host_wide && ev->spike.destinations)
+			j_u64(j, "destinations", ev->spike.destinations);
+		j_close(j);
+		break;
+	case SP_ACT_LEASE_HOLD:
+		j_open(j, "hold");
+		j_u64(j, "grace_ms", ev->hold.grace_ms);
+		if (ev->hold.stall_ms)
+			j_u64(j, "stall_ms", ev->hold.stall_ms);
+		if (ev->hold.lost)
+			j_u64(j, "lost", ev->hold.lost);
 		j_close(j);
 		break;
 	case SP_ACT_EVENTS_LOST:
@@ -619,6 +633,8 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 		j_raw(&j, "outcome", ev->connect.success ? "\"success\"" : "\"failure\"");
 	if (ev->action == SP_ACT_LEASE_LOST && ev->lease.reason)
 		j_str(&j, "reason", ev->lease.reason);
+	if (ev->action == SP_ACT_LEASE_HOLD && ev->hold.reason)
+		j_str(&j, "reason", ev->hold.reason);
 	if (ev->has_duration)
 		j_u64(&j, "duration", ev->duration_ns);
 	j_close(&j);
@@ -835,6 +851,23 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 			PUTS(w, " baseline=");
 			put_double(w, ev->spike.baseline_per_s);
 			PUTS(w, "/s");
+		}
+		return;
+	case SP_ACT_LEASE_HOLD:
+		put_label(w, "hold");
+		PUTS(w, "lease verdicts held ");
+		put_human_ms(w, ev->hold.grace_ms);
+		if (ev->hold.reason) {
+			PUTS(w, " reason=");
+			put_sanitized(w, ev->hold.reason, strlen(ev->hold.reason));
+		}
+		if (ev->hold.stall_ms) {
+			PUTS(w, " stall=");
+			put_human_ms(w, ev->hold.stall_ms);
+		}
+		if (ev->hold.lost) {
+			PUTS(w, " lost=");
+			put_u64(w, ev->hold.lost);
 		}
 		return;
 	case SP_ACT_EVENTS_LOST:

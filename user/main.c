@@ -26,6 +26,8 @@ int main(int argc, char **argv)
 	case CMD_VERSION:
 		printf("sockpulse %s (libbpf %s)\n", SP_VERSION, loader_libbpf_version());
 		return SP_EXIT_OK;
+	case CMD_REPLAY:
+		return replay_run(&cfg);
 	case CMD_CHECK:
 		return loader_check(&cfg);
 	case CMD_AGENT:

@@ -65,6 +65,7 @@ static const char *const action_names[] = {
 	[SP_ACT_LEASE_LOST] = "lease-lost",
 	[SP_ACT_SPIKE] = "connect-failure-spike",
 	[SP_ACT_EVENTS_LOST] = "events-lost",
+	[SP_ACT_LEASE_HOLD] = "lease-hold",
 };
 _Static_assert(ARRAY_SIZE(action_names) == SP_ACT_MAX, "action table");
 

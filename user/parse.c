@@ -5,6 +5,7 @@
  * and checks that the whole string was consumed.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +178,24 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 		return err;
 	if (*p)
 		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	/* A leading digit, as for the other parsers: no sign, no blanks, no "nan"/"inf". */
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (*end || errno == ERANGE || !isfinite(v))
+		return errno == ERANGE ? -ERANGE : -EINVAL;
 	if (v < min || v > max)
 		return -ERANGE;
 	*out = v;

@@ -30,6 +30,9 @@ bool port_set_has(const struct port_set *set, uint16_t port);
 /* Unsigned decimal in [min, max]; -EINVAL for garbage/empty/sign, -ERANGE out of range. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/* Decimal number in [min, max] ("8", "0.25", "1e-3"); no NaN, no infinities, no trailing junk. */
+int parse_double(const char *s, double min, double max, double *out);
+
 /* Byte sizes: "4096", "64K", "8M", "1G" (binary units, optional trailing "iB"/"B"). */
 int parse_size(const char *s, uint64_t *bytes);
 

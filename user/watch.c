@@ -4,14 +4,17 @@
  * and written whole after each loop iteration.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "engine.h"
 #include "format.h"
 #include "log.h"
 #include "names.h"
 #include "outbuf.h"
+#include "replay.h"
 #include "watch.h"
 
 #define OUTBUF_BYTES (256 * 1024)
@@ -100,5 +103,106 @@ int watch_run(const struct config *cfg)
 out:
 	agent_close(&w.agent);
 	outbuf_free(&w.out);
+	return ret;
+}
+
+/* ---- replay ---------------------------------------------------------------------------- */
+
+struct replay_run {
+	const struct config *cfg;
+	struct engine *engine;
+	struct outbuf out;
+	uint64_t seq;
+};
+
+/* The log's own clock: an engine line is stamped with the engine's (log) time. */
+static void replay_emit(void *ctx, const struct sp_event *ev)
+{
+	struct replay_run *r = ctx;
+	struct sp_event out = *ev;
+	char *line = outbuf_reserve(&r->out, SP_LINE_MAX);
+	size_t n;
+
+	if (!line)
+		return;
+	out.real_ns = out.mono_ns;
+	if (r->cfg->json)
+		n = format_json(line, SP_LINE_MAX, &out, ++r->seq, NULL);
+	else
+		n = format_text(line, SP_LINE_MAX, &out);
+	if (n)
+		outbuf_commit(&r->out, n);
+}
+
+static void replay_hold(void *ctx, const struct engine_hold *hold)
+{
+	struct sp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_LEASE_HOLD;
+	ev.mono_ns = hold->mono_ns;
+	ev.hold.reason = hold->reason;
+	ev.hold.grace_ms = (hold->until_ns - hold->mono_ns) / 1000000ULL;
+	ev.hold.lost = hold->lost;
+	replay_emit(ctx, &ev);
+}
+
+static void replay_feed(void *ctx, const struct sp_event *ev)
+{
+	struct replay_run *r = ctx;
+
+	engine_feed(r->engine, ev);
+	if (r->out.len > r->out.cap / 2 && outbuf_flush(&r->out) == -EPIPE)
+		return;
+}
+
+int replay_run(const struct config *cfg)
+{
+	struct replay_run r = { .cfg = cfg };
+	struct engine_config ecfg = cfg->engine;
+	struct replay_stats st = { 0 };
+	bool is_stdin = strcmp(cfg->replay_path, "-") == 0;
+	FILE *f;
+	int err, ret = SP_EXIT_OK;
+
+	/* No wall clock in a replay: a gap between two lines is not an agent stall. */
+	ecfg.stall_ns = 0;
+	f = is_stdin ? stdin : fopen(cfg->replay_path, "re");
+	if (!f) {
+		pr_warn("replay: cannot open %s: %s", cfg->replay_path, strerror(errno));
+		return SP_EXIT_FAILURE;
+	}
+	err = outbuf_init(&r.out, STDOUT_FILENO, OUTBUF_BYTES);
+	if (err) {
+		pr_warn("cannot allocate the output buffer: %s", strerror(-err));
+		ret = SP_EXIT_FAILURE;
+		goto out;
+	}
+	r.engine = engine_new(&ecfg, replay_emit, &r);
+	if (!r.engine) {
+		pr_warn("replay: cannot set up the lease engine: out of memory");
+		ret = SP_EXIT_FAILURE;
+		goto out;
+	}
+	engine_set_hold_fn(r.engine, replay_hold, &r);
+	err = replay_stream(f, replay_feed, &r, &st);
+	if (outbuf_flush(&r.out) && !r.out.dropped_lines)
+		ret = SP_EXIT_FAILURE;
+	if (st.bad)
+		pr_warn("replay: %llu malformed line%s skipped (first at line %llu)",
+			(unsigned long long)st.bad, st.bad == 1 ? "" : "s",
+			(unsigned long long)st.first_bad);
+	if (err == -ENODATA) {
+		pr_warn("replay: no valid event line in %s", cfg->replay_path);
+		ret = SP_EXIT_FAILURE;
+	} else if (err) {
+		pr_warn("replay: reading %s: %s", cfg->replay_path, strerror(-err));
+		ret = SP_EXIT_FAILURE;
+	}
+out:
+	engine_free(r.engine);
+	outbuf_free(&r.out);
+	if (!is_stdin)
+		fclose(f);
 	return ret;
 }

@@ -495,6 +495,31 @@ static void test_json_state_carries_activity(void **state)
 	assert_non_null(strstr(buf, "established -> fin_wait1 segs=2 bytes=120"));
 }
 
+static void test_json_lease_hold(void **state)
+{
+	struct sp_event ev;
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_LEASE_HOLD;
+	ev.real_ns = 0;
+	ev.hold.reason = "agent-stall";
+	ev.hold.grace_ms = 5000;
+	ev.hold.stall_ms = 8000;
+	n = format_json(buf, sizeof(buf), &ev, 3, NULL);
+	assert_string_equal(buf, "{\"@timestamp\":\"1970-01-01T00:00:00.000000000Z\","
+				 "\"event\":{\"kind\":\"event\",\"action\":\"lease-hold\","
+				 "\"sequence\":3,\"reason\":\"agent-stall\"},"
+				 "\"sockpulse\":{\"schema\":1,\"hold\":{\"grace_ms\":5000,"
+				 "\"stall_ms\":8000}}}\n");
+	o = parse_line(buf, n);
+	json_object_put(o);
+	n = format_text(buf, sizeof(buf), &ev);
+	assert_non_null(strstr(buf, "lease verdicts held 5.0s reason=agent-stall stall=8.0s"));
+}
+
 static void test_json_engine_lines(void **state)
 {
 	static const char spike_want[] =
@@ -917,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_json_escaped_comm),
 		cmocka_unit_test(test_json_listen_no_remote),
 		cmocka_unit_test(test_json_state_carries_activity),
+		cmocka_unit_test(test_json_lease_hold),
 		cmocka_unit_test(test_json_engine_lines),
 		cmocka_unit_test(test_json_every_action),
 		cmocka_unit_test(test_json_errno_and_bounds),

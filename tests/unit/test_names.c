@@ -91,7 +91,7 @@ static void test_actions(void **state)
 		"tcp-keepalive-timeout", "tcp-retransmit-timeout", "tcp-reset",
 		"lease-suspect",	 "lease-expired",	   "lease-recovered",
 		"lease-closed",		 "lease-lost",		   "connect-failure-spike",
-		"events-lost",
+		"events-lost",		 "lease-hold",
 	};
 	unsigned int i;
 

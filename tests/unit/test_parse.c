@@ -33,6 +33,28 @@ static void dur_bad(const char *s, int want_err)
 	assert_int_equal(ns, 12345); /* untouched */
 }
 
+static void test_double(void **state)
+{
+	double v = -1;
+
+	assert_int_equal(parse_double("8", 0, 1000, &v), 0);
+	assert_true(v == 8.0);
+	assert_int_equal(parse_double("0.25", 0, 1, &v), 0);
+	assert_true(v == 0.25);
+	assert_int_equal(parse_double("1e-3", 0, 1, &v), 0);
+	assert_true(v == 0.001);
+	v = 7;
+	assert_int_equal(parse_double("", 0, 1, &v), -EINVAL);
+	assert_int_equal(parse_double("-1", -5, 1, &v), -EINVAL);
+	assert_int_equal(parse_double(" 1", 0, 1, &v), -EINVAL);
+	assert_int_equal(parse_double("1x", 0, 10, &v), -EINVAL);
+	assert_int_equal(parse_double("nan", 0, 10, &v), -EINVAL);
+	assert_int_equal(parse_double("inf", 0, 10, &v), -EINVAL);
+	assert_int_equal(parse_double("1e999", 0, 10, &v), -ERANGE);
+	assert_int_equal(parse_double("1.5", 0, 1, &v), -ERANGE);
+	assert_true(v == 7);
+}
+
 static void test_duration_good(void **state)
 {
 	dur_ok("10ns", 10);
@@ -244,6 +266,7 @@ static void test_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_double),
 		cmocka_unit_test(test_duration_good), cmocka_unit_test(test_duration_bad),
 		cmocka_unit_test(test_ports_good),    cmocka_unit_test(test_ports_bad),
 		cmocka_unit_test(test_u64),	      cmocka_unit_test(test_size),
