@@ -22,6 +22,8 @@
 #define LF_SVC_LOCAL 0x04    /* the service port (peer key) is the local port */
 #define LF_PAYLOAD 0x08	     /* payload lease armed */
 #define LF_CLOSING 0x10	     /* bare ESTABLISHED -> CLOSE seen: waiting for its cause */
+#define LF_RST_SENT 0x20     /* we sent a reset: the kernel also does so as it gives up on
+			      * keepalive, just before the timeout record that names the cause */
 
 /* One cache line: everything a renewal touches is here. cookie 0 marks a free slot. */
 struct lease {
@@ -706,7 +708,7 @@ static void on_timer(void *ctx, uint32_t id, uint64_t now)
 	if (!l->cookie)
 		return;
 	if (l->flags & LF_CLOSING) {
-		end_lease(t, l, now, NULL);
+		end_lease(t, l, now, l->flags & LF_RST_SENT ? "reset-sent" : NULL);
 		return;
 	}
 	for (k = 0; k < SP_LEASE_KIND_MAX; k++) {
@@ -883,7 +885,7 @@ void lease_feed(struct lease_table *t, const struct sp_event *ev)
 		if (!l || (l->flags & LF_CLOSING))
 			return;
 		if (ev->state.new_state != SP_ST_CLOSE) {
-			end_lease(t, l, now, NULL);
+			end_lease(t, l, now, l->flags & LF_RST_SENT ? "reset-sent" : NULL);
 			return;
 		}
 		/* Abort or death: the record that says which may follow the transition. */
@@ -894,13 +896,14 @@ void lease_feed(struct lease_table *t, const struct sp_event *ev)
 	case SP_ACT_KEEPALIVE_TIMEOUT:
 	case SP_ACT_RETRANS_TIMEOUT:
 		l = lookup(t, ev->conn.cookie);
-		if (l) {
-			const char *reason = lost_reasons[ev->action];
-
-			if (ev->action == SP_ACT_RESET && ev->reset.direction == SP_RST_SENT)
-				reason = "reset-sent";
-			end_lease(t, l, now, reason);
+		if (!l)
+			return;
+		if (ev->action == SP_ACT_RESET && ev->reset.direction == SP_RST_SENT) {
+			/* The cause may still come (keepalive timeout): decided at the close. */
+			l->flags |= LF_RST_SENT;
+			return;
 		}
+		end_lease(t, l, now, lost_reasons[ev->action]);
 		return;
 	default:
 		return;

@@ -311,16 +311,32 @@ static void test_lost_reset_first(void **state)
 	lease_advance(f->t, T0 + 10 * SEC);
 	assert_int_equal(f->cap.n, 0);
 
+	/* A reset we send ends the lease at the close, as reset-sent when nothing names a
+	 * cause... */
 	established(f, 2, SP_DIR_EGRESS, T0 + 20 * SEC);
 	death(f, 2, SP_ACT_RESET, SP_RST_SENT, T0 + 21 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	transition(f, 2, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + 21 * SEC);
+	lease_advance(f->t, T0 + 23 * SEC);
 	e = only(f, SP_ACT_LEASE_LOST, SP_LEASE_TRANSPORT);
 	assert_string_equal(e->lease.reason, "reset-sent");
+
+	/* ...and as keepalive-timeout when the kernel's keepalive gave up (it sends the reset
+	 * first, then reports the timeout). */
+	established(f, 4, SP_DIR_EGRESS, T0 + 25 * SEC);
+	death(f, 4, SP_ACT_RESET, SP_RST_SENT, T0 + 26 * SEC);
+	death(f, 4, SP_ACT_KEEPALIVE_TIMEOUT, 0, T0 + 26 * SEC);
+	e = only(f, SP_ACT_LEASE_LOST, SP_LEASE_TRANSPORT);
+	assert_string_equal(e->lease.reason, "keepalive-timeout");
+	transition(f, 4, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + 26 * SEC);
+	lease_advance(f->t, T0 + 28 * SEC);
+	assert_int_equal(f->cap.n, 0);
 
 	established(f, 3, SP_DIR_EGRESS, T0 + 30 * SEC);
 	death(f, 3, SP_ACT_RETRANS_TIMEOUT, 0, T0 + 31 * SEC);
 	e = only(f, SP_ACT_LEASE_LOST, SP_LEASE_TRANSPORT);
 	assert_string_equal(e->lease.reason, "retransmit-timeout");
-	assert_int_equal(lease_stats(f->t)->lost, 3);
+	assert_int_equal(lease_stats(f->t)->lost, 4);
 	fx_free(f);
 }
 
