@@ -42,22 +42,25 @@ static const char *const kind_names[MK_MAX] = {
 	[MK_LEASE] = "lease",
 	[MK_SPIKE] = "connect-failure-spike",
 	[MK_EVENTS_LOST] = "events-lost",
+	[MK_OTHER] = "other",
 };
 
-static const enum metrics_kind action_kind[SP_ACT_MAX] = {
-	[SP_ACT_STATE_CHANGE] = MK_STATE,
-	[SP_ACT_ACTIVITY] = MK_ACTIVITY,
-	[SP_ACT_CONNECT] = MK_CONNECT,
-	[SP_ACT_KEEPALIVE_TIMEOUT] = MK_KEEPALIVE_TIMEOUT,
-	[SP_ACT_RETRANS_TIMEOUT] = MK_RETRANSMIT_TIMEOUT,
-	[SP_ACT_RESET] = MK_RESET,
-	[SP_ACT_LEASE_SUSPECT] = MK_LEASE,
-	[SP_ACT_LEASE_EXPIRED] = MK_LEASE,
-	[SP_ACT_LEASE_RECOVERED] = MK_LEASE,
-	[SP_ACT_LEASE_CLOSED] = MK_LEASE,
-	[SP_ACT_LEASE_LOST] = MK_LEASE,
-	[SP_ACT_SPIKE] = MK_SPIKE,
-	[SP_ACT_EVENTS_LOST] = MK_EVENTS_LOST,
+/* kind + 1 per action: 0 (an action added later and not listed here) counts as "other" */
+static const uint8_t action_kind[SP_ACT_MAX] = {
+	[SP_ACT_STATE_CHANGE] = MK_STATE + 1,
+	[SP_ACT_ACTIVITY] = MK_ACTIVITY + 1,
+	[SP_ACT_CONNECT] = MK_CONNECT + 1,
+	[SP_ACT_KEEPALIVE_TIMEOUT] = MK_KEEPALIVE_TIMEOUT + 1,
+	[SP_ACT_RETRANS_TIMEOUT] = MK_RETRANSMIT_TIMEOUT + 1,
+	[SP_ACT_RESET] = MK_RESET + 1,
+	[SP_ACT_LEASE_SUSPECT] = MK_LEASE + 1,
+	[SP_ACT_LEASE_EXPIRED] = MK_LEASE + 1,
+	[SP_ACT_LEASE_RECOVERED] = MK_LEASE + 1,
+	[SP_ACT_LEASE_CLOSED] = MK_LEASE + 1,
+	[SP_ACT_LEASE_LOST] = MK_LEASE + 1,
+	[SP_ACT_LEASE_HOLD] = MK_LEASE + 1,
+	[SP_ACT_SPIKE] = MK_SPIKE + 1,
+	[SP_ACT_EVENTS_LOST] = MK_EVENTS_LOST + 1,
 };
 
 static const char *const lease_state_names[ML_STATE_MAX] = {
@@ -147,7 +150,10 @@ static int lease_grow(struct metrics *m)
 	return 0;
 }
 
-/* The entry of @cookie, created with both leases alive if new; NULL when the table is full. */
+/*
+ * The entry of @cookie, created if new with its transport lease alive (the payload lease is
+ * armed by the first inbound data, as the engine does); NULL when the table is full.
+ */
 static struct metrics_lease_entry *lease_get(struct metrics *m, uint64_t cookie, bool *created)
 {
 	struct metrics_lease_entry *e = lease_find(m, cookie);
@@ -161,10 +167,8 @@ static struct metrics_lease_entry *lease_get(struct metrics *m, uint64_t cookie,
 	}
 	e = lease_slot(m->leases, m->lease_cap, cookie);
 	e->cookie = cookie;
-	for (int k = 0; k < SP_LEASE_KIND_MAX; k++) {
-		e->state[k] = ML_ALIVE;
-		m->lease_gauge[k][ML_ALIVE]++;
-	}
+	e->state[SP_LEASE_TRANSPORT] = ML_ALIVE;
+	m->lease_gauge[SP_LEASE_TRANSPORT][ML_ALIVE]++;
 	m->lease_used++;
 	*created = true;
 	return e;
@@ -326,7 +330,7 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 
 	if ((unsigned int)ev->action >= SP_ACT_MAX)
 		return;
-	m->events[action_kind[ev->action]]++;
+	m->events[action_kind[ev->action] ? action_kind[ev->action] - 1 : MK_OTHER]++;
 	switch (ev->action) {
 	case SP_ACT_STATE_CHANGE:
 		if (ev->state.old_state < SP_ST_MAX && ev->state.new_state < SP_ST_MAX)
@@ -336,6 +340,13 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 		else if (ev->state.new_state == SP_ST_CLOSE)
 			lease_end(m, cookie, -1);
 		break;
+	case SP_ACT_ACTIVITY: {
+		struct metrics_lease_entry *e = cookie ? lease_find(m, cookie) : NULL;
+
+		if (e && ev->activity.payload_bytes && e->state[SP_LEASE_PAYLOAD] == ML_NONE)
+			lease_set(m, cookie, SP_LEASE_PAYLOAD, ML_ALIVE);
+		break;
+	}
 	case SP_ACT_CONNECT: {
 		int i = ev->connect.success ? 0 : 1;
 
@@ -640,7 +651,8 @@ long metrics_render(const struct metrics *m, char **out)
 	       "Events handled, by kind (ring record kinds as in events_lost_total, then the "
 	       "engine's)");
 	for (int k = 0; k < MK_MAX; k++)
-		sample1(&b, "events_total", "kind", kind_names[k], m->events[k]);
+		if (k != MK_OTHER || m->events[k])
+			sample1(&b, "events_total", "kind", kind_names[k], m->events[k]);
 	family(&b, "events_lost_total", "counter",
 	       "Records the kernel could not hand to the agent, by kind");
 	for (int t = 1; t < SP_REC_TYPE_MAX; t++)

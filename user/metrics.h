@@ -4,9 +4,10 @@
  * and the engine's, goes through metrics_on_event), gauges set from sock_diag snapshots, and the
  * Prometheus text exposition (format 0.0.4). Pure logic: no I/O, no clock; unit-tested.
  *
- * Lease gauges need no engine API: a connection that reaches ESTABLISHED holds one lease of each
- * kind (the engine leases every established connection), lease-suspect/-expired/-recovered move
- * it, lease-closed/-lost or the socket's move to CLOSE end it. Spike gauges follow
+ * Lease gauges need no engine API, they follow the engine's rules from the same events: a
+ * connection that reaches ESTABLISHED (or was found open at start) holds a transport lease, its
+ * first inbound data arms the payload lease, lease-suspect/-expired/-recovered move them,
+ * lease-closed/-lost end them (the socket's move to CLOSE too, should a line be missing). Spike gauges follow
  * connect-failure-spike start/end lines. Label values are bounded: at most top_n destinations
  * carry their own label, the rest are summed under "other".
  */
@@ -39,6 +40,7 @@ enum metrics_kind {
 	MK_LEASE,
 	MK_SPIKE,
 	MK_EVENTS_LOST,
+	MK_OTHER, /* an action this table does not know yet */
 	MK_MAX,
 };
 
@@ -129,7 +131,7 @@ int metrics_init(struct metrics *m, const char *version, const char *libbpf_vers
 		 const char *connect_hook);
 void metrics_free(struct metrics *m);
 void metrics_on_event(struct metrics *m, const struct sp_event *ev);
-/* A connection that existed before the agent (sock_diag): it holds alive leases. */
+/* A connection that existed before the agent (sock_diag): its transport lease is alive. */
 void metrics_seed_connection(struct metrics *m, uint64_t cookie);
 /* Sets the sock_diag gauges; @top: the top destinations by TIME_WAIT sockets, @other the rest. */
 void metrics_set_diag(struct metrics *m, const uint64_t states[SP_ST_MAX], uint64_t time_wait,

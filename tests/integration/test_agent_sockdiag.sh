@@ -42,7 +42,7 @@ P=$SP_TMP/d1.prom
 check_eq "sockpulse_tcp_connections{state=established} at once" "$(metric "$P" 'sockpulse_tcp_connections{state="established"}')" 6
 check_eq "listeners" "$(metric "$P" 'sockpulse_tcp_connections{state="listen"}')" 1
 check_eq "transport leases alive for connections older than the agent" "$(metric "$P" 'sockpulse_leases{kind="transport",state="alive"}')" 6
-check_eq "payload leases too" "$(metric "$P" 'sockpulse_leases{kind="payload",state="alive"}')" 6
+check_eq "no payload lease before inbound data" "$(metric "$P" 'sockpulse_leases{kind="payload",state="alive"}')" 0
 check_eq "TIME_WAIT gauge equals ss" "$(metric "$P" sockpulse_tcp_time_wait_sockets)" "$TW_SS"
 check_eq "TIME_WAIT state gauge agrees" "$(metric "$P" 'sockpulse_tcp_connections{state="time_wait"}')" "$TW_SS"
 check_eq "TIME_WAIT by destination: the burst's listener" \

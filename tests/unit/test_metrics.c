@@ -123,6 +123,10 @@ static void test_counters(void **state)
 	metrics_on_event(&m, &ev);
 	ev.lost.kind = "bogus";
 	metrics_on_event(&m, &ev);
+	ev = conn_ev(SP_ACT_LEASE_HOLD, 0);
+	metrics_on_event(&m, &ev);
+	ev.action = SP_ACT_MAX; /* out of range: ignored */
+	metrics_on_event(&m, &ev);
 
 	t = render();
 	assert_int_equal(
@@ -168,12 +172,25 @@ static void test_counters(void **state)
 	assert_int_equal(value_of(t, "sockpulse_events_total{kind=\"state\"}"), 4);
 	assert_int_equal(value_of(t, "sockpulse_events_total{kind=\"connect\"}"), 3);
 	assert_int_equal(value_of(t, "sockpulse_events_total{kind=\"events-lost\"}"), 2);
+	assert_int_equal(value_of(t, "sockpulse_events_total{kind=\"lease\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_events_total{kind=\"other\"}"), -1);
 	assert_non_null(strstr(t, "sockpulse_build_info{version=\"1.2.3\",libbpf_version=\"1.1\","
 				  "connect_hook=\"tracepoint\"} 1\n"));
 	assert_non_null(strstr(t, "# TYPE sockpulse_tcp_connect_duration_seconds histogram\n"));
 	/* no sock_diag snapshot yet: no connection gauges rather than zeros that lie */
 	assert_null(strstr(t, "sockpulse_tcp_connections{"));
 	free(t);
+}
+
+#define V(series) value_of(t, series)
+
+static void activity(uint64_t cookie, uint32_t segs, uint64_t bytes)
+{
+	struct sp_event ev = conn_ev(SP_ACT_ACTIVITY, cookie);
+
+	ev.activity.segments = segs;
+	ev.activity.payload_bytes = bytes;
+	metrics_on_event(&m, &ev);
 }
 
 static void test_lease_gauges(void **state)
@@ -184,6 +201,19 @@ static void test_lease_gauges(void **state)
 	state_change(11, SP_ST_SYN_RECV, SP_ST_ESTABLISHED);
 	metrics_seed_connection(&m, 12);
 	metrics_seed_connection(&m, 12); /* twice: still one */
+	t = render();
+	assert_int_equal(V("sockpulse_leases{kind=\"transport\",state=\"alive\"}"), 3);
+	assert_int_equal(V("sockpulse_leases{kind=\"payload\",state=\"alive\"}"), 0);
+	free(t);
+	/* inbound data arms the payload lease; segments without data do not */
+	activity(10, 3, 0);
+	activity(12, 1, 0);
+	activity(12, 1, 100);
+	activity(12, 1, 100);
+	activity(99, 1, 100); /* unknown connection: nothing */
+	t = render();
+	assert_int_equal(V("sockpulse_leases{kind=\"payload\",state=\"alive\"}"), 1);
+	free(t);
 	lease_ev(SP_ACT_LEASE_SUSPECT, 10, SP_LEASE_PAYLOAD);
 	lease_ev(SP_ACT_LEASE_EXPIRED, 11, SP_LEASE_TRANSPORT);
 	lease_ev(SP_ACT_LEASE_EXPIRED, 11, SP_LEASE_PAYLOAD);
