@@ -59,7 +59,7 @@ struct sk_info {
 	__u8 flags;		/* SKF_* */
 	__u8 verdict;		/* filter verdict cache for the per-segment path */
 	__u8 owner_tries;	/* lookups left for the accept()ing owner */
-	__u8 pad;
+	__u8 prev_state;	/* the state it left last */
 };
 
 #define SKF_OWNER (1 << 0)		/* pid/comm captured in task context */
@@ -567,6 +567,7 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 		rec_submit(r);
 	}
 	if (s) {
+		s->prev_state = oldstate;
 		s->state = newstate;
 		s->state_ts = now;
 		s->flags |= SKF_STATE_KNOWN;
@@ -683,6 +684,10 @@ int BPF_PROG(sp_send_reset, struct sock *sk, struct sk_buff *skb)
 		r = rec_for_sk(SP_REC_RESET, now, sk, tp, s);
 		if (!r)
 			return 0;
+		/* An abortive close (SO_LINGER 0, tcp_disconnect) moves to CLOSE before it sends
+		 * the reset: the state the connection was in is the one it just left. */
+		if (state == TCP_CLOSE && s && (s->flags & SKF_STATE_KNOWN) && s->state == TCP_CLOSE)
+			state = s->prev_state;
 		r->old_state = state;
 		r->flags |= SP_F_OLD_STATE;
 	} else {
@@ -851,7 +856,9 @@ static __always_inline void connect_exit(long ret)
 		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
 	else
 		bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-	r->cookie = req.cookie;
+	/* Failed before SYN_SENT, the socket has a cookie only if someone asked for one (this
+	 * hook cannot make one): then it is known, else the line goes without. */
+	r->cookie = req.cookie ? req.cookie : BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	r->direction = SP_DIR_EGRESS;
 	r->failure = SP_FAIL_LOCAL;
 	r->error = (__s32)-ret;

@@ -254,9 +254,9 @@ int loader_start(struct loader *ld, const struct config *cfg)
 					off ? "; " : "", connect_hook_name(hook), ld->why[hook]);
 	}
 	if (err) {
+		/* preflight() saw the capabilities: a refusal now is the kernel's (lockdown, a
+		 * missing feature), not ours to fix by privilege. */
 		pr_warn("no connect hook variant could be used (%s)", skipped);
-		if (last_load_err == -EPERM || last_load_err == -EACCES)
-			return SP_EXIT_PRIVILEGE;
 		return last_load_err ? SP_EXIT_KERNEL : SP_EXIT_ATTACH;
 	}
 	if (off)
