@@ -289,10 +289,10 @@ check_common() {
 		or ((.event.action | startswith("tcp-")) and ((.sockpulse.netns | type) != "number"
 			or .network.transport != "tcp"))
 		or ((.event.action | startswith("tcp-")) and .event.action != "tcp-reset"
-			and (.sockpulse.sock | type) != "number")
+			and .sockpulse.failure != "local" and (.sockpulse.sock | type) != "number")
 		)' "$file" | head -n 3)
 	if [ -n "$bad" ]; then
-		fail "agent $tag: lines missing common fields (@timestamp ns RFC 3339, event.kind/action/sequence, sockpulse.schema 1, netns/transport on tcp-*, sock on tcp-* but resets sent without a socket):"
+		fail "agent $tag: lines missing common fields (@timestamp ns RFC 3339, event.kind/action/sequence, sockpulse.schema 1, netns/transport on tcp-*, sock on tcp-* but resets sent without a socket and connect() failures before any SYN):"
 		echo "$bad" | sed 's/^/    /'
 		return
 	fi
