@@ -37,6 +37,8 @@ JSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSON_LIBS   := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 # `sockpulse agent`: /metrics server and sock_diag netlink (linked into the binary only)
 AGENT_LIBS  := $(shell $(PKG_CONFIG) --libs libmicrohttpd libmnl 2>/dev/null || echo -lmicrohttpd -lmnl)
+# `sockpulse top`: ncursesw (linked into the binary only; Debian splits out libtinfo)
+CURSES_LIBS := $(shell $(PKG_CONFIG) --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-function \
 	       -Iinclude -I$(OUT)
@@ -44,12 +46,13 @@ BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-func
 # Debian packages the build and the tests need (command or header -> package).
 DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
 	       pkg-config iproute2 jq libbpf-tools python3 \
-	       libmicrohttpd-dev libmnl-dev prometheus systemd libcap2-bin util-linux curl
+	       libmicrohttpd-dev libmnl-dev prometheus systemd libcap2-bin util-linux curl \
+	       libncurses-dev tmux
 
 # Userspace: the engine-free core is shared by the binary and the unit tests.
 # Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.
 AGENT_SRCS  := user/main.c user/cli.c user/loader.c user/agent.c user/watch.c \
-	       user/service.c user/http.c user/sockdiag.c
+	       user/service.c user/http.c user/sockdiag.c user/top.c
 CORE_SRCS   := $(filter-out $(AGENT_SRCS),$(wildcard user/*.c))
 CORE_OBJS   := $(patsubst user/%.c,$(OUT)/obj/%.o,$(CORE_SRCS))
 AGENT_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(AGENT_SRCS))
@@ -103,7 +106,7 @@ $(OUT)/obj/%.o: user/%.c $(wildcard user/*.h) include/sockpulse.h
 $(OUT)/obj/loader.o: $(OUT)/sockpulse.skel.h
 
 $(OUT)/sockpulse: $(AGENT_OBJS) $(CORE_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(AGENT_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
 
 $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)

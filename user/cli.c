@@ -57,6 +57,8 @@ enum {
 	OPT_SPIKE_QUIET,
 	OPT_SPIKE_MERGE,
 	OPT_SPIKE_HOST_MIN,
+	OPT_NO_COLOR,
+	OPT_NO_UNICODE,
 };
 
 static const struct option long_options[] = {
@@ -92,6 +94,9 @@ static const struct option long_options[] = {
 	{ "spike-quiet", required_argument, NULL, OPT_SPIKE_QUIET },
 	{ "spike-merge", required_argument, NULL, OPT_SPIKE_MERGE },
 	{ "spike-host-min", required_argument, NULL, OPT_SPIKE_HOST_MIN },
+	{ "delay", required_argument, NULL, 'd' },
+	{ "no-color", no_argument, NULL, OPT_NO_COLOR },
+	{ "no-unicode", no_argument, NULL, OPT_NO_UNICODE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -106,7 +111,10 @@ void cli_usage(FILE *out)
 	      "keepalive and retransmission timeouts, resets and inbound activity.\n"
 	      "\n"
 	      "Commands:\n"
-	      "  watch                 stream events to stdout (default)\n"
+	      "  watch                 stream events to stdout (the default when stdout is\n"
+	      "                        not a terminal)\n"
+	      "  top                   live dashboard: peers, leases, failures, spikes (the\n"
+	      "                        default on a terminal)\n"
 	      "  check                 load every connect-hook variant, report what works here\n"
 	      "  replay FILE           feed a JSON lines log (watch --json, agent log; - for\n"
 	      "                        stdin) through the engine, print its lease/spike lines\n"
@@ -144,6 +152,11 @@ void cli_usage(FILE *out)
 	      "      --spike-merge S   a re-fire within S seconds is the same incident (60)\n"
 	      "      --spike-host-min N  destinations spiking together that make one\n"
 	      "                        host-wide alert (default 3)\n"
+	      "\n"
+	      "Dashboard options (sockpulse top):\n"
+	      "  -d, --delay DUR       screen refresh interval (default 1s, 100ms..1h)\n"
+	      "      --no-color        no colors (also when NO_COLOR is set)\n"
+	      "      --no-unicode      ASCII sparklines and marks\n"
 	      "\n"
 	      "Agent options (sockpulse agent):\n"
 	      "      --log PATH        JSON lines log (default " SP_DEFAULT_LOG_PATH "),\n"
@@ -189,6 +202,7 @@ void config_init(struct config *cfg)
 	cfg->log_actions = ((1u << SP_ACT_MAX) - 1) & ~(1u << SP_ACT_ACTIVITY);
 	cfg->metrics = SP_DEFAULT_METRICS;
 	cfg->sockdiag_interval_ns = SP_DEFAULT_SOCKDIAG_NS;
+	cfg->refresh_ns = SP_DEFAULT_REFRESH_NS;
 }
 
 /* "FILE:LINE: " while a configuration file is applied, else empty. */
@@ -278,6 +292,7 @@ static int parse_command(const char *word, enum sp_command *cmd)
 		{ "version", CMD_VERSION },
 		{ "agent", CMD_AGENT },
 		{ "replay", CMD_REPLAY },
+		{ "top", CMD_TOP },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -385,12 +400,13 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 	if (argc > 1 && argv[1][0] != '-') {
 		if (parse_command(argv[1], &cfg->cmd))
 			return usage_error("unknown command '%s%s'", "", argv[1]);
+		cfg->cmd_given = true;
 		argc--;
 		argv++;
 	}
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":jp:46vhV", long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":jp:46d:vhV", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			cfg->json = true;
@@ -575,6 +591,18 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 			if (parse_double(optarg, 0, 1, &cfg->engine.spike.min_ratio))
 				return usage_error("%s: '%s' is not a number from 0 to 1",
 						   "--spike-min-ratio", optarg);
+			break;
+		case 'd':
+			if (parse_duration(optarg, &cfg->refresh_ns) || cfg->refresh_ns < 100000000ULL ||
+			    cfg->refresh_ns > 3600ULL * 1000000000ULL)
+				return usage_error("%s: '%s' is not a duration from 100ms to 1h",
+						   "--delay", optarg);
+			break;
+		case OPT_NO_COLOR:
+			cfg->no_color = true;
+			break;
+		case OPT_NO_UNICODE:
+			cfg->no_unicode = true;
 			break;
 		case 'v':
 			cfg->verbose++;

@@ -28,10 +28,12 @@ enum sp_command {
 	CMD_VERSION,
 	CMD_AGENT,
 	CMD_REPLAY,
+	CMD_TOP,
 };
 
 #define SP_DEFAULT_COALESCE_NS 1000000000ULL
 #define SP_DEFAULT_RING_BYTES (8ULL << 20)
+#define SP_DEFAULT_REFRESH_NS 1000000000ULL
 
 /* `sockpulse agent` defaults (README, "sockpulse agent") */
 #define SP_DEFAULT_LOG_PATH "/var/log/sockpulse/events.jsonl"
@@ -43,6 +45,7 @@ enum sp_command {
 
 struct config {
 	enum sp_command cmd;
+	bool cmd_given;		/* a command word was on the command line */
 	bool json;
 	bool no_header;
 	int verbose;
@@ -57,6 +60,11 @@ struct config {
 	struct engine_config engine; /* leases and spikes (--lease-ttl, --spike-*) */
 	bool no_engine;		/* --no-leases: the kernel's events only */
 	const char *replay_path; /* `sockpulse replay FILE` ("-": stdin) */
+
+	/* `sockpulse top` */
+	uint64_t refresh_ns;	/* -d, --delay: screen refresh interval */
+	bool no_color;		/* --no-color (NO_COLOR in the environment does the same) */
+	bool no_unicode;	/* --no-unicode: ASCII sparklines and marks */
 
 	/* `sockpulse agent` */
 	const char *log_path;		/* JSON lines file; NULL: no log (--log off) */

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "loader.h"
 #include "log.h"
 #include "service.h"
+#include "top.h"
 #include "watch.h"
 
 int main(int argc, char **argv)
@@ -18,6 +20,10 @@ int main(int argc, char **argv)
 		return ret;
 	if (cfg.verbose)
 		log_set_level(LOG_DEBUG);
+	/* No command: the dashboard for a person at a terminal, the stream for everyone else. */
+	if (cfg.cmd == CMD_WATCH && !cfg.cmd_given && !cfg.json && isatty(STDIN_FILENO) &&
+	    isatty(STDOUT_FILENO))
+		cfg.cmd = CMD_TOP;
 
 	switch (cfg.cmd) {
 	case CMD_HELP:
@@ -32,6 +38,8 @@ int main(int argc, char **argv)
 		return loader_check(&cfg);
 	case CMD_AGENT:
 		return service_run(&cfg);
+	case CMD_TOP:
+		return top_run(&cfg);
 	case CMD_WATCH:
 	default:
 		return watch_run(&cfg);

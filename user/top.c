@@ -1,0 +1,1712 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * `sockpulse top`: the live dashboard. A sink on the agent core like watch: events update small
+ * tables here (peers with their connect failures per second, connections by cookie, recent
+ * events, spikes) in O(1) each; the lease engine and sock_diag are read once per refresh. The
+ * screen is drawn at most once per refresh interval and once per batch of keys, from a snapshot,
+ * so drawing never competes with draining the ring. The terminal is one more descriptor of the
+ * agent's epoll loop; SIGWINCH arrives through a signalfd (no signal handler does work).
+ *
+ * Layout (top to bottom): three header lines, the peer table (or a peer's connections, or the
+ * help), the spike panel, the recent-events pane, the footer with the keys.
+ */
+#define _GNU_SOURCE
+#define NCURSES_WIDECHAR 1
+#include <errno.h>
+#include <fcntl.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ncursesw/curses.h>
+
+#include "agent.h"
+#include "clock.h"
+#include "engine.h"
+#include "log.h"
+#include "names.h"
+#include "sockdiag.h"
+#include "top.h"
+#include "topfmt.h"
+
+#define NIL UINT32_MAX
+#define SEC_NS 1000000000ULL
+#define SPARK_SECS 60
+#define CONNS_MAX (1u << 16)	  /* connections followed for the details view */
+#define CONN_BUCKETS (1u << 17)
+#define PEERS_MAX 4096
+#define PEER_BUCKETS 8192
+#define PEER_IDLE_NS (120 * SEC_NS) /* a peer with nothing left to show is forgotten */
+#define RECENT_MAX 256		  /* recent-events ring */
+#define SPIKES_MAX 64
+#define DETAILS_MAX 512
+#define LINE_CAP 4096
+
+enum view {
+	VIEW_TABLE = 0,
+	VIEW_DETAILS,
+	VIEW_HELP,
+};
+
+enum pane {
+	PANE_TABLE = 0,
+	PANE_SPIKES,
+	PANE_EVENTS,
+	PANE_MAX,
+};
+
+enum color {
+	C_NONE = 0,
+	C_TITLE,
+	C_GOOD,
+	C_WARN,
+	C_BAD,
+	C_DIM,
+	C_SEL,
+	C_MAX,
+};
+
+struct conn {
+	uint64_t cookie;
+	uint32_t hnext;	 /* hash chain, or free list */
+	uint32_t peer;	 /* index in peers, or NIL */
+	struct sp_addr local;
+	uint16_t lport;
+	uint8_t state;
+	bool used, has_diag;
+	uint8_t diag_timer, diag_retrans;
+	uint32_t diag_expires_ms;
+	uint32_t diag_gen;
+	uint32_t netns;
+	uint32_t pid;
+	char comm[SP_COMM_MAX];
+	uint64_t first_ns, last_act_ns;
+};
+
+struct peer {
+	struct sp_addr addr;
+	uint32_t netns;
+	uint16_t port;
+	bool used;
+	uint32_t hnext;
+	uint32_t live;	   /* connections of ours linked to it */
+	uint64_t last_seen_ns; /* inbound activity or establishment */
+	uint64_t touched_ns;
+	uint64_t sec;	   /* the second fail/att[sec % SPARK_SECS] counts */
+	uint32_t fail[SPARK_SECS], att[SPARK_SECS];
+	uint32_t pid;
+	char comm[SP_COMM_MAX];
+	int64_t min_left_ns; /* refresh scratch */
+	bool has_left;
+};
+
+/* Per-second counts over the last minute. */
+struct secring {
+	uint64_t sec;
+	uint32_t fail[SPARK_SECS], att[SPARK_SECS];
+};
+
+struct spike_row {
+	bool host_wide;
+	struct sp_addr addr;
+	uint32_t netns;
+	uint16_t port;
+	uint64_t start_real_ns;
+	uint64_t failures;
+	uint32_t window_s, destinations;
+	double baseline;
+};
+
+struct detail_row {
+	struct conn c;
+	bool has_lease;
+	struct lease_info li;
+};
+
+/* What the screen shows: rebuilt each refresh, frozen while paused. */
+struct snapshot {
+	uint64_t mono_ns, real_ns;
+	double events_per_s;
+	uint64_t lost;
+	uint64_t states[SP_ST_MAX];
+	bool states_exact; /* from sock_diag */
+	uint32_t spark_fail[SPARK_SECS];
+	uint32_t fails_min, atts_min;
+	struct tf_row *rows;
+	size_t n_rows;
+	struct spike_row spikes[SPIKES_MAX];
+	size_t n_spikes;
+	bool host_spike;
+	struct sp_event recent[RECENT_MAX];
+	size_t n_recent; /* newest first */
+	struct detail_row *details;
+	size_t n_details;
+	uint32_t leases_live;
+};
+
+struct top {
+	const struct config *cfg;
+	struct agent agent;
+	bool unicode, color, curses_on;
+	uint64_t refresh_ns;
+	char host[64];
+	const char *hook;
+
+	/* tables fed by events */
+	struct conn *conns;
+	uint32_t *conn_hash;
+	uint32_t conn_free, conn_hwm, n_conns;
+	uint64_t conns_dropped;
+	struct peer *peers;
+	uint32_t *peer_hash;
+	uint32_t n_peers;
+	uint64_t peers_dropped;
+	struct secring global;
+	struct sp_event recent[RECENT_MAX];
+	uint32_t recent_head, n_recent;
+	struct spike_row spikes[SPIKES_MAX];
+	size_t n_spikes;
+
+	/* sock_diag */
+	struct sockdiag diag;
+	bool diag_on;
+	uint32_t diag_gen;
+	uint64_t diag_states[SP_ST_MAX];
+	bool diag_valid;
+
+	/* rates */
+	uint64_t prev_received, prev_mono;
+	uint64_t next_refresh_ns;
+
+	/* the screen */
+	struct snapshot snap;
+	const struct tf_row **view; /* filtered and sorted */
+	size_t n_view;
+	enum view view_mode, back_mode;
+	enum pane focus;
+	unsigned int sort_col;
+	bool reverse, paused, filtering;
+	char filter[64], filter_saved[64];
+	size_t sel, scroll;		    /* table */
+	size_t sel_spike, ev_scroll, det_sel, det_scroll;
+	struct tf_row sel_key;		    /* the selected peer, kept across refreshes */
+	bool have_sel_key;
+	struct tf_row det_peer;		    /* the peer whose connections are shown */
+	int winch_fd;
+	int stderr_saved, stderr_capture;
+	int exit_code;
+};
+
+/* atexit() cannot take a context: the one screen that must be given back on exit(). */
+static bool curses_active;
+
+static void restore_terminal(void)
+{
+	if (curses_active && !isendwin())
+		endwin();
+	curses_active = false;
+}
+
+/* ---- tables ------------------------------------------------------------------------------- */
+
+static uint32_t hash64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (uint32_t)x;
+}
+
+static uint32_t peer_hash(const struct sp_addr *a, uint32_t netns, uint16_t port)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ a->bytes[i]) * 1099511628211ULL;
+	h = (h ^ a->family) * 1099511628211ULL;
+	h = (h ^ netns) * 1099511628211ULL;
+	h = (h ^ port) * 1099511628211ULL;
+	return hash64(h) & (PEER_BUCKETS - 1);
+}
+
+static bool same_addr(const struct sp_addr *a, const struct sp_addr *b)
+{
+	return a->family == b->family && memcmp(a->bytes, b->bytes, 16) == 0;
+}
+
+static uint32_t peer_find(const struct top *t, const struct sp_addr *a, uint32_t netns,
+			  uint16_t port)
+{
+	uint32_t i = t->peer_hash[peer_hash(a, netns, port)];
+
+	for (; i != NIL; i = t->peers[i].hnext)
+		if (t->peers[i].port == port && t->peers[i].netns == netns &&
+		    same_addr(&t->peers[i].addr, a))
+			return i;
+	return NIL;
+}
+
+static uint32_t peer_get(struct top *t, const struct sp_addr *a, uint32_t netns, uint16_t port,
+			 uint64_t now)
+{
+	uint32_t i = peer_find(t, a, netns, port), b;
+	struct peer *p;
+
+	if (i != NIL || !a->family)
+		return i;
+	for (i = 0; i < PEERS_MAX && t->peers[i].used; i++)
+		;
+	if (i == PEERS_MAX) {
+		t->peers_dropped++;
+		return NIL;
+	}
+	p = &t->peers[i];
+	memset(p, 0, sizeof(*p));
+	p->used = true;
+	p->addr = *a;
+	p->netns = netns;
+	p->port = port;
+	p->sec = now / SEC_NS;
+	p->touched_ns = now;
+	b = peer_hash(a, netns, port);
+	p->hnext = t->peer_hash[b];
+	t->peer_hash[b] = i;
+	t->n_peers++;
+	return i;
+}
+
+static void peer_free(struct top *t, uint32_t i)
+{
+	struct peer *p = &t->peers[i];
+	uint32_t *pp = &t->peer_hash[peer_hash(&p->addr, p->netns, p->port)];
+
+	while (*pp != NIL && *pp != i)
+		pp = &t->peers[*pp].hnext;
+	if (*pp == i)
+		*pp = p->hnext;
+	p->used = false;
+	t->n_peers--;
+}
+
+/* Moves a per-second ring to the second of now, zeroing the seconds skipped. */
+static void ring_roll(uint64_t *sec, uint32_t *fail, uint32_t *att, uint64_t now)
+{
+	uint64_t s = now / SEC_NS, k;
+
+	if (s <= *sec)
+		return;
+	for (k = 1; k <= s - *sec && k <= SPARK_SECS; k++) {
+		fail[(*sec + k) % SPARK_SECS] = 0;
+		att[(*sec + k) % SPARK_SECS] = 0;
+	}
+	*sec = s;
+}
+
+static void set_owner(struct peer *p, const struct sp_conn *c)
+{
+	if (!c->has_pid)
+		return;
+	p->pid = c->pid;
+	memcpy(p->comm, c->comm, SP_COMM_MAX);
+	p->comm[SP_COMM_MAX - 1] = '\0';
+}
+
+/* The peer of a connection as the lease table keys it: remote address + service port. */
+static void peer_key(const struct sp_conn *c, struct sp_addr *remote, uint16_t *svc,
+		     struct sp_addr *local, uint16_t *lport)
+{
+	if (c->direction == SP_DIR_INGRESS) {
+		*remote = c->src;
+		*local = c->dst;
+		*lport = c->dport;
+		*svc = c->dport;
+		return;
+	}
+	*remote = c->dst;
+	*local = c->src;
+	*lport = c->sport;
+	*svc = c->dport;
+	if (c->direction != SP_DIR_EGRESS && c->sport && c->sport < c->dport)
+		*svc = c->sport; /* no direction: guess the lower port, as the lease table does */
+}
+
+static uint32_t conn_find(const struct top *t, uint64_t cookie)
+{
+	uint32_t i = t->conn_hash[hash64(cookie) & (CONN_BUCKETS - 1)];
+
+	for (; i != NIL; i = t->conns[i].hnext)
+		if (t->conns[i].cookie == cookie)
+			return i;
+	return NIL;
+}
+
+static struct conn *conn_get(struct top *t, const struct sp_event *ev)
+{
+	const struct sp_conn *c = &ev->conn;
+	struct sp_addr remote;
+	uint16_t svc;
+	uint32_t i, b;
+	struct conn *cn;
+
+	if (!c->cookie)
+		return NULL;
+	i = conn_find(t, c->cookie);
+	if (i != NIL)
+		return &t->conns[i];
+	if (t->conn_free != NIL) {
+		i = t->conn_free;
+		t->conn_free = t->conns[i].hnext;
+	} else if (t->conn_hwm < CONNS_MAX) {
+		i = t->conn_hwm++;
+	} else {
+		t->conns_dropped++;
+		return NULL;
+	}
+	cn = &t->conns[i];
+	memset(cn, 0, sizeof(*cn));
+	cn->used = true;
+	cn->cookie = c->cookie;
+	cn->netns = c->netns;
+	cn->first_ns = ev->mono_ns;
+	cn->diag_gen = t->diag_gen;
+	peer_key(c, &remote, &svc, &cn->local, &cn->lport);
+	cn->peer = peer_get(t, &remote, c->netns, svc, ev->mono_ns);
+	if (cn->peer != NIL)
+		t->peers[cn->peer].live++;
+	b = hash64(c->cookie) & (CONN_BUCKETS - 1);
+	cn->hnext = t->conn_hash[b];
+	t->conn_hash[b] = i;
+	t->n_conns++;
+	return cn;
+}
+
+static void conn_free(struct top *t, uint32_t i)
+{
+	struct conn *cn = &t->conns[i];
+	uint32_t *pp = &t->conn_hash[hash64(cn->cookie) & (CONN_BUCKETS - 1)];
+
+	while (*pp != NIL && *pp != i)
+		pp = &t->conns[*pp].hnext;
+	if (*pp == i)
+		*pp = cn->hnext;
+	if (cn->peer != NIL && t->peers[cn->peer].used && t->peers[cn->peer].live)
+		t->peers[cn->peer].live--;
+	cn->used = false;
+	cn->hnext = t->conn_free;
+	t->conn_free = i;
+	t->n_conns--;
+}
+
+static void conn_owner(struct conn *cn, const struct sp_conn *c)
+{
+	if (!c->has_pid)
+		return;
+	cn->pid = c->pid;
+	memcpy(cn->comm, c->comm, SP_COMM_MAX);
+	cn->comm[SP_COMM_MAX - 1] = '\0';
+}
+
+/* ---- events (the hot path: O(1), no allocation) ------------------------------------------ */
+
+static void on_state(struct top *t, const struct sp_event *ev)
+{
+	uint8_t st = ev->state.new_state;
+	struct conn *cn;
+	uint32_t i;
+
+	if (st == SP_ST_CLOSE || ev->state.time_wait) {
+		i = conn_find(t, ev->conn.cookie);
+		if (i != NIL)
+			conn_free(t, i);
+		return;
+	}
+	if (st == SP_ST_LISTEN || st >= SP_ST_MAX)
+		return;
+	if (st != SP_ST_SYN_SENT && st != SP_ST_ESTABLISHED && st != SP_ST_SYN_RECV) {
+		i = conn_find(t, ev->conn.cookie);
+		if (i != NIL)
+			t->conns[i].state = st;
+		return;
+	}
+	cn = conn_get(t, ev);
+	if (!cn)
+		return;
+	cn->state = st;
+	conn_owner(cn, &ev->conn);
+	if (cn->peer == NIL)
+		return;
+	t->peers[cn->peer].touched_ns = ev->mono_ns;
+	set_owner(&t->peers[cn->peer], &ev->conn);
+	if (st == SP_ST_ESTABLISHED) {
+		cn->last_act_ns = ev->mono_ns;
+		t->peers[cn->peer].last_seen_ns = ev->mono_ns;
+	}
+}
+
+static void on_activity(struct top *t, const struct sp_event *ev)
+{
+	uint32_t i = conn_find(t, ev->conn.cookie);
+	struct conn *cn;
+
+	if (i != NIL) {
+		cn = &t->conns[i];
+	} else {
+		/* a connection older than us: follow it from now on */
+		cn = conn_get(t, ev);
+		if (!cn)
+			return;
+		cn->state = SP_ST_ESTABLISHED;
+		conn_owner(cn, &ev->conn);
+	}
+	cn->last_act_ns = ev->mono_ns;
+	if (cn->peer != NIL) {
+		t->peers[cn->peer].last_seen_ns = ev->mono_ns;
+		t->peers[cn->peer].touched_ns = ev->mono_ns;
+	}
+}
+
+static void on_connect(struct top *t, const struct sp_event *ev)
+{
+	const struct sp_conn *c = &ev->conn;
+	bool failed = !ev->connect.success;
+	struct peer *p;
+	uint32_t i;
+
+	if (failed && ev->connect.failure == SP_FAIL_CANCELED)
+		return; /* the application gave up: neither attempt nor failure (as spikes count) */
+	ring_roll(&t->global.sec, t->global.fail, t->global.att, ev->mono_ns);
+	t->global.att[t->global.sec % SPARK_SECS]++;
+	if (failed)
+		t->global.fail[t->global.sec % SPARK_SECS]++;
+	i = peer_get(t, &c->dst, c->netns, c->dport, ev->mono_ns);
+	if (i == NIL)
+		return;
+	p = &t->peers[i];
+	ring_roll(&p->sec, p->fail, p->att, ev->mono_ns);
+	p->att[p->sec % SPARK_SECS]++;
+	if (failed)
+		p->fail[p->sec % SPARK_SECS]++;
+	p->touched_ns = ev->mono_ns;
+	set_owner(p, c);
+}
+
+static void on_spike(struct top *t, const struct sp_event *ev)
+{
+	const struct sp_conn *c = &ev->conn;
+	bool host = ev->spike.host_wide;
+	struct spike_row *s = NULL;
+	size_t i;
+
+	for (i = 0; i < t->n_spikes; i++) {
+		s = &t->spikes[i];
+		if (s->host_wide == host &&
+		    (host || (s->port == c->dport && s->netns == c->netns &&
+			      same_addr(&s->addr, &c->dst))))
+			break;
+	}
+	if (!ev->spike.start) {
+		if (i < t->n_spikes)
+			t->spikes[i] = t->spikes[--t->n_spikes];
+		return;
+	}
+	if (i == t->n_spikes) {
+		if (t->n_spikes == SPIKES_MAX)
+			return;
+		s = &t->spikes[t->n_spikes++];
+		memset(s, 0, sizeof(*s));
+		s->host_wide = host;
+		s->addr = c->dst;
+		s->netns = c->netns;
+		s->port = c->dport;
+		s->start_real_ns = ev->real_ns;
+	}
+	s->failures = ev->spike.failures;
+	s->window_s = ev->spike.window_s;
+	s->baseline = ev->spike.baseline_per_s;
+	s->destinations = ev->spike.destinations;
+}
+
+static void on_event(void *ctx, const struct sp_event *ev)
+{
+	struct top *t = ctx;
+
+	switch (ev->action) {
+	case SP_ACT_STATE_CHANGE:
+		if (ev->has_conn)
+			on_state(t, ev);
+		break;
+	case SP_ACT_ACTIVITY:
+		if (ev->has_conn)
+			on_activity(t, ev);
+		return; /* too many for the pane */
+	case SP_ACT_CONNECT:
+		if (ev->has_conn)
+			on_connect(t, ev);
+		break;
+	case SP_ACT_SPIKE:
+		on_spike(t, ev);
+		break;
+	default:
+		break;
+	}
+	if (!tf_event_interesting(ev))
+		return;
+	t->recent[t->recent_head] = *ev;
+	t->recent_head = (t->recent_head + 1) % RECENT_MAX;
+	if (t->n_recent < RECENT_MAX)
+		t->n_recent++;
+}
+
+/* ---- sock_diag ------------------------------------------------------------------------------ */
+
+static void diag_sock(void *ctx, const struct diag_tally *tally, const struct diag_sock *ds)
+{
+	struct top *t = ctx;
+	uint32_t i;
+
+	if (!ds->cookie)
+		return;
+	i = conn_find(t, ds->cookie);
+	if (i == NIL)
+		return;
+	t->conns[i].has_diag = true;
+	t->conns[i].diag_timer = ds->timer;
+	t->conns[i].diag_retrans = ds->retrans;
+	t->conns[i].diag_expires_ms = ds->expires_ms;
+	t->conns[i].diag_gen = t->diag_gen;
+}
+
+static bool dumped_netns(const struct top *t, uint32_t netns)
+{
+	for (int i = 0; i < t->diag.n_ns; i++)
+		if (t->diag.ns[i].inode == netns)
+			return true;
+	return false;
+}
+
+static void diag_done(void *ctx, const struct diag_tally *tally, bool ok)
+{
+	struct top *t = ctx;
+
+	memcpy(t->diag_states, tally->states, sizeof(t->diag_states));
+	t->diag_valid = true;
+	if (!ok)
+		return;
+	/* A connection a whole dump of its namespace did not see is gone (its close was lost). */
+	for (uint32_t i = 0; i < t->conn_hwm; i++) {
+		struct conn *cn = &t->conns[i];
+
+		if (cn->used && cn->diag_gen != t->diag_gen && cn->first_ns < t->diag.started_ns &&
+		    dumped_netns(t, cn->netns))
+			conn_free(t, i);
+	}
+}
+
+static void on_diag(void *ctx, int fd, uint32_t events)
+{
+	sockdiag_process(ctx);
+}
+
+/* ---- snapshot ------------------------------------------------------------------------------- */
+
+static uint8_t worst(const uint32_t count[LEASE_STATE_MAX])
+{
+	if (count[LEASE_EXPIRED])
+		return TF_LEASE_EXPIRED;
+	if (count[LEASE_SUSPECT])
+		return TF_LEASE_SUSPECT;
+	if (count[LEASE_ALIVE])
+		return TF_LEASE_ALIVE;
+	return TF_LEASE_NONE;
+}
+
+/* Time left on the leases of each peer: the earliest verdict among its connections. */
+static void compute_left(struct top *t, const struct lease_table *lt, uint64_t now)
+{
+	struct lease_info li;
+
+	for (uint32_t i = 0; i < PEERS_MAX; i++)
+		t->peers[i].has_left = false;
+	if (!lt)
+		return;
+	for (uint32_t i = 0; i < t->conn_hwm; i++) {
+		struct conn *cn = &t->conns[i];
+		struct peer *p;
+		int64_t left;
+
+		if (!cn->used || cn->peer == NIL || !lease_get(lt, cn->cookie, &li))
+			continue;
+		p = &t->peers[cn->peer];
+		for (int k = 0; k < SP_LEASE_KIND_MAX; k++) {
+			if (k == SP_LEASE_PAYLOAD && !li.payload_armed)
+				continue;
+			left = (int64_t)(li.last_ns[k] + li.ttl_ns) - (int64_t)now;
+			if (!p->has_left || left < p->min_left_ns) {
+				p->min_left_ns = left;
+				p->has_left = true;
+			}
+		}
+	}
+}
+
+static void build_rows(struct top *t, uint64_t now)
+{
+	const struct lease_table *lt = t->agent.engine ? engine_leases(t->agent.engine) : NULL;
+	struct snapshot *s = &t->snap;
+	struct lease_peer_info lp;
+
+	compute_left(t, lt, now);
+	s->n_rows = 0;
+	for (uint32_t i = 0; i < PEERS_MAX; i++) {
+		struct peer *p = &t->peers[i];
+		struct tf_row *r = &s->rows[s->n_rows];
+		bool leased = lt && lease_peer_get(lt, &p->addr, p->netns, p->port, &lp);
+		uint64_t last;
+
+		if (!p->used)
+			continue;
+		ring_roll(&p->sec, p->fail, p->att, now);
+		memset(r, 0, sizeof(*r));
+		for (int k = 0; k < SPARK_SECS; k++) {
+			r->fails_min += p->fail[k];
+			r->attempts_min += p->att[k];
+		}
+		if (!leased && !p->live && !r->attempts_min && now - p->touched_ns > PEER_IDLE_NS) {
+			peer_free(t, i);
+			continue;
+		}
+		r->addr = p->addr;
+		r->netns = p->netns;
+		r->port = p->port;
+		r->conns = leased ? lp.conns : p->live;
+		if (leased) {
+			r->transport = worst(lp.count[SP_LEASE_TRANSPORT]);
+			r->payload = worst(lp.count[SP_LEASE_PAYLOAD]);
+			if (!lp.conns)
+				r->transport = lp.lost ? TF_LEASE_LOST : TF_LEASE_CLOSED;
+		}
+		last = p->last_seen_ns;
+		if (leased && lp.last_seen_ns > last)
+			last = lp.last_seen_ns;
+		if (last) {
+			r->has_last = true;
+			r->last_ago_ns = now > last ? now - last : 0;
+		}
+		r->has_left = p->has_left;
+		r->left_ns = p->min_left_ns;
+		r->pid = p->pid;
+		memcpy(r->comm, p->comm, SP_COMM_MAX);
+		tf_row_prepare(r);
+		s->n_rows++;
+	}
+}
+
+static void incident_failures(void *ctx, const struct spike_incident *inc)
+{
+	struct snapshot *s = ctx;
+
+	for (size_t i = 0; i < s->n_spikes; i++) {
+		struct spike_row *r = &s->spikes[i];
+
+		if (!r->host_wide && r->port == inc->port && r->netns == inc->netns &&
+		    same_addr(&r->addr, &inc->addr))
+			r->failures = inc->failures;
+	}
+}
+
+static void build_details(struct top *t, uint64_t now)
+{
+	const struct lease_table *lt = t->agent.engine ? engine_leases(t->agent.engine) : NULL;
+	struct snapshot *s = &t->snap;
+	uint32_t pi = peer_find(t, &t->det_peer.addr, t->det_peer.netns, t->det_peer.port);
+
+	s->n_details = 0;
+	if (pi == NIL)
+		return;
+	for (uint32_t i = 0; i < t->conn_hwm && s->n_details < DETAILS_MAX; i++) {
+		struct detail_row *d = &s->details[s->n_details];
+
+		if (!t->conns[i].used || t->conns[i].peer != pi)
+			continue;
+		d->c = t->conns[i];
+		d->has_lease = lt && lease_get(lt, d->c.cookie, &d->li);
+		s->n_details++;
+	}
+}
+
+static void refresh_snapshot(struct top *t)
+{
+	struct snapshot *s = &t->snap;
+	uint64_t now = clock_mono_ns(), received = 0, lost = 0;
+	size_t k;
+
+	for (int r = 1; r < SP_REC_TYPE_MAX; r++) {
+		received += t->agent.counts.received[r];
+		lost += t->agent.counts.lost[r];
+	}
+	if (t->prev_mono && now > t->prev_mono)
+		s->events_per_s = (double)(received - t->prev_received) * 1e9 /
+				  (double)(now - t->prev_mono);
+	t->prev_received = received;
+	t->prev_mono = now;
+	s->lost = lost;
+	s->mono_ns = now;
+	s->real_ns = clock_real_ns();
+
+	memset(s->states, 0, sizeof(s->states));
+	s->states_exact = t->diag_valid;
+	if (t->diag_valid) {
+		memcpy(s->states, t->diag_states, sizeof(s->states));
+	} else {
+		for (uint32_t i = 0; i < t->conn_hwm; i++)
+			if (t->conns[i].used && t->conns[i].state < SP_ST_MAX)
+				s->states[t->conns[i].state]++;
+	}
+
+	ring_roll(&t->global.sec, t->global.fail, t->global.att, now);
+	s->fails_min = s->atts_min = 0;
+	for (k = 0; k < SPARK_SECS; k++) {
+		/* oldest first: the second after the current one is the oldest kept */
+		uint64_t sec = t->global.sec + 1 + k;
+
+		s->spark_fail[k] = t->global.fail[sec % SPARK_SECS];
+		s->fails_min += t->global.fail[k];
+		s->atts_min += t->global.att[k];
+	}
+
+	build_rows(t, now);
+	memcpy(s->spikes, t->spikes, t->n_spikes * sizeof(t->spikes[0]));
+	s->n_spikes = t->n_spikes;
+	s->host_spike = false;
+	for (k = 0; k < s->n_spikes; k++)
+		s->host_spike |= s->spikes[k].host_wide;
+	if (t->agent.engine) {
+		spike_for_each_incident(engine_spikes(t->agent.engine), incident_failures, s);
+		s->leases_live = engine_lease_stats(t->agent.engine)->live;
+	}
+	s->n_recent = t->n_recent;
+	for (k = 0; k < t->n_recent; k++)
+		s->recent[k] = t->recent[(t->recent_head + RECENT_MAX - 1 - k) % RECENT_MAX];
+	if (t->view_mode == VIEW_DETAILS || t->back_mode == VIEW_DETAILS)
+		build_details(t, now);
+}
+
+static bool same_peer(const struct tf_row *a, const struct tf_row *b)
+{
+	return a->port == b->port && a->netns == b->netns && same_addr(&a->addr, &b->addr);
+}
+
+/* Filter and sort the snapshot's rows; keep the selected peer selected. */
+static void apply_view(struct top *t)
+{
+	size_t i;
+
+	t->n_view = 0;
+	for (i = 0; i < t->snap.n_rows; i++)
+		if (tf_row_match(&t->snap.rows[i], t->filter))
+			t->view[t->n_view++] = &t->snap.rows[i];
+	tf_sort(t->view, t->n_view, t->sort_col, t->reverse);
+	if (t->have_sel_key) {
+		for (i = 0; i < t->n_view; i++) {
+			if (same_peer(t->view[i], &t->sel_key)) {
+				t->sel = i;
+				break;
+			}
+		}
+	}
+	if (t->sel >= t->n_view)
+		t->sel = t->n_view ? t->n_view - 1 : 0;
+	if (t->n_view) {
+		t->sel_key = *t->view[t->sel];
+		t->have_sel_key = true;
+	}
+}
+
+/* ---- drawing -------------------------------------------------------------------------------- */
+
+static void set_attr(const struct top *t, enum color c, bool on)
+{
+	attr_t a = 0;
+
+	switch (c) {
+	case C_TITLE:
+		a = A_BOLD;
+		break;
+	case C_SEL:
+		a = A_REVERSE;
+		break;
+	case C_BAD:
+		a = A_BOLD;
+		break;
+	case C_DIM:
+		a = t->color ? 0 : A_DIM;
+		break;
+	default:
+		break;
+	}
+	if (t->color && c != C_NONE && c != C_SEL)
+		a |= COLOR_PAIR(c);
+	if (on)
+		attron(a);
+	else
+		attroff(a);
+}
+
+/* A whole line fitted to the screen width. */
+static void put_line(const struct top *t, int y, const char *text, enum color c)
+{
+	char buf[LINE_CAP];
+	int cols = COLS;
+
+	if (y < 0 || y >= LINES)
+		return;
+	tf_fit(buf, sizeof(buf), text, (size_t)cols < LINE_CAP / 4 ? (size_t)cols : LINE_CAP / 4,
+	       TF_LEFT, TF_TRUNC_END, t->unicode);
+	set_attr(t, c, true);
+	mvaddstr(y, 0, buf);
+	set_attr(t, c, false);
+}
+
+static enum color lease_color(uint8_t st)
+{
+	switch (st) {
+	case TF_LEASE_ALIVE:
+		return C_GOOD;
+	case TF_LEASE_SUSPECT:
+		return C_WARN;
+	case TF_LEASE_EXPIRED:
+	case TF_LEASE_LOST:
+		return C_BAD;
+	default:
+		return C_DIM;
+	}
+}
+
+static void draw_header(const struct top *t)
+{
+	const struct snapshot *s = &t->snap;
+	static const uint8_t shown[] = { SP_ST_ESTABLISHED, SP_ST_SYN_SENT, SP_ST_SYN_RECV,
+					 SP_ST_TIME_WAIT,   SP_ST_CLOSE_WAIT, SP_ST_FIN_WAIT1,
+					 SP_ST_FIN_WAIT2,   SP_ST_LAST_ACK, SP_ST_CLOSING,
+					 SP_ST_LISTEN };
+	char line[LINE_CAP], up[32], spark[SPARK_SECS * 4 + 1], clk[16];
+	struct sysinfo si;
+	size_t off, spark_w;
+	time_t secs = (time_t)(s->real_ns / SEC_NS);
+	struct tm tm;
+
+	if (sysinfo(&si) == 0)
+		tf_duration(up, sizeof(up), (uint64_t)si.uptime * SEC_NS);
+	else
+		snprintf(up, sizeof(up), "?");
+	clk[0] = '\0';
+	if (localtime_r(&secs, &tm))
+		strftime(clk, sizeof(clk), "%H:%M:%S", &tm);
+	snprintf(line, sizeof(line),
+		 "sockpulse top  %s  host %s  up %s  hook %s  %.0f ev/s  lost %llu  leases %u%s%s%s",
+		 clk, t->host, up, t->hook, s->events_per_s, (unsigned long long)s->lost,
+		 s->leases_live, t->paused ? "  [PAUSED]" : "", t->filter[0] ? "  filter: " : "",
+		 t->filter);
+	put_line(t, 0, line, C_TITLE);
+	if (s->lost) {
+		/* lost events in red, where they are */
+		char *p = strstr(line, "  lost ");
+
+		if (p && p - line < COLS) {
+			set_attr(t, C_BAD, true);
+			mvaddstr(0, (int)(p - line) + 2, "lost");
+			set_attr(t, C_BAD, false);
+		}
+	}
+
+	off = (size_t)snprintf(line, sizeof(line), "conns%s:", s->states_exact ? "" : " (seen)");
+	for (size_t i = 0; i < sizeof(shown) && off < sizeof(line); i++) {
+		uint8_t st = shown[i];
+
+		if (!s->states[st] && st != SP_ST_ESTABLISHED && st != SP_ST_TIME_WAIT &&
+		    st != SP_ST_SYN_SENT && st != SP_ST_CLOSE_WAIT)
+			continue;
+		off += (size_t)snprintf(line + off, sizeof(line) - off, " %s %llu",
+					tcp_state_name(st), (unsigned long long)s->states[st]);
+	}
+	put_line(t, 1, line, C_NONE);
+
+	spark_w = COLS >= 120 ? SPARK_SECS : COLS >= 80 ? 30 : 10;
+	tf_sparkline(spark, sizeof(spark), s->spark_fail, SPARK_SECS, spark_w, t->unicode);
+	off = (size_t)snprintf(line, sizeof(line), "connect failures %u/min of %u  ", s->fails_min,
+			       s->atts_min);
+	put_line(t, 2, line, C_NONE);
+	if (off < (size_t)COLS) {
+		set_attr(t, s->fails_min ? C_BAD : C_DIM, true);
+		mvaddstr(2, (int)off, spark);
+		set_attr(t, s->fails_min ? C_BAD : C_DIM, false);
+		off += spark_w;
+	}
+	snprintf(line, sizeof(line), "  spikes %zu%s", s->n_spikes,
+		 s->host_spike ? " (host-wide)" : "");
+	if (off < (size_t)COLS) {
+		char buf[LINE_CAP];
+
+		tf_fit(buf, sizeof(buf), line, (size_t)COLS - off, TF_LEFT, TF_TRUNC_END,
+		       t->unicode);
+		set_attr(t, s->n_spikes ? C_BAD : C_NONE, true);
+		mvaddstr(2, (int)off, buf);
+		set_attr(t, s->n_spikes ? C_BAD : C_NONE, false);
+	}
+}
+
+static void draw_table(struct top *t, int y0, int h)
+{
+	size_t w[TF_COL_MAX], i, n;
+	char buf[LINE_CAP];
+	int y, x;
+
+	tf_layout((size_t)COLS, w);
+	tf_header(buf, sizeof(buf), w, t->sort_col, t->reverse, t->unicode);
+	put_line(t, y0, buf, t->focus == PANE_TABLE ? C_TITLE : C_DIM);
+	h--;
+	if (h <= 0)
+		return;
+	if (!t->n_view) {
+		put_line(t, y0 + 1,
+			 t->snap.n_rows ? "  (no peer matches the filter; Esc clears it)"
+					: "  (no peers yet: connections and connect attempts show here)",
+			 C_DIM);
+		return;
+	}
+	if (t->sel < t->scroll)
+		t->scroll = t->sel;
+	if (t->sel >= t->scroll + (size_t)h)
+		t->scroll = t->sel - (size_t)h + 1;
+	n = t->n_view - t->scroll < (size_t)h ? t->n_view - t->scroll : (size_t)h;
+	for (i = 0; i < n; i++) {
+		const struct tf_row *r = t->view[t->scroll + i];
+		bool sel = t->focus == PANE_TABLE && t->scroll + i == t->sel;
+
+		y = y0 + 1 + (int)i;
+		x = 0;
+		for (unsigned int c = 0; c < TF_COL_MAX; c++) {
+			enum color col = C_NONE;
+
+			tf_cell(buf, sizeof(buf), r, c, w[c], t->unicode);
+			if (c == TF_COL_TRANSPORT)
+				col = lease_color(r->transport);
+			else if (c == TF_COL_PAYLOAD)
+				col = lease_color(r->payload);
+			else if (c == TF_COL_FAILS && r->fails_min)
+				col = C_BAD;
+			else if (c == TF_COL_LEFT && r->has_left && r->left_ns < 0)
+				col = C_BAD;
+			if (sel)
+				attron(A_REVERSE);
+			set_attr(t, col, true);
+			mvaddstr(y, x, buf);
+			if (c + 1 < TF_COL_MAX && x + (int)w[c] < COLS)
+				mvaddstr(y, x + (int)w[c], " ");
+			set_attr(t, col, false);
+			if (sel)
+				attroff(A_REVERSE);
+			x += (int)w[c] + 1;
+			if (x >= COLS)
+				break;
+		}
+	}
+}
+
+static uint8_t tf_state(uint8_t lease_state)
+{
+	if (lease_state == LEASE_EXPIRED)
+		return TF_LEASE_EXPIRED;
+	return lease_state == LEASE_SUSPECT ? TF_LEASE_SUSPECT : TF_LEASE_ALIVE;
+}
+
+static void keepalive_text(char *buf, size_t cap, const struct conn *c)
+{
+	char d[32];
+
+	if (!c->has_diag) {
+		snprintf(buf, cap, "?");
+		return;
+	}
+	switch (c->diag_timer) {
+	case 0:
+		snprintf(buf, cap, "off");
+		break;
+	case 2: /* the keepalive timer is pending */
+		tf_duration(d, sizeof(d), (uint64_t)c->diag_expires_ms * 1000000ULL);
+		if (c->diag_retrans)
+			snprintf(buf, cap, "on, probe in %s, %u unanswered", d, c->diag_retrans);
+		else
+			snprintf(buf, cap, "on, probe in %s", d);
+		break;
+	case 1:
+		snprintf(buf, cap, "? (retransmitting)");
+		break;
+	case 4:
+		snprintf(buf, cap, "? (zero window)");
+		break;
+	default:
+		snprintf(buf, cap, "?");
+		break;
+	}
+}
+
+static void draw_details(struct top *t, int y0, int h)
+{
+	const struct snapshot *s = &t->snap;
+	char line[LINE_CAP], local[TF_CELL_CAP(47)], age[32], last[32], ka[64], proc[48];
+	char title[LINE_CAP];
+	size_t i, n;
+
+	tf_fit_endpoint(local, sizeof(local), &t->det_peer.addr, t->det_peer.port, 47, false);
+	for (n = strlen(local); n && local[n - 1] == ' '; n--)
+		local[n - 1] = '\0';
+	snprintf(title, sizeof(title), "PEER %s: %zu connection%s (Esc back)", local, s->n_details,
+		 s->n_details == 1 ? "" : "s");
+	put_line(t, y0, title, C_TITLE);
+	if (h < 3)
+		return;
+	snprintf(line, sizeof(line), "%-28s %-11s %-20s %6s %6s %-9s %-9s %s", "LOCAL", "STATE",
+		 "PROCESS", "AGE", "LAST", "TRANSPORT", "PAYLOAD", "KEEPALIVE");
+	put_line(t, y0 + 1, line, C_DIM);
+	if (!s->n_details) {
+		put_line(t, y0 + 2, "  (no open connection followed for this peer)", C_DIM);
+		return;
+	}
+	if (t->det_sel >= s->n_details)
+		t->det_sel = s->n_details - 1;
+	if (t->det_sel < t->det_scroll)
+		t->det_scroll = t->det_sel;
+	if (t->det_sel >= t->det_scroll + (size_t)(h - 2))
+		t->det_scroll = t->det_sel - (size_t)(h - 2) + 1;
+	for (i = 0; i + t->det_scroll < s->n_details && i < (size_t)(h - 2); i++) {
+		const struct detail_row *d = &s->details[t->det_scroll + i];
+		const char *st = tcp_state_name(d->c.state);
+
+		tf_fit_endpoint(local, sizeof(local), &d->c.local, d->c.lport, 28, t->unicode);
+		tf_duration(age, sizeof(age), s->mono_ns > d->c.first_ns ? s->mono_ns - d->c.first_ns
+									  : 0);
+		if (d->c.last_act_ns)
+			tf_duration(last, sizeof(last),
+				    s->mono_ns > d->c.last_act_ns ? s->mono_ns - d->c.last_act_ns : 0);
+		else
+			snprintf(last, sizeof(last), "-");
+		if (d->c.comm[0])
+			snprintf(proc, sizeof(proc), "%.15s/%u", d->c.comm, d->c.pid);
+		else
+			snprintf(proc, sizeof(proc), "-");
+		keepalive_text(ka, sizeof(ka), &d->c);
+		snprintf(line, sizeof(line), "%s %-11s %-20.20s %6s %6s %-9s %-9s %s", local,
+			 st ? st : "?", proc, age, last,
+			 d->has_lease ? tf_lease_name(tf_state(d->li.state[SP_LEASE_TRANSPORT])) : "-",
+			 d->has_lease && d->li.payload_armed
+				 ? tf_lease_name(tf_state(d->li.state[SP_LEASE_PAYLOAD]))
+				 : "-",
+			 ka);
+		put_line(t, y0 + 2 + (int)i, line,
+			 t->focus == PANE_TABLE && t->det_scroll + i == t->det_sel ? C_SEL : C_NONE);
+	}
+}
+
+static void draw_help(const struct top *t, int y0, int h)
+{
+	static const char *const lines[] = {
+		"sockpulse top: keys",
+		"",
+		"  q, F10        quit",
+		"  ?, F1         this help (any key closes it)",
+		"  s, <, >       sort column: next, left, right",
+		"  r             reverse the sort",
+		"  /             filter by address, port or process name (Enter keeps, Esc drops)",
+		"  space         pause the display (events are still counted)",
+		"  Tab           next pane: peers, spikes, events",
+		"  arrows, j/k   move; PgUp/PgDn, g/G: page, first, last",
+		"  Enter         the connections of the selected peer (or spike destination)",
+		"  Esc           back; in the table, clear the filter",
+		"",
+		"Peers are a remote address and the service port connected to. TRANSPORT: any inbound",
+		"segment renews the lease; PAYLOAD: inbound data. LAST: since the peer was last heard",
+		"from; LEFT: until the earliest lease verdict; FAIL/M: connect failures in 60 s.",
+	};
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]) && (int)i < h; i++)
+		put_line(t, y0 + (int)i, lines[i], i == 0 ? C_TITLE : C_NONE);
+}
+
+static void draw_spikes(const struct top *t, int y0, int h)
+{
+	const struct snapshot *s = &t->snap;
+	char line[LINE_CAP], dest[TF_CELL_CAP(47)], since[32];
+	size_t i;
+
+	snprintf(line, sizeof(line), "SPIKES %zu%s", s->n_spikes,
+		 s->n_spikes ? "" : "  (no destination in a connect-failure spike)");
+	put_line(t, y0, line, t->focus == PANE_SPIKES ? C_TITLE : C_DIM);
+	for (i = 0; i < s->n_spikes && (int)i < h - 1; i++) {
+		const struct spike_row *r = &s->spikes[i];
+		uint64_t ago = s->real_ns > r->start_real_ns ? s->real_ns - r->start_real_ns : 0;
+
+		if (r->host_wide)
+			snprintf(dest, sizeof(dest), "host-wide (%u destinations)", r->destinations);
+		else
+			tf_fit_endpoint(dest, sizeof(dest), &r->addr, r->port, 30, t->unicode);
+		tf_duration(since, sizeof(since), ago);
+		snprintf(line, sizeof(line), "  %s %llu failures in %us, baseline %.2f/s, for %s",
+			 dest, (unsigned long long)r->failures, r->window_s, r->baseline, since);
+		put_line(t, y0 + 1 + (int)i, line,
+			 t->focus == PANE_SPIKES && i == t->sel_spike ? C_SEL : C_BAD);
+	}
+}
+
+static void draw_events(struct top *t, int y0, int h)
+{
+	const struct snapshot *s = &t->snap;
+	char line[LINE_CAP];
+	size_t i;
+
+	if (t->ev_scroll + 1 > s->n_recent)
+		t->ev_scroll = s->n_recent ? s->n_recent - 1 : 0;
+	snprintf(line, sizeof(line), "EVENTS latest first%s", t->ev_scroll ? " (scrolled)" : "");
+	put_line(t, y0, line, t->focus == PANE_EVENTS ? C_TITLE : C_DIM);
+	for (i = 0; i + t->ev_scroll < s->n_recent && (int)i < h - 1; i++) {
+		const struct sp_event *ev = &s->recent[t->ev_scroll + i];
+		enum color c = C_NONE;
+
+		tf_event_line(line, sizeof(line), ev, t->unicode);
+		if ((ev->action == SP_ACT_CONNECT && !ev->connect.success) ||
+		    ev->action == SP_ACT_KEEPALIVE_TIMEOUT || ev->action == SP_ACT_RETRANS_TIMEOUT ||
+		    ev->action == SP_ACT_LEASE_EXPIRED || ev->action == SP_ACT_LEASE_LOST ||
+		    ev->action == SP_ACT_SPIKE || ev->action == SP_ACT_EVENTS_LOST)
+			c = C_BAD;
+		else if (ev->action == SP_ACT_LEASE_SUSPECT || ev->action == SP_ACT_RESET)
+			c = C_WARN;
+		else if (ev->action == SP_ACT_LEASE_RECOVERED)
+			c = C_GOOD;
+		put_line(t, y0 + 1 + (int)i, line, c);
+	}
+}
+
+static void draw_footer(const struct top *t)
+{
+	char line[LINE_CAP];
+
+	if (t->filtering)
+		snprintf(line, sizeof(line), "filter: %s_   (Enter keep, Esc drop)", t->filter);
+	else if (t->view_mode == VIEW_DETAILS)
+		snprintf(line, sizeof(line),
+			 "Esc back  %s move  space %s  q quit  ? help",
+			 t->unicode ? "\xe2\x86\x91\xe2\x86\x93" : "j/k",
+			 t->paused ? "resume" : "pause");
+	else
+		snprintf(line, sizeof(line),
+			 "q quit  ? help  s/</> sort  r reverse  / filter  space %s  Tab pane  %s "
+			 "move  Enter details",
+			 t->paused ? "resume" : "pause",
+			 t->unicode ? "\xe2\x86\x91\xe2\x86\x93" : "j/k");
+	attron(A_REVERSE);
+	mvhline(LINES - 1, 0, ' ', COLS);
+	put_line(t, LINES - 1, line, C_NONE);
+	attroff(A_REVERSE);
+}
+
+static void draw(struct top *t)
+{
+	int rows = LINES, ev_h, sp_h, main_h;
+
+	erase();
+	if (rows < 12 || COLS < 40) {
+		put_line(t, 0, "sockpulse top: the terminal is too small (80x24 or more)", C_BAD);
+		refresh();
+		return;
+	}
+	draw_header(t);
+	ev_h = rows >= 30 ? (rows - 4) / 4 : 5;
+	sp_h = 1 + (int)(t->snap.n_spikes < 3 ? t->snap.n_spikes : 3);
+	main_h = rows - 3 - ev_h - sp_h - 1;
+	if (main_h < 3) {
+		ev_h = 2;
+		main_h = rows - 3 - ev_h - sp_h - 1;
+	}
+	switch (t->view_mode) {
+	case VIEW_HELP:
+		draw_help(t, 3, main_h);
+		break;
+	case VIEW_DETAILS:
+		draw_details(t, 3, main_h);
+		break;
+	default:
+		draw_table(t, 3, main_h);
+		break;
+	}
+	draw_spikes(t, 3 + main_h, sp_h);
+	draw_events(t, 3 + main_h + sp_h, ev_h);
+	draw_footer(t);
+	refresh();
+}
+
+/* ---- keys ----------------------------------------------------------------------------------- */
+
+static void refresh_all(struct top *t)
+{
+	refresh_snapshot(t);
+	apply_view(t);
+}
+
+static void open_details(struct top *t)
+{
+	if (t->focus == PANE_SPIKES && t->sel_spike < t->snap.n_spikes &&
+	    !t->snap.spikes[t->sel_spike].host_wide) {
+		const struct spike_row *r = &t->snap.spikes[t->sel_spike];
+
+		memset(&t->det_peer, 0, sizeof(t->det_peer));
+		t->det_peer.addr = r->addr;
+		t->det_peer.netns = r->netns;
+		t->det_peer.port = r->port;
+	} else if (t->focus == PANE_TABLE && t->n_view) {
+		t->det_peer = *t->view[t->sel];
+	} else {
+		return;
+	}
+	t->view_mode = VIEW_DETAILS;
+	t->focus = PANE_TABLE;
+	t->det_sel = t->det_scroll = 0;
+	build_details(t, clock_mono_ns());
+}
+
+static void move_sel(struct top *t, long delta)
+{
+	size_t *sel, n;
+
+	if (t->focus == PANE_EVENTS) {
+		sel = &t->ev_scroll;
+		n = t->snap.n_recent;
+	} else if (t->focus == PANE_SPIKES) {
+		sel = &t->sel_spike;
+		n = t->snap.n_spikes;
+	} else if (t->view_mode == VIEW_DETAILS) {
+		sel = &t->det_sel;
+		n = t->snap.n_details;
+	} else {
+		sel = &t->sel;
+		n = t->n_view;
+	}
+	if (!n) {
+		*sel = 0;
+		return;
+	}
+	if (delta < 0 && (size_t)-delta > *sel)
+		*sel = 0;
+	else if (delta > 0 && *sel + (size_t)delta >= n)
+		*sel = n - 1;
+	else
+		*sel = (size_t)((long)*sel + delta);
+	if (sel == &t->sel && t->n_view) {
+		t->sel_key = *t->view[t->sel];
+		t->have_sel_key = true;
+	}
+}
+
+static void filter_key(struct top *t, int ch)
+{
+	size_t n = strlen(t->filter);
+
+	switch (ch) {
+	case 27:
+		snprintf(t->filter, sizeof(t->filter), "%s", t->filter_saved);
+		t->filtering = false;
+		break;
+	case '\n':
+	case '\r':
+	case KEY_ENTER:
+		t->filtering = false;
+		break;
+	case KEY_BACKSPACE:
+	case 127:
+	case 8:
+		if (n)
+			t->filter[n - 1] = '\0';
+		break;
+	default:
+		if (ch >= 32 && ch < 256 && ch != 127 && n + 1 < sizeof(t->filter)) {
+			t->filter[n] = (char)ch;
+			t->filter[n + 1] = '\0';
+		}
+		break;
+	}
+	t->sel = 0;
+	t->have_sel_key = false;
+	apply_view(t);
+}
+
+static void on_resize(struct top *t)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
+		resizeterm(ws.ws_row, ws.ws_col);
+	clearok(curscr, TRUE);
+}
+
+/* Returns false when the dashboard should stop. */
+static bool handle_key(struct top *t, int ch)
+{
+	if (t->filtering) {
+		filter_key(t, ch);
+		return true;
+	}
+	if (t->view_mode == VIEW_HELP && ch != KEY_RESIZE) {
+		t->view_mode = t->back_mode;
+		if (ch != 'q' && ch != KEY_F(10))
+			return true;
+	}
+	switch (ch) {
+	case 'q':
+	case 'Q':
+	case KEY_F(10):
+		return false;
+	case '?':
+	case 'h':
+	case KEY_F(1):
+		t->back_mode = t->view_mode;
+		t->view_mode = VIEW_HELP;
+		break;
+	case 's':
+	case '>':
+		t->sort_col = (t->sort_col + 1) % TF_COL_MAX;
+		apply_view(t);
+		break;
+	case '<':
+		t->sort_col = (t->sort_col + TF_COL_MAX - 1) % TF_COL_MAX;
+		apply_view(t);
+		break;
+	case 'r':
+		t->reverse = !t->reverse;
+		apply_view(t);
+		break;
+	case '/':
+		snprintf(t->filter_saved, sizeof(t->filter_saved), "%s", t->filter);
+		t->filtering = true;
+		break;
+	case ' ':
+		t->paused = !t->paused;
+		if (!t->paused)
+			refresh_all(t);
+		break;
+	case '\t':
+		t->focus = (t->focus + 1) % PANE_MAX;
+		break;
+	case KEY_BTAB:
+		t->focus = (t->focus + PANE_MAX - 1) % PANE_MAX;
+		break;
+	case KEY_UP:
+	case 'k':
+		move_sel(t, -1);
+		break;
+	case KEY_DOWN:
+	case 'j':
+		move_sel(t, 1);
+		break;
+	case KEY_PPAGE:
+		move_sel(t, -(LINES / 2));
+		break;
+	case KEY_NPAGE:
+		move_sel(t, LINES / 2);
+		break;
+	case KEY_HOME:
+	case 'g':
+		move_sel(t, -1000000);
+		break;
+	case KEY_END:
+	case 'G':
+		move_sel(t, 1000000);
+		break;
+	case '\n':
+	case '\r':
+	case KEY_ENTER:
+		if (t->view_mode == VIEW_TABLE)
+			open_details(t);
+		break;
+	case 27:
+		if (t->view_mode == VIEW_DETAILS) {
+			t->view_mode = VIEW_TABLE;
+			t->back_mode = VIEW_TABLE;
+		} else if (t->filter[0]) {
+			t->filter[0] = '\0';
+			apply_view(t);
+		}
+		break;
+	case KEY_RESIZE:
+		on_resize(t);
+		break;
+	default:
+		break;
+	}
+	return true;
+}
+
+static void on_tty(void *ctx, int fd, uint32_t events)
+{
+	struct top *t = ctx;
+	bool any = false;
+	int ch;
+
+	while ((ch = getch()) != ERR) {
+		any = true;
+		if (!handle_key(t, ch)) {
+			agent_stop(&t->agent, SP_EXIT_OK);
+			return;
+		}
+	}
+	if (!any && (events & (EPOLLHUP | EPOLLERR))) {
+		/* the terminal went away: nothing left to draw on */
+		agent_stop(&t->agent, SP_EXIT_OK);
+		return;
+	}
+	if (any)
+		draw(t);
+}
+
+static void on_winch(void *ctx, int fd, uint32_t events)
+{
+	struct top *t = ctx;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si))
+		;
+	on_resize(t);
+	draw(t);
+}
+
+static void on_tick(void *ctx, uint64_t now)
+{
+	struct top *t = ctx;
+
+	if (now < t->next_refresh_ns)
+		return;
+	t->next_refresh_ns = now + t->refresh_ns;
+	/* -EBUSY: the last dump still runs; a dump's sockets carry its generation */
+	if (t->diag_on && !t->diag.busy) {
+		t->diag_gen++;
+		if (sockdiag_start(&t->diag, diag_sock))
+			t->diag_gen--;
+	}
+	if (!t->paused)
+		refresh_all(t);
+	draw(t);
+}
+
+static void on_hup(void *ctx)
+{
+	struct top *t = ctx;
+
+	agent_stop(&t->agent, SP_EXIT_OK); /* our terminal hung up */
+}
+
+/* ---- set-up and tear-down ------------------------------------------------------------------ */
+
+static int alloc_tables(struct top *t)
+{
+	t->conns = calloc(CONNS_MAX, sizeof(*t->conns));
+	t->conn_hash = malloc(CONN_BUCKETS * sizeof(*t->conn_hash));
+	t->peers = calloc(PEERS_MAX, sizeof(*t->peers));
+	t->peer_hash = malloc(PEER_BUCKETS * sizeof(*t->peer_hash));
+	t->snap.rows = calloc(PEERS_MAX, sizeof(*t->snap.rows));
+	t->snap.details = calloc(DETAILS_MAX, sizeof(*t->snap.details));
+	t->view = calloc(PEERS_MAX, sizeof(*t->view));
+	if (!t->conns || !t->conn_hash || !t->peers || !t->peer_hash || !t->snap.rows ||
+	    !t->snap.details || !t->view)
+		return -ENOMEM;
+	memset(t->conn_hash, 0xff, CONN_BUCKETS * sizeof(*t->conn_hash));
+	memset(t->peer_hash, 0xff, PEER_BUCKETS * sizeof(*t->peer_hash));
+	t->conn_free = NIL;
+	return 0;
+}
+
+static void free_tables(struct top *t)
+{
+	free(t->conns);
+	free(t->conn_hash);
+	free(t->peers);
+	free(t->peer_hash);
+	free(t->snap.rows);
+	free(t->snap.details);
+	free(t->view);
+}
+
+/*
+ * While the screen is ours, diagnostics on a terminal stderr would scribble over it: they are
+ * kept in memory and written out once the terminal is restored.
+ */
+static void capture_stderr(struct top *t)
+{
+	t->stderr_saved = t->stderr_capture = -1;
+	if (!isatty(STDERR_FILENO))
+		return;
+	t->stderr_capture = memfd_create("sockpulse-top-stderr", MFD_CLOEXEC);
+	if (t->stderr_capture < 0)
+		return;
+	t->stderr_saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+	if (t->stderr_saved < 0 || dup2(t->stderr_capture, STDERR_FILENO) < 0) {
+		close(t->stderr_capture);
+		if (t->stderr_saved >= 0)
+			close(t->stderr_saved);
+		t->stderr_saved = t->stderr_capture = -1;
+	}
+}
+
+static void release_stderr(struct top *t)
+{
+	char buf[4096];
+	ssize_t n;
+
+	if (t->stderr_saved < 0)
+		return;
+	fflush(stderr);
+	dup2(t->stderr_saved, STDERR_FILENO);
+	close(t->stderr_saved);
+	if (lseek(t->stderr_capture, 0, SEEK_SET) == 0)
+		while ((n = read(t->stderr_capture, buf, sizeof(buf))) > 0)
+			if (write(STDERR_FILENO, buf, (size_t)n) != n)
+				break;
+	close(t->stderr_capture);
+	t->stderr_saved = t->stderr_capture = -1;
+}
+
+static int start_screen(struct top *t)
+{
+	const char *no_color = getenv("NO_COLOR");
+	sigset_t mask;
+
+	/* SIGWINCH through the loop, never through ncurses' handler */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGWINCH);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+		return -errno;
+	t->winch_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (t->winch_fd < 0)
+		return -errno;
+
+	setlocale(LC_ALL, "");
+	setlocale(LC_NUMERIC, "C");
+	t->unicode = !t->cfg->no_unicode && strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+	if (!newterm(NULL, stdout, stdin))
+		return -ENOTTY;
+	curses_active = true;
+	t->curses_on = true;
+	atexit(restore_terminal);
+	cbreak();
+	noecho();
+	nonl();
+	intrflush(stdscr, FALSE);
+	keypad(stdscr, TRUE);
+	nodelay(stdscr, TRUE);
+	set_escdelay(25);
+	curs_set(0);
+	t->color = !t->cfg->no_color && !(no_color && no_color[0]) && has_colors();
+	if (t->color && start_color() == OK) {
+		use_default_colors();
+		init_pair(C_TITLE, COLOR_CYAN, -1);
+		init_pair(C_GOOD, COLOR_GREEN, -1);
+		init_pair(C_WARN, COLOR_YELLOW, -1);
+		init_pair(C_BAD, COLOR_RED, -1);
+		init_pair(C_DIM, COLOR_BLUE, -1);
+	} else {
+		t->color = false;
+	}
+	return 0;
+}
+
+static void stop_screen(struct top *t)
+{
+	if (!t->curses_on)
+		return;
+	restore_terminal();
+	t->curses_on = false;
+}
+
+int top_run(const struct config *cfg)
+{
+	static struct top t; /* large: not on the stack */
+	const struct agent_sink sink = {
+		.ctx = &t, .on_event = on_event, .on_tick = on_tick, .on_hup = on_hup,
+	};
+	int ret, err;
+
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "sockpulse: top needs a terminal; use `sockpulse watch` for a stream "
+				"of events (try 'sockpulse --help')\n");
+		return SP_EXIT_USAGE;
+	}
+	memset(&t, 0, sizeof(t));
+	t.cfg = cfg;
+	t.winch_fd = t.stderr_saved = t.stderr_capture = -1;
+	t.refresh_ns = cfg->refresh_ns ? cfg->refresh_ns : SEC_NS;
+	t.sort_col = TF_COL_TRANSPORT;
+	if (gethostname(t.host, sizeof(t.host) - 1))
+		snprintf(t.host, sizeof(t.host), "?");
+	if (alloc_tables(&t)) {
+		pr_warn("top: out of memory");
+		ret = SP_EXIT_FAILURE;
+		goto out;
+	}
+	ret = agent_open(&t.agent, cfg, &sink);
+	if (ret)
+		goto out;
+	t.hook = connect_hook_name(t.agent.loader.hook);
+	if (!t.hook)
+		t.hook = "?";
+	if (cfg->sockdiag_interval_ns) {
+		err = sockdiag_open(&t.diag, cfg, diag_done, &t);
+		if (!err)
+			err = agent_add_fd(&t.agent, sockdiag_fd(&t.diag), on_diag, &t.diag);
+		if (err)
+			pr_warn("sock_diag: %s: state counts come from events", strerror(-err));
+		else
+			t.diag_on = true;
+	}
+	pr_info("ready: %d programs attached, dashboard on the terminal", t.agent.loader.n_links);
+	err = start_screen(&t);
+	if (!err)
+		err = agent_add_fd(&t.agent, STDIN_FILENO, on_tty, &t);
+	if (!err)
+		err = agent_add_fd(&t.agent, t.winch_fd, on_winch, &t);
+	if (err) {
+		stop_screen(&t);
+		pr_warn("top: cannot set up the terminal: %s", strerror(-err));
+		ret = SP_EXIT_FAILURE;
+		goto out;
+	}
+	capture_stderr(&t);
+	refresh_all(&t);
+	draw(&t);
+	t.next_refresh_ns = clock_mono_ns() + t.refresh_ns;
+	ret = agent_run(&t.agent);
+	stop_screen(&t);
+	release_stderr(&t);
+	agent_summary(&t.agent);
+	if (t.conns_dropped || t.peers_dropped)
+		pr_info("summary: top followed at most %u connections and %u peers: %llu and %llu "
+			"more not shown",
+			CONNS_MAX, PEERS_MAX, (unsigned long long)t.conns_dropped,
+			(unsigned long long)t.peers_dropped);
+out:
+	stop_screen(&t);
+	release_stderr(&t);
+	if (t.diag_on || t.diag.buf)
+		sockdiag_close(&t.diag);
+	agent_close(&t.agent);
+	if (t.winch_fd >= 0)
+		close(t.winch_fd);
+	free_tables(&t);
+	return ret;
+}
