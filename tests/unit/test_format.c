@@ -495,6 +495,33 @@ static void test_json_state_carries_activity(void **state)
 	assert_non_null(strstr(buf, "established -> fin_wait1 segs=2 bytes=120"));
 }
 
+/* The number formatter, through the sequence field: every digit-count boundary. */
+static void test_json_numbers(void **state)
+{
+	static const struct {
+		uint64_t v;
+		const char *s;
+	} cases[] = {
+		{ 0, "0" },	      { 7, "7" },	    { 9, "9" },		   { 10, "10" },
+		{ 42, "42" },	      { 99, "99" },	    { 100, "100" },	   { 101, "101" },
+		{ 999, "999" },	      { 1000, "1000" },	    { 65535, "65535" },	   { 1000000, "1000000" },
+		{ 4026531840ULL, "4026531840" },	    { UINT64_MAX, "18446744073709551615" },
+	};
+	struct sp_event ev;
+	char buf[SP_LINE_MAX], want[64];
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = SP_ACT_EVENTS_LOST;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ev.lost.count = cases[i].v;
+		assert_true(format_json(buf, sizeof(buf), &ev, cases[i].v, NULL) > 0);
+		snprintf(want, sizeof(want), "\"sequence\":%s}", cases[i].s);
+		assert_non_null(strstr(buf, want));
+		snprintf(want, sizeof(want), "\"count\":%s}", cases[i].s);
+		assert_non_null(strstr(buf, want));
+	}
+}
+
 static void test_json_lease_hold(void **state)
 {
 	struct sp_event ev;
@@ -943,6 +970,7 @@ int main(void)
 		cmocka_unit_test(test_json_listen_no_remote),
 		cmocka_unit_test(test_json_state_carries_activity),
 		cmocka_unit_test(test_json_lease_hold),
+		cmocka_unit_test(test_json_numbers),
 		cmocka_unit_test(test_json_engine_lines),
 		cmocka_unit_test(test_json_every_action),
 		cmocka_unit_test(test_json_errno_and_bounds),
