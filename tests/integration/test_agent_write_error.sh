@@ -31,7 +31,8 @@ check "write errors are counted" wait_metric w sockpulse_log_write_errors_total 
 check "the agent is alive" kill -0 "${SP_AGENT_PID[w]}"
 check "events are still counted while the log cannot be written" \
 	wait_metric w 'sockpulse_tcp_connects_total{outcome="success"}' -ge 30 10
-check "stderr says why" grep -q "log $LOG: write failed: No space left on device" "$SP_TMP/w.err"
+# the report comes from the once-a-second log check: allow it a few seconds
+check "stderr says why" wait_for "$SP_TMP/w.err" "log $LOG: write failed: No space left on device" 5
 check_eq "reported once, not once per failed write" "$(grep -c 'write failed' "$SP_TMP/w.err")" 1
 check "the log ends with a newline (no partial line)" \
 	test ! -s "$LOG" -o "$(tail -c1 "$LOG" | od -An -c | tr -d ' ')" = '\n'
