@@ -361,8 +361,12 @@ static struct conn *conn_get(struct top *t, const struct sp_event *ev)
 	if (!c->cookie)
 		return NULL;
 	i = conn_find(t, c->cookie);
-	if (i != NIL)
-		return &t->conns[i];
+	if (i != NIL) {
+		cn = &t->conns[i];
+		if (!cn->lport && c->has_ports) /* the local port is bound after SYN_SENT */
+			peer_key(c, &remote, &svc, &cn->local, &cn->lport);
+		return cn;
+	}
 	if (t->conn_free != NIL) {
 		i = t->conn_free;
 		t->conn_free = t->conns[i].hnext;
@@ -1446,7 +1450,7 @@ static bool handle_key(struct top *t, int ch)
 		}
 		break;
 	case KEY_RESIZE:
-		on_resize(t);
+		/* ncurses has resized (resizeterm() queues this key): the redraw follows */
 		break;
 	default:
 		break;
@@ -1454,9 +1458,9 @@ static bool handle_key(struct top *t, int ch)
 	return true;
 }
 
-static void on_tty(void *ctx, int fd, uint32_t events)
+/* Every key waiting (and the KEY_RESIZE a resize queued), then one redraw. */
+static bool process_keys(struct top *t)
 {
-	struct top *t = ctx;
 	bool any = false;
 	int ch;
 
@@ -1464,16 +1468,20 @@ static void on_tty(void *ctx, int fd, uint32_t events)
 		any = true;
 		if (!handle_key(t, ch)) {
 			agent_stop(&t->agent, SP_EXIT_OK);
-			return;
+			return true;
 		}
-	}
-	if (!any && (events & (EPOLLHUP | EPOLLERR))) {
-		/* the terminal went away: nothing left to draw on */
-		agent_stop(&t->agent, SP_EXIT_OK);
-		return;
 	}
 	if (any)
 		draw(t);
+	return any;
+}
+
+static void on_tty(void *ctx, int fd, uint32_t events)
+{
+	struct top *t = ctx;
+
+	if (!process_keys(t) && (events & (EPOLLHUP | EPOLLERR)))
+		agent_stop(&t->agent, SP_EXIT_OK); /* the terminal went away */
 }
 
 static void on_winch(void *ctx, int fd, uint32_t events)
@@ -1484,7 +1492,8 @@ static void on_winch(void *ctx, int fd, uint32_t events)
 	while (read(fd, &si, sizeof(si)) == sizeof(si))
 		;
 	on_resize(t);
-	draw(t);
+	if (!process_keys(t))
+		draw(t);
 }
 
 static void on_tick(void *ctx, uint64_t now)

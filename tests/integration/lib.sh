@@ -478,3 +478,72 @@ wait_metric() {
 json_lines() {
 	jq -e -s 'all(.[]; type == "object")' "$1" >/dev/null 2>&1
 }
+
+# ---------------------------------------------------------------------------------------------
+# Terminal sessions in tmux (tests/integration/test_top.sh)
+
+SP_TMUX=() # the tmux command of this test's private server (its own socket, no config file)
+
+# tmux_start NAME COLS ROWS: a private tmux server (socket $SP_ID) with one detached session NAME
+# of that fixed size, no status line, running an interactive bash (prompt "sp-shell$ ") with
+# LANG=C.UTF-8. The EXIT trap is extended to kill that server.
+tmux_start() {
+	local name=$1 cols=$2 rows=$3
+	if ! command -v tmux >/dev/null; then
+		fail "tmux not installed (make deps installs it)"
+		return 1
+	fi
+	SP_TMUX=(tmux -L "$SP_ID" -f /dev/null)
+	trap 'tmux_cleanup; sp_cleanup' EXIT
+	"${SP_TMUX[@]}" new-session -d -s "$name" -x "$cols" -y "$rows" \
+		env LANG=C.UTF-8 LC_ALL=C.UTF-8 PS1='sp-shell$ ' bash --norc --noprofile -i || {
+		fail "tmux new-session $name"
+		return 1
+	}
+	"${SP_TMUX[@]}" set-option -g status off >/dev/null
+}
+
+tmux_cleanup() {
+	[ ${#SP_TMUX[@]} -eq 0 ] || "${SP_TMUX[@]}" kill-server 2>/dev/null || true
+}
+
+# tmux_screen NAME: the visible pane as text, one line per row.
+tmux_screen() {
+	"${SP_TMUX[@]}" capture-pane -p -t "$1"
+}
+
+# tmux_keys NAME KEY...: tmux send-keys (key names such as Enter, Escape, Tab, Up, F10).
+tmux_keys() {
+	local name=$1
+	shift
+	"${SP_TMUX[@]}" send-keys -t "$name" "$@"
+}
+
+# wait_screen NAME REGEX SECONDS: true once the pane matches (grep -E); the last capture stays in
+# $SP_TMP/screen.txt for assertions and failure reports.
+wait_screen() {
+	local name=$1 re=$2 secs=$3 i
+	for ((i = 0; i < secs * 10; i++)); do
+		tmux_screen "$name" >"$SP_TMP/screen.txt" 2>/dev/null
+		grep -Eq -- "$re" "$SP_TMP/screen.txt" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_screen_gone NAME REGEX SECONDS: true once the pane no longer matches.
+wait_screen_gone() {
+	local name=$1 re=$2 secs=$3 i
+	for ((i = 0; i < secs * 10; i++)); do
+		tmux_screen "$name" >"$SP_TMP/screen.txt" 2>/dev/null
+		grep -Eq -- "$re" "$SP_TMP/screen.txt" || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# show_screen: the last capture, indented, for a failure report.
+show_screen() {
+	echo "    screen:"
+	sed 's/^/    |/' "$SP_TMP/screen.txt"
+}
