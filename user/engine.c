@@ -174,6 +174,12 @@ void engine_feed_batch(struct engine *e, const struct sp_event *evs, size_t n)
 		engine_feed(e, &evs[i]);
 }
 
+bool engine_seed(struct engine *e, const struct sp_conn *c, uint64_t now_ns)
+{
+	advance(e, now_ns);
+	return lease_seed(e->leases, c, now_ns);
+}
+
 void engine_tick(struct engine *e, uint64_t now_ns)
 {
 	/* A late tick means our own silence: hold before the verdicts it would release. */

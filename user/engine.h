@@ -77,6 +77,8 @@ void engine_feed(struct engine *e, const struct sp_event *ev);
  * drain delivered (e.g. up to 64 events).
  */
 void engine_feed_batch(struct engine *e, const struct sp_event *evs, size_t n);
+/* A connection already established when the agent started (see lease_seed()). */
+bool engine_seed(struct engine *e, const struct sp_conn *c, uint64_t now_ns);
 /* Periodic (the agent's timerfd, e.g. every 100 ms): verdicts due at now_ns, stall check. */
 void engine_tick(struct engine *e, uint64_t now_ns);
 

@@ -910,6 +910,13 @@ void lease_feed(struct lease_table *t, const struct sp_event *ev)
 	}
 }
 
+bool lease_seed(struct lease_table *t, const struct sp_conn *c, uint64_t now)
+{
+	if (!c->cookie || lookup(t, c->cookie) || tomb_has(t, c->cookie))
+		return false;
+	return create(t, c, now) != NULL;
+}
+
 void lease_prefetch(const struct lease_table *t, const struct sp_event *evs, size_t n)
 {
 	size_t i;

@@ -106,6 +106,12 @@ void lease_free(struct lease_table *t);
 /* Any event; the lease table acts on state changes, activity, resets and timeouts. */
 void lease_feed(struct lease_table *t, const struct sp_event *ev);
 /*
+ * A connection found established in the socket table (sock_diag) at start: its transport
+ * lease starts at now, as if the peer had just been heard. false when it already has a lease,
+ * when it has no cookie, or when the table cannot take it.
+ */
+bool lease_seed(struct lease_table *t, const struct sp_conn *c, uint64_t now);
+/*
  * Optional: starts loading the hash buckets, then the leases, of a batch of events about to be
  * fed, so their cache misses overlap instead of queueing one renewal behind the other.
  */

@@ -179,7 +179,11 @@ static int attach(struct loader *ld, unsigned int hook, bool only_variant, char 
 					name, strerror(-err));
 				continue;
 			}
-			snprintf(why, len, "attach %s failed: %s", name, strerror(-err));
+			snprintf(why, len, "attach %s failed: %s%s", name, strerror(-err),
+				 err == -EACCES && strncmp(bpf_program__section_name(prog),
+							   "tracepoint/", 11) == 0
+					 ? " (tracefs is not readable by this user)"
+					 : "");
 			return err ? err : -EINVAL;
 		}
 		ld->links[ld->n_links++] = link;
@@ -252,6 +256,20 @@ int loader_start(struct loader *ld, const struct config *cfg)
 		if (off < sizeof(skipped))
 			off += snprintf(skipped + off, sizeof(skipped) - off, "%s%s: %s",
 					off ? "; " : "", connect_hook_name(hook), ld->why[hook]);
+	}
+	if (err && cfg->hook == SP_HOOK_NONE) {
+		/* Still worth running: the TCP hooks see every connect outcome from the state
+		 * changes; only failures before any SYN and accept()ing owners are missed. */
+		err = try_variant(ld, cfg, SP_HOOK_NONE, false, &load_err);
+		if (!err) {
+			pr_warn("no connect hook could be attached (%s): connect outcomes come from "
+				"TCP state changes only; connect() failures before any SYN are not "
+				"reported",
+				skipped);
+			return SP_EXIT_OK;
+		}
+		if (load_err)
+			last_load_err = load_err;
 	}
 	if (err) {
 		/* preflight() saw the capabilities: a refusal now is the kernel's (lockdown, a

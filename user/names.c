@@ -98,6 +98,7 @@ static const char *const lease_kind_names[] = {
 _Static_assert(ARRAY_SIZE(lease_kind_names) == SP_LEASE_KIND_MAX, "lease kind table");
 
 static const char *const connect_hook_names[] = {
+	[SP_HOOK_NONE] = "none", /* outcomes from state changes only */
 	[SP_HOOK_FENTRY] = "fentry",
 	[SP_HOOK_KPROBE] = "kprobe",
 	[SP_HOOK_TRACEPOINT] = "tracepoint",

@@ -16,6 +16,6 @@ const char *rec_type_name(unsigned int type);	   /* ring record kinds: "state", 
 const char *direction_name(unsigned int dir);	   /* "egress", "ingress"; NULL if unknown */
 const char *reset_dir_name(unsigned int dir);	   /* "received", "sent" */
 const char *lease_kind_name(unsigned int kind);	   /* "transport", "payload" */
-const char *connect_hook_name(unsigned int hook);  /* "fentry", "kprobe", "tracepoint" */
+const char *connect_hook_name(unsigned int hook);  /* "none", "fentry", "kprobe", "tracepoint" */
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "clock.h"
+#include "engine.h"
 #include "format.h"
 #include "http.h"
 #include "jsonlog.h"
@@ -185,16 +186,20 @@ static void diag_done(void *ctx, const struct diag_tally *t, bool ok)
 
 /*
  * Seeding: every socket of the start-up dump. Established connections older than the agent get
- * their leases now, so they show at once. The engine's seeding entry point goes here too once it
- * is wired into the agent core: diag_to_conn() gives the connection facts an event would carry.
+ * their leases now, so they show at once (metrics, and the engine's lease table).
  */
 static void seed_sock(void *ctx, const struct diag_tally *t, const struct diag_sock *ds)
 {
 	struct service *s = ctx;
+	struct sp_conn c;
 
 	if (ds->state != SP_ST_ESTABLISHED || !ds->cookie)
 		return;
 	metrics_seed_connection(&s->m, ds->cookie);
+	if (s->agent.engine) {
+		diag_to_conn(t, ds, &c);
+		engine_seed(s->agent.engine, &c, clock_mono_ns());
+	}
 	s->seeded++;
 }
 

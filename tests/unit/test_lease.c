@@ -408,6 +408,32 @@ static void test_preexisting(void **state)
 	fx_free(f);
 }
 
+/* Seeded from the socket table: alive from the seed, expires a TTL later without news. */
+static void test_seed(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	struct sp_conn c = conn(9, SP_DIR_EGRESS, 40009);
+	struct lease_info li;
+
+	assert_true(lease_seed(f->t, &c, T0));
+	assert_true(lease_get(f->t, 9, &li));
+	assert_false(li.payload_armed);
+	assert_int_equal(li.state[SP_LEASE_TRANSPORT], LEASE_ALIVE);
+	/* Seeding twice is a no-op; no cookie, no lease. */
+	assert_false(lease_seed(f->t, &c, T0 + SEC));
+	c.cookie = 0;
+	assert_false(lease_seed(f->t, &c, T0));
+	assert_int_equal(lease_stats(f->t)->created, 1);
+	/* Activity renews it like any other lease; silence expires it, never early. */
+	activity(f, 9, 10, T0 + 2 * SEC);
+	assert_int_equal(f->cap.n, 0);
+	lease_advance(f->t, T0 + 2 * SEC + 10 * SEC); /* TTL 10 s, plus one coalescing interval */
+	assert_int_equal(lease_stats(f->t)->expirations[SP_LEASE_TRANSPORT], 0);
+	lease_advance(f->t, T0 + 2 * SEC + 12 * SEC);
+	assert_int_equal(lease_stats(f->t)->expirations[SP_LEASE_TRANSPORT], 1);
+	fx_free(f);
+}
+
 static void tweak_ports(struct lease_config *c)
 {
 	c->port_ttl[0] = (struct lease_port_ttl){ .port = 80, .ttl_ns = 2 * SEC };
@@ -626,6 +652,7 @@ int main(void)
 		cmocka_unit_test(test_lost_after_close),
 		cmocka_unit_test(test_bare_close),
 		cmocka_unit_test(test_preexisting),
+		cmocka_unit_test(test_seed),
 		cmocka_unit_test(test_port_ttl),
 		cmocka_unit_test(test_phi_suspicion),
 		cmocka_unit_test(test_hold),

@@ -130,7 +130,7 @@ static void test_small_enums(void **state)
 	assert_string_equal(lease_kind_name(SP_LEASE_PAYLOAD), "payload");
 	assert_null(lease_kind_name(SP_LEASE_KIND_MAX));
 
-	assert_null(connect_hook_name(SP_HOOK_NONE));
+	assert_string_equal(connect_hook_name(SP_HOOK_NONE), "none");
 	assert_string_equal(connect_hook_name(SP_HOOK_FENTRY), "fentry");
 	assert_string_equal(connect_hook_name(SP_HOOK_KPROBE), "kprobe");
 	assert_string_equal(connect_hook_name(SP_HOOK_TRACEPOINT), "tracepoint");
