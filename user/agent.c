@@ -56,13 +56,7 @@ static void engine_hold(void *ctx, const struct engine_hold *hold)
 	struct agent *a = ctx;
 	struct sp_event ev;
 
-	memset(&ev, 0, sizeof(ev));
-	ev.action = SP_ACT_LEASE_HOLD;
-	ev.mono_ns = hold->mono_ns;
-	ev.hold.reason = hold->reason;
-	ev.hold.grace_ms = (hold->until_ns - hold->mono_ns) / 1000000ULL;
-	ev.hold.stall_ms = hold->stall_ns / 1000000ULL;
-	ev.hold.lost = hold->lost;
+	engine_hold_event(hold, &ev);
 	deliver(a, &ev);
 }
 

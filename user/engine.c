@@ -174,6 +174,17 @@ void engine_feed_batch(struct engine *e, const struct sp_event *evs, size_t n)
 		engine_feed(e, &evs[i]);
 }
 
+void engine_hold_event(const struct engine_hold *hold, struct sp_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->action = SP_ACT_LEASE_HOLD;
+	ev->mono_ns = hold->mono_ns;
+	ev->hold.reason = hold->reason;
+	ev->hold.grace_ms = (hold->until_ns - hold->mono_ns) / 1000000ULL;
+	ev->hold.stall_ms = hold->stall_ns / 1000000ULL;
+	ev->hold.lost = hold->lost;
+}
+
 bool engine_seed(struct engine *e, const struct sp_conn *c, uint64_t now_ns)
 {
 	advance(e, now_ns);

@@ -51,6 +51,9 @@ struct engine_stats {
 };
 
 typedef void (*engine_emit_fn)(void *ctx, const struct sp_event *ev);
+
+/* The lease-hold line that tells of a hold (the caller fills real_ns). */
+void engine_hold_event(const struct engine_hold *hold, struct sp_event *ev);
 typedef void (*engine_hold_fn)(void *ctx, const struct engine_hold *hold);
 
 struct engine;
