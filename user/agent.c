@@ -292,6 +292,11 @@ int agent_run(struct agent *a)
 	return a->exit_code;
 }
 
+void agent_drain(struct agent *a)
+{
+	drain(a);
+}
+
 void agent_stop(struct agent *a, int exit_code)
 {
 	a->stop = true;

@@ -79,6 +79,9 @@ int agent_add_fd(struct agent *a, int fd, agent_fd_fn fn, void *ctx);
 /* Runs until --duration, SIGINT/SIGTERM, agent_stop() or a sink asking to stop. enum sp_exit. */
 int agent_run(struct agent *a);
 void agent_stop(struct agent *a, int exit_code);
+/* Hands everything waiting in the ring to the sink and the engine now (a mode that works for
+ * a while between ticks, like drawing the dashboard, keeps the ring from filling). */
+void agent_drain(struct agent *a);
 /* Events per kind and losses, on stderr. */
 void agent_summary(const struct agent *a);
 void agent_close(struct agent *a);

@@ -28,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <bpf/libbpf.h>
 #include <ncursesw/curses.h>
 
 #include "agent.h"
@@ -1231,13 +1230,12 @@ static void draw_screen(struct top *t);
 /*
  * Drains the ring between the steps of a refresh and a draw, so that none of them is added to
  * the time the kernel has to hold records (a small --ring-size fills in a few milliseconds under
- * a connection storm). Records go through the agent's own callback, so the order of events is
- * kept; a partial engine batch is fed at the agent's next drain.
+ * a connection storm). Records go through the agent's own path: order kept, engine fed.
  */
 static void drain_ring(struct top *t)
 {
 	if (t->agent.ring)
-		ring_buffer__consume(t->agent.ring);
+		agent_drain(&t->agent);
 }
 
 static void draw(struct top *t)
