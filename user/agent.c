@@ -172,8 +172,14 @@ static int setup_loop(struct agent *a)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	/* An ignored signal is discarded before signalfd sees it, and a script's background
+	 * jobs (or nohup) start with SIGINT/SIGHUP ignored: the agent's contract is to stop
+	 * cleanly on SIGINT and SIGTERM and to reopen on SIGHUP, so take them back. */
 	if (sigprocmask(SIG_BLOCK, &mask, NULL))
 		return -errno;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	a->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	a->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
