@@ -907,10 +907,17 @@ static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int sp_sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
-	struct sock *sk = fd_tcp_sock((int)ctx->args[0], true);
+	const void *uaddr = (const void *)ctx->args[1];
+	__u16 family = 0;
+	struct sock *sk;
 
+	/* AF_UNIX connects (journald, nscd, D-Bus) are common: skip them before the fd walk. */
+	if (bpf_probe_read_user(&family, sizeof(family), uaddr) ||
+	    (family != AF_INET && family != AF_INET6))
+		return 0;
+	sk = fd_tcp_sock((int)ctx->args[0], true);
 	if (sk)
-		connect_enter((__u64)sk, (const void *)ctx->args[1], true);
+		connect_enter((__u64)sk, uaddr, true);
 	return 0;
 }
 
