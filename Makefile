@@ -5,6 +5,8 @@
 # make test       install missing build dependencies, build, run unit and integration tests
 # make test SANITIZE=1   the same, built with AddressSanitizer + UndefinedBehaviorSanitizer
 # make bench      connection-storm benchmark (numbers, not pass/fail)
+# make soak MINUTES=N   the agent under churn in namespaces for N minutes (default 10): RSS, fds,
+#                 events/s, lost, log size every 10 s, and a verdict
 # make install    PREFIX=/usr/local DESTDIR=
 
 VERSION     := 0.1.0
@@ -87,6 +89,13 @@ integration: all
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@./tools/bench.sh --out $(OUT)
+
+# Soak (numbers and a verdict, not pass/fail): tools/soak.sh --help.
+MINUTES     ?= 10
+.PHONY: soak
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@./tools/soak.sh --out $(OUT) --minutes $(MINUTES)
 
 $(OUT)/vmlinux.h:
 	@mkdir -p $(@D)
