@@ -74,8 +74,12 @@ static enum decode_result check_fields(const struct sp_record *r)
 		if ((r->flags & SP_F_OLD_STATE) && !r->old_state)
 			return DECODE_FIELD;
 	}
-	/* INT_MIN cannot be negated below; no errno is anywhere near it. */
-	if (r->error == (__s32)0x80000000)
+	/*
+	 * An errno is below the kernel's MAX_ERRNO (4095) either way round; anything else (INT_MIN
+	 * included, which could not be negated below) is not one, and would not read back from
+	 * the JSON line either (replay takes error.code up to 4095).
+	 */
+	if (r->error <= -4096 || r->error >= 4096)
 		return DECODE_FIELD;
 	return DECODE_OK;
 }

@@ -11,6 +11,8 @@
 
 #include "sockpulse.h"
 #include "decode.h"
+#include "format.h"
+#include "replay.h"
 
 static const uint8_t v4_local[4] = { 10, 0, 0, 1 };
 static const uint8_t v4_remote[4] = { 10, 0, 0, 2 };
@@ -341,6 +343,33 @@ static void test_real_clock_offset(void **state)
 	assert_true(ev.real_ns == 1700000003000000000ULL);
 }
 
+/*
+ * fuzz_decode found a record with error 117440512 accepted and written as error.code
+ * "117440512", which replay reads back as no error: errnos stop at the kernel's MAX_ERRNO.
+ */
+static void test_errno_range(void **state)
+{
+	static const __s32 bad[] = { 4096, -4096, 117440512, 0x7fffffff, (__s32)0x80000000 };
+	struct sp_record r = base_v4();
+	struct sp_event ev, back;
+	char line[SP_LINE_MAX];
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r.error = bad[i];
+		assert_int_equal(dec(&r, &ev), DECODE_FIELD);
+	}
+	r.error = -4095;
+	assert_int_equal(dec(&r, &ev), DECODE_OK);
+	assert_int_equal(ev.error, 4095);
+	r.error = 4095;
+	assert_int_equal(dec(&r, &ev), DECODE_OK);
+	n = format_json(line, sizeof(line), &ev, 1, NULL);
+	assert_true(n > 0);
+	assert_int_equal(replay_parse_line(line, n - 1, &back), 0);
+	assert_int_equal(back.error, 4095);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_listen_has_no_remote),
 		cmocka_unit_test(test_ipv6_and_mapped),
 		cmocka_unit_test(test_kinds),
+		cmocka_unit_test(test_errno_range),
 		cmocka_unit_test(test_comm_and_alignment),
 		cmocka_unit_test(test_real_clock_offset),
 	};
