@@ -172,7 +172,8 @@ static int parse_rfc3339(const char *s, uint64_t *ns)
 	if (t == (time_t)-1)
 		return -EINVAL;
 	secs = (int64_t)t - off;
-	if (secs < 0 || (uint64_t)secs > UINT64_MAX / 1000000000ull - 1)
+	/* Up to UINT64_MAX ns exactly: watch writes that when the realtime stamp saturates. */
+	if (secs < 0 || (uint64_t)secs > (UINT64_MAX - frac) / 1000000000ull)
 		return -EINVAL;
 	*ns = (uint64_t)secs * 1000000000ull + frac;
 	return 0;

@@ -241,6 +241,27 @@ static int stream_text(const char *text, struct replay_stats *st, unsigned int *
 	return r;
 }
 
+/*
+ * fuzz_decode found watch writing "2554-07-21T23:34:33.709551615Z" (a realtime stamp saturated at
+ * UINT64_MAX ns) that replay refused: the last representable second must read back whole.
+ */
+static void test_timestamp_limit(void **state)
+{
+	struct sp_event ev = { 0 }, out;
+
+	ev.action = SP_ACT_RETRANS_TIMEOUT;
+	ev.real_ns = UINT64_MAX;
+	roundtrip(&ev, &out);
+	ev.real_ns = UINT64_MAX - 709551615ull; /* the first ns of that second */
+	roundtrip(&ev, &out);
+	assert_int_equal(parse("{\"@timestamp\":\"2554-07-21T23:34:33.709551616Z\",\"event\":"
+			       "{\"action\":\"tcp-retransmit-timeout\"}}"),
+			 -EINVAL);
+	assert_int_equal(parse("{\"@timestamp\":\"2554-07-21T23:34:34Z\",\"event\":"
+			       "{\"action\":\"tcp-retransmit-timeout\"}}"),
+			 -EINVAL);
+}
+
 static void test_stream_counts(void **state)
 {
 	const char *ok = "{\"@timestamp\":\"2026-11-28T06:25:12Z\",\"event\":{\"action\":"
@@ -456,6 +477,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_timestamp_limit),
 		cmocka_unit_test(test_stream_counts),
 		cmocka_unit_test(test_deterministic),
 	};
