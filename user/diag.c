@@ -15,10 +15,21 @@
 #define DIAG_STATES (((1u << SP_ST_MAX) - 1) & ~1u)
 #define DEST_SLOTS  (DIAG_DEST_MAX * 2)
 
+/*
+ * IPv4-mapped IPv6 becomes IPv4, as in the decoder: a dual-stack socket and an IPv4 one to the
+ * same service are one destination (one metrics label, not the same label twice) and one peer.
+ */
 static void copy_addr(struct sp_addr *a, uint8_t family, const __be32 *words)
 {
-	a->family = family == AF_INET ? AF_INET : AF_INET6;
+	static const uint8_t v4mapped[12] = { [10] = 0xff, 0xff };
+
 	memset(a->bytes, 0, sizeof(a->bytes));
+	if (family == AF_INET6 && !memcmp(words, v4mapped, sizeof(v4mapped))) {
+		a->family = AF_INET;
+		memcpy(a->bytes, words + 3, 4);
+		return;
+	}
+	a->family = family == AF_INET ? AF_INET : AF_INET6;
 	memcpy(a->bytes, words, family == AF_INET ? 4 : 16);
 }
 

@@ -210,6 +210,40 @@ static void test_tally(void **state)
 	diag_tally_free(&t);
 }
 
+/*
+ * fuzz_metrics found one TIME_WAIT destination labelled twice, so one series twice in /metrics
+ * (Prometheus drops such a scrape): an IPv4 socket and a dual-stack IPv6 socket with the
+ * IPv4-mapped address of the same service. The mapped address is IPv4, as in events.
+ */
+static void test_tally_v4mapped(void **state)
+{
+	struct metrics_dest top[METRICS_TOP_N];
+	struct diag_tally t;
+	struct diag_sock s;
+	struct msg m;
+	uint64_t other;
+
+	make_msg(&m, AF_INET6, SP_ST_ESTABLISHED, "::ffff:10.0.0.2", 40000, "::ffff:10.0.0.3", 443,
+		 7);
+	assert_int_equal(diag_parse(&m, sizeof(m), &s), 0);
+	assert_int_equal(s.local.family, AF_INET);
+	assert_int_equal(s.remote.family, AF_INET);
+	assert_int_equal(s.remote.bytes[0], 10);
+	assert_int_equal(s.remote.bytes[3], 3);
+	assert_int_equal(s.remote.bytes[4], 0);
+
+	assert_int_equal(diag_tally_init(&t), 0);
+	add(&t, AF_INET, SP_ST_TIME_WAIT, "10.0.0.1", 40000, "10.0.0.2", 443);
+	add(&t, AF_INET6, SP_ST_TIME_WAIT, "::ffff:10.0.0.1", 40001, "::ffff:10.0.0.2", 443);
+	add(&t, AF_INET6, SP_ST_TIME_WAIT, "fd00::1", 40002, "fd00::2", 443);
+	assert_int_equal(diag_tally_top(&t, top, METRICS_TOP_N, &other), 2);
+	assert_string_equal(top[0].label, "10.0.0.2:443");
+	assert_int_equal(top[0].value, 2);
+	assert_string_equal(top[1].label, "[fd00::2]:443");
+	assert_int_equal(other, 0);
+	diag_tally_free(&t);
+}
+
 /* More distinct destinations than counted apart: the excess goes to "other", sums stay exact. */
 static void test_tally_overflow(void **state)
 {
@@ -241,7 +275,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_good),	   cmocka_unit_test(test_parse_bad),
 	    cmocka_unit_test(test_request),	   cmocka_unit_test(test_tally),
-	    cmocka_unit_test(test_tally_overflow),
+	    cmocka_unit_test(test_tally_v4mapped), cmocka_unit_test(test_tally_overflow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
