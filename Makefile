@@ -4,6 +4,8 @@
 # make run        install missing build dependencies, build, start `sockpulse` with defaults
 # make test       install missing build dependencies, build, run unit and integration tests
 # make test SANITIZE=1   the same, built with AddressSanitizer + UndefinedBehaviorSanitizer
+# make fuzz FUZZ_SECONDS=N  build the libFuzzer targets, run each for N seconds (default 60)
+# make fuzz-smoke  each fuzz target over its seeds for a fixed number of runs (make test does it)
 # make bench      connection-storm benchmark (numbers, not pass/fail)
 # make soak MINUTES=N   the agent under churn in namespaces for N minutes (default 10): RSS, fds,
 #                 events/s, lost, log size every 10 s, and a verdict
@@ -49,7 +51,7 @@ BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-func
 DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
 	       pkg-config iproute2 jq libbpf-tools python3 \
 	       libmicrohttpd-dev libmnl-dev prometheus systemd libcap2-bin util-linux curl \
-	       libncurses-dev tmux
+	       libncurses-dev tmux libclang-rt-14-dev
 
 # Userspace: the engine-free core is shared by the binary and the unit tests.
 # Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.
@@ -65,7 +67,7 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS   := $(wildcard tools/*.c)
 TOOL_BINS   := $(patsubst tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps run test unit integration bench install clean format
+.PHONY: all deps run test unit integration bench install clean format fuzz fuzz-smoke fuzz-seeds
 
 all: $(OUT)/sockpulse $(TOOL_BINS)
 
@@ -77,8 +79,8 @@ run: deps
 	./$(OUT)/sockpulse
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BINS)
-	@./tests/run.sh --out $(OUT)
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(FUZZ_BINS)
+	@./tests/run.sh --out $(OUT) --fuzz $(FUZZ_OUT)
 
 unit: $(UNIT_BINS)
 	@./tests/run.sh --out $(OUT) --unit-only
@@ -96,6 +98,50 @@ MINUTES     ?= 10
 soak: deps
 	@$(MAKE) --no-print-directory all
 	@./tools/soak.sh --out $(OUT) --minutes $(MINUTES)
+
+# Fuzzing (libFuzzer, clang): the core objects again, built with the fuzzer's coverage and
+# ASan + UBSan into build/fuzz/, whatever SANITIZE says. tests/fuzz/fuzz_*.c are the targets;
+# tests/fuzz/corpus/NAME/ their seeds (NAME: the target without "fuzz_").
+FUZZ_CC        ?= clang
+FUZZ_OUT       := build/fuzz
+FUZZ_SECONDS   ?= 60
+FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+		  -fno-omit-frame-pointer
+FUZZ_CFLAGS    := -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Iinclude -Iuser \
+		  -Itests/fuzz -DSP_VERSION='"$(VERSION)"' $(FUZZ_SAN) $(JSON_CFLAGS)
+FUZZ_SRCS      := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS      := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/%,$(FUZZ_SRCS))
+FUZZ_CORE_OBJS := $(patsubst user/%.c,$(FUZZ_OUT)/obj/%.o,$(CORE_SRCS))
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@./tests/fuzz/fuzz.sh --out $(FUZZ_OUT) --seconds $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@./tests/run.sh --out $(OUT) --fuzz $(FUZZ_OUT) --fuzz-only
+
+# Rewrites the generated seeds of tests/fuzz/corpus/decode (see tests/fuzz/gen_seeds.c).
+fuzz-seeds: $(FUZZ_OUT)/gen_seeds
+	$(FUZZ_OUT)/gen_seeds tests/fuzz/corpus/decode
+
+$(FUZZ_OUT)/obj/%.o: user/%.c $(wildcard user/*.h) include/sockpulse.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+# Kept between builds (make would delete them as intermediates of the pattern rule below).
+.SECONDARY: $(FUZZ_CORE_OBJS) $(FUZZ_OUT)/obj/http.o
+
+# fuzz_http drives the request handler of user/http.c (agent-only) with libmicrohttpd stubbed.
+$(FUZZ_OUT)/fuzz_http: $(FUZZ_OUT)/obj/http.o
+
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_CORE_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^) $(JSON_LIBS) -lm
+
+$(FUZZ_OUT)/gen_seeds: tests/fuzz/gen_seeds.c include/sockpulse.h
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Iinclude -o $@ $<
 
 $(OUT)/vmlinux.h:
 	@mkdir -p $(@D)

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# Test runner: ./tests/run.sh --out OUT [--unit-only|--integration-only] [NAME...]
+# Test runner: ./tests/run.sh --out OUT [--unit-only|--integration-only|--fuzz-only]
+#                             [--fuzz FUZZ_OUT] [NAME...]
 #
 # Runs every OUT/tests/test_* unit binary (cmocka), then every tests/integration/test_*.sh with
-# SOCKPULSE=OUT/sockpulse and TOOLS=OUT/tools. NAME... restricts the run to those tests (file
-# names without directory or .sh). Each test has a timeout (SP_UNIT_TIMEOUT, SP_INTEGRATION_TIMEOUT
-# seconds); its full output goes to OUT/test-logs/NAME.log. Prints one line per test, NAME and
-# PASS/FAIL/SKIP with the reason, then exactly one summary line "N passed, N failed, N skipped".
+# SOCKPULSE=OUT/sockpulse and TOOLS=OUT/tools, then (with --fuzz) the fuzz smoke: every
+# FUZZ_OUT/fuzz_* libFuzzer target over its seeds in tests/fuzz/corpus/ for a fixed number of
+# runs (SP_FUZZ_RUNS, 20000), PASS when it finds nothing. NAME... restricts the run to those
+# tests (file names without directory or .sh). Each test has a timeout (SP_UNIT_TIMEOUT,
+# SP_INTEGRATION_TIMEOUT, SP_FUZZ_TIMEOUT seconds); its full output goes to
+# OUT/test-logs/NAME.log. Prints one line per test, NAME and PASS/FAIL/SKIP with the reason,
+# then exactly one summary line "N passed, N failed, N skipped".
 # Exit status: 0 if nothing failed, 1 otherwise, 2 on usage error.
 #
 # An integration test exits 0 (pass), 77 (skip, "SKIP: reason" in its output) or anything else
@@ -15,11 +19,13 @@
 set -u
 
 usage() {
-	echo "usage: $0 --out OUT [--unit-only|--integration-only] [NAME...]" >&2
+	echo "usage: $0 --out OUT [--unit-only|--integration-only|--fuzz-only] [--fuzz FUZZ_OUT]" \
+		"[NAME...]" >&2
 	exit 2
 }
 
 out=""
+fuzz_out=""
 mode=all
 names=()
 while [ $# -gt 0 ]; do
@@ -31,6 +37,12 @@ while [ $# -gt 0 ]; do
 		;;
 	--unit-only) mode=unit; shift ;;
 	--integration-only) mode=integration; shift ;;
+	--fuzz-only) mode=fuzz; shift ;;
+	--fuzz)
+		[ $# -ge 2 ] || usage
+		fuzz_out=$2
+		shift 2
+		;;
 	-h | --help) usage ;;
 	-*) usage ;;
 	*) names+=("$1"); shift ;;
@@ -47,6 +59,8 @@ mkdir -p "$logs"
 
 unit_timeout=${SP_UNIT_TIMEOUT:-60}
 integ_timeout=${SP_INTEGRATION_TIMEOUT:-120}
+fuzz_runs=${SP_FUZZ_RUNS:-20000}
+fuzz_timeout=${SP_FUZZ_TIMEOUT:-120} # about 10 s each on an idle machine; generous under load
 
 # Sanitizer builds: fail hard on the first report.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
@@ -133,7 +147,7 @@ run_integration() {
 	esac
 }
 
-if [ "$mode" != integration ]; then
+if [ "$mode" = all ] || [ "$mode" = unit ]; then
 	found=0
 	for bin in "$out"/tests/test_*; do
 		[ -x "$bin" ] && [ -f "$bin" ] || continue
@@ -144,12 +158,53 @@ if [ "$mode" != integration ]; then
 	[ $found -eq 1 ] || echo "note: no unit test binaries in $out/tests"
 fi
 
-if [ "$mode" != unit ]; then
+if [ "$mode" = all ] || [ "$mode" = integration ]; then
 	for script in tests/integration/test_*.sh; do
 		[ -f "$script" ] || continue
 		selected "$(basename "$script" .sh)" || continue
 		run_integration "$script"
 	done
+fi
+
+# ---- fuzz smoke (tests/fuzz/): each libFuzzer target over its seed corpus, fixed runs ----
+run_fuzz() {
+	local bin=$1 name target log rc reason scratch opts=()
+	name=$(basename "$bin")
+	target=${name#fuzz_}
+	log=$logs/$name.log
+	# new inputs go to a scratch directory, never into the committed seeds
+	scratch=$(mktemp -d) || { echo "run.sh: mktemp failed" >&2; exit 2; }
+	[ -f "tests/fuzz/$name.options" ] && read -r -a opts <"tests/fuzz/$name.options"
+	timeout -k 5 "$fuzz_timeout" "$bin" -runs="$fuzz_runs" -seed=1 "${opts[@]}" \
+		-artifact_prefix="$scratch/" "$scratch" "tests/fuzz/corpus/$target" >"$log" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		passed=$((passed + 1))
+		report "$name" PASS "$(grep -m1 -o 'Done [0-9]* runs in [0-9]* second(s)' "$log")"
+	else
+		failed=$((failed + 1))
+		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+			reason="timed out after ${fuzz_timeout}s"
+		else
+			reason="exit $rc: $(grep -m2 -E 'check failed|ERROR|runtime error' "$log" |
+				tr '\n' ' ' | cut -c1-200)"
+		fi
+		cp "$scratch"/crash-* "$scratch"/leak-* "$scratch"/timeout-* "$logs/" 2>/dev/null
+		report "$name" FAIL "$reason"
+		show_failure "$log"
+	fi
+	rm -rf "$scratch"
+}
+
+if [ -n "$fuzz_out" ] && { [ "$mode" = all ] || [ "$mode" = fuzz ]; }; then
+	found=0
+	for bin in "$fuzz_out"/fuzz_*; do
+		[ -x "$bin" ] && [ -f "$bin" ] || continue
+		found=1
+		selected "$(basename "$bin")" || continue
+		run_fuzz "$bin"
+	done
+	[ $found -eq 1 ] || echo "note: no fuzz targets in $fuzz_out"
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
