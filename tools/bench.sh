@@ -3,7 +3,15 @@
 #
 # Connection-storm benchmark of the kernel event pipeline: how much a loopback TCP storm slows
 # down while sockpulse (and, for comparison, libbpf-tools' tcpstates) watches it, how many events
-# per second the tracer writes, how many it loses, and what each BPF program costs per run.
+# per second the tracer writes, how many it loses, how much CPU the tracer process spends per
+# event it writes, and what each BPF program costs per run. Rounds alternate: the storm alone,
+# then under each tracer in turn. At the end, one table of medians over the rounds, and the lease
+# engine's own numbers (build/tools/bench_engine): `make bench` prints everything README's
+# "Performance" section shows.
+#
+# Tracers: "agent" is `sockpulse agent` logging every transition to a JSON lines file (its
+# default actions: all but tcp-activity; no rotation, metrics off); "watch" is
+# `sockpulse watch --json` to a file; "tcpstates" is libbpf-tools' tcpstates to a file.
 #
 # The storm runs in a network namespace this script creates and removes, so the host's port range,
 # TIME_WAIT table and sysctls stay untouched. The tracers run in the host namespace: they see
@@ -24,11 +32,14 @@ Environment:
   BENCH_SECONDS=10      storm duration per run, seconds
   BENCH_WORKERS=        storm client processes (default: storm's, one per CPU)
   BENCH_PAYLOAD=1       bytes each storm connection sends and gets echoed
-  BENCH_AGENT_ARGS=     extra arguments for 'sockpulse watch --json'
+  BENCH_TRACERS="agent tcpstates"   tracers measured, in this order: agent, watch, tcpstates
+  BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
+  BENCH_ENGINE_LEASES=1000000   leases for build/tools/bench_engine (0: skip the engine)
   BENCH_TCPSTATES=/usr/sbin/tcpstates   comparison tracer; skipped when not installed
   BENCH_KEEP=0          1: keep the tracers' output files and print where they are
 
 Needs root (network namespaces, BPF, sysctls), ip, jq and bpftool.
+Numbers vary with the load on the machine: compare rows of one run, not runs of different days.
 Exit codes: 0 ran; 1 could not run (reason on stderr); 2 bad usage; 130 interrupted.
 EOF
 }
@@ -67,9 +78,12 @@ PAYLOAD=${BENCH_PAYLOAD:-1}
 AGENT_ARGS=${BENCH_AGENT_ARGS:-}
 TCPSTATES=${BENCH_TCPSTATES:-/usr/sbin/tcpstates}
 KEEP=${BENCH_KEEP:-0}
+WANT_TRACERS=${BENCH_TRACERS-agent tcpstates}
+ENGINE_LEASES=${BENCH_ENGINE_LEASES:-1000000}
 
 AGENT=$OUT/sockpulse
 STORM=$OUT/tools/storm
+ENGINE=$OUT/tools/bench_engine
 NS=sp-bench-$$
 READY_TIMEOUT_S=30
 TCPSTATES_SETTLE_S=2
@@ -88,6 +102,13 @@ fi
 [ -z "$WORKERS" ] || [[ $WORKERS =~ ^[1-9][0-9]*$ ]] ||
 	usage_error "BENCH_WORKERS='$WORKERS': want an integer >= 1"
 [[ $PAYLOAD =~ ^[1-9][0-9]*$ ]] || usage_error "BENCH_PAYLOAD='$PAYLOAD': want an integer >= 1"
+[[ $ENGINE_LEASES =~ ^[0-9]+$ ]] || usage_error "BENCH_ENGINE_LEASES='$ENGINE_LEASES': want an integer"
+for t in $WANT_TRACERS; do
+	case $t in
+	agent | watch | tcpstates) ;;
+	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (agent, watch, tcpstates)" ;;
+	esac
+done
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF, sysctls)"
 for cmd in ip jq bpftool sysctl awk; do
@@ -96,16 +117,24 @@ done
 [ -x "$STORM" ] || die "$STORM not built (make $STORM)"
 
 TRACERS=()
-if [ -x "$AGENT" ]; then
-	TRACERS+=(sockpulse)
-else
-	echo "bench: warning: $AGENT not built: measuring without the sockpulse agent" >&2
-fi
-if [ -x "$TCPSTATES" ]; then
-	TRACERS+=(tcpstates)
-else
-	echo "bench: note: no $TCPSTATES (Debian libbpf-tools): no tcpstates comparison" >&2
-fi
+for t in $WANT_TRACERS; do
+	case $t in
+	agent | watch)
+		if [ -x "$AGENT" ]; then
+			TRACERS+=("$t")
+		else
+			echo "bench: warning: $AGENT not built: measuring without sockpulse $t" >&2
+		fi
+		;;
+	tcpstates)
+		if [ -x "$TCPSTATES" ]; then
+			TRACERS+=(tcpstates)
+		else
+			echo "bench: note: no $TCPSTATES (Debian libbpf-tools): no tcpstates comparison" >&2
+		fi
+		;;
+	esac
+done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sp-bench.XXXXXX")
 STATS_PREV=$(sysctl -n kernel.bpf_stats_enabled)
@@ -195,13 +224,20 @@ cpu_seconds() {
 		/proc/"$1"/stat 2>/dev/null || echo 0
 }
 
+# start_sockpulse OUT ERR MODE: `sockpulse watch --json` with stdout to OUT, or `sockpulse
+# agent` with its log in OUT (never rotated: every line counts; /metrics off).
 start_sockpulse() {
-	local out=$1 err=$2 i
+	local out=$1 err=$2 mode=$3 i
 	local -a extra=()
 
 	# shellcheck disable=SC2206 # word splitting of the extra flags is intended
 	[ -z "$AGENT_ARGS" ] || extra=($AGENT_ARGS)
-	env --default-signal=INT "$AGENT" watch --json "${extra[@]}" >"$out" 2>"$err" &
+	if [ "$mode" = agent ]; then
+		env --default-signal=INT "$AGENT" agent --log "$out" --log-max-size 0 --metrics off \
+			"${extra[@]}" >/dev/null 2>"$err" &
+	else
+		env --default-signal=INT "$AGENT" watch --json "${extra[@]}" >"$out" 2>"$err" &
+	fi
 	TRACER_PID=$!
 	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
 		grep -q ready "$err" && return 0
@@ -217,6 +253,9 @@ start_sockpulse() {
 	sed 's/^/  | /' "$err" >&2
 	die "the sockpulse agent did not become ready"
 }
+
+start_agent() { start_sockpulse "$1" "$2" agent; }
+start_watch() { start_sockpulse "$1" "$2" watch; }
 
 start_tcpstates() {
 	local out=$1 err=$2
@@ -246,8 +285,8 @@ events_lost() {
 	local tool=$1 out=$2 err=$3
 
 	case $tool in
-	sockpulse)
-		{ grep -F '"events-lost"' "$out" || true; } |
+	agent | watch)
+		{ grep -F '"events-lost"' "$out" 2>/dev/null || true; } |
 			jq -s 'map(.sockpulse.lost.count // 0) | add // 0'
 		;;
 	tcpstates) # libbpf-tools reports perf buffer losses on stderr
@@ -267,15 +306,17 @@ measure_tracer() {
 	"start_$tool" "$out" "$err"
 	pid=$TRACER_PID
 	ids=$(prog_ids_of "$pid")
-	[ "$tool" != sockpulse ] || prefix=sp_
+	[ "$tool" = tcpstates ] || prefix=sp_
 	before=$(prog_snapshot "$ids" "$prefix")
+	touch "$out" # the agent creates its log at its first line
 	lines0=$(wc -l <"$out")
 	cpu0=$(cpu_seconds "$pid")
 	run_storm
 	storm=$(cat "$WORK/storm.json")
-	cpu1=$(cpu_seconds "$pid")
 	after=$(prog_snapshot "$ids" "$prefix")
 	sleep 1 # let the tracer drain what the storm left in its buffers
+	# CPU up to here: the events of the storm, drained (the tracer is idle otherwise)
+	cpu1=$(cpu_seconds "$pid")
 	stop_tracer
 	sysctl -q -w kernel.bpf_stats_enabled="$STATS_PREV" >/dev/null || true
 	[ "$lines0" -ge "$(header_lines "$tool")" ] || lines0=$(header_lines "$tool")
@@ -292,51 +333,49 @@ measure_tracer() {
 		   | {name, ns: ($a.ns - $p.ns), cnt: ($a.cnt - $p.cnt)}] as $progs
 		| {conn_s: $storm.conn_per_s, conns: $storm.connections, secs: $storm.elapsed_s,
 		   events: $events, lost: $lost, cpu: $cpu,
+		   cpu_ns_ev: (if $events > 0 then $cpu * 1e9 / $events else null end),
 		   bpf_ns: ($progs | map(.ns) | add // 0),
 		   progs: [$progs[] | select(.cnt > 0) | {name, mean: (.ns / .cnt), cnt}]}')
 }
 
 ROWS=()
-declare -A RATIOS=()
+RESULTS=$WORK/results.jsonl # one object per tracer run: {tool, alone, m}
+: >"$RESULTS"
 
 # One table row; $3 is the tracer's JSON (empty for the storm alone).
 add_row() {
 	local round=$1 alone=$2 tool=$3 m=${4:-}
 
 	if [ -z "$m" ]; then
-		ROWS+=("$(printf '%-5s %-10s %9.0f %9s %6s %9s %7s %7s %6s %8s  %s' \
-			"$round" "$tool" "$alone" - - - - - - - -)")
+		ROWS+=("$(printf '%-5s %-10s %9.0f %9s %6s %9s %7s %7s %6s %9s %8s  %s' \
+			"$round" "$tool" "$alone" - - - - - - - - -)")
 		return
 	fi
+	jq -nc --arg tool "$tool" --argjson alone "$alone" --argjson m "$m" \
+		'{tool: $tool, alone: $alone, m: $m}' >>"$RESULTS"
 	ROWS+=("$(jq -r --argjson alone "$alone" --arg round "$round" --arg tool "$tool" '
 		[$round, $tool, $alone, .conn_s,
 		 (if $alone > 0 then .conn_s / $alone else "-" end),
 		 .events / .secs, (if .conns > 0 then .events / .conns else "-" end),
-		 .lost, .cpu / .secs * 100,
+		 .lost, .cpu / .secs * 100, (.cpu_ns_ev // "-"),
 		 (if .conns > 0 then .bpf_ns / .conns else "-" end),
 		 ([.progs[] | "\(.name)=\(.mean | round)"] | join(" ")
 		  | if . == "" then "-" else . end)]
 		| @tsv' <<<"$m" |
 		awk -F'\t' 'function f(v, fmt) { return v == "-" ? v : sprintf(fmt, v) }
-			{ printf "%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %8s  %s\n", $1, $2,
+			{ printf "%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s  %s\n", $1, $2,
 				f($3, "%.0f"), f($4, "%.0f"), f($5, "%.3f"), f($6, "%.0f"),
-				f($7, "%.1f"), $8, f($9, "%.1f"), f($10, "%.0f"), $11 }')")
-	RATIOS[$tool]+="$(jq -r --argjson alone "$alone" \
-		'if $alone > 0 then .conn_s / $alone else empty end' <<<"$m") "
-}
-
-median() {
-	tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 }
-		END { if (NR == 0) print "-"; else if (NR % 2) printf "%.3f", v[(NR + 1) / 2];
-		      else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+				f($7, "%.1f"), $8, f($9, "%.1f"), f($10, "%.0f"), f($11, "%.0f"), $12 }')")
 }
 
 echo "bench: $ROUNDS round(s) x ${SECONDS_PER_RUN}s, storm in netns $NS," \
 	"tracers: ${TRACERS[*]:-none}" >&2
+ALONE=()
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "bench: round $r/$ROUNDS: storm alone" >&2
 	run_storm
 	alone=$(jq '.conn_per_s' "$WORK/storm.json")
+	ALONE+=("$alone")
 	add_row "$r" "$alone" alone
 	for tool in "${TRACERS[@]}"; do
 		echo "bench: round $r/$ROUNDS: storm under $tool" >&2
@@ -345,16 +384,70 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
+# The lease engine alone (no kernel): renew, expiry, memory, spike detector.
+ENGINE_OUT=
+if [ "$ENGINE_LEASES" -gt 0 ]; then
+	if [ -x "$ENGINE" ]; then
+		echo "bench: lease engine: $ENGINE $ENGINE_LEASES" >&2
+		ENGINE_OUT=$("$ENGINE" "$ENGINE_LEASES") || {
+			echo "bench: warning: $ENGINE failed" >&2
+			ENGINE_OUT=
+		}
+	else
+		echo "bench: warning: $ENGINE not built: no engine numbers" >&2
+	fi
+fi
+
 echo
-printf '%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %8s  %s\n' round tracer "alone/s" "with/s" \
-	ratio "events/s" "ev/conn" lost "cpu%" "bpf ns/c" "mean ns/run per BPF program"
+echo "Per run:"
+printf '%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s  %s\n' round tracer "alone/s" "with/s" \
+	ratio "events/s" "ev/conn" lost "cpu%" "cpu ns/ev" "bpf ns/c" "mean ns/run per BPF program"
 printf '%s\n' "${ROWS[@]}"
 echo
-for tool in "${TRACERS[@]}"; do
-	printf 'summary: %s: median conn/s ratio (with/alone) %s over %d round(s)\n' "$tool" \
-		"$(median <<<"${RATIOS[$tool]:-}")" "$ROUNDS"
-done
-[ ${#TRACERS[@]} -gt 0 ] || echo "summary: no tracer available: storm alone only"
-echo "columns: cpu% = tracer process CPU (user+sys) over the storm; bpf ns/c = BPF run time" \
-	"per storm connection; run times measured with kernel.bpf_stats_enabled=1 (adds two" \
-	"clock reads per program run)"
+
+# Medians over the rounds, one row per tracer, then one row per BPF program.
+echo "Summary: median of $ROUNDS round(s) x ${SECONDS_PER_RUN}s; machine: $(uname -r), $(nproc) CPUs," \
+	"$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
+jq -rs --argjson alone "$(printf '%s\n' "${ALONE[@]}" | jq -s .)" '
+	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
+	(["tracer", "conn/s", "ratio", "events/s", "lost", "cpu ns/event", "bpf ns/conn"] | @tsv),
+	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-"] | @tsv),
+	(group_by(.tool) | sort_by(.[0].tool | if . == "agent" then 0 elif . == "watch" then 1 else 2 end)[]
+	 | [.[0].tool, (map(.m.conn_s) | median | f(0)),
+	    (map(select(.alone > 0) | .m.conn_s / .alone) | median | f(3)),
+	    (map(.m.events / .m.secs) | median | f(0)), (map(.m.lost) | add | tostring),
+	    (map(.m.cpu_ns_ev // empty) | median | f(0)),
+	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0))] | @tsv)' \
+	"$RESULTS" | column -t -s $'\t'
+echo
+echo "BPF programs, mean ns per run (median over rounds; runs per storm connection):"
+jq -rs '
+	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	(["tracer", "program", "ns/run", "runs/conn"] | @tsv),
+	([.[] | .tool as $t | .m.conns as $c | .m.progs[] | {t: $t, name, mean, per: (.cnt / $c)}]
+	 | group_by([.t, .name])[]
+	 | [.[0].t, .[0].name, (map(.mean) | median | round | tostring),
+	    (map(.per) | median * 100 | round / 100 | tostring)] | @tsv)' "$RESULTS" |
+	column -t -s $'\t'
+if [ -n "$ENGINE_OUT" ]; then
+	echo
+	echo "Lease engine (build/tools/bench_engine $ENGINE_LEASES, no kernel):"
+	grab() { sed -n "$1" <<<"$ENGINE_OUT" | head -n1; }
+	printf '  %-52s %s\n' \
+		"lease renew, one at a time, random order" "$(grab 's/.*one at a time: *\([0-9.]*\) ns\/op random.*/\1 ns\/op/p')" \
+		"lease renew, batches of 64 as the agent feeds" "$(grab 's/.*prefetch: *\([0-9.]*\) ns\/op random.*/\1 ns\/op/p')" \
+		"lease create" "$(grab 's/.*create \([0-9.]*\) ns\/lease.*/\1 ns/p')" \
+		"timer upkeep, all leases alive" "$(grab 's/.*all alive: \([0-9.]*\) ns per lease per second.*/\1 ns per lease per second/p')" \
+		"expiry (suspect/expired verdict, emitted)" "$(grab 's/.*: \([0-9.]*\) ns per verdict.*/\1 ns per verdict/p')" \
+		"memory" "$(grab 's/.*, \([0-9.]*\) bytes\/lease total held.*/\1 bytes\/lease/p')" \
+		"spike detector" "$(grab 's/^spike: \([0-9.]*\) ns per connect event.*/\1 ns per connect event/p')"
+fi
+echo
+echo "columns: ratio = conn/s with the tracer / alone in the same round; cpu ns/ev = tracer" \
+	"process CPU (user+sys, /proc/PID/stat) from the storm's start until 1 s after its end," \
+	"divided by the lines it wrote; bpf ns/c = BPF run time per storm connection; run times" \
+	"measured with kernel.bpf_stats_enabled=1 (adds two clock reads per program run)." \
+	"Numbers vary with the load on the machine."
