@@ -6,6 +6,7 @@
 # make test SANITIZE=1   the same, built with AddressSanitizer + UndefinedBehaviorSanitizer
 # make fuzz FUZZ_SECONDS=N  build the libFuzzer targets, run each for N seconds (default 60)
 # make fuzz-smoke  each fuzz target over its seeds for a fixed number of runs (make test does it)
+# make valgrind    every unit test binary under valgrind (leaks and memory errors fail)
 # make bench      connection-storm benchmark (numbers, not pass/fail)
 # make soak MINUTES=N   the agent under churn in namespaces for N minutes (default 10): RSS, fds,
 #                 events/s, lost, log size every 10 s, and a verdict
@@ -51,7 +52,7 @@ BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-func
 DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
 	       pkg-config iproute2 jq libbpf-tools python3 \
 	       libmicrohttpd-dev libmnl-dev prometheus systemd libcap2-bin util-linux curl \
-	       libncurses-dev tmux libclang-rt-14-dev
+	       libncurses-dev tmux libclang-rt-14-dev valgrind
 
 # Userspace: the engine-free core is shared by the binary and the unit tests.
 # Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.
@@ -67,7 +68,8 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS   := $(wildcard tools/*.c)
 TOOL_BINS   := $(patsubst tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps run test unit integration bench install clean format fuzz fuzz-smoke fuzz-seeds
+.PHONY: all deps run test unit integration bench install clean format fuzz fuzz-smoke fuzz-seeds \
+	valgrind
 
 all: $(OUT)/sockpulse $(TOOL_BINS)
 
@@ -124,6 +126,10 @@ fuzz-smoke: deps
 # Rewrites the generated seeds of tests/fuzz/corpus/decode (see tests/fuzz/gen_seeds.c).
 fuzz-seeds: $(FUZZ_OUT)/gen_seeds
 	$(FUZZ_OUT)/gen_seeds tests/fuzz/corpus/decode
+
+valgrind: deps
+	@$(MAKE) --no-print-directory $(UNIT_BINS)
+	@./tests/valgrind.sh $(UNIT_BINS)
 
 $(FUZZ_OUT)/obj/%.o: user/%.c $(wildcard user/*.h) include/sockpulse.h
 	@mkdir -p $(@D)
