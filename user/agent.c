@@ -91,6 +91,7 @@ static void check_lost(struct agent *a, uint64_t now)
 {
 	struct sp_stats st;
 	struct sp_event ev;
+	uint64_t total = 0;
 
 	a->last_lost_check = now;
 	if (loader_read_stats(&a->loader, &st))
@@ -105,11 +106,15 @@ static void check_lost(struct agent *a, uint64_t now)
 		ev.lost.count = st.dropped[t] - a->counts.lost[t];
 		ev.lost.kind = rec_type_name(t);
 		a->counts.lost[t] = st.dropped[t];
+		total += ev.lost.count;
 		deliver(a, &ev);
-		if (a->engine) {
-			feed_engine(a);
-			engine_feed(a->engine, &ev);
-		}
+	}
+	/* One loss for the stall guard, all kinds together: its hold line tells the total. */
+	if (total && a->engine) {
+		feed_engine(a);
+		ev.lost.count = total;
+		ev.lost.kind = "all";
+		engine_feed(a->engine, &ev);
 	}
 }
 

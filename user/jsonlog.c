@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,6 +80,14 @@ static int open_file(struct jsonlog *lg)
 	if (fd < 0) {
 		err = -errno;
 		fail(lg, "open", -err);
+		return err;
+	}
+	/* One writer per file: two agents appending to one log would interleave two
+	 * event.sequence series, and a gap would no longer mean a lost line. */
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		fail(lg, "lock", -err);
 		return err;
 	}
 	if (fstat(fd, &st)) {

@@ -211,6 +211,13 @@ static int start_log(struct service *s)
 	s->log_mask = cfg->log_actions | (cfg->log_activity ? 1u << SP_ACT_ACTIVITY : 0);
 	err =
 	    jsonlog_open(&s->log, cfg->log_path, cfg->log_max_size, cfg->log_keep, LOG_QUEUE_BYTES);
+	if (err == -EBUSY) {
+		pr_warn("log %s is locked by another process (another sockpulse agent?): use a "
+			"log file of its own",
+			cfg->log_path);
+		jsonlog_close(&s->log, clock_mono_ns());
+		return SP_EXIT_FAILURE;
+	}
 	if (err == -EINVAL || err == -ENOMEM) {
 		pr_warn("log %s: %s", cfg->log_path, strerror(-err));
 		return SP_EXIT_FAILURE;

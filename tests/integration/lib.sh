@@ -233,7 +233,7 @@ agent_start() {
 	SP_AGENT_PID[$tag]=$pid
 	SP_AGENT_NS[$tag]=$ns
 	for ((i = 0; i < 600; i++)); do
-		grep -q ready "$SP_TMP/$tag.err" 2>/dev/null && return 0
+		grep -q "sockpulse: ready:" "$SP_TMP/$tag.err" 2>/dev/null && return 0
 		if ! kill -0 "$pid" 2>/dev/null; then
 			wait "$pid"
 			local rc=$?
@@ -411,7 +411,7 @@ host_agent_start() {
 	SP_AGENT_PID[$tag]=$pid
 	SP_AGENT_NS[$tag]=$ns
 	for ((i = 0; i < 600; i++)); do
-		if grep -q ready "$SP_TMP/$tag.err" 2>/dev/null; then
+		if grep -q "sockpulse: ready:" "$SP_TMP/$tag.err" 2>/dev/null; then
 			SP_METRICS_URL[$tag]=$(sed -n 's|.*ready:.* metrics \(http://[^ ,]*\).*|\1|p' \
 				"$SP_TMP/$tag.err" | head -n1)
 			return 0

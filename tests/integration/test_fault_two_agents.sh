@@ -72,6 +72,16 @@ check "it never said ready" test "$(grep -c "sockpulse: ready:" "$SP_TMP/x.err")
 check "its error names the address and the reason" \
 	grep -q "metrics: cannot listen on $ADDR: Address already in use" "$SP_TMP/x.err"
 log "its stderr: $(tr '\n' '|' <"$SP_TMP/x.err")"
+# a fourth agent on the log file agent b writes: two writers would interleave two sequences
+"$SOCKPULSE" agent --netns "$(ns_path c)" --log "$L" --metrics off \
+	>"$SP_TMP/y.out" 2>"$SP_TMP/y.err" &
+YPID=$!
+SP_BG_PIDS+=("$YPID")
+wait_pid "$YPID" 30
+check_eq "an agent on a log file another agent writes exits with status 1" "$WAIT_RC" 1
+check "it never said ready" test "$(grep -c "sockpulse: ready:" "$SP_TMP/y.err")" -eq 0
+check "its error names the log and says it is locked" \
+	grep -q "log $L is locked by another process" "$SP_TMP/y.err"
 conn 6903 3
 wait_for "$L" "\"sock\":$SK,.*\"old_state\":\"last_ack\"" 5 || fail "agent b: no last_ack>close after the refused start"
 check_eq "agent b undisturbed: the client's transitions" "$(trans "$L" "$CK")" "$CLIENT"

@@ -136,6 +136,21 @@ static void test_open_creates_dirs_and_mode(void **state)
 	}
 }
 
+/* One writer per file: a second open of the same log is refused while the first holds it. */
+static void test_one_writer(void **state)
+{
+	struct jsonlog a, b;
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/one/events.jsonl", dir);
+	assert_int_equal(jsonlog_open(&a, path, 0, 1, 65536), 0);
+	assert_int_equal(jsonlog_open(&b, path, 0, 1, 65536), -EBUSY);
+	jsonlog_close(&b, S);
+	jsonlog_close(&a, S);
+	assert_int_equal(jsonlog_open(&b, path, 0, 1, 65536), 0);
+	jsonlog_close(&b, S);
+}
+
 static void test_bad_args(void **state)
 {
 	struct jsonlog lg;
@@ -343,6 +358,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_open_creates_dirs_and_mode),
 	    cmocka_unit_test(test_bad_args),
+	    cmocka_unit_test(test_one_writer),
 	    cmocka_unit_test(test_rotation),
 	    cmocka_unit_test(test_keep_zero_deletes),
 	    cmocka_unit_test(test_rename_and_reopen),
