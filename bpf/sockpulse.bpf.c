@@ -428,7 +428,8 @@ static __always_inline void connect_closed(struct sock *sk, const struct tcp_soc
 }
 
 /* ESTABLISHED-side death with ETIMEDOUT: keepalive if probes went unanswered on an idle
- * socket, retransmission timeout otherwise. Written to sk_err before tcp_done(). */
+ * socket, retransmission timeout otherwise. Written to sk_err before tcp_done(). @s may be NULL
+ * (no storage could be made for the socket): sk_err and the socket's own counters still tell. */
 static __always_inline void established_closed(struct sock *sk, const struct tcp_sock *tp,
 					       struct sk_info *s, __u64 now)
 {
@@ -438,13 +439,13 @@ static __always_inline void established_closed(struct sock *sk, const struct tcp
 	struct sp_record *r;
 	bool keepalive;
 
-	if (!err)
+	if (!err && s)
 		err = s->err;
 	if (err != ETIMEDOUT)
 		return;
 	probes = tp->inet_conn.icsk_probes_out;
 	sk_flags = sk->__sk_common.skc_flags;
-	keepalive = probes > 0 && s->retrans == 0 &&
+	keepalive = probes > 0 && (!s || s->retrans == 0) &&
 		    (sk_flags & (1ULL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN)));
 	r = rec_for_sk(keepalive ? SP_REC_KEEPALIVE_TIMEOUT : SP_REC_RETRANS_TIMEOUT, now, sk, tp,
 		       s);
@@ -541,6 +542,13 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 				established_closed(sk, tp, s, now);
 			}
 		}
+	} else if (newstate == TCP_CLOSE && oldstate != TCP_SYN_SENT && oldstate != TCP_LISTEN &&
+		   oldstate != TCP_SYN_RECV) {
+		/* No storage for this socket: the death's cause is still in sk_err. */
+		count(true, SP_REC_NONE);
+		established_closed(sk, tp, NULL, now);
+	} else {
+		count(true, SP_REC_NONE);
 	}
 
 	r = rec_for_sk(SP_REC_STATE, now, sk, tp, s);

@@ -105,7 +105,11 @@ struct sp_record {
 
 _Static_assert(sizeof(struct sp_record) == 128, "sp_record layout changed");
 
-/* Per-CPU counters, one array element each; read and summed by the agent. */
+/*
+ * Per-CPU counters, one array element each; read and summed by the agent. dropped[SP_REC_NONE]
+ * counts state changes of sockets for which no storage could be made (their lines lack the
+ * duration and owner; a death's cause is still classified from the socket itself).
+ */
 struct sp_stats {
 	__u64 emitted[SP_REC_TYPE_MAX];
 	__u64 dropped[SP_REC_TYPE_MAX];

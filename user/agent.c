@@ -96,6 +96,7 @@ static void check_lost(struct agent *a, uint64_t now)
 	a->last_lost_check = now;
 	if (loader_read_stats(&a->loader, &st))
 		return;
+	a->counts.no_storage = st.dropped[SP_REC_NONE];
 	for (int t = 1; t < SP_REC_TYPE_MAX; t++) {
 		a->counts.emitted[t] = st.emitted[t];
 		if (st.dropped[t] <= a->counts.lost[t])
@@ -350,6 +351,10 @@ void agent_summary(const struct agent *a)
 			(unsigned long long)ss->host_incidents,
 			(unsigned long long)engine_stats(a->engine)->holds);
 	}
+	if (a->counts.no_storage)
+		pr_warn("summary: %llu state changes of sockets the kernel could not give storage "
+			"(their lines lack durations and owners)",
+			(unsigned long long)a->counts.no_storage);
 	for (int r = 1; r < DECODE_RESULT_MAX; r++)
 		bad += a->counts.decode_errors[r];
 	if (bad)

@@ -50,6 +50,7 @@ struct agent_counts {
 	uint64_t decode_errors[DECODE_RESULT_MAX];
 	uint64_t engine_events;
 	uint64_t loop_stalls;			/* ticks that came late */
+	uint64_t no_storage;			/* kernel: sockets seen without storage */
 };
 
 struct agent {
