@@ -224,19 +224,25 @@ kv() {
 # $SP_TMP/TAG.json, stderr to $SP_TMP/TAG.err; waits up to 30 s for a stderr line with "ready".
 # NS "-" passes no --netns (the caller gives its own in the args).
 agent_start() {
-	local tag=$1 ns=$2 i pid nsargs=()
+	local tag=$1 ns=$2 nsargs=()
 	shift 2
 	[ "$ns" = - ] || nsargs=(--netns "$(ns_path "$ns")")
 	"$SOCKPULSE" watch --json "${nsargs[@]}" "$@" \
 		>"$SP_TMP/$tag.json" 2>"$SP_TMP/$tag.err" &
-	pid=$!
-	SP_AGENT_PID[$tag]=$pid
+	SP_AGENT_PID[$tag]=$!
 	SP_AGENT_NS[$tag]=$ns
+	wait_ready "$tag"
+}
+
+# wait_ready TAG: up to 30 s for the agent's "sockpulse: ready:" line on $SP_TMP/TAG.err; fails
+# with its stderr if the agent exits first or never says it.
+wait_ready() {
+	local tag=$1 pid=${SP_AGENT_PID[$1]} i rc
 	for ((i = 0; i < 600; i++)); do
 		grep -q "sockpulse: ready:" "$SP_TMP/$tag.err" 2>/dev/null && return 0
 		if ! kill -0 "$pid" 2>/dev/null; then
 			wait "$pid"
-			local rc=$?
+			rc=$?
 			unset "SP_AGENT_PID[$tag]"
 			fail "agent $tag exited with status $rc before ready; stderr:"
 			sed 's/^/    /' "$SP_TMP/$tag.err"
@@ -401,34 +407,17 @@ declare -A SP_METRICS_URL=()
 # $SP_TMP/TAG.err; waits up to 30 s for "ready" and sets SP_METRICS_URL[TAG] from it. NS "-":
 # no --netns. Prefix the command with HOST_AGENT_WRAP (an array, e.g. setpriv ...) if set.
 host_agent_start() {
-	local tag=$1 ns=$2 i pid nsargs=() wrap=()
+	local tag=$1 ns=$2 nsargs=() wrap=()
 	shift 2
 	[ "$ns" = - ] || nsargs=(--netns "$(ns_path "$ns")")
 	[ -z "${HOST_AGENT_WRAP+x}" ] || wrap=("${HOST_AGENT_WRAP[@]}")
 	"${wrap[@]}" "$SOCKPULSE" agent "${nsargs[@]}" --log "$SP_TMP/$tag/events.jsonl" \
 		--metrics 127.0.0.1:0 "$@" >"$SP_TMP/$tag.out" 2>"$SP_TMP/$tag.err" &
-	pid=$!
-	SP_AGENT_PID[$tag]=$pid
+	SP_AGENT_PID[$tag]=$!
 	SP_AGENT_NS[$tag]=$ns
-	for ((i = 0; i < 600; i++)); do
-		if grep -q "sockpulse: ready:" "$SP_TMP/$tag.err" 2>/dev/null; then
-			SP_METRICS_URL[$tag]=$(sed -n 's|.*ready:.* metrics \(http://[^ ,]*\).*|\1|p' \
-				"$SP_TMP/$tag.err" | head -n1)
-			return 0
-		fi
-		if ! kill -0 "$pid" 2>/dev/null; then
-			wait "$pid"
-			local rc=$?
-			unset "SP_AGENT_PID[$tag]"
-			fail "agent $tag exited with status $rc before ready; stderr:"
-			sed 's/^/    /' "$SP_TMP/$tag.err"
-			return 1
-		fi
-		sleep 0.05
-	done
-	fail "agent $tag printed no 'ready' within 30 s; stderr:"
-	sed 's/^/    /' "$SP_TMP/$tag.err"
-	return 1
+	wait_ready "$tag" || return 1
+	SP_METRICS_URL[$tag]=$(sed -n 's|.*ready:.* metrics \(http://[^ ,]*\).*|\1|p' \
+		"$SP_TMP/$tag.err" | head -n1)
 }
 
 host_agent_log() { echo "$SP_TMP/$1/events.jsonl"; }
