@@ -131,17 +131,23 @@ struct {
 
 /* ---- counters and ring ---------------------------------------------------------------- */
 
-static __always_inline void count(bool dropped, __u32 type)
+/* Only failures are counted here: what reaches the agent, the agent counts. */
+static __always_inline void count_dropped(__u32 type)
 {
 	__u32 zero = 0;
 	struct sp_stats *st = bpf_map_lookup_elem(&stats, &zero);
 
-	if (!st || type >= SP_REC_TYPE_MAX)
-		return;
-	if (dropped)
+	if (st && type < SP_REC_TYPE_MAX)
 		__sync_fetch_and_add(&st->dropped[type], 1);
-	else
-		__sync_fetch_and_add(&st->emitted[type], 1);
+}
+
+static __always_inline void count_no_storage(void)
+{
+	__u32 zero = 0;
+	struct sp_stats *st = bpf_map_lookup_elem(&stats, &zero);
+
+	if (st)
+		__sync_fetch_and_add(&st->no_storage, 1);
 }
 
 static __always_inline struct sp_record *rec_reserve(__u32 type, __u64 now)
@@ -149,7 +155,7 @@ static __always_inline struct sp_record *rec_reserve(__u32 type, __u64 now)
 	struct sp_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 
 	if (!r) {
-		count(true, type);
+		count_dropped(type);
 		return NULL;
 	}
 	__builtin_memset(r, 0, sizeof(*r));
@@ -160,14 +166,12 @@ static __always_inline struct sp_record *rec_reserve(__u32 type, __u64 now)
 
 static __always_inline void rec_submit(struct sp_record *r)
 {
-	__u32 type = r->type;
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	/* Batch wake-ups: the agent also drains on a short timer. */
 	if (!wakeup_bytes || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(r, flags);
-	count(false, type);
 }
 
 /* ---- socket facts ----------------------------------------------------------------------
@@ -545,10 +549,10 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 	} else if (newstate == TCP_CLOSE && oldstate != TCP_SYN_SENT && oldstate != TCP_LISTEN &&
 		   oldstate != TCP_SYN_RECV) {
 		/* No storage for this socket: the death's cause is still in sk_err. */
-		count(true, SP_REC_NONE);
+		count_no_storage();
 		established_closed(sk, tp, NULL, now);
 	} else {
-		count(true, SP_REC_NONE);
+		count_no_storage();
 	}
 
 	r = rec_for_sk(SP_REC_STATE, now, sk, tp, s);

@@ -14,7 +14,7 @@
 #define SP_COMM_LEN 16
 #define SP_ADDR_LEN 16
 
-/* Ring record types. Also the index of the per-CPU emitted/dropped counters. */
+/* Ring record types. Also the index of the per-CPU drop counters. */
 enum sp_rec_type {
 	SP_REC_NONE = 0,
 	SP_REC_STATE = 1,	      /* inet_sock_set_state */
@@ -106,13 +106,14 @@ struct sp_record {
 _Static_assert(sizeof(struct sp_record) == 128, "sp_record layout changed");
 
 /*
- * Per-CPU counters, one array element each; read and summed by the agent. dropped[SP_REC_NONE]
- * counts state changes of sockets for which no storage could be made (their lines lack the
+ * Per-CPU counters, one array element; read and summed by the agent. What reached the agent it
+ * counts itself; the kernel counts what could not: ring reservations that failed, per record
+ * kind, and state changes of sockets for which no storage could be made (their lines lack the
  * duration and owner; a death's cause is still classified from the socket itself).
  */
 struct sp_stats {
-	__u64 emitted[SP_REC_TYPE_MAX];
 	__u64 dropped[SP_REC_TYPE_MAX];
+	__u64 no_storage;
 };
 
 #endif /* SOCKPULSE_H */

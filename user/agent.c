@@ -96,9 +96,8 @@ static void check_lost(struct agent *a, uint64_t now)
 	a->last_lost_check = now;
 	if (loader_read_stats(&a->loader, &st))
 		return;
-	a->counts.no_storage = st.dropped[SP_REC_NONE];
+	a->counts.no_storage = st.no_storage;
 	for (int t = 1; t < SP_REC_TYPE_MAX; t++) {
-		a->counts.emitted[t] = st.emitted[t];
 		if (st.dropped[t] <= a->counts.lost[t])
 			continue;
 		memset(&ev, 0, sizeof(ev));

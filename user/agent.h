@@ -46,7 +46,6 @@ struct agent_fd {
 struct agent_counts {
 	uint64_t received[SP_REC_TYPE_MAX];	/* decoded ring records by kind */
 	uint64_t lost[SP_REC_TYPE_MAX];		/* reported kernel drops by kind */
-	uint64_t emitted[SP_REC_TYPE_MAX];	/* kernel emitted counter at last read */
 	uint64_t decode_errors[DECODE_RESULT_MAX];
 	uint64_t engine_events;
 	uint64_t loop_stalls;			/* ticks that came late */

@@ -313,10 +313,9 @@ int loader_read_stats(const struct loader *ld, struct sp_stats *sum)
 		goto out;
 	}
 	for (int cpu = 0; cpu < ld->ncpus; cpu++) {
-		for (int t = 0; t < SP_REC_TYPE_MAX; t++) {
-			sum->emitted[t] += percpu[cpu].emitted[t];
+		for (int t = 0; t < SP_REC_TYPE_MAX; t++)
 			sum->dropped[t] += percpu[cpu].dropped[t];
-		}
+		sum->no_storage += percpu[cpu].no_storage;
 	}
 out:
 	free(percpu);
