@@ -261,20 +261,25 @@ agent_err() { echo "$SP_TMP/$1.err"; }
 # agent_stop TAG: SIGINT, wait up to 20 s, assert exit status 0 and that every output line honours
 # the common contract (valid JSON, @timestamp, event.*, strictly increasing sequence, schema 1).
 agent_stop() {
-	local tag=$1 pid=${SP_AGENT_PID[$1]:-}
+	signal_stop "$1" INT || return 1
+	check_common "$1"
+}
+
+# signal_stop TAG SIGNAL: sends SIGNAL, waits up to 20 s, asserts exit status 0.
+signal_stop() {
+	local tag=$1 sig=$2 pid=${SP_AGENT_PID[$1]:-}
 	[ -n "$pid" ] || return 1
-	kill -INT "$pid" 2>/dev/null
+	kill -"$sig" "$pid" 2>/dev/null
 	SP_CHECKS=$((SP_CHECKS + 1))
 	if ! wait_pid "$pid" 20; then
-		fail "agent $tag did not exit within 20 s of SIGINT"
+		fail "agent $tag did not exit within 20 s of SIG$sig"
 	elif [ "$WAIT_RC" -ne 0 ]; then
-		fail "agent $tag exited with status $WAIT_RC after SIGINT (expected 0); stderr tail:"
+		fail "agent $tag exited with status $WAIT_RC after SIG$sig (expected 0); stderr tail:"
 		tail -n 5 "$SP_TMP/$tag.err" | sed 's/^/    /'
 	else
-		pass_check "agent $tag exited 0 on SIGINT"
+		pass_check "agent $tag exited 0 on SIG$sig"
 	fi
 	unset "SP_AGENT_PID[$tag]"
-	check_common "$tag"
 }
 
 # check_common TAG: the fields every line must have (EVENTS.md "Every line has").
@@ -424,19 +429,7 @@ host_agent_log() { echo "$SP_TMP/$1/events.jsonl"; }
 
 # host_agent_stop TAG [SIGNAL]: SIGTERM (default), asserts exit 0 within 20 s.
 host_agent_stop() {
-	local tag=$1 sig=${2:-TERM} pid=${SP_AGENT_PID[$1]:-}
-	[ -n "$pid" ] || return 1
-	kill -"$sig" "$pid" 2>/dev/null
-	SP_CHECKS=$((SP_CHECKS + 1))
-	if ! wait_pid "$pid" 20; then
-		fail "agent $tag did not exit within 20 s of SIG$sig"
-	elif [ "$WAIT_RC" -ne 0 ]; then
-		fail "agent $tag exited with status $WAIT_RC after SIG$sig (expected 0); stderr tail:"
-		tail -n 5 "$SP_TMP/$tag.err" | sed 's/^/    /'
-	else
-		pass_check "agent $tag exited 0 on SIG$sig"
-	fi
-	unset "SP_AGENT_PID[$tag]"
+	signal_stop "$1" "${2:-TERM}"
 }
 
 # scrape TAG FILE: GET /metrics into FILE (bounded: 10 s); false on any failure.
