@@ -13,23 +13,10 @@
 #include "lease.h"
 #include "sockpulse.h"
 
-#define MS 1000000ull
-#define SEC 1000000000ull
 #define T0 (1000 * SEC)
 #define MAXEV 256
 
-struct cap {
-	struct sp_event ev[MAXEV];
-	unsigned int n;
-};
-
-static void on_emit(void *ctx, const struct sp_event *ev)
-{
-	struct cap *c = ctx;
-
-	assert_true(c->n < MAXEV);
-	c->ev[c->n++] = *ev;
-}
+#include "capture.h"
 
 struct fx {
 	struct lease_config cfg;

@@ -14,22 +14,9 @@
 #include "sockpulse.h"
 #include "spike.h"
 
-#define MS 1000000ull
-#define SEC 1000000000ull
 #define MAXEV 64
 
-struct cap {
-	struct sp_event ev[MAXEV];
-	unsigned int n;
-};
-
-static void on_emit(void *ctx, const struct sp_event *ev)
-{
-	struct cap *c = ctx;
-
-	assert_true(c->n < MAXEV);
-	c->ev[c->n++] = *ev;
-}
+#include "capture.h"
 
 static struct spike *new_spike(struct cap *cap, void (*tweak)(struct spike_config *))
 {
