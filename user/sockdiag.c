@@ -20,50 +20,12 @@
 
 #include "clock.h"
 #include "log.h"
+#include "netns.h"
 #include "sockdiag.h"
 
 #define RX_BYTES (64 * 1024)
 
 static const uint8_t families[] = {AF_INET, AF_INET6};
-
-static int ns_inode(const char *path, uint32_t *ino)
-{
-	struct stat st;
-
-	*ino = 0;
-	if (stat(path, &st))
-		return -errno;
-	*ino = (uint32_t)st.st_ino;
-	return 0;
-}
-
-/* A path naming the namespace with inode @ino: /run/netns/<name> or /proc/<pid>/ns/net. */
-static int find_ns_path(uint32_t ino, char *path, size_t cap)
-{
-	static const char *const dirs[] = {"/run/netns", "/proc"};
-	struct dirent *de;
-	uint32_t got;
-	DIR *d;
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		d = opendir(dirs[i]);
-		if (!d)
-			continue;
-		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			if (i == 1 && (de->d_name[0] < '0' || de->d_name[0] > '9'))
-				continue;
-			snprintf(path, cap, i == 0 ? "%s/%s" : "%s/%s/ns/net", dirs[i], de->d_name);
-			if (ns_inode(path, &got) == 0 && got == ino) {
-				closedir(d);
-				return 0;
-			}
-		}
-		closedir(d);
-	}
-	return -ENOENT;
-}
 
 static struct mnl_socket *open_nl(void)
 {
@@ -174,11 +136,11 @@ int sockdiag_open(struct sockdiag *sd, const struct config *cfg, sockdiag_done_f
 	self_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (self_fd < 0)
 		return -errno;
-	err = ns_inode("/proc/self/ns/net", &self_ino);
+	err = netns_inode("/proc/self/ns/net", &self_ino);
 	if (err)
 		goto out;
 	if (cfg->netns && cfg->netns != self_ino) {
-		if (find_ns_path(cfg->netns, path, sizeof(path))) {
+		if (netns_find_path(cfg->netns, path, sizeof(path))) {
 			pr_warn("sock_diag: no path names network namespace %u (not in /run/netns, "
 				"no process in it): its sockets are not counted",
 				cfg->netns);
@@ -193,7 +155,7 @@ int sockdiag_open(struct sockdiag *sd, const struct config *cfg, sockdiag_done_f
 			goto out;
 	}
 	for (unsigned int i = 0; i < cfg->n_netns_watch; i++) {
-		err = ns_inode(cfg->netns_watch[i], &ino);
+		err = netns_inode(cfg->netns_watch[i], &ino);
 		if (!err)
 			err = add_ns(sd, cfg->netns_watch[i], ino, self_ino, self_fd);
 		if (err) {
