@@ -57,7 +57,7 @@ DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev
 # Userspace: the engine-free core is shared by the binary and the unit tests.
 # Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.
 AGENT_SRCS  := user/main.c user/cli.c user/loader.c user/agent.c user/watch.c \
-	       user/service.c user/http.c user/sockdiag.c user/top.c
+	       user/service.c user/http.c user/sockdiag.c user/top.c user/sockwalk.c
 CORE_SRCS   := $(filter-out $(AGENT_SRCS),$(wildcard user/*.c))
 CORE_OBJS   := $(patsubst user/%.c,$(OUT)/obj/%.o,$(CORE_SRCS))
 AGENT_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(AGENT_SRCS))
@@ -159,12 +159,19 @@ $(OUT)/sockpulse.bpf.o: bpf/sockpulse.bpf.c $(wildcard bpf/*.bpf.h) include/sock
 $(OUT)/sockpulse.skel.h: $(OUT)/sockpulse.bpf.o
 	$(BPFTOOL) gen skeleton $< name sockpulse_bpf > $@.tmp && mv $@.tmp $@
 
+$(OUT)/sockwalk.bpf.o: bpf/sockwalk.bpf.c $(wildcard bpf/*.bpf.h) include/sockpulse.h $(OUT)/vmlinux.h
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && mv $@.tmp $@
+
+$(OUT)/sockwalk.skel.h: $(OUT)/sockwalk.bpf.o
+	$(BPFTOOL) gen skeleton $< name sockwalk_bpf > $@.tmp && mv $@.tmp $@
+
 $(OUT)/obj/%.o: user/%.c $(wildcard user/*.h) include/sockpulse.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(JSON_CFLAGS) -c $< -o $@
 
-# Only the loader includes the skeleton.
+# Only the loader and the socket-table walk include a skeleton.
 $(OUT)/obj/loader.o: $(OUT)/sockpulse.skel.h
+$(OUT)/obj/sockwalk.o: $(OUT)/sockwalk.skel.h
 
 $(OUT)/sockpulse: $(AGENT_OBJS) $(CORE_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm

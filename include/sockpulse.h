@@ -105,6 +105,51 @@ struct sp_record {
 
 _Static_assert(sizeof(struct sp_record) == 128, "sp_record layout changed");
 
+/* sp_sockinfo.flags */
+#define SP_W_KEEPALIVE (1u << 0)	/* SO_KEEPALIVE is set */
+#define SP_W_KA_TIME (1u << 1)		/* keepalive idle time set on the socket (TCP_KEEPIDLE) */
+#define SP_W_KA_INTVL (1u << 2)		/* interval set on the socket (TCP_KEEPINTVL) */
+#define SP_W_KA_PROBES (1u << 3)	/* probe count set on the socket (TCP_KEEPCNT) */
+#define SP_W_ORPHAN (1u << 4)		/* no file refers to it any more: the application closed it */
+#define SP_W_TIMEWAIT (1u << 5)		/* a timewait socket: addresses, state, cookie, tw_expires_j */
+#define SP_W_LISTENER (1u << 6)		/* a listening socket */
+
+/*
+ * One socket of a socket-table walk (iter/tcp, bpf/sockwalk.bpf.c), written to the iterator's
+ * seq_file with bpf_seq_write: full sockets in every state, timewait sockets, listeners (request
+ * sockets are skipped). Times are raw jiffies of the kernel's clock (hz says how many a second;
+ * 0 when the kernel config was not readable); keepalive values are the effective ones: the socket
+ * option, else the namespace's sysctl (the SP_W_KA_* flags say which came from the socket).
+ */
+struct sp_sockinfo {
+	__u64 cookie;		/* socket cookie (a timewait socket keeps its full socket's) */
+	__u64 inode;		/* socket inode (the "socket:[N]" of /proc/PID/fd), 0 if orphaned */
+	__u8 laddr[SP_ADDR_LEN];
+	__u8 raddr[SP_ADDR_LEN];
+	__u32 netns;		/* network namespace inode */
+	__u32 uid;
+	__u32 hz;		/* CONFIG_HZ */
+	__u32 ka_time_j;	/* keepalive idle time before the first probe */
+	__u32 ka_intvl_j;	/* between probes */
+	__u32 ka_time_sysctl_j;	/* the namespace's net.ipv4.tcp_keepalive_time */
+	__u32 user_timeout_ms;	/* TCP_USER_TIMEOUT, 0 when unset */
+	__u32 last_recv_j;	/* since the last inbound segment (full sockets) */
+	__u32 tw_expires_j;	/* timewait socket: until it goes away */
+	__u32 rqueue, wqueue;	/* bytes not yet read / not yet acknowledged */
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u16 lport;		/* host order */
+	__u16 rport;
+	__u16 flags;		/* SP_W_* */
+	__u8 state;		/* kernel TCP state; a timewait socket's substate (TIME_WAIT, or
+				 * FIN_WAIT2 when its application closed first), as ss shows */
+	__u8 ka_probes;		/* keepalive probes before the connection is dropped */
+	__u8 retries2;		/* the namespace's net.ipv4.tcp_retries2 */
+	__u8 probes_out;	/* keepalive or zero-window probes sent and unanswered */
+	__u8 pad[8];
+};
+
+_Static_assert(sizeof(struct sp_sockinfo) == 112, "sp_sockinfo layout changed");
+
 /*
  * Per-CPU counters, one array element; read and summed by the agent. What reached the agent it
  * counts itself; the kernel counts what could not: ring reservations that failed, per record
