@@ -15,6 +15,8 @@ struct engine {
 	void *hold_ctx;
 	struct lease_table *leases;
 	struct spike *spikes;
+	struct stuck *stuck;
+	struct portfc *ports;
 	uint64_t now;
 	uint64_t last_tick; /* 0: no tick yet */
 	struct engine_stats st;
@@ -25,6 +27,8 @@ void engine_config_default(struct engine_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	lease_config_default(&cfg->lease);
 	spike_config_default(&cfg->spike);
+	stuck_config_default(&cfg->stuck);
+	portfc_config_default(&cfg->ports);
 	cfg->stall_ns = 2000000000ull;
 	cfg->hold_ns = 5000000000ull;
 }
@@ -92,7 +96,9 @@ struct engine *engine_new(const struct engine_config *cfg, engine_emit_fn emit, 
 	e->ctx = ctx;
 	e->leases = lease_new(&cfg->lease, relay, e, 0);
 	e->spikes = spike_new(&cfg->spike, relay, e);
-	if (!e->leases || !e->spikes) {
+	e->stuck = stuck_new(&cfg->stuck, relay, e, 0);
+	e->ports = portfc_new(&cfg->ports, relay, e);
+	if (!e->leases || !e->spikes || !e->stuck || !e->ports) {
 		engine_free(e);
 		return NULL;
 	}
@@ -105,6 +111,8 @@ void engine_free(struct engine *e)
 		return;
 	lease_free(e->leases);
 	spike_free(e->spikes);
+	stuck_free(e->stuck);
+	portfc_free(e->ports);
 	free(e);
 }
 
@@ -145,6 +153,8 @@ static void advance(struct engine *e, uint64_t now)
 		e->now = now;
 	lease_advance(e->leases, e->now);
 	spike_advance(e->spikes, e->now);
+	stuck_advance(e->stuck, e->now);
+	portfc_advance(e->ports, e->now);
 }
 
 void engine_feed(struct engine *e, const struct sp_event *ev)
@@ -158,6 +168,11 @@ void engine_feed(struct engine *e, const struct sp_event *ev)
 	case SP_ACT_EVENTS_LOST:
 		if (ev->lost.count)
 			hold(e, e->now, "events-lost", 0, ev->lost.count);
+		break;
+	case SP_ACT_STATE_CHANGE:
+		lease_feed(e->leases, ev);
+		stuck_feed(e->stuck, ev);
+		portfc_feed(e->ports, ev);
 		break;
 	default:
 		lease_feed(e->leases, ev);
@@ -189,6 +204,13 @@ bool engine_seed(struct engine *e, const struct sp_conn *c, uint64_t now_ns)
 {
 	advance(e, now_ns);
 	return lease_seed(e->leases, c, now_ns);
+}
+
+bool engine_seed_stuck(struct engine *e, const struct sp_conn *c, uint8_t state,
+		       uint64_t entered_ns, uint64_t now_ns)
+{
+	advance(e, now_ns);
+	return stuck_seed(e->stuck, c, state, entered_ns, now_ns);
 }
 
 void engine_tick(struct engine *e, uint64_t now_ns)
@@ -224,4 +246,14 @@ const struct lease_table *engine_leases(const struct engine *e)
 const struct spike *engine_spikes(const struct engine *e)
 {
 	return e->spikes;
+}
+
+struct stuck *engine_stuck(const struct engine *e)
+{
+	return e->stuck;
+}
+
+struct portfc *engine_ports(const struct engine *e)
+{
+	return e->ports;
 }

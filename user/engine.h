@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The engine: lease table + connect-failure spike detector behind one interface, fed with
- * normalized events (live from the decoder, or from `sockpulse replay`) and emitting its own
- * events (lease-*, connect-failure-spike) through a callback. Plain C, no libbpf, no clock:
- * the engine's time is the mono_ns of what it is fed and the now_ns of engine_tick().
+ * The engine: lease table, connect-failure spike detector, stuck half-closed sockets and the
+ * ephemeral-port forecast behind one interface, fed with normalized events (live from the
+ * decoder, or from `sockpulse replay`) and emitting its own events (lease-*,
+ * connect-failure-spike, tcp-stuck, port-exhaustion-risk) through a callback. Plain C, no libbpf,
+ * no clock: the engine's time is the mono_ns of what it is fed and the now_ns of engine_tick().
  *
  * Emitted events carry mono_ns = the engine's time of the verdict (a timer verdict carries the
  * tick it fired at, so replay and live agree) and real_ns = 0: the caller fills real_ns from its
@@ -25,11 +26,15 @@
 
 #include "event.h"
 #include "lease.h"
+#include "portfc.h"
 #include "spike.h"
+#include "stuck.h"
 
 struct engine_config {
 	struct lease_config lease;
 	struct spike_config spike;
+	struct stuck_config stuck;
+	struct portfc_config ports;
 	uint64_t stall_ns; /* tick gap that counts as an agent stall (2 s); 0: off (replay) */
 	uint64_t hold_ns;  /* how long verdicts are held after a stall or loss (5 s) */
 };
@@ -82,6 +87,9 @@ void engine_feed(struct engine *e, const struct sp_event *ev);
 void engine_feed_batch(struct engine *e, const struct sp_event *evs, size_t n);
 /* A connection already established when the agent started (see lease_seed()). */
 bool engine_seed(struct engine *e, const struct sp_conn *c, uint64_t now_ns);
+/* A socket already in CLOSE_WAIT/FIN_WAIT2 at start, since at least entered_ns (stuck_seed()). */
+bool engine_seed_stuck(struct engine *e, const struct sp_conn *c, uint8_t state,
+		       uint64_t entered_ns, uint64_t now_ns);
 /* Periodic (the agent's timerfd, e.g. every 100 ms): verdicts due at now_ns, stall check. */
 void engine_tick(struct engine *e, uint64_t now_ns);
 
@@ -91,5 +99,7 @@ const struct spike_stats *engine_spike_stats(const struct engine *e);
 /* Read-only access for dashboards and metrics (peer rollup, open incidents, memory). */
 const struct lease_table *engine_leases(const struct engine *e);
 const struct spike *engine_spikes(const struct engine *e);
+struct stuck *engine_stuck(const struct engine *e);
+struct portfc *engine_ports(const struct engine *e);
 
 #endif

@@ -29,6 +29,8 @@ enum sp_action {
 	SP_ACT_SPIKE,
 	SP_ACT_EVENTS_LOST,
 	SP_ACT_LEASE_HOLD, /* stall guard: lease verdicts held after an agent stall or a loss */
+	SP_ACT_TCP_STUCK,  /* a socket sat in CLOSE_WAIT or FIN_WAIT2 past --stuck-after */
+	SP_ACT_PORT_RISK,  /* ephemeral ports to one destination are running out */
 	SP_ACT_MAX,
 };
 
@@ -131,6 +133,26 @@ struct sp_event {
 			uint64_t count;
 			const char *kind; /* record kind name */
 		} lost;
+		struct {
+			bool start;	 /* event.type start, or end: the socket left the state */
+			bool seeded;	 /* found in the socket table: age is a lower bound */
+			uint8_t state;	 /* SP_ST_CLOSE_WAIT or SP_ST_FIN_WAIT2 */
+			int8_t trend;	 /* the owner's stuck count: 1 growing, 0 steady, -1 less */
+			uint64_t age_ms; /* in that state so far */
+			uint64_t after_ms;   /* the threshold (--stuck-after) */
+			uint32_t proc_stuck; /* stuck sockets the owner holds now */
+		} stuck;
+		struct {
+			bool start;    /* event.type start, or end: back under the thresholds */
+			bool forecast; /* raised by the forecast rather than the usage */
+			uint16_t range_lo, range_hi; /* ip_local_port_range of the namespace */
+			uint32_t used; /* ports in use to this destination, TIME_WAIT included */
+			uint32_t time_wait;
+			uint32_t capacity;
+			double connect_rate; /* connects/s to this destination (last 10 s) */
+			double growth_rate;  /* net ports/s taken (last 10 s) */
+			uint64_t eta_ms;     /* predicted exhaustion, UINT64_MAX when none */
+		} ports;
 		struct {
 			const char *reason; /* "agent-stall" or "events-lost" */
 			uint64_t grace_ms;  /* how long verdicts are held */

@@ -597,6 +597,40 @@ static void json_sockpulse(struct json *j, const struct sp_event *ev, const stru
 			j_u64(j, "destinations", ev->spike.destinations);
 		j_close(j);
 		break;
+	case SP_ACT_TCP_STUCK:
+		j_open(j, "stuck");
+		json_state_name(j, "state", ev->stuck.state);
+		j_u64(j, "age_ms", ev->stuck.age_ms);
+		j_u64(j, "after_ms", ev->stuck.after_ms);
+		if (ev->stuck.seeded)
+			j_raw(j, "since_start", "true");
+		j_open(j, "process");
+		j_u64(j, "sockets", ev->stuck.proc_stuck);
+		j_str(j, "trend",
+		      ev->stuck.trend > 0   ? "growing"
+		      : ev->stuck.trend < 0 ? "shrinking"
+					    : "steady");
+		j_close(j);
+		j_close(j);
+		break;
+	case SP_ACT_PORT_RISK:
+		j_open(j, "ports");
+		j_u64(j, "used", ev->ports.used);
+		j_u64(j, "time_wait", ev->ports.time_wait);
+		j_u64(j, "capacity", ev->ports.capacity);
+		j_key(j, "used_ratio");
+		put_double(&j->w,
+			   ev->ports.capacity ? (double)ev->ports.used / ev->ports.capacity : 0);
+		j_u64(j, "range_start", ev->ports.range_lo);
+		j_u64(j, "range_end", ev->ports.range_hi);
+		j_key(j, "connect_rate");
+		put_double(&j->w, ev->ports.connect_rate);
+		j_key(j, "growth_rate");
+		put_double(&j->w, ev->ports.growth_rate);
+		if (ev->ports.eta_ms != UINT64_MAX)
+			j_u64(j, "exhaustion_ms", ev->ports.eta_ms);
+		j_close(j);
+		break;
 	case SP_ACT_LEASE_HOLD:
 		j_open(j, "hold");
 		j_u64(j, "grace_ms", ev->hold.grace_ms);
@@ -651,7 +685,8 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 	if (!action)
 		return 0;
 	wr_init(&j.w, buf, cap);
-	alert = ev->action == SP_ACT_LEASE_EXPIRED || ev->action == SP_ACT_SPIKE;
+	alert = ev->action == SP_ACT_LEASE_EXPIRED || ev->action == SP_ACT_SPIKE ||
+		ev->action == SP_ACT_TCP_STUCK || ev->action == SP_ACT_PORT_RISK;
 
 	j_open(&j, NULL);
 	j_key(&j, "@timestamp");
@@ -665,6 +700,12 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 	j_u64(&j, "sequence", seq);
 	if (ev->action == SP_ACT_SPIKE)
 		j_raw(&j, "type", ev->spike.start ? "[\"start\"]" : "[\"end\"]");
+	if (ev->action == SP_ACT_TCP_STUCK)
+		j_raw(&j, "type", ev->stuck.start ? "[\"start\"]" : "[\"end\"]");
+	if (ev->action == SP_ACT_PORT_RISK) {
+		j_raw(&j, "type", ev->ports.start ? "[\"start\"]" : "[\"end\"]");
+		j_raw(&j, "reason", ev->ports.forecast ? "\"forecast\"" : "\"usage\"");
+	}
 	if (ev->action == SP_ACT_CONNECT)
 		j_raw(&j, "outcome", ev->connect.success ? "\"success\"" : "\"failure\"");
 	if (ev->action == SP_ACT_LEASE_LOST && ev->lease.reason)
@@ -887,6 +928,34 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 			PUTS(w, " baseline=");
 			put_double(w, ev->spike.baseline_per_s);
 			PUTS(w, "/s");
+		}
+		return;
+	case SP_ACT_TCP_STUCK:
+		put_label(w, "stuck");
+		put_str(w, ev->stuck.start ? "start " : "end ");
+		put_or_q(w, tcp_state_name(ev->stuck.state));
+		PUTS(w, ev->stuck.seeded ? " age>=" : " age=");
+		put_human_ms(w, ev->stuck.age_ms);
+		PUTS(w, " process-stuck=");
+		put_u64(w, ev->stuck.proc_stuck);
+		if (ev->stuck.trend > 0)
+			PUTS(w, " growing");
+		return;
+	case SP_ACT_PORT_RISK:
+		put_label(w, "ports");
+		put_str(w, ev->ports.start ? "risk " : "ok ");
+		PUTS(w, "used=");
+		put_u64(w, ev->ports.used);
+		PUTS(w, "/");
+		put_u64(w, ev->ports.capacity);
+		PUTS(w, " time_wait=");
+		put_u64(w, ev->ports.time_wait);
+		PUTS(w, " growth=");
+		put_double(w, ev->ports.growth_rate);
+		PUTS(w, "/s");
+		if (ev->ports.eta_ms != UINT64_MAX) {
+			PUTS(w, " exhausted-in=");
+			put_human_ms(w, ev->ports.eta_ms);
 		}
 		return;
 	case SP_ACT_LEASE_HOLD:

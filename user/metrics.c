@@ -42,6 +42,8 @@ static const char *const kind_names[MK_MAX] = {
 	[MK_LEASE] = "lease",
 	[MK_SPIKE] = "connect-failure-spike",
 	[MK_EVENTS_LOST] = "events-lost",
+	[MK_STUCK] = "tcp-stuck",
+	[MK_PORT_RISK] = "port-exhaustion-risk",
 	[MK_OTHER] = "other",
 };
 
@@ -61,6 +63,8 @@ static const uint8_t action_kind[SP_ACT_MAX] = {
 	[SP_ACT_LEASE_HOLD] = MK_LEASE + 1,
 	[SP_ACT_SPIKE] = MK_SPIKE + 1,
 	[SP_ACT_EVENTS_LOST] = MK_EVENTS_LOST + 1,
+	[SP_ACT_TCP_STUCK] = MK_STUCK + 1,
+	[SP_ACT_PORT_RISK] = MK_PORT_RISK + 1,
 };
 
 static const char *const lease_state_names[ML_STATE_MAX] = {
@@ -94,6 +98,8 @@ void metrics_free(struct metrics *m)
 		return;
 	free(m->leases);
 	m->leases = NULL;
+	free(m->ka_work);
+	m->ka_work = NULL;
 	m->lease_cap = m->lease_used = 0;
 }
 
@@ -389,6 +395,17 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 	case SP_ACT_EVENTS_LOST:
 		m->lost[lost_kind_index(ev->lost.kind)] += ev->lost.count;
 		break;
+	case SP_ACT_TCP_STUCK: {
+		int k = stuck_state_index(ev->stuck.state);
+
+		if (ev->stuck.start && k >= 0)
+			m->stuck_alerts[k]++;
+		break;
+	}
+	case SP_ACT_PORT_RISK:
+		if (ev->ports.start)
+			m->port_risk_alerts++;
+		break;
 	default:
 		break;
 	}
@@ -405,6 +422,148 @@ void metrics_set_diag(struct metrics *m, const uint64_t states[SP_ST_MAX], uint6
 	memcpy(m->tw_top, top, n_top * sizeof(*top));
 	m->n_tw_top = n_top;
 	m->tw_other = other;
+}
+
+void metrics_set_stuck(struct metrics *m, const struct stuck_proc *procs, size_t n)
+{
+	m->have_stuck = true;
+	m->n_stuck_top = 0;
+	memset(m->stuck_other, 0, sizeof(m->stuck_other));
+	for (size_t i = 0; i < n; i++) {
+		struct metrics_stuck *t = NULL;
+
+		for (unsigned int j = 0; j < m->n_stuck_top && !t; j++)
+			if (!strncmp(m->stuck_top[j].process, procs[i].comm, SP_COMM_MAX))
+				t = &m->stuck_top[j];
+		if (!t && m->n_stuck_top < METRICS_TOP_N && procs[i].comm[0]) {
+			t = &m->stuck_top[m->n_stuck_top++];
+			memset(t, 0, sizeof(*t));
+			memcpy(t->process, procs[i].comm, SP_COMM_MAX);
+			t->process[SP_COMM_MAX - 1] = '\0';
+		}
+		for (int k = 0; k < STUCK_STATES; k++) {
+			if (t)
+				t->sockets[k] += procs[i].stuck[k];
+			else
+				m->stuck_other[k] += procs[i].stuck[k];
+		}
+	}
+}
+
+void metrics_set_ports(struct metrics *m, const struct portfc_tuple *top, size_t n)
+{
+	m->have_ports = true;
+	if (n > METRICS_TOP_N)
+		n = METRICS_TOP_N;
+	for (size_t i = 0; i < n; i++) {
+		struct metrics_ports *p = &m->ports_top[i];
+
+		if (!format_addr(p->source, sizeof(p->source), &top[i].src))
+			snprintf(p->source, sizeof(p->source), "other");
+		metrics_dest_label(p->destination, sizeof(p->destination), &top[i].dst,
+				   top[i].dport);
+		p->used = top[i].used;
+		p->time_wait = top[i].time_wait;
+		p->capacity = top[i].capacity;
+		p->eta_s = top[i].eta_ms == UINT64_MAX ? -1 : top[i].eta_ms / 1e3;
+		p->alert = top[i].alert;
+	}
+	m->n_ports_top = (unsigned int)n;
+}
+
+static const double ka_bucket_s[METRICS_KA_BUCKETS] = {
+    10, 30, 60, 120, 300, 900, 1800, 3600, 7200, 10800,
+};
+
+int metrics_ka_begin(struct metrics *m)
+{
+	if (!m->ka_work) {
+		m->ka_work = calloc(METRICS_KA_PORTS_MAX + 1, sizeof(*m->ka_work));
+		if (!m->ka_work)
+			return -ENOMEM;
+	}
+	memset(m->ka_work, 0, (METRICS_KA_PORTS_MAX + 1) * sizeof(*m->ka_work));
+	m->n_ka_work = 0;
+	return 0;
+}
+
+static void ka_count(struct metrics_ka *k, uint64_t ms)
+{
+	if (ms == UINT64_MAX) {
+		k->without++;
+		k->worst_ms = UINT64_MAX;
+		return;
+	}
+	for (int i = 0; i < METRICS_KA_BUCKETS; i++) {
+		if (ms <= ka_bucket_s[i] * 1000) {
+			k->buckets[i]++;
+			break;
+		}
+	}
+	k->count++;
+	k->sum_s += ms / 1e3;
+	if (k->worst_ms != UINT64_MAX && ms > k->worst_ms)
+		k->worst_ms = ms;
+}
+
+void metrics_ka_add(struct metrics *m, uint16_t service_port, uint64_t detect_ms)
+{
+	struct metrics_ka *k = NULL;
+
+	if (!m->ka_work)
+		return;
+	/* linear: an audit runs every minute or so over a few hundred ports at most */
+	for (unsigned int i = 0; i < m->n_ka_work && !k; i++)
+		if (m->ka_work[i].port == service_port)
+			k = &m->ka_work[i];
+	if (!k && m->n_ka_work < METRICS_KA_PORTS_MAX && service_port) {
+		k = &m->ka_work[m->n_ka_work++];
+		k->port = service_port;
+	}
+	if (!k)
+		k = &m->ka_work[METRICS_KA_PORTS_MAX]; /* "other" */
+	ka_count(k, detect_ms);
+}
+
+static int ka_cmp(const void *a, const void *b)
+{
+	const struct metrics_ka *x = a, *y = b;
+	uint64_t nx = x->count + x->without, ny = y->count + y->without;
+
+	if (nx != ny)
+		return nx > ny ? -1 : 1;
+	return x->port < y->port ? -1 : x->port > y->port;
+}
+
+static void ka_merge(struct metrics_ka *to, const struct metrics_ka *from)
+{
+	for (int i = 0; i < METRICS_KA_BUCKETS; i++)
+		to->buckets[i] += from->buckets[i];
+	to->count += from->count;
+	to->sum_s += from->sum_s;
+	to->without += from->without;
+	if (from->without || to->worst_ms == UINT64_MAX)
+		to->worst_ms = UINT64_MAX;
+	else if (from->worst_ms > to->worst_ms)
+		to->worst_ms = from->worst_ms;
+}
+
+void metrics_ka_end(struct metrics *m)
+{
+	struct metrics_ka other =
+	    m->ka_work ? m->ka_work[METRICS_KA_PORTS_MAX] : (struct metrics_ka){0};
+	unsigned int n = m->n_ka_work;
+
+	if (!m->ka_work)
+		return;
+	qsort(m->ka_work, n, sizeof(*m->ka_work), ka_cmp);
+	m->n_ka = n < METRICS_TOP_N ? n : METRICS_TOP_N;
+	memcpy(m->ka, m->ka_work, m->n_ka * sizeof(*m->ka));
+	for (unsigned int i = m->n_ka; i < n; i++)
+		ka_merge(&other, &m->ka_work[i]);
+	other.port = 0;
+	m->ka[m->n_ka++] = other;
+	m->have_audit = true;
 }
 
 /* ---- exposition ---- */
@@ -552,6 +711,150 @@ static void render_spikes(struct sbuf *b, const struct metrics *m)
 	sample1(b, "connect_failure_spike_active", "destination", "other", other ? 1 : 0);
 }
 
+static void render_ka(struct sbuf *b, const struct metrics *m)
+{
+	family(b, "tcp_keepalive_detection_seconds", "histogram",
+	       "Worst-case time for TCP to notice a dead peer on an idle established connection "
+	       "with keepalive, per service port (the last audit's connections; the rest under "
+	       "\"other\")");
+	for (unsigned int i = 0; i < m->n_ka; i++) {
+		const struct metrics_ka *k = &m->ka[i];
+		char port[8];
+		uint64_t cum = 0;
+
+		snprintf(port, sizeof(port), "%u", k->port);
+		for (int j = 0; j < METRICS_KA_BUCKETS; j++) {
+			cum += k->buckets[j];
+			sb_printf(b,
+				  "sockpulse_tcp_keepalive_detection_seconds_bucket"
+				  "{port=\"%s\",le=\"%g\"} %llu\n",
+				  k->port ? port : "other", ka_bucket_s[j],
+				  (unsigned long long)cum);
+		}
+		sb_printf(b,
+			  "sockpulse_tcp_keepalive_detection_seconds_bucket"
+			  "{port=\"%s\",le=\"+Inf\"} %llu\n",
+			  k->port ? port : "other", (unsigned long long)k->count);
+		sb_printf(b, "sockpulse_tcp_keepalive_detection_seconds_sum{port=\"%s\"} %.3f\n",
+			  k->port ? port : "other", k->sum_s);
+		sb_printf(b, "sockpulse_tcp_keepalive_detection_seconds_count{port=\"%s\"} %llu\n",
+			  k->port ? port : "other", (unsigned long long)k->count);
+	}
+	family(b, "tcp_connections_without_keepalive", "gauge",
+	       "Established connections without SO_KEEPALIVE: an idle one never notices a dead "
+	       "peer");
+	for (unsigned int i = 0; i < m->n_ka; i++) {
+		char port[8];
+
+		snprintf(port, sizeof(port), "%u", m->ka[i].port);
+		sample1(b, "tcp_connections_without_keepalive", "port",
+			m->ka[i].port ? port : "other", m->ka[i].without);
+	}
+	family(b, "tcp_keepalive_worst_detection_seconds", "gauge",
+	       "The slowest detection of a dead idle peer per service port; +Inf when a "
+	       "connection has no keepalive");
+	for (unsigned int i = 0; i < m->n_ka; i++) {
+		const struct metrics_ka *k = &m->ka[i];
+		char port[8];
+
+		if (!k->count && !k->without)
+			continue;
+		snprintf(port, sizeof(port), "%u", k->port);
+		if (k->worst_ms == UINT64_MAX)
+			sb_printf(b,
+				  "sockpulse_tcp_keepalive_worst_detection_seconds"
+				  "{port=\"%s\"} +Inf\n",
+				  k->port ? port : "other");
+		else
+			sb_printf(b,
+				  "sockpulse_tcp_keepalive_worst_detection_seconds"
+				  "{port=\"%s\"} %.3f\n",
+				  k->port ? port : "other", k->worst_ms / 1e3);
+	}
+}
+
+static void render_insights(struct sbuf *b, const struct metrics *m)
+{
+	static const char *const stuck_names[STUCK_STATES] = {"close_wait", "fin_wait2"};
+	char t0[2 * METRICS_DEST_LABEL_MAX], t1[2 * METRICS_DEST_LABEL_MAX];
+
+	family(b, "tcp_stuck_alerts_total", "counter",
+	       "Sockets that sat in CLOSE_WAIT or FIN_WAIT2 past --stuck-after");
+	for (int k = 0; k < STUCK_STATES; k++)
+		sample1(b, "tcp_stuck_alerts_total", "state", stuck_names[k], m->stuck_alerts[k]);
+	if (m->have_stuck) {
+		family(b, "tcp_stuck_sockets", "gauge",
+		       "Sockets stuck in CLOSE_WAIT or FIN_WAIT2 now, by owning process name (the "
+		       "top ones; the rest, and unknown owners, under \"other\")");
+		for (unsigned int i = 0; i < m->n_stuck_top; i++)
+			for (int k = 0; k < STUCK_STATES; k++)
+				sb_printf(b,
+					  "sockpulse_tcp_stuck_sockets{state=\"%s\",process=\"%s\"}"
+					  " %llu\n",
+					  stuck_names[k],
+					  esc(t0, sizeof(t0), m->stuck_top[i].process),
+					  (unsigned long long)m->stuck_top[i].sockets[k]);
+		for (int k = 0; k < STUCK_STATES; k++)
+			sb_printf(b,
+				  "sockpulse_tcp_stuck_sockets{state=\"%s\",process=\"other\"}"
+				  " %llu\n",
+				  stuck_names[k], (unsigned long long)m->stuck_other[k]);
+	}
+	family(b, "port_exhaustion_alerts_total", "counter", "port-exhaustion-risk alerts raised");
+	sample(b, "port_exhaustion_alerts_total", m->port_risk_alerts);
+	if (m->have_ports && m->n_ports_top) {
+		static const char *const names[] = {
+		    "ephemeral_ports_used",
+		    "ephemeral_ports_time_wait",
+		    "ephemeral_ports_capacity",
+		    "port_exhaustion_risk_active",
+		};
+		static const char *const helps[] = {
+		    "Local ports in use towards the destination, TIME_WAIT included",
+		    "TIME_WAIT sockets holding local ports towards the destination",
+		    "Local ports a connect() can pick (ip_local_port_range)",
+		    "1 while a port-exhaustion-risk alert is open",
+		};
+
+		for (int f = 0; f < 4; f++) {
+			family(b, names[f], "gauge", helps[f]);
+			for (unsigned int i = 0; i < m->n_ports_top; i++) {
+				const struct metrics_ports *p = &m->ports_top[i];
+				uint64_t v = f == 0   ? p->used
+					     : f == 1 ? p->time_wait
+					     : f == 2 ? p->capacity
+						      : p->alert;
+
+				sb_printf(
+				    b, "sockpulse_%s{source=\"%s\",destination=\"%s\"} %llu\n",
+				    names[f], esc(t0, sizeof(t0), p->source),
+				    esc(t1, sizeof(t1), p->destination), (unsigned long long)v);
+			}
+		}
+		family(b, "port_exhaustion_seconds", "gauge",
+		       "Predicted time until the destination's local ports run out at the current "
+		       "growth; +Inf when none is predicted");
+		for (unsigned int i = 0; i < m->n_ports_top; i++) {
+			const struct metrics_ports *p = &m->ports_top[i];
+
+			if (p->eta_s < 0)
+				sb_printf(b,
+					  "sockpulse_port_exhaustion_seconds{source=\"%s\","
+					  "destination=\"%s\"} +Inf\n",
+					  esc(t0, sizeof(t0), p->source),
+					  esc(t1, sizeof(t1), p->destination));
+			else
+				sb_printf(b,
+					  "sockpulse_port_exhaustion_seconds{source=\"%s\","
+					  "destination=\"%s\"} %.3f\n",
+					  esc(t0, sizeof(t0), p->source),
+					  esc(t1, sizeof(t1), p->destination), p->eta_s);
+		}
+	}
+	if (m->have_audit)
+		render_ka(b, m);
+}
+
 long metrics_render(const struct metrics *m, char **out)
 {
 	struct sbuf b = {0};
@@ -643,6 +946,7 @@ long metrics_render(const struct metrics *m, char **out)
 	       "Connections not counted in sockpulse_leases because the table was full");
 	sample(&b, "lease_table_overflows_total", m->lease_overflows);
 
+	render_insights(&b, m);
 	render_spikes(&b, m);
 	family(&b, "connect_failure_spikes_total", "counter", "Connect failure spikes started");
 	sample(&b, "connect_failure_spikes_total", m->spikes_total);

@@ -20,7 +20,9 @@
 #include <sys/socket.h>
 
 #include "event.h"
+#include "portfc.h"
 #include "sockpulse.h"
+#include "stuck.h"
 
 #define METRICS_TOP_N		10	   /* destination labels per metric, besides "other" */
 #define METRICS_DEST_LABEL_MAX	56	   /* "[ffff:...:ffff]:65535" */
@@ -28,6 +30,8 @@
 #define METRICS_SPIKES_MAX	256	   /* destinations tracked for the spike gauge */
 #define METRICS_CONNECT_BUCKETS 18
 #define METRICS_DEFAULT_PORT	9477
+#define METRICS_KA_BUCKETS	10   /* keepalive detection histogram, seconds */
+#define METRICS_KA_PORTS_MAX	1024 /* service ports counted apart during an audit */
 
 /* Kinds of sockpulse_events_total: ring record kinds, then the engine's and the agent's. */
 enum metrics_kind {
@@ -40,6 +44,8 @@ enum metrics_kind {
 	MK_LEASE,
 	MK_SPIKE,
 	MK_EVENTS_LOST,
+	MK_STUCK,
+	MK_PORT_RISK,
 	MK_OTHER, /* an action this table does not know yet */
 	MK_MAX,
 };
@@ -74,6 +80,31 @@ struct metrics_spike {
 	bool used;
 	bool active;
 	uint64_t changed_ns; /* event time of the last start/end */
+};
+
+/* Stuck sockets held by one process name (the rollup merged by name: labels carry no pid). */
+struct metrics_stuck {
+	char process[SP_COMM_MAX];
+	uint64_t sockets[STUCK_STATES];
+};
+
+/* One destination of the port forecast. */
+struct metrics_ports {
+	char source[METRICS_DEST_LABEL_MAX];
+	char destination[METRICS_DEST_LABEL_MAX];
+	uint64_t used, time_wait, capacity;
+	double eta_s; /* < 0: no exhaustion predicted */
+	bool alert;
+};
+
+/* Keepalive detection times of one service port's established connections. */
+struct metrics_ka {
+	uint16_t port;			      /* 0: "other" */
+	uint64_t buckets[METRICS_KA_BUCKETS]; /* non-cumulative, finite times only */
+	uint64_t count;			      /* connections with keepalive */
+	double sum_s;
+	uint64_t without; /* connections without keepalive: never detected */
+	uint64_t worst_ms;
 };
 
 /* The agent's own numbers, copied in by the service before each render. */
@@ -124,6 +155,26 @@ struct metrics {
 	unsigned int n_tw_top;
 	uint64_t tw_other;
 
+	/* stuck half-closed sockets (counters from tcp-stuck lines, gauges from the engine) */
+	uint64_t stuck_alerts[STUCK_STATES];
+	bool have_stuck;
+	struct metrics_stuck stuck_top[METRICS_TOP_N];
+	unsigned int n_stuck_top;
+	uint64_t stuck_other[STUCK_STATES];
+
+	/* ephemeral-port forecast */
+	uint64_t port_risk_alerts;
+	bool have_ports;
+	struct metrics_ports ports_top[METRICS_TOP_N];
+	unsigned int n_ports_top;
+
+	/* keepalive audit: per service port, the top ones by connections, then "other" */
+	bool have_audit;
+	struct metrics_ka ka[METRICS_TOP_N + 1];
+	unsigned int n_ka;
+	struct metrics_ka *ka_work; /* METRICS_KA_PORTS_MAX + 1 entries while an audit runs */
+	unsigned int n_ka_work;
+
 	struct metrics_self self;
 };
 
@@ -136,6 +187,15 @@ void metrics_seed_connection(struct metrics *m, uint64_t cookie);
 /* Sets the sock_diag gauges; @top: the top destinations by TIME_WAIT sockets, @other the rest. */
 void metrics_set_diag(struct metrics *m, const uint64_t states[SP_ST_MAX], uint64_t time_wait,
 		      const struct metrics_dest *top, unsigned int n_top, uint64_t other);
+
+/* Gauges of stuck sockets from the engine's rollup (@procs most first, merged by name). */
+void metrics_set_stuck(struct metrics *m, const struct stuck_proc *procs, size_t n);
+/* Gauges of the destinations closest to port exhaustion. */
+void metrics_set_ports(struct metrics *m, const struct portfc_tuple *top, size_t n);
+/* A keepalive audit: begin, one add per established connection (KA_NEVER: no keepalive), end. */
+int metrics_ka_begin(struct metrics *m);
+void metrics_ka_add(struct metrics *m, uint16_t service_port, uint64_t detect_ms);
+void metrics_ka_end(struct metrics *m);
 
 /*
  * Renders the exposition into *buf (malloc'ed, grown as needed; the caller frees it).

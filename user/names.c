@@ -66,6 +66,8 @@ static const char *const action_names[] = {
 	[SP_ACT_SPIKE] = "connect-failure-spike",
 	[SP_ACT_EVENTS_LOST] = "events-lost",
 	[SP_ACT_LEASE_HOLD] = "lease-hold",
+	[SP_ACT_TCP_STUCK] = "tcp-stuck",
+	[SP_ACT_PORT_RISK] = "port-exhaustion-risk",
 };
 _Static_assert(ARRAY_SIZE(action_names) == SP_ACT_MAX, "action table");
 

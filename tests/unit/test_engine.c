@@ -289,6 +289,56 @@ static void test_bad_config(void **state)
 	engine_free(NULL);
 }
 
+/* State changes reach the stuck table and the port forecast too; their lines come out. */
+static void test_health_fan_out(void **state)
+{
+	struct engine_config cfg;
+	struct engine *e;
+	struct cap cap = {0};
+	struct sp_event ev = {.action = SP_ACT_STATE_CHANGE, .has_conn = true};
+	unsigned int stuck = 0, risk = 0;
+
+	(void)state;
+	engine_config_default(&cfg);
+	cfg.stuck.after_ns = 2 * SEC;
+	cfg.ports.default_lo = 40000; /* 10 ports */
+	cfg.ports.default_hi = 40009;
+	cfg.stall_ns = 0;
+	e = engine_new(&cfg, on_emit, &cap);
+	assert_non_null(e);
+	ev.conn.src.family = ev.conn.dst.family = AF_INET;
+	ev.conn.dst.bytes[3] = 9;
+	ev.conn.dport = 80;
+	ev.conn.direction = SP_DIR_EGRESS;
+	for (uint64_t i = 0; i < 9; i++) {
+		ev.conn.cookie = 100 + i;
+		ev.mono_ns = T0 + i * 100 * MS;
+		ev.state.old_state = SP_ST_CLOSE;
+		ev.state.new_state = SP_ST_SYN_SENT;
+		engine_feed(e, &ev);
+	}
+	ev.conn.cookie = 100;
+	ev.mono_ns = T0 + SEC;
+	ev.state.old_state = SP_ST_ESTABLISHED;
+	ev.state.new_state = SP_ST_CLOSE_WAIT;
+	engine_feed(e, &ev);
+	for (uint64_t t = T0 + SEC; t <= T0 + 4 * SEC; t += 100 * MS)
+		engine_tick(e, t);
+	for (unsigned int i = 0; i < cap.n; i++) {
+		stuck += cap.ev[i].action == SP_ACT_TCP_STUCK;
+		risk += cap.ev[i].action == SP_ACT_PORT_RISK;
+	}
+	assert_int_equal(stuck, 1);
+	assert_int_equal(risk, 1);
+	assert_int_equal(stuck_stats(engine_stuck(e))->alerts[0], 1);
+	assert_int_equal(portfc_stats(engine_ports(e))->alerts, 1);
+	/* watched already: no second seed; a new socket is taken */
+	assert_false(engine_seed_stuck(e, &ev.conn, SP_ST_CLOSE_WAIT, T0, T0 + 5 * SEC));
+	ev.conn.cookie = 999;
+	assert_true(engine_seed_stuck(e, &ev.conn, SP_ST_FIN_WAIT2, T0, T0 + 5 * SEC));
+	engine_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_events_lost),
 		cmocka_unit_test(test_batch_same),
 		cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_health_fan_out),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

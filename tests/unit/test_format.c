@@ -679,12 +679,35 @@ static void test_json_every_action(void **state)
 			ev.lost.count = 3;
 			ev.lost.kind = "activity";
 			break;
+		case SP_ACT_TCP_STUCK:
+			ev.stuck.start = true;
+			ev.stuck.state = SP_ST_CLOSE_WAIT;
+			ev.stuck.age_ms = 61000;
+			ev.stuck.after_ms = 60000;
+			ev.stuck.proc_stuck = 4;
+			ev.stuck.trend = 1;
+			break;
+		case SP_ACT_PORT_RISK:
+			ev.ports.start = true;
+			ev.ports.forecast = true;
+			ev.ports.used = 12;
+			ev.ports.time_wait = 2;
+			ev.ports.capacity = 20;
+			ev.ports.range_lo = 40000;
+			ev.ports.range_hi = 40019;
+			ev.ports.connect_rate = 2;
+			ev.ports.growth_rate = 2;
+			ev.ports.eta_ms = 4000;
+			break;
 		}
 		n = format_json(buf, sizeof(buf), &ev, 100 + a, &ctx);
 		o = parse_line(buf, n);
 		assert_json_str(o, "/event/action", action_name(a));
 		assert_json_str(o, "/event/kind",
-				a == SP_ACT_LEASE_EXPIRED || a == SP_ACT_SPIKE ? "alert" : "event");
+				a == SP_ACT_LEASE_EXPIRED || a == SP_ACT_SPIKE ||
+					a == SP_ACT_TCP_STUCK || a == SP_ACT_PORT_RISK
+				    ? "alert"
+				    : "event");
 		assert_json_u64(o, "/event/sequence", 100 + a);
 		assert_json_u64(o, "/event/duration", 5);
 		assert_json_u64(o, "/sockpulse/schema", 1);
@@ -704,6 +727,24 @@ static void test_json_every_action(void **state)
 		case SP_ACT_KEEPALIVE_TIMEOUT:
 			assert_json_u64(o, "/sockpulse/keepalive/probes", 2);
 			assert_json_str(o, "/error/code", "ETIMEDOUT");
+			break;
+		case SP_ACT_TCP_STUCK:
+			assert_json_str(o, "/event/type/0", "start");
+			assert_json_str(o, "/sockpulse/stuck/state", "close_wait");
+			assert_json_u64(o, "/sockpulse/stuck/age_ms", 61000);
+			assert_json_u64(o, "/sockpulse/stuck/after_ms", 60000);
+			assert_json_u64(o, "/sockpulse/stuck/process/sockets", 4);
+			assert_json_str(o, "/sockpulse/stuck/process/trend", "growing");
+			break;
+		case SP_ACT_PORT_RISK:
+			assert_json_str(o, "/event/type/0", "start");
+			assert_json_str(o, "/event/reason", "forecast");
+			assert_json_u64(o, "/sockpulse/ports/used", 12);
+			assert_json_u64(o, "/sockpulse/ports/time_wait", 2);
+			assert_json_u64(o, "/sockpulse/ports/capacity", 20);
+			assert_json_u64(o, "/sockpulse/ports/range_start", 40000);
+			assert_json_u64(o, "/sockpulse/ports/range_end", 40019);
+			assert_json_u64(o, "/sockpulse/ports/exhaustion_ms", 4000);
 			break;
 		case SP_ACT_RETRANS_TIMEOUT:
 			assert_json_str(o, "/error/code", "ETIMEDOUT");

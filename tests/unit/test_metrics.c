@@ -403,6 +403,120 @@ static void test_diag_gauges_and_escaping(void **state)
 	free(t);
 }
 
+/* Stuck sockets by process name, port usage, the keepalive histogram per service port. */
+static void test_insights(void **state)
+{
+	struct stuck_proc procs[3] = {
+	    {.pid = 1, .comm = "leaky", .stuck = {3, 0}},
+	    {.pid = 2, .comm = "leaky", .stuck = {1, 1}}, /* same name: one series */
+	    {.pid = 0, .comm = "", .stuck = {0, 2}},	  /* unknown owner: "other" */
+	};
+	struct portfc_tuple t = {
+	    .used = 15, .time_wait = 5, .capacity = 20, .eta_ms = 2500, .alert = true, .dport = 80};
+	struct sp_event ev = conn_ev(SP_ACT_TCP_STUCK, 5);
+	char *text;
+
+	(void)state;
+	ev.stuck.start = true;
+	ev.stuck.state = SP_ST_FIN_WAIT2;
+	metrics_on_event(&m, &ev);
+	ev = conn_ev(SP_ACT_PORT_RISK, 0);
+	ev.ports.start = true;
+	metrics_on_event(&m, &ev);
+	metrics_set_stuck(&m, procs, 3);
+	t.src.family = t.dst.family = AF_INET;
+	t.src.bytes[0] = 10, t.src.bytes[3] = 1;
+	t.dst.bytes[0] = 10, t.dst.bytes[3] = 2;
+	metrics_set_ports(&m, &t, 1);
+	assert_int_equal(metrics_ka_begin(&m), 0);
+	metrics_ka_add(&m, 8080, 19000);
+	metrics_ka_add(&m, 8080, 9000);
+	metrics_ka_add(&m, 8080, UINT64_MAX);
+	metrics_ka_add(&m, 22, 7875000);
+	metrics_ka_end(&m);
+	text = render();
+	assert_int_equal(value_of(text, "sockpulse_tcp_stuck_alerts_total{state=\"fin_wait2\"}"),
+			 1);
+	assert_int_equal(value_of(text, "sockpulse_tcp_stuck_alerts_total{state=\"close_wait\"}"),
+			 0);
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_stuck_sockets{state=\"close_wait\",process=\"leaky\"}"),
+	    4);
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_stuck_sockets{state=\"fin_wait2\",process=\"leaky\"}"),
+	    1);
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_stuck_sockets{state=\"fin_wait2\",process=\"other\"}"),
+	    2);
+	assert_int_equal(value_of(text, "sockpulse_port_exhaustion_alerts_total"), 1);
+	assert_int_equal(
+	    value_of(
+		text,
+		"sockpulse_ephemeral_ports_used{source=\"10.0.0.1\",destination=\"10.0.0.2:80\"}"),
+	    15);
+	assert_int_equal(value_of(text, "sockpulse_ephemeral_ports_capacity{source=\"10.0.0.1\","
+					"destination=\"10.0.0.2:80\"}"),
+			 20);
+	assert_int_equal(value_of(text, "sockpulse_port_exhaustion_risk_active{source=\"10.0.0.1\","
+					"destination=\"10.0.0.2:80\"}"),
+			 1);
+	assert_non_null(strstr(text, "sockpulse_port_exhaustion_seconds{source=\"10.0.0.1\","
+				     "destination=\"10.0.0.2:80\"} 2.500\n"));
+	assert_int_equal(
+	    value_of(text,
+		     "sockpulse_tcp_keepalive_detection_seconds_bucket{port=\"8080\",le=\"10\"}"),
+	    1);
+	assert_int_equal(
+	    value_of(text,
+		     "sockpulse_tcp_keepalive_detection_seconds_bucket{port=\"8080\",le=\"30\"}"),
+	    2);
+	assert_int_equal(
+	    value_of(text,
+		     "sockpulse_tcp_keepalive_detection_seconds_bucket{port=\"8080\",le=\"+Inf\"}"),
+	    2);
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_keepalive_detection_seconds_count{port=\"8080\"}"), 2);
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_connections_without_keepalive{port=\"8080\"}"), 1);
+	assert_non_null(
+	    strstr(text, "sockpulse_tcp_keepalive_worst_detection_seconds{port=\"8080\"} +Inf\n"));
+	assert_non_null(strstr(
+	    text, "sockpulse_tcp_keepalive_worst_detection_seconds{port=\"22\"} 7875.000\n"));
+	assert_int_equal(
+	    value_of(text,
+		     "sockpulse_tcp_keepalive_detection_seconds_bucket{port=\"22\",le=\"7200\"}"),
+	    0);
+	assert_int_equal(
+	    value_of(text,
+		     "sockpulse_tcp_keepalive_detection_seconds_bucket{port=\"22\",le=\"10800\"}"),
+	    1);
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_keepalive_detection_seconds_count{port=\"other\"}"), 0);
+	free(text);
+}
+
+/* More service ports than labels: the rest are summed under "other". */
+static void test_ka_other(void **state)
+{
+	char *text;
+
+	(void)state;
+	assert_int_equal(metrics_ka_begin(&m), 0);
+	for (uint16_t p = 1; p <= METRICS_TOP_N + 5; p++)
+		for (uint16_t k = 0; k < p; k++)
+			metrics_ka_add(&m, p, 5000);
+	metrics_ka_end(&m);
+	text = render();
+	/* the 10 busiest ports (6..15) have labels; ports 1..5 (15 connections) are "other" */
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_keepalive_detection_seconds_count{port=\"15\"}"), 15);
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_keepalive_detection_seconds_count{port=\"5\"}"), -1);
+	assert_int_equal(
+	    value_of(text, "sockpulse_tcp_keepalive_detection_seconds_count{port=\"other\"}"), 15);
+	free(text);
+}
+
 static void listen_ok(const char *s, int family, const char *ip, uint16_t port)
 {
 	struct sockaddr_storage ss;
@@ -495,6 +609,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lease_table_random, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spikes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_diag_gauges_and_escaping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_insights, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ka_other, setup, teardown),
 	    cmocka_unit_test(test_parse_listen),
 	    cmocka_unit_test(test_dest_label),
 	};

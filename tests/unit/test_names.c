@@ -87,11 +87,22 @@ static void test_errnos(void **state)
 static void test_actions(void **state)
 {
 	static const char *const want[SP_ACT_MAX] = {
-		"tcp-state-change",	 "tcp-activity",	   "tcp-connect",
-		"tcp-keepalive-timeout", "tcp-retransmit-timeout", "tcp-reset",
-		"lease-suspect",	 "lease-expired",	   "lease-recovered",
-		"lease-closed",		 "lease-lost",		   "connect-failure-spike",
-		"events-lost",		 "lease-hold",
+	    "tcp-state-change",
+	    "tcp-activity",
+	    "tcp-connect",
+	    "tcp-keepalive-timeout",
+	    "tcp-retransmit-timeout",
+	    "tcp-reset",
+	    "lease-suspect",
+	    "lease-expired",
+	    "lease-recovered",
+	    "lease-closed",
+	    "lease-lost",
+	    "connect-failure-spike",
+	    "events-lost",
+	    "lease-hold",
+	    "tcp-stuck",
+	    "port-exhaustion-risk",
 	};
 	unsigned int i;
 
