@@ -9,6 +9,7 @@
  *   sp_conn connect ADDR PORT [options]
  *   sp_conn serve ADDR PORT [options]
  *   sp_conn burst ADDR PORT --count N
+ *   sp_conn fill ADDR PORT --count N [--interval MS] [--hold SEC]
  *
  * Output lines (one per step, first word is the step):
  *   listening pid=P comm=C family=ipv4 addr=A port=N cookie=K
@@ -18,6 +19,8 @@
  *   end reason=eof|error|hold|rst bytes_received=N [error=ENAME]
  *   closed linger0=0|1
  *   burst count=N failed=N us=T
+ *   shutdown how=wr
+ *   fill opened=N result=ok|ENAME
  *
  * Exit codes: 0 every step done (for connect: connected), 1 connect failed (the errno is
  * printed), 2 usage error, 3 a system call other than connect failed, 4 the connection ended with
@@ -84,6 +87,10 @@ struct opts {
 	bool no_accept;
 	bool echo;
 	bool rst_after_accept;
+	bool leak;		/* serve: accepted sockets are never read nor closed */
+	bool shutdown_wr;	/* connect: half-close after connecting */
+	bool ka_on;		/* connect: SO_KEEPALIVE with the namespace's settings */
+	int interval_ms;	/* fill: between connects */
 	int backlog;
 	int deadline_s;
 };
@@ -185,6 +192,8 @@ static void usage(FILE *f)
 		"         [--send BYTES] [--chunks N,BYTES,MS] [--tail MS,BYTES] [--hold SEC] [--linger0]\n"
 		"         [--backlog N] [--timeout SEC] [--deadline SEC]\n"
 		"       sp_conn burst ADDR PORT --count N [--deadline SEC]\n"
+		"       sp_conn fill ADDR PORT --count N [--interval MS] [--hold SEC] [--deadline SEC]\n"
+		"  connect also: [--shutdown-wr] [--keepalive-on]; serve also: [--leak]\n"
 		"exit: 0 done, 1 connect failed, 2 usage, 3 syscall error, 4 connection error during\n"
 		"      --hold, 5 deadline expired\n");
 }
@@ -272,6 +281,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--rst-after-accept")) {
 			o->rst_after_accept = true;
 			used = false;
+		} else if (!strcmp(a, "--leak")) {
+			o->leak = true;
+			used = false;
+		} else if (!strcmp(a, "--shutdown-wr")) {
+			o->shutdown_wr = true;
+			used = false;
+		} else if (!strcmp(a, "--keepalive-on")) {
+			o->ka_on = true;
+			used = false;
 		} else if (!val) {
 			return -1;
 		} else if (!strcmp(a, "--bind")) {
@@ -328,6 +346,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (!parse_int(val, 1, 1000000, &v))
 				return -1;
 			o->count = (int)v;
+		} else if (!strcmp(a, "--interval")) {
+			if (!parse_int(val, 0, 60000, &v))
+				return -1;
+			o->interval_ms = (int)v;
 		} else if (!strcmp(a, "--backlog")) {
 			if (!parse_int(val, 1, 65535, &v))
 				return -1;
@@ -582,6 +604,8 @@ static int do_connect(const struct opts *o)
 		    (err = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, o->ka_cnt, "keepcnt")))
 			return err;
 	}
+	if (o->ka_on && (err = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "keepalive")))
+		return err;
 	if (o->user_timeout_ms &&
 	    (err = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, o->user_timeout_ms, "user-timeout")))
 		return err;
@@ -637,6 +661,11 @@ static int do_connect(const struct opts *o)
 		return err;
 	if ((err = send_pattern(fd, o)))
 		return err;
+	if (o->shutdown_wr) {
+		if (shutdown(fd, SHUT_WR) < 0)
+			return sys_fail("shutdown");
+		printf("shutdown how=wr\n");
+	}
 	if (o->hold_s > 0 && (err = hold_conn(fd, o)))
 		return err;
 	return close_conn(fd, o->linger0);
@@ -690,6 +719,14 @@ static int do_serve(const struct opts *o)
 		char l[64], r[64];
 		int fd, lport, rport;
 
+		if (o->leak && i && o->hold_s > 0) {
+			/* leaking: accept whatever comes within the hold, then exit */
+			struct pollfd p = { .fd = lfd, .events = POLLIN };
+			int pr = poll(&p, 1, (int)(o->hold_s * 1000));
+
+			if (pr <= 0)
+				break;
+		}
 		fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
 			return sys_fail("accept");
@@ -703,14 +740,63 @@ static int do_serve(const struct opts *o)
 			close_conn(fd, true);
 			continue;
 		}
+		if (o->leak)
+			continue; /* a descriptor leak: never read, never closed until exit */
 		if ((err = send_pattern(fd, o)))
 			return err;
 		if (o->hold_s > 0 && (err = hold_conn(fd, o)) && err != EXIT_CONN_ERROR)
 			return err;
 		close_conn(fd, o->linger0);
 	}
+	if (o->leak && o->hold_s > 0) {
+		sleep_ms((int)(o->hold_s * 1000));
+		printf("end reason=hold bytes_received=0\n");
+	}
 	close(lfd);
 	return err;
+}
+
+/*
+ * Up to N connections opened one after the other and all kept open, --interval apart: fills the
+ * local port range towards one destination. Stops at the first failed connect (printed), then
+ * holds what it opened for --hold seconds.
+ */
+static int do_fill(const struct opts *o)
+{
+	struct sockaddr_storage dst;
+	socklen_t dlen;
+	int i, opened = 0, err = 0;
+
+	if (make_addr(o->addr, o->port, &dst, &dlen) < 0) {
+		fprintf(stderr, "sp_conn: bad address '%s'\n", o->addr);
+		return EXIT_USAGE;
+	}
+	for (i = 0; i < o->count; i++) {
+		char l[64], r[64];
+		int fd = socket(dst.ss_family, SOCK_STREAM, 0), lport, rport;
+
+		if (fd < 0)
+			return sys_fail("socket");
+		if (set_timeouts(fd, o->timeout_s))
+			return EXIT_SYSCALL;
+		err = connect(fd, (struct sockaddr *)&dst, dlen) < 0 ? errno : 0;
+		sock_names(fd, l, r, sizeof(l), &lport, &rport);
+		printf("connect pid=%d comm=%s cookie=%llu local=%s lport=%d result=%s errno=%d\n",
+		       (int)getpid(), comm(), (unsigned long long)cookie_of(fd), l, lport,
+		       err ? errname(err) : "ok", err);
+		if (err) {
+			close(fd);
+			break;
+		}
+		opened++;
+		if (o->interval_ms)
+			sleep_ms(o->interval_ms);
+	}
+	printf("fill opened=%d result=%s\n", opened, err ? errname(err) : "ok");
+	fflush(stdout);
+	if (o->hold_s > 0)
+		sleep_ms((int)(o->hold_s * 1000));
+	return err ? EXIT_CONNECT_FAILED : 0;
 }
 
 /* N short connections to an in-process listener, as fast as possible: an event burst. */
@@ -775,6 +861,8 @@ int main(int argc, char **argv)
 		err = do_serve(&o);
 	else if (!strcmp(o.mode, "burst"))
 		err = do_burst(&o);
+	else if (!strcmp(o.mode, "fill"))
+		err = do_fill(&o);
 	else {
 		usage(stderr);
 		err = EXIT_USAGE;

@@ -21,6 +21,8 @@
 #include "engine.h"
 #include "log.h"
 #include "names.h"
+#include "netns.h"
+#include "tablewalk.h"
 
 #define TICK_NS (100 * 1000000ULL)	    /* drain and flush period */
 #define LOST_CHECK_NS (1000 * 1000000ULL) /* kernel drop counters read period */
@@ -158,6 +160,8 @@ static void on_tick(struct agent *a, uint64_t deadline)
 		check_lost(a, now);
 	if (a->engine)
 		engine_tick(a->engine, now);
+	if (a->walk)
+		tablewalk_tick(a->walk, now);
 	if (a->sink.on_tick)
 		a->sink.on_tick(a->sink.ctx, now);
 	if (deadline && now >= deadline)
@@ -205,6 +209,83 @@ static int setup_loop(struct agent *a)
 	return 0;
 }
 
+static void walk_start(void *ctx)
+{
+	struct agent *a = ctx;
+
+	if (a->sink.on_walk_start)
+		a->sink.on_walk_start(a->sink.ctx);
+}
+
+static void walk_sock(void *ctx, const struct audit_sock *s, uint64_t target_ms)
+{
+	struct agent *a = ctx;
+
+	if (a->sink.on_walk_sock)
+		a->sink.on_walk_sock(a->sink.ctx, s, target_ms);
+}
+
+static void walk_done(void *ctx, const struct audit *au, bool ok)
+{
+	struct agent *a = ctx;
+
+	if (a->sink.on_walk_done)
+		a->sink.on_walk_done(a->sink.ctx, au, ok);
+}
+
+/*
+ * The socket table, walked once now (the programs are attached: whatever changes from here on
+ * arrives as events) and then every --audit-interval. Without it the engine still sees every
+ * change from now on; only the past is missing, which is said once.
+ */
+void agent_walk_start(struct agent *a)
+{
+	struct tablewalk_hooks hooks = {
+	    .ctx = a,
+	    .on_start = walk_start,
+	    .on_sock = walk_sock,
+	    .on_done = walk_done,
+	};
+	int err;
+
+	if (!a->engine)
+		return;
+	a->walk = calloc(1, sizeof(*a->walk));
+	if (!a->walk)
+		return;
+	err = tablewalk_open(a->walk, a->cfg, a->engine, &hooks);
+	if (!err)
+		err = tablewalk_run(a->walk, clock_mono_ns());
+	if (err) {
+		pr_warn("socket table walk unavailable (%s): sockets stuck before the start, "
+			"keepalive audit and exact port counts are missing",
+			strerror(-err));
+		tablewalk_close(a->walk);
+		free(a->walk);
+		a->walk = NULL;
+		return;
+	}
+	pr_debug("socket table: %llu sockets, %llu stuck already, walk took %.1f ms",
+		 (unsigned long long)a->walk->sockets, (unsigned long long)a->walk->seeded_stuck,
+		 a->walk->last_duration_ns / 1e6);
+}
+
+/*
+ * The port forecast asks once per namespace it sees: its ip_local_port_range, read from inside
+ * it (a namespace with no name and no process left cannot be entered: the default range).
+ */
+static int port_range(void *ctx, uint32_t netns, uint16_t *lo, uint16_t *hi)
+{
+	int err = netns_port_range(netns, lo, hi);
+
+	(void)ctx;
+	if (err)
+		pr_debug("port forecast: no ip_local_port_range for namespace %u (%s): the default "
+			 "range counts",
+			 netns, strerror(-err));
+	return err;
+}
+
 int agent_open(struct agent *a, const struct config *cfg, const struct agent_sink *sink)
 {
 	int ret, err;
@@ -222,6 +303,7 @@ int agent_open(struct agent *a, const struct config *cfg, const struct agent_sin
 			return SP_EXIT_FAILURE;
 		}
 		engine_set_hold_fn(a->engine, engine_hold, a);
+		portfc_set_range_fn(engine_ports(a->engine), port_range, a);
 	}
 	ret = loader_start(&a->loader, cfg);
 	if (ret)
@@ -238,6 +320,11 @@ int agent_open(struct agent *a, const struct config *cfg, const struct agent_sin
 		return SP_EXIT_FAILURE;
 	}
 	return SP_EXIT_OK;
+}
+
+int agent_programs(const struct agent *a)
+{
+	return a->loader.n_links + (a->walk ? 1 : 0);
 }
 
 int agent_add_fd(struct agent *a, int fd, agent_fd_fn fn, void *ctx)
@@ -330,6 +417,24 @@ static void summary_line(const char *what, const uint64_t *counts)
 	pr_info("%s", buf);
 }
 
+/* Stuck sockets, the port forecast, the socket-table walks: what was raised, what was dropped. */
+static void summary_health(const struct agent *a)
+{
+	const struct stuck_stats *st = stuck_stats(engine_stuck(a->engine));
+	const struct portfc_stats *ps = portfc_stats(engine_ports(a->engine));
+
+	pr_info("summary: tcp-stuck %llu (close_wait %llu, fin_wait2 %llu, %llu found at start), "
+		"%llu untracked (table full); port-exhaustion-risk %llu, destinations evicted %llu",
+		(unsigned long long)(st->alerts[0] + st->alerts[1]),
+		(unsigned long long)st->alerts[0], (unsigned long long)st->alerts[1],
+		(unsigned long long)st->seeded, (unsigned long long)st->untracked,
+		(unsigned long long)ps->alerts, (unsigned long long)ps->evicted);
+	if (a->walk)
+		pr_info("summary: socket table walks %llu (%llu incomplete), last %.1f ms",
+			(unsigned long long)a->walk->walks, (unsigned long long)a->walk->errors,
+			a->walk->last_duration_ns / 1e6);
+}
+
 void agent_summary(const struct agent *a)
 {
 	uint64_t bad = 0;
@@ -349,6 +454,7 @@ void agent_summary(const struct agent *a)
 			(unsigned long long)ls->evicted, (unsigned long long)ss->incidents,
 			(unsigned long long)ss->host_incidents,
 			(unsigned long long)engine_stats(a->engine)->holds);
+		summary_health(a);
 	}
 	if (a->counts.no_storage)
 		pr_warn("summary: %llu state changes of sockets the kernel could not give storage "
@@ -366,6 +472,9 @@ void agent_close(struct agent *a)
 		return;
 	ring_buffer__free(a->ring);
 	a->ring = NULL;
+	tablewalk_close(a->walk);
+	free(a->walk);
+	a->walk = NULL;
 	engine_free(a->engine);
 	a->engine = NULL;
 	loader_stop(&a->loader);

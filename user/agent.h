@@ -22,6 +22,9 @@
 
 struct ring_buffer;
 struct engine;
+struct tablewalk;
+struct audit;
+struct audit_sock;
 
 struct agent_sink {
 	void *ctx;
@@ -33,6 +36,11 @@ struct agent_sink {
 	bool (*on_flush)(void *ctx);
 	/* SIGHUP */
 	void (*on_hup)(void *ctx);
+	/* socket-table walks (at start, then every --audit-interval): each socket, then the
+	 * audit of the whole walk; optional */
+	void (*on_walk_start)(void *ctx);
+	void (*on_walk_sock)(void *ctx, const struct audit_sock *s, uint64_t target_ms);
+	void (*on_walk_done)(void *ctx, const struct audit *a, bool ok);
 };
 
 typedef void (*agent_fd_fn)(void *ctx, int fd, uint32_t events);
@@ -57,6 +65,7 @@ struct agent {
 	struct loader loader;
 	struct ring_buffer *ring;
 	struct engine *engine;
+	struct tablewalk *walk; /* NULL: no socket-table walks (no engine, or no iterator) */
 	struct agent_sink sink;
 	struct agent_fd fds[AGENT_MAX_FDS];
 	int n_fds;
@@ -74,6 +83,14 @@ struct agent {
 
 /* Loads and attaches the BPF side, sets up the ring, the engine and the loop. enum sp_exit. */
 int agent_open(struct agent *a, const struct config *cfg, const struct agent_sink *sink);
+/*
+ * Walks the socket table once now, then every --audit-interval from the tick: call when the
+ * sinks are ready for what the walk hands them (before "ready"). Without an engine, or when the
+ * iterator cannot load (said once), there are no walks.
+ */
+void agent_walk_start(struct agent *a);
+/* BPF programs the agent has attached: the tracing ones, and the socket-table iterator. */
+int agent_programs(const struct agent *a);
 /* Adds a descriptor to the loop (EPOLLIN); 0 or -errno. */
 int agent_add_fd(struct agent *a, int fd, agent_fd_fn fn, void *ctx);
 /* Runs until --duration, SIGINT/SIGTERM, agent_stop() or a sink asking to stop. enum sp_exit. */

@@ -59,6 +59,11 @@ enum {
 	OPT_SPIKE_HOST_MIN,
 	OPT_NO_COLOR,
 	OPT_NO_UNICODE,
+	OPT_STUCK_AFTER,
+	OPT_PORT_RISK_USAGE,
+	OPT_PORT_RISK_HORIZON,
+	OPT_AUDIT_INTERVAL,
+	OPT_CONNECTIONS,
 };
 
 static const struct option long_options[] = {
@@ -94,6 +99,11 @@ static const struct option long_options[] = {
 	{ "spike-quiet", required_argument, NULL, OPT_SPIKE_QUIET },
 	{ "spike-merge", required_argument, NULL, OPT_SPIKE_MERGE },
 	{ "spike-host-min", required_argument, NULL, OPT_SPIKE_HOST_MIN },
+	{ "stuck-after", required_argument, NULL, OPT_STUCK_AFTER },
+	{ "port-risk-usage", required_argument, NULL, OPT_PORT_RISK_USAGE },
+	{ "port-risk-horizon", required_argument, NULL, OPT_PORT_RISK_HORIZON },
+	{ "audit-interval", required_argument, NULL, OPT_AUDIT_INTERVAL },
+	{ "connections", no_argument, NULL, OPT_CONNECTIONS },
 	{ "delay", required_argument, NULL, 'd' },
 	{ "no-color", no_argument, NULL, OPT_NO_COLOR },
 	{ "no-unicode", no_argument, NULL, OPT_NO_UNICODE },
@@ -120,6 +130,9 @@ void cli_usage(FILE *out)
 	      "                        stdin) through the engine, print its lease/spike lines\n"
 	      "  agent                 the host agent: JSON lines log, Prometheus /metrics,\n"
 	      "                        socket table gauges; for systemd (tools/sockpulse.service)\n"
+	      "  audit                 one-shot keepalive audit of established connections per\n"
+	      "                        service port and process: worst-case time to notice a\n"
+	      "                        dead peer, suggested settings (--json, --connections)\n"
 	      "  help, version\n"
 	      "\n"
 	      "Options:\n"
@@ -153,6 +166,17 @@ void cli_usage(FILE *out)
 	      "      --spike-host-min N  destinations spiking together that make one\n"
 	      "                        host-wide alert (default 3)\n"
 	      "\n"
+	      "Connection health (watch, top, agent, replay):\n"
+	      "      --stuck-after DUR  alert on a socket in CLOSE_WAIT or FIN_WAIT2 this long\n"
+	      "                        (default 60s; \"off\")\n"
+	      "      --port-risk-usage PCT  alert when this share of the local port range is in\n"
+	      "                        use towards one destination (default 80)\n"
+	      "      --port-risk-horizon DUR  ... or when exhaustion is predicted within DUR\n"
+	      "                        (default 60s; \"off\")\n"
+	      "      --audit-interval DUR  keepalive audit and socket-table refresh of top and\n"
+	      "                        agent (default 60s; \"off\")\n"
+	      "      --connections     audit: one line per connection, then the rollup\n"
+	      "\n"
 	      "Dashboard options (sockpulse top):\n"
 	      "  -d, --delay DUR       screen refresh interval (default 1s, 100ms..1h)\n"
 	      "      --no-color        no colors (also when NO_COLOR is set)\n"
@@ -169,7 +193,8 @@ void cli_usage(FILE *out)
 	      "      --metrics ADDR:PORT  Prometheus /metrics (default " SP_DEFAULT_METRICS "),\n"
 	      "                        \"[::1]:PORT\", a bare PORT, or \"off\"\n"
 	      "      --sockdiag-interval DUR  socket table gauges refresh (default 5s; \"off\")\n"
-	      "      --netns-watch PATH  also count sockets of this namespace; may repeat\n"
+	      "      --netns-watch PATH  also count and audit sockets of this namespace; may\n"
+	      "                        repeat (top, agent, audit)\n"
 	      "      --config FILE     read \"key = value\" lines, keys the long options;\n"
 	      "                        the command line wins\n"
 	      "\n"
@@ -203,6 +228,7 @@ void config_init(struct config *cfg)
 	cfg->metrics = SP_DEFAULT_METRICS;
 	cfg->sockdiag_interval_ns = SP_DEFAULT_SOCKDIAG_NS;
 	cfg->refresh_ns = SP_DEFAULT_REFRESH_NS;
+	cfg->audit_interval_ns = SP_DEFAULT_AUDIT_NS;
 }
 
 /* "FILE:LINE: " while a configuration file is applied, else empty. */
@@ -293,6 +319,7 @@ static int parse_command(const char *word, enum sp_command *cmd)
 		{ "agent", CMD_AGENT },
 		{ "replay", CMD_REPLAY },
 		{ "top", CMD_TOP },
+		{ "audit", CMD_AUDIT },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -591,6 +618,64 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 			if (parse_double(optarg, 0, 1, &cfg->engine.spike.min_ratio))
 				return usage_error("%s: '%s' is not a number from 0 to 1",
 						   "--spike-min-ratio", optarg);
+			break;
+		case OPT_STUCK_AFTER:
+			if (strcmp(optarg, "off") == 0) {
+				cfg->engine.stuck.after_ns = 0;
+				break;
+			}
+			if (parse_duration(optarg, &cfg->engine.stuck.after_ns) ||
+			    cfg->engine.stuck.after_ns < 100000000ULL ||
+			    cfg->engine.stuck.after_ns > 86400ULL * 1000000000ULL)
+				return usage_error(
+				    "%s: '%s' is not off or a duration from 100ms to 1d",
+				    "--stuck-after", optarg);
+			break;
+		case OPT_PORT_RISK_USAGE: {
+			char pct[32];
+			size_t n = strlen(optarg);
+			double v;
+
+			/* "80" or "80%" */
+			if (n && n < sizeof(pct) && optarg[n - 1] == '%')
+				n--;
+			if (!n || n >= sizeof(pct))
+				return usage_error("%s: '%s' is not a percentage from 1 to 100",
+						   "--port-risk-usage", optarg);
+			memcpy(pct, optarg, n);
+			pct[n] = '\0';
+			if (parse_double(pct, 1, 100, &v))
+				return usage_error("%s: '%s' is not a percentage from 1 to 100",
+						   "--port-risk-usage", optarg);
+			cfg->engine.ports.usage_ratio = v / 100.0;
+			break;
+		}
+		case OPT_PORT_RISK_HORIZON:
+			if (strcmp(optarg, "off") == 0) {
+				cfg->engine.ports.horizon_ns = 0;
+				break;
+			}
+			if (parse_duration(optarg, &cfg->engine.ports.horizon_ns) ||
+			    cfg->engine.ports.horizon_ns < 1000000000ULL ||
+			    cfg->engine.ports.horizon_ns > 86400ULL * 1000000000ULL)
+				return usage_error(
+				    "%s: '%s' is not off or a duration from 1s to 1d",
+				    "--port-risk-horizon", optarg);
+			break;
+		case OPT_AUDIT_INTERVAL:
+			if (strcmp(optarg, "off") == 0) {
+				cfg->audit_interval_ns = 0;
+				break;
+			}
+			if (parse_duration(optarg, &cfg->audit_interval_ns) ||
+			    cfg->audit_interval_ns < 1000000000ULL ||
+			    cfg->audit_interval_ns > 86400ULL * 1000000000ULL)
+				return usage_error(
+				    "%s: '%s' is not off or a duration from 1s to 1d",
+				    "--audit-interval", optarg);
+			break;
+		case OPT_CONNECTIONS:
+			cfg->audit_connections = true;
 			break;
 		case 'd':
 			if (parse_duration(optarg, &cfg->refresh_ns) || cfg->refresh_ns < 100000000ULL ||

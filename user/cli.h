@@ -29,6 +29,7 @@ enum sp_command {
 	CMD_AGENT,
 	CMD_REPLAY,
 	CMD_TOP,
+	CMD_AUDIT,
 };
 
 #define SP_DEFAULT_COALESCE_NS 1000000000ULL
@@ -42,6 +43,7 @@ enum sp_command {
 #define SP_DEFAULT_METRICS "127.0.0.1:9477"
 #define SP_DEFAULT_SOCKDIAG_NS (5ULL * 1000000000ULL)
 #define SP_NETNS_WATCH_MAX 16
+#define SP_DEFAULT_AUDIT_NS (60ULL * 1000000000ULL)
 
 struct config {
 	enum sp_command cmd;
@@ -77,6 +79,10 @@ struct config {
 	uint64_t sockdiag_interval_ns;	/* socket table refresh; 0: off */
 	const char *netns_watch[SP_NETNS_WATCH_MAX]; /* more namespaces for sock_diag */
 	unsigned int n_netns_watch;
+
+	/* socket-table walks: keepalive audit, port counts, stuck sockets found at start */
+	uint64_t audit_interval_ns;	/* top and agent; 0: only at start */
+	bool audit_connections;		/* `sockpulse audit --connections` */
 };
 
 void config_init(struct config *cfg);

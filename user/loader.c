@@ -95,7 +95,7 @@ static bool has_caps(bool *bpf, bool *perfmon, bool *sys_admin)
 	return found;
 }
 
-static int preflight(void)
+int loader_preflight(void)
 {
 	bool bpf, perfmon, sys_admin;
 
@@ -231,7 +231,7 @@ int loader_start(struct loader *ld, const struct config *cfg)
 	size_t off = 0;
 
 	memset(ld, 0, sizeof(*ld));
-	ret = preflight();
+	ret = loader_preflight();
 	if (ret)
 		return ret;
 	libbpf_set_print(libbpf_print);
@@ -329,7 +329,7 @@ int loader_check(const struct config *cfg)
 	int ret, load_err, usable = 0;
 
 	memset(&ld, 0, sizeof(ld));
-	ret = preflight();
+	ret = loader_preflight();
 	if (ret)
 		return ret;
 	libbpf_set_print(libbpf_print);

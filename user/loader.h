@@ -23,6 +23,8 @@ struct loader {
 	int ncpus;
 };
 
+/* BTF present, capabilities enough to load BPF: an enum sp_exit code, one line saying why not. */
+int loader_preflight(void);
 /* Returns an enum sp_exit code; on failure prints one line saying why. */
 int loader_start(struct loader *ld, const struct config *cfg);
 void loader_stop(struct loader *ld);

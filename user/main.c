@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "auditcmd.h"
 #include "cli.h"
 #include "loader.h"
 #include "log.h"
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
 		return service_run(&cfg);
 	case CMD_TOP:
 		return top_run(&cfg);
+	case CMD_AUDIT:
+		return audit_run(&cfg);
 	case CMD_WATCH:
 	default:
 		return watch_run(&cfg);

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "clock.h"
 #include "engine.h"
 #include "format.h"
@@ -99,6 +100,16 @@ static long render(void *ctx, char **body)
 	struct service *s = ctx;
 
 	update_self(s);
+	if (s->agent.engine) {
+		struct stuck_proc procs[4 * METRICS_TOP_N];
+		struct portfc_tuple top[METRICS_TOP_N];
+		size_t n;
+
+		n = stuck_top_procs(engine_stuck(s->agent.engine), procs, 4 * METRICS_TOP_N);
+		metrics_set_stuck(&s->m, procs, n);
+		n = portfc_top(engine_ports(s->agent.engine), top, METRICS_TOP_N);
+		metrics_set_ports(&s->m, top, n);
+	}
 	return metrics_render(&s->m, body);
 }
 
@@ -203,6 +214,31 @@ static void seed_sock(void *ctx, const struct diag_tally *t, const struct diag_s
 	s->seeded++;
 }
 
+static void walk_start(void *ctx)
+{
+	struct service *s = ctx;
+
+	metrics_ka_begin(&s->m);
+}
+
+static void walk_sock(void *ctx, const struct audit_sock *as, uint64_t target_ms)
+{
+	struct service *s = ctx;
+
+	(void)target_ms;
+	if (as->state == SP_ST_ESTABLISHED)
+		metrics_ka_add(&s->m, as->service_port, ka_idle_detect_ms(&as->ka));
+}
+
+static void walk_done(void *ctx, const struct audit *a, bool ok)
+{
+	struct service *s = ctx;
+
+	(void)a;
+	(void)ok;
+	metrics_ka_end(&s->m);
+}
+
 static int start_log(struct service *s)
 {
 	const struct config *cfg = s->cfg;
@@ -290,6 +326,9 @@ int service_run(const struct config *cfg)
 	    .on_tick = on_tick,
 	    .on_flush = on_flush,
 	    .on_hup = on_hup,
+	    .on_walk_start = walk_start,
+	    .on_walk_sock = walk_sock,
+	    .on_walk_done = walk_done,
 	};
 	char metrics_at[128], msg[512];
 	int ret, err;
@@ -323,14 +362,15 @@ int service_run(const struct config *cfg)
 	ret = start_http(&s, metrics_at, sizeof(metrics_at));
 	if (ret)
 		goto out;
+	agent_walk_start(&s.agent);
 
 	pr_info("ready: %d programs attached, log %s, metrics %s, sock_diag %s "
 		"(%d namespaces, %llu established connections seeded)",
-		s.agent.loader.n_links, cfg->log_path ? cfg->log_path : "off", metrics_at,
+		agent_programs(&s.agent), cfg->log_path ? cfg->log_path : "off", metrics_at,
 		s.diag_on ? "on" : "off", s.diag_on ? s.diag.n_ns : 0,
 		(unsigned long long)s.seeded);
 	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=watching: %d programs attached, metrics %s",
-		 s.agent.loader.n_links, metrics_at);
+		 agent_programs(&s.agent), metrics_at);
 	sdnotify_send(&s.sd, msg);
 
 	ret = agent_run(&s.agent);

@@ -31,8 +31,10 @@
 #include <ncursesw/curses.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "clock.h"
 #include "engine.h"
+#include "format.h"
 #include "log.h"
 #include "names.h"
 #include "sockdiag.h"
@@ -87,6 +89,8 @@ struct conn {
 	uint8_t diag_timer, diag_retrans;
 	uint32_t diag_expires_ms;
 	uint32_t diag_gen;
+	bool has_ka; /* the last socket-table walk's keepalive audit */
+	struct ka_settings ka;
 	uint32_t netns;
 	uint32_t pid;
 	char comm[SP_COMM_MAX];
@@ -152,6 +156,11 @@ struct snapshot {
 	struct detail_row *details;
 	size_t n_details;
 	uint32_t leases_live;
+	uint64_t stuck;		     /* sockets stuck in CLOSE_WAIT/FIN_WAIT2 now */
+	struct stuck_proc stuck_top; /* the process holding most of them */
+	bool has_stuck_top;
+	struct portfc_tuple ports; /* the destination closest to port exhaustion */
+	bool has_ports;
 };
 
 struct top {
@@ -575,6 +584,22 @@ static void on_event(void *ctx, const struct sp_event *ev)
 
 /* ---- sock_diag ------------------------------------------------------------------------------ */
 
+/* The socket-table walk: each established connection's keepalive settings, for the details. */
+static void walk_sock(void *ctx, const struct audit_sock *as, uint64_t target_ms)
+{
+	struct top *t = ctx;
+	uint32_t i;
+
+	(void)target_ms;
+	if (!as->conn.cookie || as->state != SP_ST_ESTABLISHED)
+		return;
+	i = conn_find(t, as->conn.cookie);
+	if (i == NIL)
+		return;
+	t->conns[i].has_ka = true;
+	t->conns[i].ka = as->ka;
+}
+
 static void diag_sock(void *ctx, const struct diag_tally *tally, const struct diag_sock *ds)
 {
 	struct top *t = ctx;
@@ -798,7 +823,13 @@ static void refresh_snapshot(struct top *t)
 		s->host_spike |= s->spikes[k].host_wide;
 	if (t->agent.engine) {
 		spike_for_each_incident(engine_spikes(t->agent.engine), incident_failures, s);
+		const struct stuck_stats *st = stuck_stats(engine_stuck(t->agent.engine));
+
 		s->leases_live = engine_lease_stats(t->agent.engine)->live;
+		s->stuck = st->stuck[0] + st->stuck[1];
+		s->has_stuck_top = stuck_top_procs(engine_stuck(t->agent.engine), &s->stuck_top, 1);
+		s->has_ports = portfc_top(engine_ports(t->agent.engine), &s->ports, 1) &&
+			       (s->ports.alert || s->ports.used * 2 >= s->ports.capacity);
 	}
 	s->n_recent = t->n_recent;
 	for (k = 0; k < t->n_recent; k++)
@@ -945,7 +976,27 @@ static void draw_header(const struct top *t)
 		off += (size_t)snprintf(line + off, sizeof(line) - off, " %s %llu",
 					tcp_state_name(st), (unsigned long long)s->states[st]);
 	}
-	put_line(t, 1, line, C_NONE);
+	/* stuck sockets and port pressure only when there are some */
+	if (s->stuck && off < sizeof(line)) {
+		const struct stuck_proc *p = &s->stuck_top;
+
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "  STUCK %llu",
+					(unsigned long long)s->stuck);
+		if (s->has_stuck_top && off < sizeof(line))
+			off += (size_t)snprintf(line + off, sizeof(line) - off, " (%.15s/%u: %u%s)",
+						p->comm[0] ? p->comm : "?", p->pid,
+						p->stuck[0] + p->stuck[1],
+						p->trend > 0 ? " growing" : "");
+	}
+	if (s->has_ports && off < sizeof(line)) {
+		char dst[SP_ADDR_STR_MAX];
+
+		format_addr(dst, sizeof(dst), &s->ports.dst);
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "  PORTS %s:%u %u/%u%s",
+					dst, s->ports.dport, s->ports.used, s->ports.capacity,
+					s->ports.alert ? " RUNNING OUT" : "");
+	}
+	put_line(t, 1, line, s->stuck || (s->has_ports && s->ports.alert) ? C_WARN : C_NONE);
 
 	spark_w = COLS >= 120 ? SPARK_SECS : COLS >= 80 ? 30 : 10;
 	tf_sparkline(spark, sizeof(spark), s->spark_fail, SPARK_SECS, spark_w, t->unicode);
@@ -1038,8 +1089,27 @@ static uint8_t tf_state(uint8_t lease_state)
 
 static void keepalive_text(char *buf, size_t cap, const struct conn *c)
 {
-	char d[32];
+	char d[32], det[24], idle[24], intvl[24];
+	size_t n;
 
+	/* what the settings imply (the audit), then what the timer does now (sock_diag) */
+	if (c->has_ka) {
+		audit_fmt_ms(det, sizeof(det), ka_idle_detect_ms(&c->ka));
+		if (c->ka.enabled) {
+			audit_fmt_ms(idle, sizeof(idle), c->ka.idle_ms);
+			audit_fmt_ms(intvl, sizeof(intvl), c->ka.intvl_ms);
+			/* idle/interval/probes (time to notice a dead idle peer) */
+			n = (size_t)snprintf(buf, cap, "%s/%s/%u (%s)", idle, intvl, c->ka.probes,
+					     det);
+		} else {
+			n = (size_t)snprintf(buf, cap, "off (never)");
+		}
+		if (n < cap && c->has_diag && c->diag_timer == 2) {
+			tf_duration(d, sizeof(d), (uint64_t)c->diag_expires_ms * 1000000ULL);
+			snprintf(buf + n, cap - n, ", probe in %.12s", d);
+		}
+		return;
+	}
 	if (!c->has_diag) {
 		snprintf(buf, cap, "?");
 		return;
@@ -1070,7 +1140,7 @@ static void keepalive_text(char *buf, size_t cap, const struct conn *c)
 static void draw_details(struct top *t, int y0, int h)
 {
 	const struct snapshot *s = &t->snap;
-	char line[LINE_CAP], local[TF_CELL_CAP(47)], age[32], last[32], ka[64], proc[48];
+	char line[LINE_CAP], local[TF_CELL_CAP(47)], age[32], last[32], ka[96], proc[48];
 	char title[LINE_CAP];
 	size_t i, n;
 
@@ -1684,7 +1754,11 @@ int top_run(const struct config *cfg)
 {
 	static struct top t; /* large: not on the stack */
 	const struct agent_sink sink = {
-		.ctx = &t, .on_event = on_event, .on_tick = on_tick, .on_hup = on_hup,
+	    .ctx = &t,
+	    .on_event = on_event,
+	    .on_tick = on_tick,
+	    .on_hup = on_hup,
+	    .on_walk_sock = walk_sock,
 	};
 	int ret, err;
 
@@ -1720,7 +1794,8 @@ int top_run(const struct config *cfg)
 		else
 			t.diag_on = true;
 	}
-	pr_info("ready: %d programs attached, dashboard on the terminal", t.agent.loader.n_links);
+	agent_walk_start(&t.agent);
+	pr_info("ready: %d programs attached, dashboard on the terminal", agent_programs(&t.agent));
 	err = start_screen(&t);
 	if (!err)
 		err = agent_add_fd(&t.agent, STDIN_FILENO, on_tty, &t);

@@ -637,6 +637,24 @@ static void describe(struct tw *w, const struct sp_event *ev, const char *arrow)
 		tw_printf(w, "LOST %llu %s events", (unsigned long long)ev->lost.count,
 			  ev->lost.kind ? ev->lost.kind : "?");
 		break;
+	case SP_ACT_TCP_STUCK:
+		tf_duration(d, sizeof(d), ev->stuck.age_ms * 1000000ULL);
+		if (ev->stuck.start)
+			tw_printf(w, "STUCK in %s %s%s, process holds %u",
+				  state_or(ev->stuck.state), ev->stuck.seeded ? ">= " : "", d,
+				  ev->stuck.proc_stuck);
+		else
+			tw_printf(w, "left %s after %s", state_or(ev->stuck.state), d);
+		break;
+	case SP_ACT_PORT_RISK:
+		tw_printf(w, "PORTS %s: %u of %u used (%u time_wait)",
+			  ev->ports.start ? "running out" : "ok again", ev->ports.used,
+			  ev->ports.capacity, ev->ports.time_wait);
+		if (ev->ports.start && ev->ports.eta_ms != UINT64_MAX) {
+			tf_duration(d, sizeof(d), ev->ports.eta_ms * 1000000ULL);
+			tw_printf(w, ", gone in %s", d);
+		}
+		break;
 	case SP_ACT_LEASE_HOLD:
 		tw_printf(w, "lease verdicts held %llus: %s",
 			  (unsigned long long)(ev->hold.grace_ms / 1000),

@@ -75,7 +75,7 @@ screen_check() {
 	return 1
 }
 
-run_top main || sp_finish
+run_top main --audit-interval 1s || sp_finish
 
 # A live connection with inbound data and keepalive on: its peer row, alive.
 bg_run "$SP_TMP/server.out" nsx b "$SP_CONN" serve 10.1.0.2 80 --count 1 --chunks 120,16,500 \
@@ -126,8 +126,8 @@ wait_screen "$S" 'filter: :80' 5
 tmux_keys "$S" Enter
 screen_check "Enter opens the peer's connections" \
 	'^PEER 10\.1\.0\.2:80: 1 connection \(Esc back\)' 5
-screen_check "the connection: local end, established, owner, keepalive on" \
-	'^10\.1\.0\.1:[0-9]+ +established +sp_conn/[0-9]+ .* alive +alive +on, probe in' 5
+screen_check "the connection: local end, established, owner, keepalive 30/5/3, a dead peer seen in 45 s" \
+	'^10\.1\.0\.1:[0-9]+ +established +sp_conn/[0-9]+ .* alive +alive +30s/5s/3 \(45s\)' 5
 tmux_keys "$S" Escape
 screen_check "Esc closes the details" '^PEER +CONNS +TRANSPORT' 5
 SP_CHECKS=$((SP_CHECKS + 1))

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Socket-table walks (iter/tcp through sockwalk.c) over the namespaces the agent watches: its
+ * own (or --netns), plus every --netns-watch. Each walk:
+ *   - finds each socket's owner (procsock: the process holding its inode),
+ *   - audits the keepalive settings of established connections (audit.c),
+ *   - hands the engine what only the table knows: sockets already stuck in CLOSE_WAIT/FIN_WAIT2
+ *     (their age is a lower bound: the time since the last inbound segment), each namespace's
+ *     ip_local_port_range, and exact port counts per destination for the forecast,
+ *   - and passes every socket and the audit to the caller's hooks (dashboard, metrics).
+ * A walk is synchronous: a few ms per thousand sockets, run at start (before "ready") and every
+ * --audit-interval from the event loop's tick.
+ */
+#ifndef SP_TABLEWALK_H
+#define SP_TABLEWALK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "cli.h"
+
+struct engine;
+struct sockwalk;
+struct procsock;
+
+struct tablewalk_hooks {
+	void *ctx;
+	/* a walk begins */
+	void (*on_start)(void *ctx);
+	/* every socket of the walk (listeners and timewait sockets too), owner filled if known */
+	void (*on_sock)(void *ctx, const struct audit_sock *s, uint64_t target_ms);
+	/* the walk ended; @a: its audit rows (sorted) */
+	void (*on_done)(void *ctx, const struct audit *a, bool ok);
+};
+
+struct tablewalk {
+	const struct config *cfg;
+	struct engine *engine; /* NULL: audit only */
+	struct sockwalk *sw;
+	struct procsock *ps;
+	struct audit audit;
+	struct audit_walk aw;
+	struct tablewalk_hooks hooks;
+	const char *paths[SP_NETNS_WATCH_MAX + 1]; /* NULL: the agent's own namespace */
+	char own_path[128];
+	int n_paths;
+	uint64_t now_ns, next_ns;
+	bool ok;
+	/* stats */
+	uint64_t walks, errors, sockets, seeded_stuck, decode_errors;
+	uint64_t owner_overflow; /* sockets whose owner did not fit the inode map */
+	uint64_t last_duration_ns;
+};
+
+/*
+ * Loads the iterator. 0, or -errno with one line printed saying why (the caller goes on
+ * without walks: stuck sockets and port counts then come from events only).
+ */
+int tablewalk_open(struct tablewalk *tw, const struct config *cfg, struct engine *engine,
+		   const struct tablewalk_hooks *hooks);
+/* One walk now. 0, or -errno when no namespace could be walked. */
+int tablewalk_run(struct tablewalk *tw, uint64_t now_ns);
+/* From the loop's tick: a walk when --audit-interval has passed since the last. */
+void tablewalk_tick(struct tablewalk *tw, uint64_t now_ns);
+/* The TTL whose detection the audit suggests (the service port's lease TTL). */
+uint64_t tablewalk_target_ms(const struct config *cfg, uint16_t service_port);
+void tablewalk_close(struct tablewalk *tw);
+
+#endif
