@@ -58,7 +58,7 @@ static inline void put(struct wr *w, const char *s, size_t n)
 	w->p += n;
 }
 
-#define PUTS(w, lit) put((w), (lit), sizeof(lit) - 1)
+#define PUTS(w, lit) put((w), "" lit, sizeof(lit) - 1) /* "" lit: literals only */
 
 static void put_str(struct wr *w, const char *s)
 {
@@ -369,7 +369,7 @@ size_t format_addr(char *buf, size_t cap, const struct sp_addr *addr)
 
 /* ---- JSON ---- */
 
-#define JSON_DEPTH 4
+#define JSON_DEPTH 5 /* depths 1..4 open at once: the line, sockpulse, stuck, its process */
 
 struct json {
 	struct wr w;
@@ -401,6 +401,10 @@ static void j_key(struct json *j, const char *key)
 /* Opens an object (as the value of @key, or the top level when @key is NULL). */
 static void j_open(struct json *j, const char *key)
 {
+	if (j->depth + 1 >= JSON_DEPTH) {
+		j->w.full = true; /* a nesting this file never writes: no line rather than a bad one */
+		return;
+	}
 	if (key)
 		j_key(j, key);
 	put_ch(&j->w, '{');
@@ -934,7 +938,7 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 		put_label(w, "stuck");
 		put_str(w, ev->stuck.start ? "start " : "end ");
 		put_or_q(w, tcp_state_name(ev->stuck.state));
-		PUTS(w, ev->stuck.seeded ? " age>=" : " age=");
+		put_str(w, ev->stuck.seeded ? " age>=" : " age=");
 		put_human_ms(w, ev->stuck.age_ms);
 		PUTS(w, " process-stuck=");
 		put_u64(w, ev->stuck.proc_stuck);

@@ -49,6 +49,7 @@ struct portfc {
 	struct tup *t;
 	uint32_t *buckets;
 	uint32_t nbuckets, free_head;
+	uint32_t hwm; /* tuples ever handed out: the slab is touched only up to here */
 	struct ns_range ns[PORTFC_NETNS_MAX];
 	uint32_t n_ns;
 	uint64_t now, sec;
@@ -98,8 +99,7 @@ struct portfc *portfc_new(const struct portfc_config *cfg, portfc_emit_fn emit, 
 		return NULL;
 	}
 	memset(p->buckets, 0xff, p->nbuckets * sizeof(*p->buckets));
-	for (uint32_t i = 0; i < cfg->max_tuples; i++)
-		p->t[i].hnext = i + 1 < cfg->max_tuples ? i + 1 : NIL;
+	p->free_head = NIL;
 	return p;
 }
 
@@ -224,7 +224,7 @@ static bool evict_one(struct portfc *p)
 {
 	uint32_t victim = NIL, best = UINT32_MAX;
 
-	for (uint32_t i = 0; i < p->cfg.max_tuples; i++) {
+	for (uint32_t i = 0; i < p->hwm; i++) {
 		const struct tup *t = &p->t[i];
 
 		if (t->used && !t->alert && used_of(t) < best) {
@@ -246,11 +246,15 @@ static struct tup *get(struct portfc *p, const struct key *k, bool create)
 
 	if (id != NIL)
 		return &p->t[id];
-	if (!create || (p->free_head == NIL && !evict_one(p)))
+	if (!create)
 		return NULL;
-	id = p->free_head;
+	if (p->free_head == NIL && p->hwm < p->cfg.max_tuples)
+		id = p->hwm++;
+	else if (p->free_head != NIL || evict_one(p))
+		id = p->free_head, p->free_head = p->t[id].hnext;
+	else
+		return NULL;
 	t = &p->t[id];
-	p->free_head = t->hnext;
 	memset(t, 0, sizeof(*t));
 	t->k = *k;
 	t->used = true;
@@ -404,7 +408,7 @@ void portfc_advance(struct portfc *p, uint64_t now_ns)
 	if (sec <= p->sec)
 		return;
 	p->sec = sec;
-	for (uint32_t i = 0; i < p->cfg.max_tuples; i++) {
+	for (uint32_t i = 0; i < p->hwm; i++) {
 		struct tup *t = &p->t[i];
 
 		if (!t->used)
@@ -455,7 +459,7 @@ void portfc_resync_begin(struct portfc *p, uint32_t netns, uint64_t now_ns)
 {
 	if (now_ns > p->now)
 		p->now = now_ns;
-	for (uint32_t i = 0; i < p->cfg.max_tuples; i++) {
+	for (uint32_t i = 0; i < p->hwm; i++) {
 		struct tup *t = &p->t[i];
 
 		if (!t->used || t->k.netns != netns)
@@ -534,7 +538,7 @@ size_t portfc_top(const struct portfc *p, struct portfc_tuple *out, size_t n)
 
 	if (!n)
 		return 0;
-	for (uint32_t i = 0; i < p->cfg.max_tuples; i++) {
+	for (uint32_t i = 0; i < p->hwm; i++) {
 		const struct tup *t = &p->t[i];
 		size_t slot = k;
 

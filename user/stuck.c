@@ -27,7 +27,8 @@ struct stuck {
 	struct ent *ents;
 	uint32_t *buckets;
 	uint32_t nbuckets;
-	uint32_t free_head;
+	uint32_t free_head; /* entries released, reused first */
+	uint32_t hwm;	    /* entries ever handed out: the slab is touched only up to here */
 	struct wheel *wheel;
 	struct stuck_proc *procs;
 	uint32_t n_procs;
@@ -59,7 +60,6 @@ struct stuck *stuck_new(const struct stuck_config *cfg, stuck_emit_fn emit, void
 			uint64_t now_ns)
 {
 	struct stuck *s;
-	uint32_t i;
 
 	if (!cfg || !emit || !cfg->max_sockets || !cfg->max_procs || cfg->max_sockets >= NIL / 2)
 		return NULL;
@@ -81,9 +81,7 @@ struct stuck *stuck_new(const struct stuck_config *cfg, stuck_emit_fn emit, void
 		return NULL;
 	}
 	memset(s->buckets, 0xff, s->nbuckets * sizeof(*s->buckets));
-	for (i = 0; i < cfg->max_sockets; i++)
-		s->ents[i].hnext = i + 1 < cfg->max_sockets ? i + 1 : NIL;
-	s->free_head = 0;
+	s->free_head = NIL;
 	s->next_snapshot =
 	    now_ns + (cfg->after_ns > MIN_SNAPSHOT_NS ? cfg->after_ns : MIN_SNAPSHOT_NS);
 	return s;
@@ -202,15 +200,17 @@ static bool watch(struct stuck *s, const struct sp_conn *c, uint8_t state, uint6
 		if (s->ents[id].state == state)
 			return false;
 		release(s, id, link, s->now); /* CLOSE_WAIT and FIN_WAIT2 never follow each other */
-		link = &s->buckets[bucket_of(s, c->cookie)];
 	}
-	if (s->free_head == NIL) {
+	if (s->free_head != NIL) {
+		id = s->free_head;
+		s->free_head = s->ents[id].hnext;
+	} else if (s->hwm < s->cfg.max_sockets) {
+		id = s->hwm++;
+	} else {
 		s->st.untracked++;
 		return false;
 	}
-	id = s->free_head;
 	e = &s->ents[id];
-	s->free_head = e->hnext;
 	memset(e, 0, sizeof(*e));
 	e->cookie = c->cookie;
 	e->entered_ns = entered;

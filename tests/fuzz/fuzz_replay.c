@@ -107,6 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	opts = data[0];
 	engine_config_default(&cfg);
 	cfg.lease.max_leases = 8;
+	cfg.stuck.max_sockets = 8; /* small tables: an engine per input stays cheap */
+	cfg.stuck.max_procs = 4;
+	cfg.ports.max_tuples = 8;
 	cfg.lease.ttl_ns = 2 * SEC;
 	cfg.lease.port_ttl[0].port = 443;
 	cfg.lease.port_ttl[0].ttl_ns = 5 * SEC;

@@ -950,6 +950,32 @@ static void test_text_lines(void **state)
 		     "                     spike    start host-wide failures=40 window=10s "
 		     "baseline=0.5/s\n");
 
+	ev = conn_event(SP_ACT_TCP_STUCK);
+	ev.stuck.start = true;
+	ev.stuck.seeded = true;
+	ev.stuck.state = SP_ST_CLOSE_WAIT;
+	ev.stuck.age_ms = 61500;
+	ev.stuck.proc_stuck = 3;
+	ev.stuck.trend = 1;
+	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1:43210        10.0.0.2:80"
+		     "           stuck    start close_wait age>=61.5s process-stuck=3 growing\n");
+	ev.stuck.start = false;
+	ev.stuck.seeded = false;
+	ev.stuck.trend = 0;
+	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1:43210        10.0.0.2:80"
+		     "           stuck    end close_wait age=61.5s process-stuck=3\n");
+
+	ev = conn_event(SP_ACT_PORT_RISK);
+	ev.conn.sport = 0;
+	ev.ports.start = true;
+	ev.ports.used = 17;
+	ev.ports.capacity = 20;
+	ev.ports.time_wait = 4;
+	ev.ports.growth_rate = 2.5;
+	ev.ports.eta_ms = 1200;
+	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1              10.0.0.2:80"
+		     "           ports    risk used=17/20 time_wait=4 growth=2.5/s exhausted-in=1.2s\n");
+
 	memset(&ev, 0, sizeof(ev));
 	ev.action = SP_ACT_EVENTS_LOST;
 	ev.real_ns = 999;
