@@ -50,7 +50,12 @@ static void on_done(void *ctx, const struct audit *a, bool ok)
 int audit_run(const struct config *cfg)
 {
 	struct audit_cmd c = {.cfg = cfg, .real_ns = clock_real_ns()};
-	struct tablewalk_hooks hooks = {.ctx = &c, .on_sock = on_sock, .on_done = on_done};
+	struct tablewalk_hooks hooks = {
+		.ctx = &c,
+		.owners = true,
+		.on_sock = on_sock,
+		.on_done = on_done,
+	};
 	struct tablewalk tw;
 	int ret, err;
 

@@ -261,6 +261,11 @@ bool stuck_seed(struct stuck *s, const struct sp_conn *c, uint8_t state, uint64_
 	return true;
 }
 
+bool stuck_watching(const struct stuck *s, uint64_t cookie)
+{
+	return cookie && find(s, cookie, NULL) != NIL;
+}
+
 static void fire(void *ctx, uint32_t id, uint64_t tick)
 {
 	struct stuck *s = ctx;

@@ -69,6 +69,8 @@ void stuck_feed(struct stuck *s, const struct sp_event *ev);
  */
 bool stuck_seed(struct stuck *s, const struct sp_conn *c, uint8_t state, uint64_t entered_ns,
 		uint64_t now_ns);
+/* Whether a socket is watched now (in CLOSE_WAIT/FIN_WAIT2 as far as the table knows). */
+bool stuck_watching(const struct stuck *s, uint64_t cookie);
 /* Raises the alerts due at or before now_ns. */
 void stuck_advance(struct stuck *s, uint64_t now_ns);
 

@@ -2,6 +2,7 @@
 /* Socket-table walks: see tablewalk.h. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -13,7 +14,15 @@
 #include "tablewalk.h"
 
 #define AUDIT_ROWS_MAX 4096
-#define OWNERS_MAX     (1u << 20) /* inodes in the owner map */
+#define PENDING_MAX 4096 /* stuck sockets of one walk waiting for their owner; more: no owner */
+
+struct tablewalk_pending {
+	struct sp_conn conn;
+	uint64_t inode, entered_ns;
+	uint8_t state;
+};
+#define OWNERS_MIN (1u << 14) /* inodes in the owner map at first (1 MB) */
+#define OWNERS_MAX (1u << 22) /* ... grown to fit the host's sockets, up to this */
 
 uint64_t tablewalk_target_ms(const struct config *cfg, uint16_t port)
 {
@@ -50,11 +59,83 @@ int tablewalk_open(struct tablewalk *tw, const struct config *cfg, struct engine
 		tw->paths[tw->n_paths++] = cfg->netns_watch[i];
 	if (audit_init(&tw->audit, AUDIT_ROWS_MAX))
 		return -ENOMEM;
-	tw->ps = procsock_new(OWNERS_MAX);
-	if (!tw->ps)
+	tw->owners_cap = OWNERS_MIN;
+	tw->ps = procsock_new(tw->owners_cap);
+	tw->pending = calloc(PENDING_MAX, sizeof(*tw->pending));
+	if (!tw->ps || !tw->pending)
 		return -ENOMEM;
 	tw->sw = sockwalk_open(&err);
 	return tw->sw ? 0 : err;
+}
+
+static void seed(struct tablewalk *tw, const struct sp_conn *c, uint8_t state, uint64_t entered)
+{
+	if (engine_seed_stuck(tw->engine, c, state, entered, tw->now_ns))
+		tw->seeded_stuck++;
+}
+
+/*
+ * A socket in CLOSE_WAIT/FIN_WAIT2 the engine does not watch yet: its age is at least the time
+ * since its last segment. Its owner comes from /proc after the walk (read only when some are
+ * found), unless owners were read already.
+ */
+static void stuck_found(struct tablewalk *tw, const struct audit_sock *s)
+{
+	uint64_t entered = tw->now_ns - s->last_recv_ms * 1000000ULL;
+	struct tablewalk_pending *p;
+
+	if (stuck_watching(engine_stuck(tw->engine), s->conn.cookie))
+		return;
+	if (tw->hooks.owners || !s->inode || tw->n_pending >= PENDING_MAX) {
+		seed(tw, &s->conn, s->state, entered);
+		return;
+	}
+	p = &tw->pending[tw->n_pending++];
+	p->conn = s->conn;
+	p->inode = s->inode;
+	p->entered_ns = entered;
+	p->state = s->state;
+}
+
+/* Reads /proc into the inode map, growing it (x4, once per scan) while it overflows. */
+static void scan_owners(struct tablewalk *tw)
+{
+	uint64_t overflow = 0;
+
+	tw->owner_scans++;
+	if (procsock_scan(tw->ps, "/proc", &overflow))
+		pr_debug("socket table: /proc unreadable: owners unknown");
+	while (overflow && tw->owners_cap < OWNERS_MAX) {
+		struct procsock *bigger = procsock_new(tw->owners_cap * 4);
+
+		if (!bigger)
+			break;
+		procsock_free(tw->ps);
+		tw->ps = bigger;
+		tw->owners_cap *= 4;
+		procsock_scan(tw->ps, "/proc", &overflow);
+	}
+	tw->owner_overflow = overflow;
+}
+
+static void seed_pending(struct tablewalk *tw)
+{
+	if (!tw->n_pending)
+		return;
+	scan_owners(tw);
+	for (uint32_t i = 0; i < tw->n_pending; i++) {
+		struct tablewalk_pending *p = &tw->pending[i];
+		char comm[16];
+		uint32_t pid;
+
+		if (procsock_lookup(tw->ps, p->inode, &pid, comm)) {
+			p->conn.has_pid = true;
+			p->conn.pid = pid;
+			memcpy(p->conn.comm, comm, sizeof(p->conn.comm));
+		}
+		seed(tw, &p->conn, p->state, p->entered_ns);
+	}
+	tw->n_pending = 0;
 }
 
 static void on_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_sockinfo *si)
@@ -70,7 +151,7 @@ static void on_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_soc
 		return;
 	}
 	tw->sockets++;
-	if (s.inode && procsock_lookup(tw->ps, s.inode, &pid, comm)) {
+	if (tw->hooks.owners && s.inode && procsock_lookup(tw->ps, s.inode, &pid, comm)) {
 		s.conn.has_pid = true;
 		s.conn.pid = pid;
 		memcpy(s.conn.comm, comm, sizeof(s.conn.comm));
@@ -83,10 +164,8 @@ static void on_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_soc
 					  s.tw_left_ms);
 		/* a timewait socket in FIN_WAIT2 was closed by its application: the kernel ends it
 		 */
-		if (stuck_state_index(s.state) >= 0 && !(s.flags & SP_W_TIMEWAIT) &&
-		    engine_seed_stuck(tw->engine, &s.conn, s.state,
-				      tw->now_ns - s.last_recv_ms * 1000000ULL, tw->now_ns))
-			tw->seeded_stuck++;
+		if (stuck_state_index(s.state) >= 0 && !(s.flags & SP_W_TIMEWAIT))
+			stuck_found(tw, &s);
 	}
 	audit_add(&tw->audit, &s, target);
 	if (tw->hooks.on_sock)
@@ -119,15 +198,15 @@ static int walk_ns(struct tablewalk *tw, const char *path)
 
 int tablewalk_run(struct tablewalk *tw, uint64_t now_ns)
 {
-	uint64_t overflow = 0, t0 = clock_mono_ns();
+	uint64_t t0 = clock_mono_ns();
 	int ok = 0, err = -ENOENT;
 
 	if (!tw->sw)
 		return -ENODEV;
 	tw->now_ns = now_ns;
-	if (procsock_scan(tw->ps, "/proc", &overflow))
-		pr_debug("socket table: /proc unreadable: owners unknown");
-	tw->owner_overflow = overflow;
+	tw->n_pending = 0;
+	if (tw->hooks.owners)
+		scan_owners(tw);
 	audit_reset(&tw->audit);
 	if (tw->hooks.on_start)
 		tw->hooks.on_start(tw->hooks.ctx);
@@ -139,6 +218,8 @@ int tablewalk_run(struct tablewalk *tw, uint64_t now_ns)
 		else
 			err = r;
 	}
+	if (tw->engine)
+		seed_pending(tw);
 	audit_sort(&tw->audit);
 	tw->ok = ok == tw->n_paths;
 	tw->walks++;
@@ -165,5 +246,7 @@ void tablewalk_close(struct tablewalk *tw)
 	tw->sw = NULL;
 	procsock_free(tw->ps);
 	tw->ps = NULL;
+	free(tw->pending);
+	tw->pending = NULL;
 	audit_free(&tw->audit);
 }
