@@ -274,9 +274,9 @@ void agent_walk_start(struct agent *a)
  * The port forecast asks once per namespace it sees: its ip_local_port_range, read from inside
  * it (a namespace with no name and no process left cannot be entered: the default range).
  */
-static int port_range(void *ctx, uint32_t netns, uint16_t *lo, uint16_t *hi)
+static int port_range(void *ctx, uint32_t netns, struct portfc_ns *out)
 {
-	int err = netns_port_range(netns, lo, hi);
+	int err = netns_port_settings(netns, &out->lo, &out->hi, &out->tw_reuse);
 
 	(void)ctx;
 	if (err)

@@ -65,30 +65,49 @@ int netns_parse_port_range(const char *text, uint16_t *lo, uint16_t *hi)
 	return 0;
 }
 
-static int read_range_here(uint16_t *lo, uint16_t *hi)
+static int read_sysctl(const char *path, char *buf, size_t cap)
 {
-	char buf[64];
 	ssize_t n;
-	int fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, cap - 1);
 	close(fd);
 	if (n <= 0)
 		return n < 0 ? -errno : -EIO;
 	buf[n] = '\0';
-	return netns_parse_port_range(buf, lo, hi);
+	return 0;
 }
 
-int netns_port_range(uint32_t ino, uint16_t *lo, uint16_t *hi)
+static int read_here(uint16_t *lo, uint16_t *hi, uint8_t *tw_reuse)
+{
+	char buf[64];
+	uint64_t v;
+	int err;
+
+	err = read_sysctl("/proc/sys/net/ipv4/ip_local_port_range", buf, sizeof(buf));
+	if (!err)
+		err = netns_parse_port_range(buf, lo, hi);
+	if (err)
+		return err;
+	*tw_reuse = 2; /* the kernel's default, if the file cannot say */
+	if (!read_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse", buf, sizeof(buf))) {
+		buf[strcspn(buf, "\n")] = '\0';
+		if (!parse_u64(buf, 0, 2, &v))
+			*tw_reuse = (uint8_t)v;
+	}
+	return 0;
+}
+
+int netns_port_settings(uint32_t ino, uint16_t *lo, uint16_t *hi, uint8_t *tw_reuse)
 {
 	char path[128];
 	uint32_t self;
 	int self_fd, fd, err;
 
 	if (netns_inode("/proc/self/ns/net", &self) == 0 && (!ino || ino == self))
-		return read_range_here(lo, hi);
+		return read_here(lo, hi, tw_reuse);
 	err = netns_find_path(ino, path, sizeof(path));
 	if (err)
 		return err;
@@ -104,7 +123,7 @@ int netns_port_range(uint32_t ino, uint16_t *lo, uint16_t *hi)
 	if (setns(fd, CLONE_NEWNET)) {
 		err = -errno;
 	} else {
-		err = read_range_here(lo, hi);
+		err = read_here(lo, hi, tw_reuse);
 		/* cannot fail with the privilege that let us in; if it did, say so */
 		if (setns(self_fd, CLONE_NEWNET))
 			err = -errno;

@@ -16,7 +16,7 @@ int netns_inode(const char *path, uint32_t *ino);
 int netns_find_path(uint32_t ino, char *path, size_t cap);
 /* "32768\t60999\n" (ip_local_port_range) -> lo, hi. 0 or -EINVAL. */
 int netns_parse_port_range(const char *text, uint16_t *lo, uint16_t *hi);
-/* net.ipv4.ip_local_port_range of namespace @ino (0: the caller's). 0 or -errno. */
-int netns_port_range(uint32_t ino, uint16_t *lo, uint16_t *hi);
+/* net.ipv4.ip_local_port_range and tcp_tw_reuse of namespace @ino (0: the caller's). 0 or -errno. */
+int netns_port_settings(uint32_t ino, uint16_t *lo, uint16_t *hi, uint8_t *tw_reuse);
 
 #endif

@@ -3,14 +3,16 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "portfc.h"
 #include "sockpulse.h"
 
 #define NIL	 UINT32_MAX
 #define SEC	 1000000000ULL
-#define TW_LEN_S 60 /* TCP_TIMEWAIT_LEN */
-#define MIN_HIST 3  /* seconds of history before a forecast counts */
+#define TW_LEN_S 60	 /* TCP_TIMEWAIT_LEN */
+#define TW_REUSE_S 2 /* a reusable TIME_WAIT port: free a second after its last segment */
+#define MIN_HIST 3	 /* seconds of history before a forecast counts */
 
 struct key {
 	uint32_t netns;
@@ -24,6 +26,7 @@ struct tup {
 	uint32_t hnext;
 	bool used, alert, forecast;
 	uint8_t hist_n;	 /* completed seconds in the history, <= PORTFC_HIST */
+	uint8_t hold_s;	 /* how long a TIME_WAIT entry holds its port */
 	uint32_t active; /* sockets other than TIME_WAIT */
 	uint32_t tw_total;
 	uint64_t sec;			 /* the second the counters below are at */
@@ -38,6 +41,7 @@ struct tup {
 struct ns_range {
 	uint32_t netns;
 	uint16_t lo, hi;
+	uint8_t tw_reuse;
 };
 
 struct portfc {
@@ -63,8 +67,9 @@ void portfc_config_default(struct portfc_config *cfg)
 	cfg->horizon_ns = 60 * SEC;
 	cfg->quiet_ns = 10 * SEC;
 	cfg->max_tuples = 4096;
-	cfg->default_lo = 32768; /* the kernel's default ip_local_port_range */
+	cfg->default_lo = 32768; /* the kernel's defaults */
 	cfg->default_hi = 60999;
+	cfg->default_tw_reuse = 2;
 }
 
 uint64_t portfc_eta_ms(uint32_t free, double growth)
@@ -118,6 +123,8 @@ void portfc_set_range_fn(struct portfc *p, portfc_range_fn fn, void *ctx)
 	p->range_ctx = ctx;
 }
 
+static const struct ns_range *range_of(struct portfc *p, uint32_t netns);
+
 static struct ns_range *ns_find(struct portfc *p, uint32_t netns)
 {
 	for (uint32_t i = 0; i < p->n_ns; i++)
@@ -126,11 +133,11 @@ static struct ns_range *ns_find(struct portfc *p, uint32_t netns)
 	return NULL;
 }
 
-void portfc_set_range(struct portfc *p, uint32_t netns, uint16_t lo, uint16_t hi)
+void portfc_set_ns(struct portfc *p, uint32_t netns, const struct portfc_ns *ns)
 {
 	struct ns_range *r = ns_find(p, netns);
 
-	if (lo > hi)
+	if (ns->lo > ns->hi)
 		return;
 	if (!r) {
 		if (p->n_ns >= PORTFC_NETNS_MAX)
@@ -138,29 +145,33 @@ void portfc_set_range(struct portfc *p, uint32_t netns, uint16_t lo, uint16_t hi
 		r = &p->ns[p->n_ns++];
 		r->netns = netns;
 	}
-	r->lo = lo;
-	r->hi = hi;
+	r->lo = ns->lo;
+	r->hi = ns->hi;
+	r->tw_reuse = ns->tw_reuse;
 }
 
 static const struct ns_range *range_of(struct portfc *p, uint32_t netns)
 {
 	static struct ns_range fallback;
 	struct ns_range *r = ns_find(p, netns);
-	uint16_t lo, hi;
+	struct portfc_ns def = {
+		.lo = p->cfg.default_lo,
+		.hi = p->cfg.default_hi,
+		.tw_reuse = p->cfg.default_tw_reuse,
+	}, got = def;
 
 	if (r)
 		return r;
-	lo = p->cfg.default_lo;
-	hi = p->cfg.default_hi;
-	/* a full table: the default, without asking again and again */
-	if (p->range_fn && p->n_ns < PORTFC_NETNS_MAX && p->range_fn(p->range_ctx, netns, &lo, &hi))
-		lo = p->cfg.default_lo, hi = p->cfg.default_hi;
-	portfc_set_range(p, netns, lo, hi);
+	/* a full table: the defaults, without asking again and again */
+	if (p->range_fn && p->n_ns < PORTFC_NETNS_MAX && p->range_fn(p->range_ctx, netns, &got))
+		got = def;
+	portfc_set_ns(p, netns, &got);
 	r = ns_find(p, netns);
 	if (r)
 		return r;
-	fallback.lo = p->cfg.default_lo;
-	fallback.hi = p->cfg.default_hi;
+	fallback.lo = def.lo;
+	fallback.hi = def.hi;
+	fallback.tw_reuse = def.tw_reuse;
 	return &fallback;
 }
 
@@ -239,6 +250,24 @@ static bool evict_one(struct portfc *p)
 	return true;
 }
 
+static bool loopback(const struct key *k, const uint8_t *a)
+{
+	static const uint8_t v6_lo[16] = { [15] = 1 };
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (k->family == AF_INET)
+		return a[0] == 127;
+	return !memcmp(a, v6_lo, 16) || (!memcmp(a, mapped, 12) && a[12] == 127);
+}
+
+/* tcp_twsk_unique(): with reuse on (or on for loopback), connect() takes TIME_WAIT ports. */
+static uint8_t tw_hold_s(const struct ns_range *r, const struct key *k)
+{
+	if (r->tw_reuse == 1 || (r->tw_reuse == 2 && (loopback(k, k->src) || loopback(k, k->dst))))
+		return TW_REUSE_S;
+	return TW_LEN_S;
+}
+
 static struct tup *get(struct portfc *p, const struct key *k, bool create)
 {
 	uint32_t id = find(p, k, NULL);
@@ -259,6 +288,7 @@ static struct tup *get(struct portfc *p, const struct key *k, bool create)
 	t->k = *k;
 	t->used = true;
 	t->sec = p->sec;
+	t->hold_s = tw_hold_s(range_of(p, k->netns), k);
 	t->eta_ms = UINT64_MAX;
 	t->hnext = p->buckets[hash_key(p, k)];
 	p->buckets[hash_key(p, k)] = id;
@@ -283,8 +313,8 @@ static void roll(struct tup *t, uint64_t sec)
 		uint64_t done = s - 1;
 		uint16_t *b;
 
-		if (steps <= PORTFC_TW_S && done + 1 >= TW_LEN_S) {
-			b = &t->tw[(done + 1 - TW_LEN_S) % PORTFC_TW_S];
+		if (steps <= PORTFC_TW_S && done + 1 >= t->hold_s) {
+			b = &t->tw[(done + 1 - t->hold_s) % PORTFC_TW_S];
 			t->tw_total -= *b < t->tw_total ? *b : t->tw_total;
 			*b = 0;
 		}
@@ -490,11 +520,14 @@ void portfc_resync_add(struct portfc *p, uint32_t netns, const struct sp_addr *s
 		t->active++;
 		return;
 	}
-	/* file it under the second it entered TIME_WAIT, so it expires when the kernel's does */
+	/* file it under the second it entered TIME_WAIT, so it expires when the kernel's does
+	 * (or when its port becomes reusable) */
 	left_s = (tw_left_ms + 999) / 1000;
 	if (left_s > TW_LEN_S)
 		left_s = TW_LEN_S;
 	entered = sec + left_s >= TW_LEN_S ? sec + left_s - TW_LEN_S : 0;
+	if (entered + t->hold_s <= sec)
+		return; /* its port is reusable already */
 	if (t->tw[entered % PORTFC_TW_S] < UINT16_MAX) {
 		t->tw[entered % PORTFC_TW_S]++;
 		t->tw_total++;

@@ -5,7 +5,10 @@
  * port) run out when that many connections, TIME_WAIT included, use it, whatever the other
  * destinations do. Per such tuple (and network namespace) this counts the ports in use from the
  * state changes it is fed (+1 at CLOSE->SYN_SENT, -1 at the move to CLOSE, or 60 s later when
- * the close left a TIME_WAIT socket, the kernel's fixed TCP_TIMEWAIT_LEN), and the connect rate.
+ * the close left a TIME_WAIT socket, the kernel's fixed TCP_TIMEWAIT_LEN; 2 s where
+ * net.ipv4.tcp_tw_reuse lets connect() take over a TIME_WAIT port a second after its last
+ * segment: always with 1, towards loopback addresses with 2, the kernel's default), and the
+ * connect rate.
  * A socket-table walk replaces the counts with exact ones (portfc_resync_*).
  *
  * Once a second: usage = used / capacity (the namespace's ip_local_port_range), growth = net
@@ -36,6 +39,7 @@ struct portfc_config {
 	uint64_t quiet_ns;		 /* under both thresholds this long ends an alert (10 s) */
 	uint32_t max_tuples;		 /* destinations tracked (4096) */
 	uint16_t default_lo, default_hi; /* range of namespaces not looked up (32768-60999) */
+	uint8_t default_tw_reuse;	 /* their tcp_tw_reuse (2) */
 	bool off;
 };
 
@@ -58,9 +62,15 @@ struct portfc_stats {
 	uint64_t resyncs;
 };
 
+/* What a namespace's sysctls say about its local ports. */
+struct portfc_ns {
+	uint16_t lo, hi;  /* net.ipv4.ip_local_port_range */
+	uint8_t tw_reuse; /* net.ipv4.tcp_tw_reuse: 0, 1, 2 (loopback only) */
+};
+
 typedef void (*portfc_emit_fn)(void *ctx, const struct sp_event *ev);
-/* Looks up a namespace's ip_local_port_range; 0, or -errno to use the default range. */
-typedef int (*portfc_range_fn)(void *ctx, uint32_t netns, uint16_t *lo, uint16_t *hi);
+/* Looks up a namespace's settings; 0, or -errno to use the defaults. */
+typedef int (*portfc_range_fn)(void *ctx, uint32_t netns, struct portfc_ns *out);
 
 struct portfc;
 
@@ -69,8 +79,8 @@ struct portfc *portfc_new(const struct portfc_config *cfg, portfc_emit_fn emit, 
 void portfc_free(struct portfc *p);
 /* Asked once per namespace, the first time a connection of it is seen (optional). */
 void portfc_set_range_fn(struct portfc *p, portfc_range_fn fn, void *ctx);
-/* A namespace's range, known from elsewhere (a socket-table walk). */
-void portfc_set_range(struct portfc *p, uint32_t netns, uint16_t lo, uint16_t hi);
+/* A namespace's settings, known from elsewhere (a socket-table walk). */
+void portfc_set_ns(struct portfc *p, uint32_t netns, const struct portfc_ns *ns);
 void portfc_feed(struct portfc *p, const struct sp_event *ev);
 /* Once-a-second verdicts up to now_ns. */
 void portfc_advance(struct portfc *p, uint64_t now_ns);

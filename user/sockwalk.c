@@ -192,6 +192,8 @@ static int read_ns_settings(struct sockwalk_ns *ns)
 		err = read_sysctl("tcp_keepalive_probes", &ns->ka_probes, 1);
 	if (!err)
 		err = read_sysctl("tcp_retries2", &ns->retries2, 1);
+	if (!err && read_sysctl("tcp_tw_reuse", &ns->tw_reuse, 1))
+		ns->tw_reuse = 2; /* the kernel's default */
 	if (err)
 		pr_debug("socket walk: reading " SYSCTL_DIR "*: %s", strerror(-err));
 	return err;

@@ -19,6 +19,7 @@ struct sockwalk;
 struct sockwalk_ns {
 	uint32_t netns;			/* inode */
 	uint16_t port_lo, port_hi;	/* net.ipv4.ip_local_port_range */
+	uint32_t tw_reuse;		/* net.ipv4.tcp_tw_reuse (2 when unreadable) */
 	uint32_t ka_time_s, ka_intvl_s, ka_probes; /* net.ipv4.tcp_keepalive_{time,intvl,probes} */
 	uint32_t retries2;		/* net.ipv4.tcp_retries2 */
 	/* kernel HZ: CONFIG_HZ, else tcp_keepalive_time jiffies / seconds (0 until a full socket

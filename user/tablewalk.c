@@ -190,8 +190,14 @@ static int walk_ns(struct tablewalk *tw, const char *path)
 	}
 	if (tw->engine) {
 		portfc_resync_end(engine_ports(tw->engine), ino);
-		if (ns.port_lo && ns.port_lo <= ns.port_hi)
-			portfc_set_range(engine_ports(tw->engine), ino, ns.port_lo, ns.port_hi);
+		struct portfc_ns pn = {
+			.lo = ns.port_lo,
+			.hi = ns.port_hi,
+			.tw_reuse = ns.tw_reuse > 2 ? 2 : (uint8_t)ns.tw_reuse,
+		};
+
+		if (pn.lo && pn.lo <= pn.hi)
+			portfc_set_ns(engine_ports(tw->engine), ino, &pn);
 	}
 	return 0;
 }

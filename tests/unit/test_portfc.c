@@ -26,17 +26,19 @@ struct fx {
 	uint64_t next_cookie;
 };
 
-static int range_20(void *ctx, uint32_t netns, uint16_t *lo, uint16_t *hi)
+static int range_20(void *ctx, uint32_t netns, struct portfc_ns *out)
 {
-	(void)ctx;
+	const uint8_t *reuse = ctx;
+
 	if (netns != NS)
 		return -ENOENT;
-	*lo = 40000;
-	*hi = 40019;
+	out->lo = 40000;
+	out->hi = 40019;
+	out->tw_reuse = reuse ? *reuse : 0;
 	return 0;
 }
 
-static void fx_init(struct fx *f, void (*tweak)(struct portfc_config *))
+static void fx_init_reuse(struct fx *f, void (*tweak)(struct portfc_config *), uint8_t *reuse)
 {
 	struct portfc_config cfg;
 
@@ -46,9 +48,14 @@ static void fx_init(struct fx *f, void (*tweak)(struct portfc_config *))
 		tweak(&cfg);
 	f->p = portfc_new(&cfg, on_emit, &f->cap);
 	assert_non_null(f->p);
-	portfc_set_range_fn(f->p, range_20, NULL);
+	portfc_set_range_fn(f->p, range_20, reuse);
 	f->now = 1000 * SEC;
 	portfc_advance(f->p, f->now);
+}
+
+static void fx_init(struct fx *f, void (*tweak)(struct portfc_config *))
+{
+	fx_init_reuse(f, tweak, NULL);
 }
 
 static void move(struct fx *f, uint8_t from, uint8_t to, bool tw, uint8_t host)
@@ -176,6 +183,64 @@ static void test_time_wait_expiry(void **st)
 	portfc_free(f.p);
 }
 
+/*
+ * tcp_tw_reuse: a TIME_WAIT port is taken over a second after its last segment (1: always;
+ * 2: towards loopback). A loopback storm leaving TIME_WAIT behind is no risk there.
+ */
+static void test_tw_reuse(void **st)
+{
+	uint8_t reuse[] = { 1, 2, 2 }, dst[] = { 4, 4, 0 };
+	bool short_hold[] = { true, false, true };
+
+	(void)st;
+	for (int r = 0; r < 3; r++) {
+		struct fx f;
+		struct portfc_tuple top[1];
+		uint64_t end;
+
+		fx_init_reuse(&f, NULL, &reuse[r]);
+		if (!dst[r]) {
+			/* 127.0.0.1 -> 127.0.0.1 */
+			struct sp_event ev = { .action = SP_ACT_STATE_CHANGE, .has_conn = true };
+
+			ev.conn.src.family = ev.conn.dst.family = AF_INET;
+			ev.conn.src.bytes[0] = ev.conn.dst.bytes[0] = 127;
+			ev.conn.src.bytes[3] = ev.conn.dst.bytes[3] = 1;
+			ev.conn.dport = 80;
+			ev.conn.direction = SP_DIR_EGRESS;
+			ev.conn.netns = NS;
+			end = f.now + 20 * SEC;
+			while (f.now < end) {
+				for (int i = 0; i < 2; i++) {
+					ev.mono_ns = f.now;
+					ev.state.old_state = SP_ST_CLOSE;
+					ev.state.new_state = SP_ST_SYN_SENT;
+					ev.state.time_wait = false;
+					portfc_feed(f.p, &ev);
+					ev.state.old_state = SP_ST_FIN_WAIT2;
+					ev.state.new_state = SP_ST_CLOSE;
+					ev.state.time_wait = true;
+					portfc_feed(f.p, &ev);
+				}
+				tick_to(&f, f.now + 500 * MS);
+			}
+			/* 4 TIME_WAIT a second on a 20-port range: without reuse, gone in 5 s */
+			assert_int_equal(f.cap.n, 0);
+			assert_int_equal(portfc_top(f.p, top, 1), 1);
+			assert_true(top[0].time_wait <= 12);
+			portfc_free(f.p);
+			continue;
+		}
+		for (int i = 0; i < 5; i++) {
+			connect_one(&f, dst[r]);
+			move(&f, SP_ST_FIN_WAIT2, SP_ST_CLOSE, true, dst[r]);
+		}
+		tick_to(&f, f.now + 3 * SEC);
+		assert_int_equal(portfc_top(f.p, top, 1), short_hold[r] ? 0 : 1);
+		portfc_free(f.p);
+	}
+}
+
 /* Steady churn that recycles its ports (no TIME_WAIT): a high connect rate, no alert. */
 static void test_recycling_churn_is_quiet(void **st)
 {
@@ -296,6 +361,7 @@ int main(void)
 	    cmocka_unit_test(test_usage_threshold_and_end),
 	    cmocka_unit_test(test_time_wait_expiry),
 	    cmocka_unit_test(test_recycling_churn_is_quiet),
+	    cmocka_unit_test(test_tw_reuse),
 	    cmocka_unit_test(test_resync_and_default_range),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_ignores),
