@@ -371,15 +371,17 @@ size_t format_addr(char *buf, size_t cap, const struct sp_addr *addr)
 
 #define JSON_DEPTH 5 /* depths 1..4 open at once: the line, sockpulse, stuck, its process */
 
+/* A literal key and its length, known at compile time: no strlen per key. */
+#define KEY(lit) "" lit, sizeof(lit) - 1
+
 struct json {
 	struct wr w;
 	int depth;
 	bool first[JSON_DEPTH];
 };
 
-static void j_key(struct json *j, const char *key)
+static void j_key(struct json *j, const char *key, size_t n)
 {
-	size_t n = strlen(key);
 	bool comma = !j->first[j->depth];
 	struct wr *w = &j->w;
 
@@ -399,14 +401,14 @@ static void j_key(struct json *j, const char *key)
 }
 
 /* Opens an object (as the value of @key, or the top level when @key is NULL). */
-static void j_open(struct json *j, const char *key)
+static void j_open(struct json *j, const char *key, size_t klen)
 {
 	if (j->depth + 1 >= JSON_DEPTH) {
 		j->w.full = true; /* a nesting this file never writes: no line rather than a bad one */
 		return;
 	}
 	if (key)
-		j_key(j, key);
+		j_key(j, key, klen);
 	put_ch(&j->w, '{');
 	j->depth++;
 	j->first[j->depth] = true;
@@ -418,30 +420,39 @@ static void j_close(struct json *j)
 	j->depth--;
 }
 
-static void j_u64(struct json *j, const char *key, uint64_t v)
+static void j_u64(struct json *j, const char *key, size_t klen, uint64_t v)
 {
-	j_key(j, key);
+	j_key(j, key, klen);
 	put_u64(&j->w, v);
 }
 
 /* A value the code itself wrote, already valid JSON (literal, number, array). */
-static void j_raw(struct json *j, const char *key, const char *raw)
+static void j_raw(struct json *j, const char *key, size_t klen, const char *raw)
 {
-	j_key(j, key);
+	j_key(j, key, klen);
 	put_str(&j->w, raw);
 }
 
-/* Any string: escaped. */
-static void j_str(struct json *j, const char *key, const char *s)
+/* A name from the code's own tables ("established", "egress"): plain ASCII, nothing to escape. */
+static void j_name(struct json *j, const char *key, size_t klen, const char *name)
 {
-	j_key(j, key);
+	j_key(j, key, klen);
+	put_ch(&j->w, '"');
+	put_str(&j->w, name);
+	put_ch(&j->w, '"');
+}
+
+/* Any string: escaped. */
+static void j_str(struct json *j, const char *key, size_t klen, const char *s)
+{
+	j_key(j, key, klen);
 	put_ch(&j->w, '"');
 	put_escaped(&j->w, s, strlen(s));
 	put_ch(&j->w, '"');
 }
 
-static bool json_addr(struct json *j, const char *key, const struct sp_addr *a, bool has_port,
-		      uint16_t port)
+static bool json_addr(struct json *j, const char *key, size_t klen, const struct sp_addr *a,
+		      bool has_port, uint16_t port)
 {
 	char tmp[SP_ADDR_STR_MAX];
 	size_t n;
@@ -450,15 +461,15 @@ static bool json_addr(struct json *j, const char *key, const struct sp_addr *a, 
 	n = addr_str(tmp, a, &v6);
 	if (!n && !(has_port && port))
 		return false;
-	j_open(j, key);
+	j_open(j, key, klen);
 	if (n) {
-		j_key(j, "ip");
+		j_key(j, KEY("ip"));
 		put_ch(&j->w, '"');
 		put(&j->w, tmp, n);
 		put_ch(&j->w, '"');
 	}
 	if (has_port && port)
-		j_u64(j, "port", port);
+		j_u64(j, KEY("port"), port);
 	j_close(j);
 	return true;
 }
@@ -479,27 +490,27 @@ static void json_conn(struct json *j, const struct sp_event *ev)
 	bool no_dst = ev->action == SP_ACT_SPIKE && ev->spike.host_wide;
 	const char *type, *dir;
 
-	json_addr(j, "source", &c->src, c->has_ports, c->sport);
+	json_addr(j, KEY("source"), &c->src, c->has_ports, c->sport);
 	if (!no_dst)
-		json_addr(j, "destination", &c->dst, c->has_ports, c->dport);
+		json_addr(j, KEY("destination"), &c->dst, c->has_ports, c->dport);
 
 	type = net_type(&c->src);
 	if (!type && !no_dst)
 		type = net_type(&c->dst);
 	dir = direction_name(c->direction);
-	j_open(j, "network");
-	j_raw(j, "transport", "\"tcp\"");
+	j_open(j, KEY("network"));
+	j_raw(j, KEY("transport"), "\"tcp\"");
 	if (type)
-		j_raw(j, "type", type);
+		j_raw(j, KEY("type"), type);
 	if (dir)
-		j_str(j, "direction", dir);
+		j_name(j, KEY("direction"), dir);
 	j_close(j);
 
 	if (c->has_pid) {
-		j_open(j, "process");
-		j_u64(j, "pid", c->pid);
+		j_open(j, KEY("process"));
+		j_u64(j, KEY("pid"), c->pid);
 		if (c->comm[0]) {
-			j_key(j, "name");
+			j_key(j, KEY("name"));
 			put_ch(&j->w, '"');
 			put_escaped(&j->w, c->comm, strnlen(c->comm, sizeof(c->comm)));
 			put_ch(&j->w, '"');
@@ -508,109 +519,109 @@ static void json_conn(struct json *j, const struct sp_event *ev)
 	}
 }
 
-static void json_state_name(struct json *j, const char *key, unsigned int state)
+static void json_state_name(struct json *j, const char *key, size_t klen, unsigned int state)
 {
 	const char *name = tcp_state_name(state);
 
 	if (name)
-		j_str(j, key, name);
+		j_name(j, key, klen, name);
 }
 
 static void json_sockpulse(struct json *j, const struct sp_event *ev, const struct format_ctx *ctx)
 {
 	const char *name;
 
-	j_open(j, "sockpulse");
-	j_raw(j, "schema", "1");
+	j_open(j, KEY("sockpulse"));
+	j_raw(j, KEY("schema"), "1");
 	/* A JSON number, as EVENTS.md says; consumers that parse numbers as doubles (jq < 1.7,
 	 * JavaScript) round cookies above 2^53, so compare them as text there. */
 	if (ev->has_conn && ev->conn.cookie)
-		j_u64(j, "sock", ev->conn.cookie);
+		j_u64(j, KEY("sock"), ev->conn.cookie);
 	if (ev->has_conn && ev->conn.netns)
-		j_u64(j, "netns", ev->conn.netns);
+		j_u64(j, KEY("netns"), ev->conn.netns);
 	if (ctx && ctx->connect_hook)
-		j_str(j, "connect_hook", ctx->connect_hook);
+		j_name(j, KEY("connect_hook"), ctx->connect_hook);
 
 	switch (ev->action) {
 	case SP_ACT_STATE_CHANGE:
-		json_state_name(j, "old_state", ev->state.old_state);
-		json_state_name(j, "new_state", ev->state.new_state);
+		json_state_name(j, KEY("old_state"), ev->state.old_state);
+		json_state_name(j, KEY("new_state"), ev->state.new_state);
 		if (ev->state.time_wait)
-			j_raw(j, "time_wait", "true");
+			j_raw(j, KEY("time_wait"), "true");
 		if (ev->state.segments) {
-			j_open(j, "activity");
-			j_u64(j, "segments", ev->state.segments);
-			j_u64(j, "payload_bytes", ev->state.payload_bytes);
+			j_open(j, KEY("activity"));
+			j_u64(j, KEY("segments"), ev->state.segments);
+			j_u64(j, KEY("payload_bytes"), ev->state.payload_bytes);
 			j_close(j);
 		}
 		break;
 	case SP_ACT_ACTIVITY:
-		j_open(j, "activity");
-		j_u64(j, "segments", ev->activity.segments);
-		j_u64(j, "payload_bytes", ev->activity.payload_bytes);
+		j_open(j, KEY("activity"));
+		j_u64(j, KEY("segments"), ev->activity.segments);
+		j_u64(j, KEY("payload_bytes"), ev->activity.payload_bytes);
 		j_close(j);
 		break;
 	case SP_ACT_CONNECT:
 		name = ev->connect.success ? NULL : failure_name(ev->connect.failure);
 		if (name)
-			j_str(j, "failure", name);
+			j_name(j, KEY("failure"), name);
 		break;
 	case SP_ACT_KEEPALIVE_TIMEOUT:
-		j_open(j, "keepalive");
-		j_u64(j, "probes", ev->keepalive.probes);
+		j_open(j, KEY("keepalive"));
+		j_u64(j, KEY("probes"), ev->keepalive.probes);
 		j_close(j);
 		break;
 	case SP_ACT_RESET:
 		name = reset_dir_name(ev->reset.direction);
 		if (name) {
-			j_open(j, "reset");
-			j_str(j, "direction", name);
+			j_open(j, KEY("reset"));
+			j_name(j, KEY("direction"), name);
 			j_close(j);
 		}
 		if (ev->reset.has_old_state)
-			json_state_name(j, "old_state", ev->reset.old_state);
+			json_state_name(j, KEY("old_state"), ev->reset.old_state);
 		break;
 	case SP_ACT_LEASE_SUSPECT:
 	case SP_ACT_LEASE_EXPIRED:
 	case SP_ACT_LEASE_RECOVERED:
 	case SP_ACT_LEASE_CLOSED:
 	case SP_ACT_LEASE_LOST:
-		j_open(j, "lease");
+		j_open(j, KEY("lease"));
 		name = lease_kind_name(ev->lease.kind);
 		if (name)
-			j_str(j, "kind", name);
+			j_name(j, KEY("kind"), name);
 		/* Silence and TTL describe a live lease; a closed or lost one has neither. */
 		if (ev->action != SP_ACT_LEASE_CLOSED && ev->action != SP_ACT_LEASE_LOST) {
-			j_u64(j, "silent_ms", ev->lease.silent_ms);
-			j_u64(j, "ttl_ms", ev->lease.ttl_ms);
+			j_u64(j, KEY("silent_ms"), ev->lease.silent_ms);
+			j_u64(j, KEY("ttl_ms"), ev->lease.ttl_ms);
 		}
 		j_close(j);
 		break;
 	case SP_ACT_SPIKE:
-		j_open(j, "spike");
-		j_u64(j, "failures", ev->spike.failures);
-		j_u64(j, "window_s", ev->spike.window_s);
+		j_open(j, KEY("spike"));
+		j_u64(j, KEY("failures"), ev->spike.failures);
+		j_u64(j, KEY("window_s"), ev->spike.window_s);
 		if (isfinite(ev->spike.baseline_per_s)) {
-			j_key(j, "baseline_per_s");
+			j_key(j, KEY("baseline_per_s"));
 			put_double(&j->w, ev->spike.baseline_per_s);
 		}
 		name = failure_name(ev->spike.failure);
 		if (name)
-			j_str(j, "failure", name);
+			j_name(j, KEY("failure"), name);
 		if (ev->spike.host_wide && ev->spike.destinations)
-			j_u64(j, "destinations", ev->spike.destinations);
+			j_u64(j, KEY("destinations"), ev->spike.destinations);
 		j_close(j);
 		break;
 	case SP_ACT_TCP_STUCK:
-		j_open(j, "stuck");
-		json_state_name(j, "state", ev->stuck.state);
-		j_u64(j, "age_ms", ev->stuck.age_ms);
-		j_u64(j, "after_ms", ev->stuck.after_ms);
+		j_open(j, KEY("stuck"));
+		json_state_name(j, KEY("state"), ev->stuck.state);
+		j_u64(j, KEY("age_ms"), ev->stuck.age_ms);
+		j_u64(j, KEY("after_ms"), ev->stuck.after_ms);
 		if (ev->stuck.seeded)
-			j_raw(j, "since_start", "true");
-		j_open(j, "process");
-		j_u64(j, "sockets", ev->stuck.proc_stuck);
-		j_str(j, "trend",
+			j_raw(j, KEY("since_start"), "true");
+		j_open(j, KEY("process"));
+		j_u64(j, KEY("sockets"), ev->stuck.proc_stuck);
+		j_name(j, KEY("trend"),
 		      ev->stuck.trend > 0   ? "growing"
 		      : ev->stuck.trend < 0 ? "shrinking"
 					    : "steady");
@@ -618,37 +629,37 @@ static void json_sockpulse(struct json *j, const struct sp_event *ev, const stru
 		j_close(j);
 		break;
 	case SP_ACT_PORT_RISK:
-		j_open(j, "ports");
-		j_u64(j, "used", ev->ports.used);
-		j_u64(j, "time_wait", ev->ports.time_wait);
-		j_u64(j, "capacity", ev->ports.capacity);
-		j_key(j, "used_ratio");
+		j_open(j, KEY("ports"));
+		j_u64(j, KEY("used"), ev->ports.used);
+		j_u64(j, KEY("time_wait"), ev->ports.time_wait);
+		j_u64(j, KEY("capacity"), ev->ports.capacity);
+		j_key(j, KEY("used_ratio"));
 		put_double(&j->w,
 			   ev->ports.capacity ? (double)ev->ports.used / ev->ports.capacity : 0);
-		j_u64(j, "range_start", ev->ports.range_lo);
-		j_u64(j, "range_end", ev->ports.range_hi);
-		j_key(j, "connect_rate");
+		j_u64(j, KEY("range_start"), ev->ports.range_lo);
+		j_u64(j, KEY("range_end"), ev->ports.range_hi);
+		j_key(j, KEY("connect_rate"));
 		put_double(&j->w, ev->ports.connect_rate);
-		j_key(j, "growth_rate");
+		j_key(j, KEY("growth_rate"));
 		put_double(&j->w, ev->ports.growth_rate);
 		if (ev->ports.eta_ms != UINT64_MAX)
-			j_u64(j, "exhaustion_ms", ev->ports.eta_ms);
+			j_u64(j, KEY("exhaustion_ms"), ev->ports.eta_ms);
 		j_close(j);
 		break;
 	case SP_ACT_LEASE_HOLD:
-		j_open(j, "hold");
-		j_u64(j, "grace_ms", ev->hold.grace_ms);
+		j_open(j, KEY("hold"));
+		j_u64(j, KEY("grace_ms"), ev->hold.grace_ms);
 		if (ev->hold.stall_ms)
-			j_u64(j, "stall_ms", ev->hold.stall_ms);
+			j_u64(j, KEY("stall_ms"), ev->hold.stall_ms);
 		if (ev->hold.lost)
-			j_u64(j, "lost", ev->hold.lost);
+			j_u64(j, KEY("lost"), ev->hold.lost);
 		j_close(j);
 		break;
 	case SP_ACT_EVENTS_LOST:
-		j_open(j, "lost");
-		j_u64(j, "count", ev->lost.count);
+		j_open(j, KEY("lost"));
+		j_u64(j, KEY("count"), ev->lost.count);
 		if (ev->lost.kind)
-			j_str(j, "kind", ev->lost.kind);
+			j_str(j, KEY("kind"), ev->lost.kind);
 		j_close(j);
 		break;
 	default:
@@ -668,8 +679,8 @@ static void json_error(struct json *j, int err)
 
 	if (err <= 0)
 		return;
-	j_open(j, "error");
-	j_key(j, "code");
+	j_open(j, KEY("error"));
+	j_key(j, KEY("code"));
 	put_ch(&j->w, '"');
 	if (name)
 		put_str(&j->w, name);
@@ -692,32 +703,32 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 	alert = ev->action == SP_ACT_LEASE_EXPIRED || ev->action == SP_ACT_SPIKE ||
 		ev->action == SP_ACT_TCP_STUCK || ev->action == SP_ACT_PORT_RISK;
 
-	j_open(&j, NULL);
-	j_key(&j, "@timestamp");
+	j_open(&j, NULL, 0);
+	j_key(&j, KEY("@timestamp"));
 	put_ch(&j.w, '"');
 	put_rfc3339(&j.w, ev->real_ns);
 	put_ch(&j.w, '"');
 
-	j_open(&j, "event");
-	j_raw(&j, "kind", alert ? "\"alert\"" : "\"event\"");
-	j_str(&j, "action", action);
-	j_u64(&j, "sequence", seq);
+	j_open(&j, KEY("event"));
+	j_raw(&j, KEY("kind"), alert ? "\"alert\"" : "\"event\"");
+	j_name(&j, KEY("action"), action);
+	j_u64(&j, KEY("sequence"), seq);
 	if (ev->action == SP_ACT_SPIKE)
-		j_raw(&j, "type", ev->spike.start ? "[\"start\"]" : "[\"end\"]");
+		j_raw(&j, KEY("type"), ev->spike.start ? "[\"start\"]" : "[\"end\"]");
 	if (ev->action == SP_ACT_TCP_STUCK)
-		j_raw(&j, "type", ev->stuck.start ? "[\"start\"]" : "[\"end\"]");
+		j_raw(&j, KEY("type"), ev->stuck.start ? "[\"start\"]" : "[\"end\"]");
 	if (ev->action == SP_ACT_PORT_RISK) {
-		j_raw(&j, "type", ev->ports.start ? "[\"start\"]" : "[\"end\"]");
-		j_raw(&j, "reason", ev->ports.forecast ? "\"forecast\"" : "\"usage\"");
+		j_raw(&j, KEY("type"), ev->ports.start ? "[\"start\"]" : "[\"end\"]");
+		j_raw(&j, KEY("reason"), ev->ports.forecast ? "\"forecast\"" : "\"usage\"");
 	}
 	if (ev->action == SP_ACT_CONNECT)
-		j_raw(&j, "outcome", ev->connect.success ? "\"success\"" : "\"failure\"");
+		j_raw(&j, KEY("outcome"), ev->connect.success ? "\"success\"" : "\"failure\"");
 	if (ev->action == SP_ACT_LEASE_LOST && ev->lease.reason)
-		j_str(&j, "reason", ev->lease.reason);
+		j_name(&j, KEY("reason"), ev->lease.reason);
 	if (ev->action == SP_ACT_LEASE_HOLD && ev->hold.reason)
-		j_str(&j, "reason", ev->hold.reason);
+		j_name(&j, KEY("reason"), ev->hold.reason);
 	if (ev->has_duration)
-		j_u64(&j, "duration", ev->duration_ns);
+		j_u64(&j, KEY("duration"), ev->duration_ns);
 	j_close(&j);
 
 	if (ev->has_conn)

@@ -241,6 +241,10 @@ void stuck_feed(struct stuck *s, const struct sp_event *ev)
 		watch(s, &ev->conn, to, ev->mono_ns, false);
 		return;
 	}
+	/* only a socket leaving a watched state, or dying, can be in the table: the other state
+	 * changes (most of them) need no lookup */
+	if (stuck_state_index(ev->state.old_state) < 0 && to != SP_ST_CLOSE)
+		return;
 	id = find(s, ev->conn.cookie, &link);
 	if (id != NIL)
 		release(s, id, link, s->now);
