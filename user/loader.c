@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,53 @@ int loader_ring_map_fd(const struct loader *ld)
 	return bpf_map__fd(ld->skel->maps.events);
 }
 
+/* The record kind a program's skipped runs would have made. */
+static int prog_rec_type(const char *name)
+{
+	static const struct {
+		const char *prefix;
+		int type;
+	} kinds[] = {
+		{ "sp_tcp_probe", SP_REC_ACTIVITY },
+		{ "sp_receive_reset", SP_REC_RESET },
+		{ "sp_send_reset", SP_REC_RESET },
+		{ "sp_sys_", SP_REC_CONNECT },
+		{ "sp_fentry", SP_REC_CONNECT },
+		{ "sp_fexit", SP_REC_CONNECT },
+		{ "sp_kprobe", SP_REC_CONNECT },
+		{ "sp_kretprobe", SP_REC_CONNECT },
+	};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strncmp(name, kinds[i].prefix, strlen(kinds[i].prefix)))
+			return kinds[i].type;
+	return SP_REC_STATE; /* state changes, error reports, retransmissions */
+}
+
+/*
+ * Runs the kernel skipped: a tracing program does not run when it is already running on that
+ * CPU (a timer's state change in softirq over a syscall's, say), and counts it. Such a run made
+ * no record, as surely as a full ring: counted with the drops of its kind.
+ */
+static void add_recursion_misses(const struct loader *ld, struct sp_stats *sum)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, ld->skel->obj) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) || len < offsetof(struct bpf_prog_info,
+								      recursion_misses) + 8)
+			continue;
+		sum->dropped[prog_rec_type(bpf_program__name(prog))] += info.recursion_misses;
+	}
+}
+
 int loader_read_stats(const struct loader *ld, struct sp_stats *sum)
 {
 	struct sp_stats *percpu;
@@ -317,6 +365,7 @@ int loader_read_stats(const struct loader *ld, struct sp_stats *sum)
 			sum->dropped[t] += percpu[cpu].dropped[t];
 		sum->no_storage += percpu[cpu].no_storage;
 	}
+	add_recursion_misses(ld, sum);
 out:
 	free(percpu);
 	return err;

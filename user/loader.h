@@ -29,7 +29,8 @@ int loader_preflight(void);
 int loader_start(struct loader *ld, const struct config *cfg);
 void loader_stop(struct loader *ld);
 int loader_ring_map_fd(const struct loader *ld);
-/* Sums the per-CPU counters. 0 or -errno. */
+/* Sums the per-CPU counters, plus each program's runs the kernel skipped (recursion_misses,
+ * under the record kind the program makes). 0 or -errno. */
 int loader_read_stats(const struct loader *ld, struct sp_stats *sum);
 /* `sockpulse check`: load each variant, try to attach it, report; returns an exit code. */
 int loader_check(const struct config *cfg);
