@@ -332,6 +332,21 @@ static int parse_command(const char *word, enum sp_command *cmd)
 	return -EINVAL;
 }
 
+/* "off" (0), or a duration within [min_ns, max_ns]. 0 or -EINVAL. */
+static int parse_off_duration(const char *arg, uint64_t min_ns, uint64_t max_ns, uint64_t *out)
+{
+	uint64_t v;
+
+	if (strcmp(arg, "off") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (parse_duration(arg, &v) || v < min_ns || v > max_ns)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 static int parse_u32_opt(const char *arg, uint32_t min, uint32_t max, uint32_t *out)
 {
 	uint64_t v;
@@ -536,15 +551,9 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 						   "config");
 			break;
 		case OPT_SOCKDIAG_INTERVAL:
-			if (strcmp(optarg, "off") == 0) {
-				cfg->sockdiag_interval_ns = 0;
-				break;
-			}
-			if (parse_duration(optarg, &cfg->sockdiag_interval_ns) ||
-			    cfg->sockdiag_interval_ns < 100000000ULL ||
-			    cfg->sockdiag_interval_ns > 3600ULL * 1000000000ULL)
-				return usage_error("%s: '%s' is not off or a duration from 100ms "
-						   "to 1h",
+			if (parse_off_duration(optarg, 100000000ULL, 3600ULL * 1000000000ULL,
+					       &cfg->sockdiag_interval_ns))
+				return usage_error("%s: '%s' is not off or a duration from 100ms to 1h",
 						   "--sockdiag-interval", optarg);
 			break;
 		case OPT_NETNS_WATCH: {
@@ -621,16 +630,10 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 						   "--spike-min-ratio", optarg);
 			break;
 		case OPT_STUCK_AFTER:
-			if (strcmp(optarg, "off") == 0) {
-				cfg->engine.stuck.after_ns = 0;
-				break;
-			}
-			if (parse_duration(optarg, &cfg->engine.stuck.after_ns) ||
-			    cfg->engine.stuck.after_ns < 100000000ULL ||
-			    cfg->engine.stuck.after_ns > 86400ULL * 1000000000ULL)
-				return usage_error(
-				    "%s: '%s' is not off or a duration from 100ms to 1d",
-				    "--stuck-after", optarg);
+			if (parse_off_duration(optarg, 100000000ULL, 86400ULL * 1000000000ULL,
+					       &cfg->engine.stuck.after_ns))
+				return usage_error("%s: '%s' is not off or a duration from 100ms to 1d",
+						   "--stuck-after", optarg);
 			break;
 		case OPT_PORT_RISK_USAGE: {
 			char pct[32];
@@ -652,28 +655,16 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 			break;
 		}
 		case OPT_PORT_RISK_HORIZON:
-			if (strcmp(optarg, "off") == 0) {
-				cfg->engine.ports.horizon_ns = 0;
-				break;
-			}
-			if (parse_duration(optarg, &cfg->engine.ports.horizon_ns) ||
-			    cfg->engine.ports.horizon_ns < 1000000000ULL ||
-			    cfg->engine.ports.horizon_ns > 86400ULL * 1000000000ULL)
-				return usage_error(
-				    "%s: '%s' is not off or a duration from 1s to 1d",
-				    "--port-risk-horizon", optarg);
+			if (parse_off_duration(optarg, 1000000000ULL, 86400ULL * 1000000000ULL,
+					       &cfg->engine.ports.horizon_ns))
+				return usage_error("%s: '%s' is not off or a duration from 1s to 1d",
+						   "--port-risk-horizon", optarg);
 			break;
 		case OPT_AUDIT_INTERVAL:
-			if (strcmp(optarg, "off") == 0) {
-				cfg->audit_interval_ns = 0;
-				break;
-			}
-			if (parse_duration(optarg, &cfg->audit_interval_ns) ||
-			    cfg->audit_interval_ns < 1000000000ULL ||
-			    cfg->audit_interval_ns > 86400ULL * 1000000000ULL)
-				return usage_error(
-				    "%s: '%s' is not off or a duration from 1s to 1d",
-				    "--audit-interval", optarg);
+			if (parse_off_duration(optarg, 1000000000ULL, 86400ULL * 1000000000ULL,
+					       &cfg->audit_interval_ns))
+				return usage_error("%s: '%s' is not off or a duration from 1s to 1d",
+						   "--audit-interval", optarg);
 			break;
 		case OPT_CONNECTIONS:
 			cfg->audit_connections = true;

@@ -534,27 +534,23 @@ void portfc_resync_add(struct portfc *p, uint32_t netns, const struct sp_addr *s
 	}
 }
 
-void portfc_resync_end(struct portfc *p, uint32_t netns)
-{
-	(void)p;
-	(void)netns;
-}
-
 const struct portfc_stats *portfc_stats(const struct portfc *p)
 {
 	return &p->st;
 }
 
+/* Ports a connect() can pick in @netns: its range as known, else the default (no lookup). */
+static uint32_t capacity_of(const struct portfc *p, uint32_t netns)
+{
+	for (uint32_t i = 0; i < p->n_ns; i++)
+		if (p->ns[i].netns == netns)
+			return (uint32_t)p->ns[i].hi - p->ns[i].lo + 1;
+	return (uint32_t)p->cfg.default_hi - p->cfg.default_lo + 1;
+}
+
 static double usage_of(const struct portfc *p, const struct tup *t)
 {
-	const struct ns_range *r = NULL;
-	uint32_t cap;
-
-	for (uint32_t i = 0; i < p->n_ns && !r; i++)
-		if (p->ns[i].netns == t->k.netns)
-			r = &p->ns[i];
-	cap = r ? (uint32_t)r->hi - r->lo + 1 : (uint32_t)p->cfg.default_hi - p->cfg.default_lo + 1;
-	return (double)used_of(t) / cap;
+	return (double)used_of(t) / capacity_of(p, t->k.netns);
 }
 
 static int by_usage(const void *a, const void *b)
@@ -590,11 +586,7 @@ size_t portfc_top(const struct portfc *p, struct portfc_tuple *out, size_t n)
 			k++;
 		}
 		struct portfc_tuple *o = &out[slot];
-		const struct ns_range *r = NULL;
 
-		for (uint32_t j = 0; j < p->n_ns && !r; j++)
-			if (p->ns[j].netns == t->k.netns)
-				r = &p->ns[j];
 		memset(o, 0, sizeof(*o));
 		o->netns = t->k.netns;
 		o->src.family = o->dst.family = t->k.family;
@@ -603,8 +595,7 @@ size_t portfc_top(const struct portfc *p, struct portfc_tuple *out, size_t n)
 		o->dport = t->k.dport;
 		o->used = used_of(t);
 		o->time_wait = t->tw_total;
-		o->capacity = r ? (uint32_t)r->hi - r->lo + 1
-				: (uint32_t)p->cfg.default_hi - p->cfg.default_lo + 1;
+		o->capacity = capacity_of(p, t->k.netns);
 		o->connect_rate = t->connect_rate;
 		o->growth_rate = t->growth_rate;
 		o->eta_ms = t->eta_ms;

@@ -86,15 +86,14 @@ void portfc_feed(struct portfc *p, const struct sp_event *ev);
 void portfc_advance(struct portfc *p, uint64_t now_ns);
 
 /*
- * Exact counts from a socket-table walk of namespace @netns: begin, one add per outgoing socket
- * (time_wait: a timewait socket that goes away in tw_left_ms), end. Tuples of that namespace not
- * seen in the walk drop to zero.
+ * Exact counts from a socket-table walk of namespace @netns: begin, then one add per outgoing
+ * socket (time_wait: a timewait socket that goes away in tw_left_ms). Tuples of that namespace
+ * not seen in the walk drop to zero.
  */
 void portfc_resync_begin(struct portfc *p, uint32_t netns, uint64_t now_ns);
 void portfc_resync_add(struct portfc *p, uint32_t netns, const struct sp_addr *src,
 		       const struct sp_addr *dst, uint16_t dport, bool time_wait,
 		       uint64_t tw_left_ms);
-void portfc_resync_end(struct portfc *p, uint32_t netns);
 
 const struct portfc_stats *portfc_stats(const struct portfc *p);
 /* The n destinations closest to exhaustion (by usage), most first; returns how many. */

@@ -49,6 +49,12 @@ int stuck_state_index(uint8_t state)
 	return state == SP_ST_CLOSE_WAIT ? 0 : state == SP_ST_FIN_WAIT2 ? 1 : -1;
 }
 
+/* How often the rollup remembers each process's count, to tell whether it grows. */
+static uint64_t snapshot_period(const struct stuck_config *cfg)
+{
+	return cfg->after_ns > MIN_SNAPSHOT_NS ? cfg->after_ns : MIN_SNAPSHOT_NS;
+}
+
 static uint32_t bucket_of(const struct stuck *s, uint64_t cookie)
 {
 	cookie ^= cookie >> 31;
@@ -82,8 +88,7 @@ struct stuck *stuck_new(const struct stuck_config *cfg, stuck_emit_fn emit, void
 	}
 	memset(s->buckets, 0xff, s->nbuckets * sizeof(*s->buckets));
 	s->free_head = NIL;
-	s->next_snapshot =
-	    now_ns + (cfg->after_ns > MIN_SNAPSHOT_NS ? cfg->after_ns : MIN_SNAPSHOT_NS);
+	s->next_snapshot = now_ns + snapshot_period(cfg);
 	return s;
 }
 
@@ -315,8 +320,7 @@ void stuck_advance(struct stuck *s, uint64_t now_ns)
 	wheel_advance(s->wheel, s->now, fire, s);
 	if (s->now >= s->next_snapshot) {
 		snapshot(s);
-		s->next_snapshot = s->now + (s->cfg.after_ns > MIN_SNAPSHOT_NS ? s->cfg.after_ns
-									       : MIN_SNAPSHOT_NS);
+		s->next_snapshot = s->now + snapshot_period(&s->cfg);
 	}
 }
 

@@ -189,7 +189,6 @@ static int walk_ns(struct tablewalk *tw, const char *path)
 		return n;
 	}
 	if (tw->engine) {
-		portfc_resync_end(engine_ports(tw->engine), ino);
 		struct portfc_ns pn = {
 			.lo = ns.port_lo,
 			.hi = ns.port_hi,

@@ -276,7 +276,6 @@ static void test_resync_and_default_range(void **st)
 	portfc_resync_begin(f.p, NS, f.now);
 	portfc_resync_add(f.p, NS, &src, &dst, 80, false, 0);
 	portfc_resync_add(f.p, NS, &src, &dst, 80, true, 30000);
-	portfc_resync_end(f.p, NS);
 	portfc_resync_add(f.p, 7, &src, &dst, 443, false, 0);
 	tick_to(&f, f.now + 1 * SEC);
 	assert_int_equal(portfc_top(f.p, top, 2), 2);
