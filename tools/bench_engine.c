@@ -2,7 +2,8 @@
 /*
  * Engine benchmark (numbers, not pass/fail): lease renewal cost and expiry cost with 1M live
  * leases, memory per lease, expiry lateness, spike detector cost per connect event and its
- * detection latency. Usage: bench_engine [leases] (default 1000000).
+ * detection latency, and the cost of one JSON line as the agent's log writes it. Usage:
+ * bench_engine [leases] (default 1000000).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "format.h"
 #include "lease.h"
 #include "sockpulse.h"
 #include "spike.h"
@@ -333,6 +335,75 @@ static void bench_latency(void)
 	       sum / 10.0 / SEC, (double)worst / SEC);
 }
 
+/*
+ * One loopback connection of the storm as the agent logs it: both ends' state changes (the
+ * client's SYN_SENT..TIME_WAIT, the server's LISTEN..CLOSE), the activity carried on leaving
+ * ESTABLISHED, and the connect outcome: 13 lines, as `make bench` counts per connection.
+ */
+static void bench_format(void)
+{
+	static const uint8_t path[][3] = {
+		/* old, new, direction */
+		{ SP_ST_CLOSE, SP_ST_SYN_SENT, SP_DIR_EGRESS },
+		{ SP_ST_LISTEN, SP_ST_SYN_RECV, SP_DIR_INGRESS },
+		{ SP_ST_SYN_SENT, SP_ST_ESTABLISHED, SP_DIR_EGRESS },
+		{ SP_ST_SYN_RECV, SP_ST_ESTABLISHED, SP_DIR_INGRESS },
+		{ SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, SP_DIR_EGRESS },
+		{ SP_ST_ESTABLISHED, SP_ST_CLOSE_WAIT, SP_DIR_INGRESS },
+		{ SP_ST_FIN_WAIT1, SP_ST_FIN_WAIT2, SP_DIR_EGRESS },
+		{ SP_ST_CLOSE_WAIT, SP_ST_LAST_ACK, SP_DIR_INGRESS },
+		{ SP_ST_FIN_WAIT2, SP_ST_TIME_WAIT, SP_DIR_EGRESS },
+		{ SP_ST_LAST_ACK, SP_ST_CLOSE, SP_DIR_INGRESS },
+		{ SP_ST_TIME_WAIT, SP_ST_CLOSE, SP_DIR_EGRESS },
+		{ SP_ST_CLOSE, SP_ST_CLOSE, SP_DIR_INGRESS }, /* the connect outcome's slot */
+		{ SP_ST_CLOSE, SP_ST_CLOSE, SP_DIR_EGRESS },
+	};
+	const unsigned int per_conn = sizeof(path) / sizeof(path[0]);
+	const struct format_ctx ctx = { .connect_hook = "tracepoint" };
+	const uint32_t conns = 200000;
+	static char buf[SP_LINE_MAX];
+	uint64_t bytes = 0, lines = 0, seq = 1;
+	struct sp_event ev;
+	double t0, dt;
+
+	memset(&ev, 0, sizeof(ev));
+	t0 = now_s();
+	for (uint32_t i = 0; i < conns; i++) {
+		mk_conn(&ev, i, 1);
+		ev.conn.src.bytes[0] = ev.conn.dst.bytes[0] = 127;
+		ev.conn.src.bytes[1] = ev.conn.dst.bytes[1] = 0;
+		ev.conn.dst.bytes[3] = 1;
+		ev.conn.sport = (uint16_t)(32768 + i % 28000);
+		ev.conn.dport = 7431;
+		snprintf(ev.conn.comm, sizeof(ev.conn.comm), "storm");
+		ev.conn.pid = 7800 + i % 3;
+		ev.conn.cookie = 12869072 + (uint64_t)i * 2;
+		ev.conn.netns = 4026532177u;
+		for (unsigned int k = 0; k < per_conn; k++) {
+			ev.real_ns = 1795782744404321803ull + (uint64_t)i * 105000 + k * 4000;
+			ev.conn.direction = path[k][2];
+			ev.has_duration = k > 1;
+			ev.duration_ns = 4158 + (uint64_t)k * 9000;
+			if (k == per_conn - 1) {
+				ev.action = SP_ACT_CONNECT;
+				ev.connect.success = true;
+			} else {
+				ev.action = SP_ACT_STATE_CHANGE;
+				ev.state.old_state = path[k][0];
+				ev.state.new_state = path[k][1];
+				ev.state.time_wait = false;
+				ev.state.segments = k == 4 || k == 5 ? 2 + k % 2 : 0;
+				ev.state.payload_bytes = ev.state.segments ? 1 : 0;
+			}
+			bytes += format_json(buf, sizeof(buf), &ev, seq++, &ctx);
+			lines++;
+		}
+	}
+	dt = now_s() - t0;
+	printf("format: %.1f ns per JSON line (%lu lines, %.0f bytes/line, storm mix)\n",
+	       dt * 1e9 / (double)lines, lines, (double)bytes / (double)lines);
+}
+
 int main(int argc, char **argv)
 {
 	uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 1000000;
@@ -342,5 +413,6 @@ int main(int argc, char **argv)
 	bench_leases(n);
 	bench_spike();
 	bench_latency();
+	bench_format();
 	return 0;
 }

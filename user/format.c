@@ -18,6 +18,15 @@
 #include "format.h"
 #include "names.h"
 
+/*
+ * The writer is on the agent's hottest path (a dozen lines per connection under a connect storm),
+ * so the pieces are inlined into each formatter and work on a local copy of the cursor: a store
+ * through a char pointer may alias anything, and a cursor kept in the struct would be reloaded
+ * after every byte written. Overflow collapses end onto the cursor, so one "room" comparison per
+ * piece also covers "already full".
+ */
+#define SP_INLINE static inline __attribute__((always_inline))
+
 struct wr {
 	char *start;
 	char *p;
@@ -29,7 +38,7 @@ static void wr_init(struct wr *w, char *buf, size_t cap)
 {
 	w->start = buf;
 	w->p = buf;
-	w->end = cap ? buf + cap - 1 : buf;
+	w->end = buf && cap ? buf + cap - 1 : buf;
 	w->full = !buf || !cap;
 }
 
@@ -42,19 +51,27 @@ static size_t wr_finish(struct wr *w)
 	return (size_t)(w->p - w->start);
 }
 
-/* Most pieces are a few bytes: a loop beats a libc call for those (profiled on the storm). */
-static inline void put(struct wr *w, const char *s, size_t n)
+/* Marks the line as failed: nothing more is written, wr_finish() reports 0. */
+SP_INLINE void wr_fail(struct wr *w)
 {
-	if (w->full || (size_t)(w->end - w->p) < n) {
-		w->full = true;
+	w->full = true;
+	w->end = w->p;
+}
+
+/* Room for @n more bytes; on overflow the writer stays full (no later piece fits either). */
+SP_INLINE bool wr_room(struct wr *w, size_t n)
+{
+	if (__builtin_expect((size_t)(w->end - w->p) >= n, 1))
+		return true;
+	wr_fail(w);
+	return false;
+}
+
+SP_INLINE void put(struct wr *w, const char *s, size_t n)
+{
+	if (!wr_room(w, n))
 		return;
-	}
-	if (n <= 16) {
-		for (size_t i = 0; i < n; i++)
-			w->p[i] = s[i];
-	} else {
-		memcpy(w->p, s, n);
-	}
+	memcpy(w->p, s, n); /* inlined where n is a constant, which most pieces are */
 	w->p += n;
 }
 
@@ -65,12 +82,10 @@ static void put_str(struct wr *w, const char *s)
 	put(w, s, strlen(s));
 }
 
-static inline void put_ch(struct wr *w, char c)
+SP_INLINE void put_ch(struct wr *w, char c)
 {
-	if (w->full || w->p >= w->end) {
-		w->full = true;
+	if (!wr_room(w, 1))
 		return;
-	}
 	*w->p++ = c;
 }
 
@@ -79,41 +94,63 @@ static const char digit_pairs[201] = "000102030405060708091011121314151617181920
 				     "50515253545556575859606162636465666768697071727374"
 				     "75767778798081828384858687888990919293949596979899";
 
-/* Two digits per division: numbers are most of a line (ports, pids, cookies, sequence). */
-static void put_u64(struct wr *w, uint64_t v)
-{
-	char tmp[20];
-	size_t i = sizeof(tmp);
+static const uint64_t pow10_u64[20] = {
+	1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+	100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+	10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+	100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
+};
 
-	while (v >= 100) {
+/* Decimal digits of v (1..20): log10 from the bit length (1233/4096 ~ log10(2)), then one
+ * comparison, no loop. */
+SP_INLINE unsigned int dec_len(uint64_t v)
+{
+	uint64_t x = v | 1; /* 0 has one digit, like 1 */
+	unsigned int t = ((64 - (unsigned int)__builtin_clzll(x)) * 1233) >> 12;
+
+	return t + 1 - (x < pow10_u64[t]);
+}
+
+/* The last @n digits of v written backwards from end, two per division; n >= digits of v. */
+SP_INLINE void dec_write(char *end, uint64_t v, unsigned int n)
+{
+	char *q = end;
+
+	while (n >= 2) {
 		unsigned int d = (unsigned int)(v % 100) * 2;
 
 		v /= 100;
-		tmp[--i] = digit_pairs[d + 1];
-		tmp[--i] = digit_pairs[d];
+		q -= 2;
+		q[0] = digit_pairs[d];
+		q[1] = digit_pairs[d + 1];
+		n -= 2;
 	}
-	if (v >= 10) {
-		tmp[--i] = digit_pairs[v * 2 + 1];
-		tmp[--i] = digit_pairs[v * 2];
-	} else {
-		tmp[--i] = (char)('0' + v);
-	}
-	put(w, tmp + i, sizeof(tmp) - i);
+	if (n)
+		*--q = (char)('0' + v % 10);
+}
+
+/* Numbers are most of a line (ports, pids, cookies, sequence): written in place. */
+static void put_u64(struct wr *w, uint64_t v)
+{
+	unsigned int n = dec_len(v);
+
+	if (!wr_room(w, n))
+		return;
+	dec_write(w->p + n, v, n);
+	w->p += n;
 }
 
 /* Zero-padded to @width digits (timestamps). */
 static void put_u64_pad(struct wr *w, uint64_t v, unsigned int width)
 {
-	char tmp[20];
-	size_t i = sizeof(tmp);
+	unsigned int n = dec_len(v);
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v && i > 0);
-	while (sizeof(tmp) - i < width && i > 0)
-		tmp[--i] = '0';
-	put(w, tmp + i, sizeof(tmp) - i);
+	if (n < width)
+		n = width;
+	if (!wr_room(w, n))
+		return;
+	dec_write(w->p + n, v, n);
+	w->p += n;
 }
 
 /* Spaces up to @width characters since @from, then at least one separator. */
@@ -285,7 +322,7 @@ static void put_rfc3339(struct wr *w, uint64_t real_ns)
 
 	if (secs != cached_secs) {
 		if (!gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999) {
-			w->full = true;
+			wr_fail(w);
 			return;
 		}
 		wr_init(&cw, cached, sizeof(cached) + 1);
@@ -302,15 +339,19 @@ static void put_rfc3339(struct wr *w, uint64_t real_ns)
 		put_ch(&cw, ':');
 		put_u64_pad(&cw, (uint64_t)tm.tm_sec, 2);
 		if (cw.full || cw.p != cached + sizeof(cached)) {
-			w->full = true;
+			wr_fail(w);
 			return;
 		}
 		cached_secs = secs;
 	}
-	put(w, cached, sizeof(cached));
-	put_ch(w, '.');
-	put_u64_pad(w, real_ns % 1000000000ULL, 9);
-	put_ch(w, 'Z');
+	/* "YYYY-MM-DDTHH:MM:SS" ".nnnnnnnnn" "Z" */
+	if (!wr_room(w, sizeof(cached) + 11))
+		return;
+	memcpy(w->p, cached, sizeof(cached));
+	w->p[sizeof(cached)] = '.';
+	dec_write(w->p + sizeof(cached) + 10, real_ns % 1000000000ULL, 9);
+	w->p[sizeof(cached) + 10] = 'Z';
+	w->p += sizeof(cached) + 11;
 }
 
 size_t format_rfc3339_ns(char *buf, size_t cap, uint64_t real_ns)
@@ -324,36 +365,64 @@ size_t format_rfc3339_ns(char *buf, size_t cap, uint64_t real_ns)
 
 static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
+/* The family an address is printed as (a v4-mapped one as IPv4), 0 when unknown; *bytes its
+ * address bytes in that family. */
+SP_INLINE int addr_family(const struct sp_addr *a, const uint8_t **bytes)
+{
+	*bytes = a->bytes;
+	if (a->family == AF_INET6 && !memcmp(a->bytes, v4mapped_prefix, sizeof(v4mapped_prefix))) {
+		*bytes = a->bytes + 12;
+		return AF_INET;
+	}
+	return a->family == AF_INET || a->family == AF_INET6 ? a->family : 0;
+}
+
+/* Dotted quad in place ("255.255.255.255" at most); glibc's inet_ntop goes through sprintf for
+ * IPv4, too slow per event. */
+static void put_ipv4(struct wr *w, const uint8_t *b)
+{
+	char *p;
+
+	if (!wr_room(w, 15))
+		return;
+	p = w->p;
+	for (int i = 0; i < 4; i++) {
+		unsigned int v = b[i], n = 1 + (v >= 10) + (v >= 100);
+
+		if (i)
+			*p++ = '.';
+		dec_write(p + n, v, n);
+		p += n;
+	}
+	w->p = p;
+}
+
+/* Address text; nothing for family 0 (the caller checks addr_family() first). */
+static void put_addr(struct wr *w, const struct sp_addr *a)
+{
+	char tmp[SP_ADDR_STR_MAX];
+	const uint8_t *bytes;
+	int af = addr_family(a, &bytes);
+
+	if (af == AF_INET)
+		put_ipv4(w, bytes);
+	else if (af == AF_INET6 && inet_ntop(AF_INET6, bytes, tmp, sizeof(tmp)))
+		put_str(w, tmp);
+}
+
 /* Address text into tmp (SP_ADDR_STR_MAX); its length, 0 when absent or unknown family. */
 static size_t addr_str(char *tmp, const struct sp_addr *a, bool *v6)
 {
-	const void *src = a->bytes;
-	int af = a->family;
+	const uint8_t *bytes;
+	int af = addr_family(a, &bytes);
+	struct wr w;
 
-	*v6 = false;
-	if (af == AF_INET6 && !memcmp(a->bytes, v4mapped_prefix, sizeof(v4mapped_prefix))) {
-		af = AF_INET;
-		src = a->bytes + 12;
-	}
-	if (af != AF_INET && af != AF_INET6)
-		return 0;
-	if (af == AF_INET) {
-		/* glibc's inet_ntop goes through sprintf for IPv4: too slow per event */
-		const uint8_t *b = src;
-		struct wr w;
-
-		wr_init(&w, tmp, SP_ADDR_STR_MAX);
-		for (int i = 0; i < 4; i++) {
-			if (i)
-				put_ch(&w, '.');
-			put_u64(&w, b[i]);
-		}
-		return wr_finish(&w);
-	}
-	if (!inet_ntop(af, src, tmp, SP_ADDR_STR_MAX))
-		return 0;
 	*v6 = af == AF_INET6;
-	return strlen(tmp);
+	if (!af)
+		return 0;
+	wr_init(&w, tmp, SP_ADDR_STR_MAX);
+	put_addr(&w, a);
+	return wr_finish(&w);
 }
 
 size_t format_addr(char *buf, size_t cap, const struct sp_addr *addr)
@@ -374,121 +443,132 @@ size_t format_addr(char *buf, size_t cap, const struct sp_addr *addr)
 /* A literal key and its length, known at compile time: no strlen per key. */
 #define KEY(lit) "" lit, sizeof(lit) - 1
 
+/*
+ * The writer lives apart from the nesting state: a json never has its address taken outside the
+ * inlined helpers, so the compiler keeps depth and first[] in registers and, where a line's shape
+ * is fixed, folds the comma decisions away.
+ */
 struct json {
-	struct wr w;
+	struct wr *w;
 	int depth;
 	bool first[JSON_DEPTH];
 };
 
-static void j_key(struct json *j, const char *key, size_t n)
+SP_INLINE void j_key(struct json *j, const char *key, size_t n)
 {
 	bool comma = !j->first[j->depth];
-	struct wr *w = &j->w;
+	struct wr *w = j->w;
+	char *p;
 
 	j->first[j->depth] = false;
 	/* One bound check for ,"key": */
-	if (w->full || (size_t)(w->end - w->p) < n + 4) {
-		w->full = true;
+	if (!wr_room(w, n + 4))
 		return;
-	}
+	p = w->p;
 	if (comma)
-		*w->p++ = ',';
-	*w->p++ = '"';
-	memcpy(w->p, key, n);
-	w->p += n;
-	*w->p++ = '"';
-	*w->p++ = ':';
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, key, n);
+	p += n;
+	p[0] = '"';
+	p[1] = ':';
+	w->p = p + 2;
 }
 
 /* Opens an object (as the value of @key, or the top level when @key is NULL). */
-static void j_open(struct json *j, const char *key, size_t klen)
+SP_INLINE void j_open(struct json *j, const char *key, size_t klen)
 {
 	if (j->depth + 1 >= JSON_DEPTH) {
-		j->w.full = true; /* a nesting this file never writes: no line rather than a bad one */
+		wr_fail(j->w); /* a nesting this file never writes: no line rather than a bad one */
 		return;
 	}
 	if (key)
 		j_key(j, key, klen);
-	put_ch(&j->w, '{');
+	put_ch(j->w, '{');
 	j->depth++;
 	j->first[j->depth] = true;
 }
 
-static void j_close(struct json *j)
+SP_INLINE void j_close(struct json *j)
 {
-	put_ch(&j->w, '}');
+	put_ch(j->w, '}');
 	j->depth--;
 }
 
-static void j_u64(struct json *j, const char *key, size_t klen, uint64_t v)
+SP_INLINE void j_u64(struct json *j, const char *key, size_t klen, uint64_t v)
 {
 	j_key(j, key, klen);
-	put_u64(&j->w, v);
+	put_u64(j->w, v);
 }
 
 /* A value the code itself wrote, already valid JSON (literal, number, array). */
-static void j_raw(struct json *j, const char *key, size_t klen, const char *raw)
+#define j_raw(j, k, lit) j_rawn((j), k, "" lit, sizeof(lit) - 1) /* k: KEY("...") */
+
+SP_INLINE void j_rawn(struct json *j, const char *key, size_t klen, const char *raw, size_t n)
 {
 	j_key(j, key, klen);
-	put_str(&j->w, raw);
+	put(j->w, raw, n);
 }
 
 /* A name from the code's own tables ("established", "egress"): plain ASCII, nothing to escape. */
-static void j_name(struct json *j, const char *key, size_t klen, const char *name)
+SP_INLINE void j_name(struct json *j, const char *key, size_t klen, const char *name)
 {
+	size_t n = strlen(name);
+	struct wr *w = j->w;
+
 	j_key(j, key, klen);
-	put_ch(&j->w, '"');
-	put_str(&j->w, name);
-	put_ch(&j->w, '"');
+	if (!wr_room(w, n + 2))
+		return;
+	w->p[0] = '"';
+	memcpy(w->p + 1, name, n);
+	w->p[n + 1] = '"';
+	w->p += n + 2;
 }
 
 /* Any string: escaped. */
 static void j_str(struct json *j, const char *key, size_t klen, const char *s)
 {
 	j_key(j, key, klen);
-	put_ch(&j->w, '"');
-	put_escaped(&j->w, s, strlen(s));
-	put_ch(&j->w, '"');
+	put_ch(j->w, '"');
+	put_escaped(j->w, s, strlen(s));
+	put_ch(j->w, '"');
 }
 
-static bool json_addr(struct json *j, const char *key, size_t klen, const struct sp_addr *a,
-		      bool has_port, uint16_t port)
+SP_INLINE void json_addr(struct json *j, const char *key, size_t klen, const struct sp_addr *a,
+		       bool has_port, uint16_t port)
 {
-	char tmp[SP_ADDR_STR_MAX];
-	size_t n;
-	bool v6;
+	const uint8_t *bytes;
+	bool has_ip = addr_family(a, &bytes) != 0;
 
-	n = addr_str(tmp, a, &v6);
-	if (!n && !(has_port && port))
-		return false;
+	if (!has_ip && !(has_port && port))
+		return;
 	j_open(j, key, klen);
-	if (n) {
+	if (has_ip) {
 		j_key(j, KEY("ip"));
-		put_ch(&j->w, '"');
-		put(&j->w, tmp, n);
-		put_ch(&j->w, '"');
+		put_ch(j->w, '"');
+		put_addr(j->w, a);
+		put_ch(j->w, '"');
 	}
 	if (has_port && port)
 		j_u64(j, KEY("port"), port);
 	j_close(j);
-	return true;
 }
 
-/* Address family as network.type; a v4-mapped address counts as IPv4, as it is printed. */
-static const char *net_type(const struct sp_addr *a)
+/* network.type: 6 or 4 (a v4-mapped address counts as IPv4, as it is printed), 0 unknown. */
+SP_INLINE int net_type(const struct sp_addr *a)
 {
-	if (a->family == AF_INET6 && memcmp(a->bytes, v4mapped_prefix, sizeof(v4mapped_prefix)))
-		return "\"ipv6\"";
-	if (a->family == AF_INET || a->family == AF_INET6)
-		return "\"ipv4\"";
-	return NULL;
+	const uint8_t *bytes;
+	int af = addr_family(a, &bytes);
+
+	return af == AF_INET6 ? 6 : af == AF_INET ? 4 : 0;
 }
 
-static void json_conn(struct json *j, const struct sp_event *ev)
+SP_INLINE void json_conn(struct json *j, const struct sp_event *ev)
 {
 	const struct sp_conn *c = &ev->conn;
 	bool no_dst = ev->action == SP_ACT_SPIKE && ev->spike.host_wide;
-	const char *type, *dir;
+	const char *dir;
+	int type;
 
 	json_addr(j, KEY("source"), &c->src, c->has_ports, c->sport);
 	if (!no_dst)
@@ -500,8 +580,10 @@ static void json_conn(struct json *j, const struct sp_event *ev)
 	dir = direction_name(c->direction);
 	j_open(j, KEY("network"));
 	j_raw(j, KEY("transport"), "\"tcp\"");
-	if (type)
-		j_raw(j, KEY("type"), type);
+	if (type == 6)
+		j_raw(j, KEY("type"), "\"ipv6\"");
+	else if (type == 4)
+		j_raw(j, KEY("type"), "\"ipv4\"");
 	if (dir)
 		j_name(j, KEY("direction"), dir);
 	j_close(j);
@@ -511,15 +593,15 @@ static void json_conn(struct json *j, const struct sp_event *ev)
 		j_u64(j, KEY("pid"), c->pid);
 		if (c->comm[0]) {
 			j_key(j, KEY("name"));
-			put_ch(&j->w, '"');
-			put_escaped(&j->w, c->comm, strnlen(c->comm, sizeof(c->comm)));
-			put_ch(&j->w, '"');
+			put_ch(j->w, '"');
+			put_escaped(j->w, c->comm, strnlen(c->comm, sizeof(c->comm)));
+			put_ch(j->w, '"');
 		}
 		j_close(j);
 	}
 }
 
-static void json_state_name(struct json *j, const char *key, size_t klen, unsigned int state)
+SP_INLINE void json_state_name(struct json *j, const char *key, size_t klen, unsigned int state)
 {
 	const char *name = tcp_state_name(state);
 
@@ -527,7 +609,7 @@ static void json_state_name(struct json *j, const char *key, size_t klen, unsign
 		j_name(j, key, klen, name);
 }
 
-static void json_sockpulse(struct json *j, const struct sp_event *ev, const struct format_ctx *ctx)
+SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev, const struct format_ctx *ctx)
 {
 	const char *name;
 
@@ -603,7 +685,7 @@ static void json_sockpulse(struct json *j, const struct sp_event *ev, const stru
 		j_u64(j, KEY("window_s"), ev->spike.window_s);
 		if (isfinite(ev->spike.baseline_per_s)) {
 			j_key(j, KEY("baseline_per_s"));
-			put_double(&j->w, ev->spike.baseline_per_s);
+			put_double(j->w, ev->spike.baseline_per_s);
 		}
 		name = failure_name(ev->spike.failure);
 		if (name)
@@ -634,14 +716,14 @@ static void json_sockpulse(struct json *j, const struct sp_event *ev, const stru
 		j_u64(j, KEY("time_wait"), ev->ports.time_wait);
 		j_u64(j, KEY("capacity"), ev->ports.capacity);
 		j_key(j, KEY("used_ratio"));
-		put_double(&j->w,
+		put_double(j->w,
 			   ev->ports.capacity ? (double)ev->ports.used / ev->ports.capacity : 0);
 		j_u64(j, KEY("range_start"), ev->ports.range_lo);
 		j_u64(j, KEY("range_end"), ev->ports.range_hi);
 		j_key(j, KEY("connect_rate"));
-		put_double(&j->w, ev->ports.connect_rate);
+		put_double(j->w, ev->ports.connect_rate);
 		j_key(j, KEY("growth_rate"));
-		put_double(&j->w, ev->ports.growth_rate);
+		put_double(j->w, ev->ports.growth_rate);
 		if (ev->ports.eta_ms != UINT64_MAX)
 			j_u64(j, KEY("exhaustion_ms"), ev->ports.eta_ms);
 		j_close(j);
@@ -673,7 +755,7 @@ static void json_sockpulse(struct json *j, const struct sp_event *ev, const stru
  * decimal number in a string ("error":{"code":"135"}): no real name is all digits, so a
  * consumer can tell the two apart, and nothing is invented.
  */
-static void json_error(struct json *j, int err)
+SP_INLINE void json_error(struct json *j, int err)
 {
 	const char *name = errno_name(err);
 
@@ -681,48 +763,68 @@ static void json_error(struct json *j, int err)
 		return;
 	j_open(j, KEY("error"));
 	j_key(j, KEY("code"));
-	put_ch(&j->w, '"');
+	put_ch(j->w, '"');
 	if (name)
-		put_str(&j->w, name);
+		put_str(j->w, name);
 	else
-		put_u64(&j->w, (uint64_t)err);
-	put_ch(&j->w, '"');
+		put_u64(j->w, (uint64_t)err);
+	put_ch(j->w, '"');
 	j_close(j);
+}
+
+/* event.type of an incident's opening or closing line. */
+SP_INLINE void j_type(struct json *j, bool start)
+{
+	if (start)
+		j_raw(j, KEY("type"), "[\"start\"]");
+	else
+		j_raw(j, KEY("type"), "[\"end\"]");
 }
 
 size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t seq,
 		   const struct format_ctx *ctx)
 {
 	const char *action = ev ? action_name(ev->action) : NULL;
-	struct json j = { .depth = 0 };
+	struct wr w;
+	struct json j = { .w = &w, .depth = 0 };
 	bool alert;
 
 	if (!action)
 		return 0;
-	wr_init(&j.w, buf, cap);
+	wr_init(&w, buf, cap);
 	alert = ev->action == SP_ACT_LEASE_EXPIRED || ev->action == SP_ACT_SPIKE ||
 		ev->action == SP_ACT_TCP_STUCK || ev->action == SP_ACT_PORT_RISK;
 
 	j_open(&j, NULL, 0);
 	j_key(&j, KEY("@timestamp"));
-	put_ch(&j.w, '"');
-	put_rfc3339(&j.w, ev->real_ns);
-	put_ch(&j.w, '"');
+	put_ch(&w, '"');
+	put_rfc3339(&w, ev->real_ns);
+	put_ch(&w, '"');
 
 	j_open(&j, KEY("event"));
-	j_raw(&j, KEY("kind"), alert ? "\"alert\"" : "\"event\"");
+	if (alert)
+		j_raw(&j, KEY("kind"), "\"alert\"");
+	else
+		j_raw(&j, KEY("kind"), "\"event\"");
 	j_name(&j, KEY("action"), action);
 	j_u64(&j, KEY("sequence"), seq);
 	if (ev->action == SP_ACT_SPIKE)
-		j_raw(&j, KEY("type"), ev->spike.start ? "[\"start\"]" : "[\"end\"]");
+		j_type(&j, ev->spike.start);
 	if (ev->action == SP_ACT_TCP_STUCK)
-		j_raw(&j, KEY("type"), ev->stuck.start ? "[\"start\"]" : "[\"end\"]");
+		j_type(&j, ev->stuck.start);
 	if (ev->action == SP_ACT_PORT_RISK) {
-		j_raw(&j, KEY("type"), ev->ports.start ? "[\"start\"]" : "[\"end\"]");
-		j_raw(&j, KEY("reason"), ev->ports.forecast ? "\"forecast\"" : "\"usage\"");
+		j_type(&j, ev->ports.start);
+		if (ev->ports.forecast)
+			j_raw(&j, KEY("reason"), "\"forecast\"");
+		else
+			j_raw(&j, KEY("reason"), "\"usage\"");
 	}
-	if (ev->action == SP_ACT_CONNECT)
-		j_raw(&j, KEY("outcome"), ev->connect.success ? "\"success\"" : "\"failure\"");
+	if (ev->action == SP_ACT_CONNECT) {
+		if (ev->connect.success)
+			j_raw(&j, KEY("outcome"), "\"success\"");
+		else
+			j_raw(&j, KEY("outcome"), "\"failure\"");
+	}
 	if (ev->action == SP_ACT_LEASE_LOST && ev->lease.reason)
 		j_name(&j, KEY("reason"), ev->lease.reason);
 	if (ev->action == SP_ACT_LEASE_HOLD && ev->hold.reason)
@@ -736,8 +838,8 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 	json_error(&j, ev->error);
 	json_sockpulse(&j, ev, ctx);
 	j_close(&j);
-	put_ch(&j.w, '\n');
-	return wr_finish(&j.w);
+	put_ch(&w, '\n');
+	return wr_finish(&w);
 }
 
 /* ---- text ---- */

@@ -154,21 +154,20 @@ static size_t count_lines(const char *p, size_t n)
 	return lines;
 }
 
-/* Length of the whole lines at @p (at most @n bytes) that fit in @room; at least one line. */
+/*
+ * Length of the whole lines at @p (at most @n bytes, all of them whole lines) that fit in @room;
+ * at least one line. One backward scan: the queue is hundreds of lines per write.
+ */
 static size_t fitting_lines(const char *p, size_t n, uint64_t room)
 {
 	const char *nl;
-	size_t len = 0;
 
-	while (len < n) {
-		nl = memchr(p + len, '\n', n - len);
-		if (!nl)
-			break; /* cannot happen: only whole lines are queued */
-		if (len && (uint64_t)(nl - p + 1) > room)
-			break;
-		len = nl - p + 1;
-	}
-	return len;
+	if (room >= n)
+		return n;
+	nl = room ? memrchr(p, '\n', (size_t)room) : NULL;
+	if (!nl)
+		nl = memchr(p, '\n', n); /* the first line alone is longer than the room */
+	return nl ? (size_t)(nl - p) + 1 : n;
 }
 
 int jsonlog_rotate(struct jsonlog *lg)
@@ -200,10 +199,14 @@ int jsonlog_rotate(struct jsonlog *lg)
 	return open_file(lg);
 }
 
-/* Writes the queue from its start; returns bytes consumed, sets *err on failure. */
-static size_t write_queue(struct jsonlog *lg, int *err)
+/*
+ * Writes the queue from its start; returns bytes consumed, *lines the lines among them, sets
+ * *err on failure. The lines of the whole rest of the queue are known from the commits: only a
+ * part of it (a rotation boundary, a short write) is counted by scanning.
+ */
+static size_t write_queue(struct jsonlog *lg, size_t *lines, int *err)
 {
-	size_t off = 0, chunk, keep;
+	size_t off = 0, chunk, keep, done_lines = 0, k;
 	bool rotate_failed = false;
 	const char *nl;
 	ssize_t n;
@@ -235,9 +238,12 @@ static size_t write_queue(struct jsonlog *lg, int *err)
 			break;
 		}
 		if ((size_t)n == chunk) {
+			k = chunk == lg->len - off ? lg->qlines - done_lines
+						   : count_lines(lg->buf + off, chunk);
 			lg->size += chunk;
 			lg->st.bytes_written += chunk;
-			lg->st.lines_written += count_lines(lg->buf + off, chunk);
+			lg->st.lines_written += k;
+			done_lines += k;
 			off += chunk;
 			continue;
 		}
@@ -247,31 +253,35 @@ static size_t write_queue(struct jsonlog *lg, int *err)
 		if (ftruncate(lg->fd, lg->size + keep))
 			pr_warn("log %s: cannot remove a partial line: %s", lg->path,
 				strerror(errno));
+		k = count_lines(lg->buf + off, keep);
 		lg->size += keep;
 		lg->st.bytes_written += keep;
-		lg->st.lines_written += count_lines(lg->buf + off, keep);
+		lg->st.lines_written += k;
+		done_lines += k;
 		off += keep;
 		*err = -ENOSPC;
 		fail(lg, "write", ENOSPC);
 		if (!keep)
 			break; /* no progress: try again later */
 	}
+	*lines = done_lines;
 	return off;
 }
 
 static int flush_queue(struct jsonlog *lg)
 {
-	size_t done;
+	size_t done, lines;
 	int err;
 
 	if (!lg->len)
 		return 0;
 	if (lg->fd < 0)
 		return lg->last_errno ? -lg->last_errno : -EBADF;
-	done = write_queue(lg, &err);
+	done = write_queue(lg, &lines, &err);
 	if (done) {
 		memmove(lg->buf, lg->buf + done, lg->len - done);
 		lg->len -= done;
+		lg->qlines -= lines;
 	}
 	if (!err && lg->last_errno) {
 		if (lg->last_report_ns)
@@ -299,6 +309,7 @@ char *jsonlog_reserve(struct jsonlog *lg, size_t need)
 void jsonlog_commit(struct jsonlog *lg, size_t n)
 {
 	lg->len += n;
+	lg->qlines++;
 }
 
 int jsonlog_flush(struct jsonlog *lg, uint64_t now_ns)
@@ -362,12 +373,12 @@ void jsonlog_close(struct jsonlog *lg, uint64_t now_ns)
 		return;
 	if (lg->len && lg->path)
 		jsonlog_flush(lg, now_ns + RETRY_NS);
-	if (lg->len)
-		lg->st.lines_dropped += count_lines(lg->buf, lg->len);
+	lg->st.lines_dropped += lg->qlines;
 	close_file(lg);
 	free(lg->buf);
 	free(lg->path);
 	lg->buf = NULL;
 	lg->path = NULL;
 	lg->len = 0;
+	lg->qlines = 0;
 }

@@ -41,6 +41,7 @@ struct jsonlog {
 
 	char *buf; /* queued whole lines */
 	size_t len, cap;
+	size_t qlines; /* lines in buf[0..len) */
 
 	struct jsonlog_stats st;
 	int last_errno;		  /* of the last failure, 0 once writing works again */

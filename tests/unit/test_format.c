@@ -520,6 +520,17 @@ static void test_json_numbers(void **state)
 		snprintf(want, sizeof(want), "\"count\":%s}", cases[i].s);
 		assert_non_null(strstr(buf, want));
 	}
+	/* 10^k - 1, 10^k and 10^k + 1 for every k: the digit count is computed, not looped */
+	for (uint64_t p = 1;; p *= 10) {
+		for (uint64_t v = p - 1; v <= p + 1; v++) {
+			ev.lost.count = v;
+			assert_true(format_json(buf, sizeof(buf), &ev, v, NULL) > 0);
+			snprintf(want, sizeof(want), "\"sequence\":%llu}", (unsigned long long)v);
+			assert_non_null(strstr(buf, want));
+		}
+		if (p > UINT64_MAX / 10)
+			break;
+	}
 }
 
 static void test_json_lease_hold(void **state)

@@ -168,17 +168,23 @@ static void test_rotation(void **state)
 	struct jsonlog lg;
 	char path[300], name[320];
 	unsigned int next, total = 0, n_lines = 400, first;
+	uint64_t bytes = 0;
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/rot/events.jsonl", dir);
 	assert_int_equal(jsonlog_open(&lg, path, 4096, 3, 65536), 0);
 	for (unsigned int i = 0; i < n_lines; i++) {
 		put_line(&lg, i, 60 + (i * 37) % 200);
+		bytes += 60 + (i * 37) % 200;
 		if (i % 7 == 0)
 			assert_int_equal(jsonlog_flush(&lg, S), 0);
 	}
 	jsonlog_close(&lg, S);
 	assert_true(lg.st.rotations > 3);
+	/* the counts hold when a flush splits the queue at a rotation */
+	assert_int_equal(lg.st.lines_written, n_lines);
+	assert_int_equal(lg.st.bytes_written, bytes);
+	assert_int_equal(lg.qlines, 0);
 
 	/* the oldest surviving file is .3; numbering continues through .2, .1 and the live one */
 	snprintf(name, sizeof(name), "%s.4", path);
