@@ -75,9 +75,9 @@ struct sk_info {
 
 #define ACCEPT_OWNER_TRIES 8
 
-/* A connect() in flight, keyed by thread id: entry hook -> SYN_SENT -> exit hook. */
+/* A connect() in flight, in the calling thread's storage: entry hook -> SYN_SENT -> exit hook. */
 struct connect_req {
-	__u64 ts;
+	__u64 ts;	/* 0: no call in flight */
 	__u64 sk;	/* struct sock address, for matching only */
 	__u64 cookie;	/* set when SYN_SENT is seen */
 	__u8 raddr[SP_ADDR_LEN];
@@ -112,15 +112,22 @@ struct {
 	__type(value, struct sk_info);
 } sk_infos SEC(".maps");
 
-/* A plain preallocated hash: an LRU update costs several times more on every connect().
- * Entries live for one call; one left by a thread killed mid-call is overwritten when its
- * thread id comes back. */
+/* Task storage: a lookup of the current thread's entry costs a fraction of a hash update plus
+ * a delete on every connect(), and the entry goes with its thread (no table to fill or leak). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct connect_req);
 } connect_reqs SEC(".maps");
+
+/* The current thread's connect() in flight, if any. */
+static __always_inline struct connect_req *current_connect(void)
+{
+	struct connect_req *req = bpf_task_storage_get(&connect_reqs, bpf_get_current_task_btf(), 0, 0);
+
+	return req && req->ts ? req : NULL;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -414,7 +421,6 @@ static __always_inline void connect_closed(struct sock *sk, const struct tcp_soc
 					   struct sk_info *s, __u64 now)
 {
 	int err = sk->sk_err;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_req *req;
 
 	if (!err)
@@ -422,7 +428,7 @@ static __always_inline void connect_closed(struct sock *sk, const struct tcp_soc
 	if (!err) {
 		/* Closed without error inside the connect() call itself: the call's return value
 		 * (EADDRNOTAVAIL from port selection, ENOBUFS...) is the outcome, reported at exit. */
-		req = bpf_map_lookup_elem(&connect_reqs, &tid);
+		req = current_connect();
 		if (req && req->sk == (__u64)sk) {
 			req->closed = 1;
 			return;
@@ -471,7 +477,6 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 	struct connect_req *req;
 	__u64 now, dur = 0;
 	bool has_dur = false;
-	__u32 tid;
 
 	if (!tp || !sk_filter_ok(sk, tp))
 		return 0;
@@ -493,8 +498,7 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 			s->connect_ts = now;
 			s->verdict = VERDICT_UNKNOWN;
 			owner_from_current(s);
-			tid = (__u32)bpf_get_current_pid_tgid();
-			req = bpf_map_lookup_elem(&connect_reqs, &tid);
+			req = current_connect();
 			if (req && req->sk == (__u64)sk) {
 				if (req->ts && req->ts <= now)
 					s->connect_ts = req->ts;
@@ -789,42 +793,61 @@ int BPF_PROG(sp_tcp_probe, struct sock *sk, struct sk_buff *skb)
 
 /* ---- connect hooks: the three variants share enter/exit logic -------------------------- */
 
-static __always_inline void connect_enter(__u64 sk, const void *uaddr, bool user)
+/* A socket address as connect() got it: read once, then parsed. */
+union sp_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+};
+
+/* Reads up to @len bytes of a socket address (user or kernel memory); the family, 0 if none. */
+static __always_inline __u16 read_sockaddr(union sp_sockaddr *u, const void *addr, __u64 len,
+					   bool user)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_req req = {};
-	__u16 family = 0;
 	long err;
 
-	err = user ? bpf_probe_read_user(&family, sizeof(family), uaddr)
-		   : bpf_probe_read_kernel(&family, sizeof(family), uaddr);
-	if (err)
-		return;
+	__builtin_memset(u, 0, sizeof(*u));
+	if (len > sizeof(*u))
+		len = sizeof(*u);
+	if (len < sizeof(u->sa.sa_family))
+		return 0;
+	err = user ? bpf_probe_read_user(u, len, addr) : bpf_probe_read_kernel(u, len, addr);
+	return err ? 0 : u->sa.sa_family;
+}
+
+static __always_inline void connect_enter(__u64 sk, const union sp_sockaddr *u)
+{
+	struct connect_req req = {}, *slot;
+	__u16 family = u->sa.sa_family;
+
 	if (family == AF_INET) {
-		struct sockaddr_in sin = {};
-
-		err = user ? bpf_probe_read_user(&sin, sizeof(sin), uaddr)
-			   : bpf_probe_read_kernel(&sin, sizeof(sin), uaddr);
-		if (err)
-			return;
-		req.rport = bpf_ntohs(sin.sin_port);
-		__builtin_memcpy(req.raddr, &sin.sin_addr.s_addr, 4);
+		req.rport = bpf_ntohs(u->sin.sin_port);
+		__builtin_memcpy(req.raddr, &u->sin.sin_addr.s_addr, 4);
 	} else if (family == AF_INET6) {
-		struct sockaddr_in6 sin6 = {};
-
-		err = user ? bpf_probe_read_user(&sin6, sizeof(sin6), uaddr)
-			   : bpf_probe_read_kernel(&sin6, sizeof(sin6), uaddr);
-		if (err)
-			return;
-		req.rport = bpf_ntohs(sin6.sin6_port);
-		__builtin_memcpy(req.raddr, &sin6.sin6_addr, 16);
+		req.rport = bpf_ntohs(u->sin6.sin6_port);
+		__builtin_memcpy(req.raddr, &u->sin6.sin6_addr, 16);
 	} else {
 		return; /* AF_UNSPEC disconnects; nothing else is a TCP connect */
 	}
 	req.family = family;
 	req.sk = sk;
 	req.ts = bpf_ktime_get_ns();
-	bpf_map_update_elem(&connect_reqs, &tid, &req, BPF_ANY);
+	slot = bpf_task_storage_get(&connect_reqs, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
+		count_no_storage();
+		return;
+	}
+	*slot = req;
+}
+
+/* The kprobe and fentry variants see the kernel's copy of the address. */
+static __always_inline void connect_enter_kernel(struct sock *sk, const void *uaddr, int len)
+{
+	union sp_sockaddr u;
+
+	if (read_sockaddr(&u, uaddr, (__u64)len, false))
+		connect_enter((__u64)sk, &u);
 }
 
 static __always_inline bool connect_in_progress(long ret)
@@ -835,8 +858,7 @@ static __always_inline bool connect_in_progress(long ret)
 
 static __always_inline void connect_exit(long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_req *p = bpf_map_lookup_elem(&connect_reqs, &tid);
+	struct connect_req *p = current_connect();
 	struct connect_req req;
 	struct sock *sk;
 	struct sp_record *r;
@@ -844,7 +866,7 @@ static __always_inline void connect_exit(long ret)
 	if (!p)
 		return;
 	req = *p;
-	bpf_map_delete_elem(&connect_reqs, &tid);
+	p->ts = 0; /* the call is over */
 	if (connect_in_progress(ret))
 		return;
 	/* After SYN_SENT the state machine reports the outcome, unless the call failed on its
@@ -885,8 +907,51 @@ static __always_inline void connect_exit(long ret)
 	rec_submit(r);
 }
 
-/* The struct sock behind a file descriptor of the current task, if it is a TCP socket. */
-static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected)
+/*
+ * The struct sock behind a file descriptor of the current task, if it is a TCP socket. Two
+ * walks: with bpf_rdonly_cast() (6.2+) every field is a plain load through a BTF pointer; the
+ * compat walk pays a probe-read helper call per field, several times the cost on each
+ * connect() and accept(). The loader loads the programs of one walk (see fd_walk_progs).
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+static __always_inline bool sock_wanted(struct socket *sock, bool want_unconnected)
+{
+	/* Only a connect() on an unconnected socket is a new attempt; a repeated call on a
+	 * connecting socket only collects the earlier outcome. */
+	return sock->type == SOCK_STREAM && (!want_unconnected || sock->state == SS_UNCONNECTED);
+}
+
+static __always_inline struct sock *fd_tcp_sock_btf(int fd, bool want_unconnected)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	struct file *f = NULL;
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
+		return NULL;
+	/* fdt->fd is an array of pointers: the element at a variable index is read */
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]) || !f)
+		return NULL;
+	f = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
+	if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = bpf_rdonly_cast(f->private_data, bpf_core_type_id_kernel(struct socket));
+	if (!sock || !sock_wanted(sock, want_unconnected))
+		return NULL;
+	sk = sock->sk;
+	if (!sk)
+		return NULL;
+	family = sk->__sk_common.skc_family;
+	if ((family != AF_INET && family != AF_INET6) || sk->sk_protocol != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+static __always_inline struct sock *fd_tcp_sock_compat(int fd, bool want_unconnected)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -905,8 +970,6 @@ static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected)
 	sock = BPF_CORE_READ(f, private_data);
 	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
 		return NULL;
-	/* Only a connect() on an unconnected socket is a new attempt; a repeated call on a
-	 * connecting socket only collects the earlier outcome. */
 	if (want_unconnected && BPF_CORE_READ(sock, state) != SS_UNCONNECTED)
 		return NULL;
 	sk = BPF_CORE_READ(sock, sk);
@@ -915,21 +978,47 @@ static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected)
 	return sk;
 }
 
-/* Variant 3 (runs here): syscall tracepoints + the CLOSE->SYN_SENT transition. */
-SEC("tracepoint/syscalls/sys_enter_connect")
-int sp_sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected, bool btf_walk)
 {
-	const void *uaddr = (const void *)ctx->args[1];
-	__u16 family = 0;
+	return btf_walk ? fd_tcp_sock_btf(fd, want_unconnected)
+			: fd_tcp_sock_compat(fd, want_unconnected);
+}
+
+/* Variant 3 (runs here): syscall tracepoints + the CLOSE->SYN_SENT transition. */
+static __always_inline void sys_enter_connect(struct trace_event_raw_sys_enter *ctx, bool btf_walk)
+{
+	struct connect_req *req;
+	union sp_sockaddr u;
+	__u16 family;
 	struct sock *sk;
 
 	/* AF_UNIX connects (journald, nscd, D-Bus) are common: skip them before the fd walk. */
-	if (bpf_probe_read_user(&family, sizeof(family), uaddr) ||
-	    (family != AF_INET && family != AF_INET6))
-		return 0;
-	sk = fd_tcp_sock((int)ctx->args[0], true);
-	if (sk)
-		connect_enter((__u64)sk, uaddr, true);
+	family = read_sockaddr(&u, (const void *)ctx->args[1], ctx->args[2], true);
+	if (family == AF_INET || family == AF_INET6) {
+		sk = fd_tcp_sock((int)ctx->args[0], true, btf_walk);
+		if (sk) {
+			connect_enter((__u64)sk, &u);
+			return;
+		}
+	}
+	/* Not an attempt we follow: an entry whose exit never ran (a skipped program run) must
+	 * not take this call's result for its own. */
+	req = current_connect();
+	if (req)
+		req->ts = 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sp_sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	sys_enter_connect(ctx, true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sp_sys_enter_connect_compat(struct trace_event_raw_sys_enter *ctx)
+{
+	sys_enter_connect(ctx, false);
 	return 0;
 }
 
@@ -942,9 +1031,9 @@ int sp_sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 /* Variant 2: kprobes. */
 SEC("kprobe/tcp_v4_connect")
-int BPF_KPROBE(sp_kprobe_v4_connect, struct sock *sk, struct sockaddr *uaddr)
+int BPF_KPROBE(sp_kprobe_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
 {
-	connect_enter((__u64)sk, uaddr, false);
+	connect_enter_kernel(sk, uaddr, addr_len);
 	return 0;
 }
 
@@ -956,9 +1045,9 @@ int BPF_KRETPROBE(sp_kretprobe_v4_connect, int ret)
 }
 
 SEC("kprobe/tcp_v6_connect")
-int BPF_KPROBE(sp_kprobe_v6_connect, struct sock *sk, struct sockaddr *uaddr)
+int BPF_KPROBE(sp_kprobe_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
 {
-	connect_enter((__u64)sk, uaddr, false);
+	connect_enter_kernel(sk, uaddr, addr_len);
 	return 0;
 }
 
@@ -971,9 +1060,9 @@ int BPF_KRETPROBE(sp_kretprobe_v6_connect, int ret)
 
 /* Variant 1: fentry/fexit. */
 SEC("fentry/tcp_v4_connect")
-int BPF_PROG(sp_fentry_v4_connect, struct sock *sk, struct sockaddr *uaddr)
+int BPF_PROG(sp_fentry_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
 {
-	connect_enter((__u64)sk, uaddr, false);
+	connect_enter_kernel(sk, uaddr, addr_len);
 	return 0;
 }
 
@@ -985,9 +1074,9 @@ int BPF_PROG(sp_fexit_v4_connect, struct sock *sk, struct sockaddr *uaddr, int a
 }
 
 SEC("fentry/tcp_v6_connect")
-int BPF_PROG(sp_fentry_v6_connect, struct sock *sk, struct sockaddr *uaddr)
+int BPF_PROG(sp_fentry_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
 {
-	connect_enter((__u64)sk, uaddr, false);
+	connect_enter_kernel(sk, uaddr, addr_len);
 	return 0;
 }
 
@@ -999,7 +1088,7 @@ int BPF_PROG(sp_fexit_v6_connect, struct sock *sk, struct sockaddr *uaddr, int a
 }
 
 /* accept(): name the process that really took the connection (prefork servers). */
-static __always_inline void accept_exit(long ret)
+static __always_inline void accept_exit(long ret, bool btf_walk)
 {
 	struct sock *sk;
 	struct owner o = {};
@@ -1007,7 +1096,7 @@ static __always_inline void accept_exit(long ret)
 
 	if (ret < 0)
 		return;
-	sk = fd_tcp_sock((int)ret, false);
+	sk = fd_tcp_sock((int)ret, false, btf_walk);
 	if (!sk)
 		return;
 	/* Our SYN_RECV hook made the cookie; a socket we never saw has none and needs no entry. */
@@ -1022,13 +1111,27 @@ static __always_inline void accept_exit(long ret)
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int sp_sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 {
-	accept_exit(ctx->ret);
+	accept_exit(ctx->ret, true);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int sp_sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
 {
-	accept_exit(ctx->ret);
+	accept_exit(ctx->ret, true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int sp_sys_exit_accept4_compat(struct trace_event_raw_sys_exit *ctx)
+{
+	accept_exit(ctx->ret, false);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int sp_sys_exit_accept_compat(struct trace_event_raw_sys_exit *ctx)
+{
+	accept_exit(ctx->ret, false);
 	return 0;
 }

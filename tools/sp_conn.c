@@ -7,7 +7,7 @@
  * the facts the socket itself reports: pid, comm, socket cookie, addresses, errno names.
  *
  *   sp_conn connect ADDR PORT [options]
- *   sp_conn serve ADDR PORT [options]
+ *   sp_conn serve ADDR PORT [options]       (--fork-accept: a child, comm sp_worker, accepts)
  *   sp_conn burst ADDR PORT --count N
  *   sp_conn fill ADDR PORT --count N [--interval MS] [--hold SEC]
  *
@@ -46,6 +46,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +89,7 @@ struct opts {
 	bool echo;
 	bool rst_after_accept;
 	bool leak;		/* serve: accepted sockets are never read nor closed */
+	bool fork_accept;	/* serve: a child named sp_worker accepts (prefork servers) */
 	bool shutdown_wr;	/* connect: half-close after connecting */
 	bool ka_on;		/* connect: SO_KEEPALIVE with the namespace's settings */
 	int interval_ms;	/* fill: between connects */
@@ -170,7 +172,8 @@ static const char *comm(void)
 {
 	static char name[17];
 
-	if (!name[0] && prctl(PR_GET_NAME, name) < 0)
+	/* asked each time: a --fork-accept child renames itself */
+	if (prctl(PR_GET_NAME, name) < 0)
 		snprintf(name, sizeof(name), "?");
 	return name;
 }
@@ -193,7 +196,7 @@ static void usage(FILE *f)
 		"         [--backlog N] [--timeout SEC] [--deadline SEC]\n"
 		"       sp_conn burst ADDR PORT --count N [--deadline SEC]\n"
 		"       sp_conn fill ADDR PORT --count N [--interval MS] [--hold SEC] [--deadline SEC]\n"
-		"  connect also: [--shutdown-wr] [--keepalive-on]; serve also: [--leak]\n"
+		"  connect also: [--shutdown-wr] [--keepalive-on]; serve also: [--leak] [--fork-accept]\n"
 		"exit: 0 done, 1 connect failed, 2 usage, 3 syscall error, 4 connection error during\n"
 		"      --hold, 5 deadline expired\n");
 }
@@ -283,6 +286,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			used = false;
 		} else if (!strcmp(a, "--leak")) {
 			o->leak = true;
+			used = false;
+		} else if (!strcmp(a, "--fork-accept")) {
+			o->fork_accept = true;
 			used = false;
 		} else if (!strcmp(a, "--shutdown-wr")) {
 			o->shutdown_wr = true;
@@ -709,6 +715,23 @@ static int do_serve(const struct opts *o)
 	lfd = listen_on(o);
 	if (lfd < 0)
 		return -lfd;
+	if (o->fork_accept) {
+		/* A prefork server: the listener's owner is not the process that accepts. */
+		int status;
+		pid_t child;
+
+		fflush(stdout);
+		child = fork();
+		if (child < 0)
+			return sys_fail("fork");
+		if (child > 0) {
+			close(lfd);
+			if (waitpid(child, &status, 0) < 0)
+				return sys_fail("waitpid");
+			return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_SYSCALL;
+		}
+		prctl(PR_SET_NAME, "sp_worker");
+	}
 	if (o->no_accept) {
 		sleep_ms((int)(o->hold_s * 1000));
 		printf("end reason=hold bytes_received=0\n");

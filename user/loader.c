@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "loader.h"
@@ -26,11 +27,25 @@ static const char *const variant_progs[SP_HOOK_MAX][4] = {
 			     "sp_fexit_v6_connect" },
 	[SP_HOOK_KPROBE] = { "sp_kprobe_v4_connect", "sp_kretprobe_v4_connect",
 			     "sp_kprobe_v6_connect", "sp_kretprobe_v6_connect" },
-	[SP_HOOK_TRACEPOINT] = { "sp_sys_enter_connect", "sp_sys_exit_connect" },
+	[SP_HOOK_TRACEPOINT] = { "sp_sys_enter_connect", "sp_sys_exit_connect",
+				 "sp_sys_enter_connect_compat" },
 };
 
 /* Programs whose failure to attach costs a refinement, not the run. */
-static const char *const optional_progs[] = { "sp_sys_exit_accept4", "sp_sys_exit_accept" };
+static const char *const optional_progs[] = { "sp_sys_exit_accept4", "sp_sys_exit_accept",
+					      "sp_sys_exit_accept4_compat",
+					      "sp_sys_exit_accept_compat" };
+
+/*
+ * Programs that find a socket from a file descriptor come in two builds: plain loads through
+ * BTF pointers (bpf_rdonly_cast, Linux 6.2+) and probe reads ("_compat"). One build is loaded.
+ */
+static const char *const fd_walk_progs[] = { "sp_sys_enter_connect", "sp_sys_exit_accept4",
+					     "sp_sys_exit_accept" };
+#define COMPAT_SUFFIX "_compat"
+
+/* -1: not decided yet; SOCKPULSE_FD_WALK=compat forces the compat build (tests, comparisons). */
+static int btf_walk = -1;
 
 static char libbpf_last_error[LOADER_WHY_MAX];
 
@@ -63,6 +78,52 @@ static int prog_variant(const char *name)
 			if (variant_progs[v][i] && strcmp(variant_progs[v][i], name) == 0)
 				return v;
 	return SP_HOOK_NONE;
+}
+
+/* 1: @name is a BTF-walk program, 2: its compat build, 0: neither. */
+static int fd_walk_kind(const char *name)
+{
+	size_t n = strlen(name), k = strlen(COMPAT_SUFFIX);
+	bool compat = n > k && strcmp(name + n - k, COMPAT_SUFFIX) == 0;
+
+	if (compat)
+		n -= k;
+	for (size_t i = 0; i < sizeof(fd_walk_progs) / sizeof(fd_walk_progs[0]); i++)
+		if (strlen(fd_walk_progs[i]) == n && strncmp(fd_walk_progs[i], name, n) == 0)
+			return compat ? 2 : 1;
+	return 0;
+}
+
+/* Whether the kernel has bpf_rdonly_cast(), the kfunc the BTF walk needs. */
+static bool kernel_has_rdonly_cast(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool found;
+
+	if (!btf)
+		return false;
+	found = btf__find_by_name_kind(btf, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
+	btf__free(btf);
+	return found;
+}
+
+static bool use_btf_walk(void)
+{
+	const char *force = getenv("SOCKPULSE_FD_WALK");
+
+	if (btf_walk < 0) {
+		if (force && strcmp(force, "compat") == 0)
+			btf_walk = 0;
+		else
+			btf_walk = kernel_has_rdonly_cast();
+		pr_debug("fd lookup: %s", btf_walk ? "btf" : "compat");
+	}
+	return btf_walk;
+}
+
+const char *loader_fd_walk(void)
+{
+	return use_btf_walk() ? "btf" : "compat";
 }
 
 static bool prog_optional(const char *name)
@@ -141,9 +202,16 @@ static void configure(struct sockpulse_bpf *skel, const struct config *cfg, unsi
 
 	bpf_object__for_each_program(prog, skel->obj)
 	{
-		v = prog_variant(bpf_program__name(prog));
+		const char *name = bpf_program__name(prog);
+		bool load = true;
+		int walk = fd_walk_kind(name);
+
+		v = prog_variant(name);
 		if (v != SP_HOOK_NONE)
-			bpf_program__set_autoload(prog, v == (int)hook);
+			load = v == (int)hook;
+		if (walk)
+			load = load && (walk == 2) != use_btf_walk();
+		bpf_program__set_autoload(prog, load);
 	}
 }
 
@@ -389,7 +457,9 @@ int loader_check(const struct config *cfg)
 		int err = try_variant(&ld, cfg, hook, true, &load_err);
 
 		if (!err) {
-			printf("%s: load ok, attach ok\n", connect_hook_name(hook));
+			printf("%s: load ok, attach ok%s%s\n", connect_hook_name(hook),
+			       hook == SP_HOOK_TRACEPOINT ? ", fd lookup " : "",
+			       hook == SP_HOOK_TRACEPOINT ? loader_fd_walk() : "");
 			usable++;
 			loader_stop(&ld);
 		} else if (load_err) {

@@ -34,6 +34,9 @@ int loader_ring_map_fd(const struct loader *ld);
 int loader_read_stats(const struct loader *ld, struct sp_stats *sum);
 /* `sockpulse check`: load each variant, try to attach it, report; returns an exit code. */
 int loader_check(const struct config *cfg);
+/* How the connect and accept hooks find a socket from a file descriptor: "btf" (plain loads,
+ * Linux 6.2+) or "compat" (probe reads). */
+const char *loader_fd_walk(void);
 /* libbpf's version, "1.1" */
 const char *loader_libbpf_version(void);
 

@@ -7,7 +7,8 @@
 #   - watch (auto) runs the first variant check says attaches, in the order fentry > kprobe >
 #     tracepoint, names it on stderr before "ready", and every JSON line carries it;
 #   - a forced variant that cannot attach here fails with a reason instead of running another;
-#   - --connect-hook tracepoint works when forced;
+#   - --connect-hook tracepoint works when forced, also with the compat fd lookup (probe reads,
+#     for kernels before 6.2): a connect() failing before any SYN is reported with its owner;
 #   - --duration exits by itself with status 0.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
@@ -20,6 +21,11 @@ for v in fentry kprobe tracepoint; do
 	check "check prints a line for $v" grep -q "^$v: " "$SP_TMP/check.out"
 done
 check "kprobe variant passes the verifier (load ok)" grep -q '^kprobe: load ok' "$SP_TMP/check.out"
+check "check names the fd lookup of the tracepoint variant" \
+	grep -Eq '^tracepoint: load ok, attach ok, fd lookup (btf|compat)$' "$SP_TMP/check.out"
+SOCKPULSE_FD_WALK=compat timeout 60 "$SOCKPULSE" check >"$SP_TMP/check-compat.out" 2>&1
+check "the compat fd lookup passes the verifier and attaches" \
+	grep -q '^tracepoint: load ok, attach ok, fd lookup compat$' "$SP_TMP/check-compat.out"
 expected=""
 for v in fentry kprobe tracepoint; do
 	if grep -Eq "^$v: load ok, attach ok" "$SP_TMP/check.out"; then
@@ -57,9 +63,18 @@ for v in fentry kprobe; do
 	check "--connect-hook $v: no ready" test "$(grep -c ready "$SP_TMP/force-$v.err")" -eq 0
 done
 
+export SOCKPULSE_FD_WALK=compat
 agent_start forced c --connect-hook tracepoint || sp_finish
+unset SOCKPULSE_FD_WALK
+# c has only lo: connect() to 10.99.0.1 fails at the route lookup, before any SYN
+nsx c "$SP_CONN" connect 10.99.0.1 5902 --deadline 10 >"$SP_TMP/noroute.out" 2>&1
 agent_stop forced
 check "--connect-hook tracepoint: stderr names tracepoint" grep -qi "connect hook: tracepoint" "$(agent_err forced)"
+NP=$(kv "$SP_TMP/noroute.out" connect pid)
+expect "compat fd lookup: the no-route connect is a local failure with ENETUNREACH, its owner and destination" \
+	"$(agent_json forced)" ".event.action == \"tcp-connect\" and .sockpulse.failure == \"local\"
+		and .error.code == \"ENETUNREACH\" and .process.pid == ${NP:-0}
+		and .destination.ip == \"10.99.0.1\" and .destination.port == 5902"
 
 start=$(date +%s)
 timeout 30 "$SOCKPULSE" watch --json --netns "$(ns_path c)" --duration 2 >"$SP_TMP/dur.out" 2>"$SP_TMP/dur.err"

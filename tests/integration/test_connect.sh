@@ -4,7 +4,8 @@
 # A successful connection over IPv4 and IPv6, client in one namespace and server in another, one
 # agent watching each side. Asserts the tcp-connect line (outcome, latency, addresses, direction,
 # owner pid/comm), the client's and the server's transitions (with the TIME_WAIT hand-over marked
-# on the active closer's last line), the owner on the accepted socket, and that the transitions
+# on the active closer's last line), the owner on the accepted socket (over IPv6 a prefork server:
+# a child, comm sp_worker, accepts on its parent's listener), and that the transitions
 # are exactly the kernel's: the same old->new pairs and counts libbpf-tools tcpstates shows for
 # the same sockets.
 . "$(dirname "$0")/lib.sh"
@@ -30,8 +31,11 @@ agent_start srv s || sp_finish
 declare -A SRV_IP=([4]=10.1.0.2 [6]=fd00:1::2) CLI_IP=([4]=10.1.0.1 [6]=fd00:1::1)
 declare -A PORT=([4]=5101 [6]=5102) TYPE=([4]=ipv4 [6]=ipv6)
 
+declare -A FORK=([4]="" [6]=--fork-accept) WORKER=([4]=sp_conn [6]=sp_worker)
+
 for f in 4 6; do
-	bg_run "$SP_TMP/serve$f.out" nsx s "$SP_CONN" serve "${SRV_IP[$f]}" "${PORT[$f]}" --hold 5 --deadline 20
+	# shellcheck disable=SC2086 # FORK is one flag or nothing
+	bg_run "$SP_TMP/serve$f.out" nsx s "$SP_CONN" serve "${SRV_IP[$f]}" "${PORT[$f]}" ${FORK[$f]} --hold 5 --deadline 20
 	eval "SERVE_PID$f=$BG_PID"
 	wait_for "$SP_TMP/serve$f.out" '^listening' 10 || fail "server v$f did not listen"
 done
@@ -69,6 +73,8 @@ for f in 4 6; do
 	KS=$(kv "$so" accepted cookie)
 	KL=$(kv "$so" listening cookie)
 	PS=$(kv "$so" accepted pid)
+	PL=$(kv "$so" listening pid)
+	W=${WORKER[$f]}
 	check_eq "v$f sp_conn connected" "$(kv "$o" connect result)" ok
 	[ -n "$K" ] && [ -n "$KS" ] || { fail "v$f: no cookies from sp_conn"; continue; }
 	sip=${SRV_IP[$f]} cip=${CLI_IP[$f]} port=${PORT[$f]} type=${TYPE[$f]}
@@ -138,17 +144,19 @@ for f in 4 6; do
 		(.event.action | startswith(\"tcp-\")) and $(sock_is "$KS") and (
 			.network.direction != \"ingress\" or .source.ip != \"$cip\" or .source.port != $LP
 			or .destination.ip != \"$sip\" or .destination.port != $port)"
-	expect "v$f owner on accept: lines after accept carry the server's pid $PS and comm" "$S" "
+	expect "v$f owner on accept: lines after accept carry the accepting pid $PS and comm $W" "$S" "
 		$(sock_is "$KS") and .sockpulse.new_state == \"close\"
-		and .process.pid == $PS and .process.name == \"sp_conn\""
-	expect_none "v$f no accepted-socket line names another process" "$S" "
-		$(sock_is "$KS") and has(\"process\") and (.process.pid != $PS or .process.name != \"sp_conn\")"
+		and .process.pid == $PS and .process.name == \"$W\""
+	# Before accept() the listener's owner is all there is; no other process may appear.
+	expect_none "v$f no accepted-socket line names a process other than the listener's or the acceptor's" "$S" "
+		$(sock_is "$KS") and has(\"process\") and (.process.pid != $PS or .process.name != \"$W\")
+		and (.process.pid != $PL or .process.name != \"sp_conn\")"
 	expect_none "v$f the server made no tcp-connect" "$S" ".event.action == \"tcp-connect\""
 	CTX="$(sock_is "$KL")"
 	expect "v$f listener: close>listen with the owner" "$S" "
 		.event.action == \"tcp-state-change\" and $(sock_is "$KL")
 		and .sockpulse.old_state == \"close\" and .sockpulse.new_state == \"listen\"
-		and .process.pid == $PS and .process.name == \"sp_conn\""
+		and .process.pid == $PL and .process.name == \"sp_conn\""
 done
 unset CTX
 
