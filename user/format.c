@@ -535,7 +535,7 @@ static void j_str(struct json *j, const char *key, size_t klen, const char *s)
 }
 
 SP_INLINE void json_addr(struct json *j, const char *key, size_t klen, const struct sp_addr *a,
-		       bool has_port, uint16_t port)
+			 bool has_port, uint16_t port)
 {
 	const uint8_t *bytes;
 	bool has_ip = addr_family(a, &bytes) != 0;
@@ -609,7 +609,8 @@ SP_INLINE void json_state_name(struct json *j, const char *key, size_t klen, uns
 		j_name(j, key, klen, name);
 }
 
-SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev, const struct format_ctx *ctx)
+SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
+			      const struct format_ctx *ctx)
 {
 	const char *name;
 
@@ -704,9 +705,9 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev, const s
 		j_open(j, KEY("process"));
 		j_u64(j, KEY("sockets"), ev->stuck.proc_stuck);
 		j_name(j, KEY("trend"),
-		      ev->stuck.trend > 0   ? "growing"
-		      : ev->stuck.trend < 0 ? "shrinking"
-					    : "steady");
+		       ev->stuck.trend > 0   ? "growing"
+		       : ev->stuck.trend < 0 ? "shrinking"
+					     : "steady");
 		j_close(j);
 		j_close(j);
 		break;
