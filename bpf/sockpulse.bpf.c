@@ -127,7 +127,6 @@ static __always_inline struct connect_req *current_connect(void)
 	struct connect_req *req;
 
 	req = bpf_task_storage_get(&connect_reqs, bpf_get_current_task_btf(), 0, 0);
-
 	return req && req->ts ? req : NULL;
 }
 
