@@ -11,7 +11,9 @@
 #
 # Tracers: "agent" is `sockpulse agent` logging every transition to a JSON lines file (its
 # default actions: all but tcp-activity; no rotation, metrics off); "watch" is
-# `sockpulse watch --json` to a file; "tcpstates" is libbpf-tools' tcpstates to a file.
+# `sockpulse watch --json` to a file; "tcpstates" is libbpf-tools' tcpstates to a file;
+# "baseline" is the agent of another build (BENCH_BASELINE), run the same way in the same rounds,
+# so a change is measured against what it replaces on the same machine at the same time.
 #
 # The storm runs in a network namespace this script creates and removes, so the host's port range,
 # TIME_WAIT table and sysctls stay untouched. The tracers run in the host namespace: they see
@@ -32,7 +34,9 @@ Environment:
   BENCH_SECONDS=10      storm duration per run, seconds
   BENCH_WORKERS=        storm client processes (default: storm's, one per CPU)
   BENCH_PAYLOAD=1       bytes each storm connection sends and gets echoed
-  BENCH_TRACERS="agent tcpstates"   tracers measured, in this order: agent, watch, tcpstates
+  BENCH_TRACERS="agent tcpstates"   tracers measured, in this order: agent, baseline, watch,
+                        tcpstates ("baseline" is added by itself when BENCH_BASELINE is set)
+  BENCH_BASELINE=       another sockpulse binary (an older build, say) measured as "baseline"
   BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
   BENCH_ENGINE_LEASES=1000000   leases for build/tools/bench_engine (0: skip the engine)
   BENCH_TCPSTATES=/usr/sbin/tcpstates   comparison tracer; skipped when not installed
@@ -79,6 +83,7 @@ AGENT_ARGS=${BENCH_AGENT_ARGS:-}
 TCPSTATES=${BENCH_TCPSTATES:-/usr/sbin/tcpstates}
 KEEP=${BENCH_KEEP:-0}
 WANT_TRACERS=${BENCH_TRACERS-agent tcpstates}
+BASELINE=${BENCH_BASELINE:-}
 ENGINE_LEASES=${BENCH_ENGINE_LEASES:-1000000}
 
 AGENT=$OUT/sockpulse
@@ -105,10 +110,24 @@ fi
 [[ $ENGINE_LEASES =~ ^[0-9]+$ ]] || usage_error "BENCH_ENGINE_LEASES='$ENGINE_LEASES': want an integer"
 for t in $WANT_TRACERS; do
 	case $t in
-	agent | watch | tcpstates) ;;
-	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (agent, watch, tcpstates)" ;;
+	agent | baseline | watch | tcpstates) ;;
+	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (agent, baseline, watch, tcpstates)" ;;
 	esac
 done
+if [ -n "$BASELINE" ]; then
+	[ -x "$BASELINE" ] || usage_error "BENCH_BASELINE='$BASELINE': not an executable"
+	# right after the agent, so the two run back to back in every round
+	case " $WANT_TRACERS " in
+	*" baseline "*) ;;
+	*" agent "*)
+		WANT_TRACERS=" $WANT_TRACERS "
+		WANT_TRACERS=${WANT_TRACERS/ agent / agent baseline }
+		;;
+	*) WANT_TRACERS="baseline $WANT_TRACERS" ;;
+	esac
+elif [[ " $WANT_TRACERS " == *" baseline "* ]]; then
+	usage_error "BENCH_TRACERS names baseline: set BENCH_BASELINE to its sockpulse binary"
+fi
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF, sysctls)"
 for cmd in ip jq bpftool sysctl awk; do
@@ -125,6 +144,9 @@ for t in $WANT_TRACERS; do
 		else
 			echo "bench: warning: $AGENT not built: measuring without sockpulse $t" >&2
 		fi
+		;;
+	baseline)
+		TRACERS+=(baseline)
 		;;
 	tcpstates)
 		if [ -x "$TCPSTATES" ]; then
@@ -179,13 +201,24 @@ ip -n "$NS" link set lo up || die "cannot bring up lo in $NS"
 ip netns exec "$NS" sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" \
 	net.ipv4.tcp_tw_reuse=1 >/dev/null || die "cannot set sysctls in $NS"
 
-# Runs the storm once in the namespace; its JSON summary lands in $WORK/storm.json.
+# "steal total" CPU ticks from /proc/stat: time the hypervisor gave to someone else.
+steal_sample() {
+	awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t; exit }' /proc/stat
+}
+
+# Runs the storm once in the namespace; its JSON summary lands in $WORK/storm.json, the share of
+# CPU time stolen by the hypervisor meanwhile in $STEAL (percent): on a virtual machine that
+# share moves the storm's rate more than any tracer, and says how far to trust a round.
 # Everything that may die runs in the main shell, never in $(...): the EXIT trap must see it.
 run_storm() {
-	local args=(--duration "$SECONDS_PER_RUN" --payload "$PAYLOAD" --json) rc=0
+	local args=(--duration "$SECONDS_PER_RUN" --payload "$PAYLOAD" --json) rc=0 s0 s1
 
 	[ -z "$WORKERS" ] || args+=(--workers "$WORKERS")
+	s0=$(steal_sample)
 	ip netns exec "$NS" "$STORM" "${args[@]}" >"$WORK/storm.json" 2>"$WORK/storm.err" || rc=$?
+	s1=$(steal_sample)
+	STEAL=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x); split(b, y); t = y[2] - x[2]
+		printf "%.1f", (t > 0 ? (y[1] - x[1]) * 100 / t : 0) }')
 	case $rc in
 	0) ;;
 	130) exit 130 ;;
@@ -224,19 +257,19 @@ cpu_seconds() {
 		/proc/"$1"/stat 2>/dev/null || echo 0
 }
 
-# start_sockpulse OUT ERR MODE: `sockpulse watch --json` with stdout to OUT, or `sockpulse
-# agent` with its log in OUT (never rotated: every line counts; /metrics off).
+# start_sockpulse OUT ERR MODE [BINARY]: `sockpulse watch --json` with stdout to OUT, or
+# `sockpulse agent` with its log in OUT (never rotated: every line counts; /metrics off).
 start_sockpulse() {
-	local out=$1 err=$2 mode=$3 i
+	local out=$1 err=$2 mode=$3 bin=${4:-$AGENT} i
 	local -a extra=()
 
 	# shellcheck disable=SC2206 # word splitting of the extra flags is intended
 	[ -z "$AGENT_ARGS" ] || extra=($AGENT_ARGS)
 	if [ "$mode" = agent ]; then
-		env --default-signal=INT "$AGENT" agent --log "$out" --log-max-size 0 --metrics off \
+		env --default-signal=INT "$bin" agent --log "$out" --log-max-size 0 --metrics off \
 			"${extra[@]}" >/dev/null 2>"$err" &
 	else
-		env --default-signal=INT "$AGENT" watch --json "${extra[@]}" >"$out" 2>"$err" &
+		env --default-signal=INT "$bin" watch --json "${extra[@]}" >"$out" 2>"$err" &
 	fi
 	TRACER_PID=$!
 	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
@@ -255,6 +288,7 @@ start_sockpulse() {
 }
 
 start_agent() { start_sockpulse "$1" "$2" agent; }
+start_baseline() { start_sockpulse "$1" "$2" agent "$BASELINE"; }
 start_watch() { start_sockpulse "$1" "$2" watch; }
 
 start_tcpstates() {
@@ -285,7 +319,7 @@ events_lost() {
 	local tool=$1 out=$2 err=$3
 
 	case $tool in
-	agent | watch)
+	agent | baseline | watch)
 		{ grep -F '"events-lost"' "$out" 2>/dev/null || true; } |
 			jq -s 'map(.sockpulse.lost.count // 0) | add // 0'
 		;;
@@ -327,12 +361,13 @@ measure_tracer() {
 	MEASURED=$(jq -nc --argjson storm "$storm" \
 		--argjson before "$before" --argjson after "$after" \
 		--argjson events "$((lines1 - lines0))" --argjson lost "${lost:-0}" \
+		--argjson steal "$STEAL" \
 		--argjson cpu "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" '
 		($before | map({key: (.id | tostring), value: .}) | from_entries) as $b
 		| [$after[] | . as $a | ($b[.id | tostring] // {ns: 0, cnt: 0}) as $p
 		   | {name, ns: ($a.ns - $p.ns), cnt: ($a.cnt - $p.cnt)}] as $progs
 		| {conn_s: $storm.conn_per_s, conns: $storm.connections, secs: $storm.elapsed_s,
-		   events: $events, lost: $lost, cpu: $cpu,
+		   events: $events, lost: $lost, cpu: $cpu, steal: $steal,
 		   cpu_ns_ev: (if $events > 0 then $cpu * 1e9 / $events else null end),
 		   bpf_ns: ($progs | map(.ns) | add // 0),
 		   progs: [$progs[] | select(.cnt > 0) | {name, mean: (.ns / .cnt), cnt}]}')
@@ -342,13 +377,13 @@ ROWS=()
 RESULTS=$WORK/results.jsonl # one object per tracer run: {tool, alone, m}
 : >"$RESULTS"
 
-# One table row; $3 is the tracer's JSON (empty for the storm alone).
+# One table row; $4 is the tracer's JSON, empty for the storm alone (then $5 is its steal %).
 add_row() {
-	local round=$1 alone=$2 tool=$3 m=${4:-}
+	local round=$1 alone=$2 tool=$3 m=${4:-} steal=${5:-0}
 
 	if [ -z "$m" ]; then
-		ROWS+=("$(printf '%-5s %-10s %9.0f %9s %6s %9s %7s %7s %6s %9s %8s  %s' \
-			"$round" "$tool" "$alone" - - - - - - - - -)")
+		ROWS+=("$(printf '%-5s %-10s %9.0f %9s %6s %9s %7s %7s %6s %9s %8s %6.1f  %s' \
+			"$round" "$tool" "$alone" - - - - - - - - "$steal" -)")
 		return
 	fi
 	jq -nc --arg tool "$tool" --argjson alone "$alone" --argjson m "$m" \
@@ -358,25 +393,28 @@ add_row() {
 		 (if $alone > 0 then .conn_s / $alone else "-" end),
 		 .events / .secs, (if .conns > 0 then .events / .conns else "-" end),
 		 .lost, .cpu / .secs * 100, (.cpu_ns_ev // "-"),
-		 (if .conns > 0 then .bpf_ns / .conns else "-" end),
+		 (if .conns > 0 then .bpf_ns / .conns else "-" end), .steal,
 		 ([.progs[] | "\(.name)=\(.mean | round)"] | join(" ")
 		  | if . == "" then "-" else . end)]
 		| @tsv' <<<"$m" |
 		awk -F'\t' 'function f(v, fmt) { return v == "-" ? v : sprintf(fmt, v) }
-			{ printf "%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s  %s\n", $1, $2,
+			{ printf "%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n", $1, $2,
 				f($3, "%.0f"), f($4, "%.0f"), f($5, "%.3f"), f($6, "%.0f"),
-				f($7, "%.1f"), $8, f($9, "%.1f"), f($10, "%.0f"), f($11, "%.0f"), $12 }')")
+				f($7, "%.1f"), $8, f($9, "%.1f"), f($10, "%.0f"), f($11, "%.0f"),
+				f($12, "%.1f"), $13 }')")
 }
 
 echo "bench: $ROUNDS round(s) x ${SECONDS_PER_RUN}s, storm in netns $NS," \
 	"tracers: ${TRACERS[*]:-none}" >&2
 ALONE=()
+ALONE_STEAL=()
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "bench: round $r/$ROUNDS: storm alone" >&2
 	run_storm
 	alone=$(jq '.conn_per_s' "$WORK/storm.json")
 	ALONE+=("$alone")
-	add_row "$r" "$alone" alone
+	ALONE_STEAL+=("$STEAL")
+	add_row "$r" "$alone" alone "" "$STEAL"
 	for tool in "${TRACERS[@]}"; do
 		echo "bench: round $r/$ROUNDS: storm under $tool" >&2
 		measure_tracer "$tool" "$r"
@@ -400,26 +438,31 @@ fi
 
 echo
 echo "Per run:"
-printf '%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s  %s\n' round tracer "alone/s" "with/s" \
-	ratio "events/s" "ev/conn" lost "cpu%" "cpu ns/ev" "bpf ns/c" "mean ns/run per BPF program"
+printf '%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n' round tracer "alone/s" \
+	"with/s" ratio "events/s" "ev/conn" lost "cpu%" "cpu ns/ev" "bpf ns/c" "steal%" \
+	"mean ns/run per BPF program"
 printf '%s\n' "${ROWS[@]}"
 echo
 
 # Medians over the rounds, one row per tracer, then one row per BPF program.
 echo "Summary: median of $ROUNDS round(s) x ${SECONDS_PER_RUN}s; machine: $(uname -r), $(nproc) CPUs," \
 	"$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
-jq -rs --argjson alone "$(printf '%s\n' "${ALONE[@]}" | jq -s .)" '
+jq -rs --argjson alone "$(printf '%s\n' "${ALONE[@]}" | jq -s .)" \
+	--argjson alone_steal "$(printf '%s\n' "${ALONE_STEAL[@]}" | jq -s .)" '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
-	(["tracer", "conn/s", "ratio", "events/s", "lost", "cpu ns/event", "bpf ns/conn"] | @tsv),
-	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-"] | @tsv),
-	(group_by(.tool) | sort_by(.[0].tool | if . == "agent" then 0 elif . == "watch" then 1 else 2 end)[]
+	(["tracer", "conn/s", "ratio", "events/s", "lost", "cpu ns/event", "bpf ns/conn",
+	  "steal %"] | @tsv),
+	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-",
+	  ($alone_steal | median | f(1))] | @tsv),
+	(group_by(.tool) | sort_by(.[0].tool | {agent: 0, baseline: 1, watch: 2}[.] // 3)[]
 	 | [.[0].tool, (map(.m.conn_s) | median | f(0)),
 	    (map(select(.alone > 0) | .m.conn_s / .alone) | median | f(3)),
 	    (map(.m.events / .m.secs) | median | f(0)), (map(.m.lost) | add | tostring),
 	    (map(.m.cpu_ns_ev // empty) | median | f(0)),
-	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0))] | @tsv)' \
+	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0)),
+	    (map(.m.steal) | median | f(1))] | @tsv)' \
 	"$RESULTS" | column -t -s $'\t'
 echo
 echo "BPF programs, mean ns per run (median over rounds; runs per storm connection):"
@@ -434,7 +477,7 @@ jq -rs '
 	column -t -s $'\t'
 if [ -n "$ENGINE_OUT" ]; then
 	echo
-	echo "Lease engine (build/tools/bench_engine $ENGINE_LEASES, no kernel):"
+	echo "Lease engine and line formatting (build/tools/bench_engine $ENGINE_LEASES, no kernel):"
 	grab() { sed -n "$1" <<<"$ENGINE_OUT" | head -n1; }
 	printf '  %-52s %s\n' \
 		"lease renew, one at a time, random order" "$(grab 's/.*one at a time: *\([0-9.]*\) ns\/op random.*/\1 ns\/op/p')" \
@@ -443,11 +486,14 @@ if [ -n "$ENGINE_OUT" ]; then
 		"timer upkeep, all leases alive" "$(grab 's/.*all alive: \([0-9.]*\) ns per lease per second.*/\1 ns per lease per second/p')" \
 		"expiry (suspect/expired verdict, emitted)" "$(grab 's/.*: \([0-9.]*\) ns per verdict.*/\1 ns per verdict/p')" \
 		"memory" "$(grab 's/.*, \([0-9.]*\) bytes\/lease total held.*/\1 bytes\/lease/p')" \
-		"spike detector" "$(grab 's/^spike: \([0-9.]*\) ns per connect event.*/\1 ns per connect event/p')"
+		"spike detector" "$(grab 's/^spike: \([0-9.]*\) ns per connect event.*/\1 ns per connect event/p')" \
+		"JSON line formatting, the storm's mix" "$(grab 's/^format: \([0-9.]*\) ns per JSON line.*/\1 ns per line/p')"
 fi
 echo
 echo "columns: ratio = conn/s with the tracer / alone in the same round; cpu ns/ev = tracer" \
 	"process CPU (user+sys, /proc/PID/stat) from the storm's start until 1 s after its end," \
-	"divided by the lines it wrote; bpf ns/c = BPF run time per storm connection; run times" \
+	"divided by the lines it wrote; bpf ns/c = BPF run time per storm connection; steal = CPU" \
+	"time the hypervisor took for others during the storm (/proc/stat), the main source of" \
+	"noise on a virtual machine; run times" \
 	"measured with kernel.bpf_stats_enabled=1 (adds two clock reads per program run)." \
 	"Numbers vary with the load on the machine."
