@@ -41,6 +41,8 @@ Environment:
   BENCH_ENGINE_LEASES=1000000   leases for build/tools/bench_engine (0: skip the engine)
   BENCH_TCPSTATES=/usr/sbin/tcpstates   comparison tracer; skipped when not installed
   BENCH_KEEP=0          1: keep the tracers' output files and print where they are
+  BENCH_QUIET_STEAL=5   "quiet ratio": the median over rounds where the hypervisor stole less
+                        than this % of CPU time in both the tracer's run and the storm alone
 
 Needs root (network namespaces, BPF, sysctls), ip, jq and bpftool.
 Numbers vary with the load on the machine: compare rows of one run, not runs of different days.
@@ -85,6 +87,7 @@ KEEP=${BENCH_KEEP:-0}
 WANT_TRACERS=${BENCH_TRACERS-agent tcpstates}
 BASELINE=${BENCH_BASELINE:-}
 ENGINE_LEASES=${BENCH_ENGINE_LEASES:-1000000}
+QUIET_STEAL=${BENCH_QUIET_STEAL:-5}
 
 AGENT=$OUT/sockpulse
 STORM=$OUT/tools/storm
@@ -108,6 +111,8 @@ fi
 	usage_error "BENCH_WORKERS='$WORKERS': want an integer >= 1"
 [[ $PAYLOAD =~ ^[1-9][0-9]*$ ]] || usage_error "BENCH_PAYLOAD='$PAYLOAD': want an integer >= 1"
 [[ $ENGINE_LEASES =~ ^[0-9]+$ ]] || usage_error "BENCH_ENGINE_LEASES='$ENGINE_LEASES': want an integer"
+[[ $QUIET_STEAL =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+	usage_error "BENCH_QUIET_STEAL='$QUIET_STEAL': want a percentage"
 for t in $WANT_TRACERS; do
 	case $t in
 	agent | baseline | watch | tcpstates) ;;
@@ -377,7 +382,7 @@ ROWS=()
 RESULTS=$WORK/results.jsonl # one object per tracer run: {tool, alone, m}
 : >"$RESULTS"
 
-# One table row; $4 is the tracer's JSON, empty for the storm alone (then $5 is its steal %).
+# One table row; $4 is the tracer's JSON, empty for the storm alone; $5 the alone run's steal %.
 add_row() {
 	local round=$1 alone=$2 tool=$3 m=${4:-} steal=${5:-0}
 
@@ -387,7 +392,8 @@ add_row() {
 		return
 	fi
 	jq -nc --arg tool "$tool" --argjson alone "$alone" --argjson m "$m" \
-		'{tool: $tool, alone: $alone, m: $m}' >>"$RESULTS"
+		--argjson alone_steal "$steal" \
+		'{tool: $tool, alone: $alone, alone_steal: $alone_steal, m: $m}' >>"$RESULTS"
 	ROWS+=("$(jq -r --argjson alone "$alone" --arg round "$round" --arg tool "$tool" '
 		[$round, $tool, $alone, .conn_s,
 		 (if $alone > 0 then .conn_s / $alone else "-" end),
@@ -418,7 +424,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for tool in "${TRACERS[@]}"; do
 		echo "bench: round $r/$ROUNDS: storm under $tool" >&2
 		measure_tracer "$tool" "$r"
-		add_row "$r" "$alone" "$tool" "$MEASURED"
+		add_row "$r" "$alone" "$tool" "$MEASURED" "${ALONE_STEAL[r - 1]}"
 	done
 done
 
@@ -448,17 +454,20 @@ echo
 echo "Summary: median of $ROUNDS round(s) x ${SECONDS_PER_RUN}s; machine: $(uname -r), $(nproc) CPUs," \
 	"$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
 jq -rs --argjson alone "$(printf '%s\n' "${ALONE[@]}" | jq -s .)" \
-	--argjson alone_steal "$(printf '%s\n' "${ALONE_STEAL[@]}" | jq -s .)" '
+	--argjson alone_steal "$(printf '%s\n' "${ALONE_STEAL[@]}" | jq -s .)" \
+	--argjson quiet "$QUIET_STEAL" '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
-	(["tracer", "conn/s", "ratio", "events/s", "lost", "cpu ns/event", "bpf ns/conn",
-	  "steal %"] | @tsv),
-	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-",
+	(["tracer", "conn/s", "ratio", "quiet ratio (n)", "events/s", "lost", "cpu ns/event",
+	  "bpf ns/conn", "steal %"] | @tsv),
+	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-",
 	  ($alone_steal | median | f(1))] | @tsv),
 	(group_by(.tool) | sort_by(.[0].tool | {agent: 0, baseline: 1, watch: 2}[.] // 3)[]
 	 | [.[0].tool, (map(.m.conn_s) | median | f(0)),
 	    (map(select(.alone > 0) | .m.conn_s / .alone) | median | f(3)),
+	    ([.[] | select(.alone > 0 and .alone_steal < $quiet and .m.steal < $quiet)
+	      | .m.conn_s / .alone] | "\(median | f(3)) (\(length))"),
 	    (map(.m.events / .m.secs) | median | f(0)), (map(.m.lost) | add | tostring),
 	    (map(.m.cpu_ns_ev // empty) | median | f(0)),
 	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0)),
@@ -494,6 +503,7 @@ echo "columns: ratio = conn/s with the tracer / alone in the same round; cpu ns/
 	"process CPU (user+sys, /proc/PID/stat) from the storm's start until 1 s after its end," \
 	"divided by the lines it wrote; bpf ns/c = BPF run time per storm connection; steal = CPU" \
 	"time the hypervisor took for others during the storm (/proc/stat), the main source of" \
-	"noise on a virtual machine; run times" \
+	"noise on a virtual machine; quiet ratio = median over the rounds where both runs had less" \
+	"than ${QUIET_STEAL}% steal (how many in parentheses); run times" \
 	"measured with kernel.bpf_stats_enabled=1 (adds two clock reads per program run)." \
 	"Numbers vary with the load on the machine."
