@@ -529,7 +529,10 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 			}
 			break;
 		}
-		owner_refine(sk, s);
+		/* A child reaches SYN_RECV and ESTABLISHED before it is queued for accept(): no
+		 * accept() can have named its owner yet, so no lookup until the next state. */
+		if (newstate != TCP_SYN_RECV && newstate != TCP_ESTABLISHED)
+			owner_refine(sk, s);
 		if (newstate == TCP_ESTABLISHED) {
 			/* The transition itself proves the peer alive: the first activity record
 			 * comes one interval later, and short connections need none at all (what
