@@ -12,8 +12,8 @@
 # blur the numbers. Every 10 s one row: agent RSS, open fds, events/s (sockpulse_events_total
 # deltas), lost records (sockpulse_events_lost_total), log size. At the end: the churn made, a
 # cross-check of what the agent counted against it, and one verdict line: RSS and fds flat after
-# warm-up (mean of the first third of the samples against the last third), 0 lost, nothing
-# unexpected on the agent's stderr, exit status 0 on SIGTERM.
+# warm-up (RSS: mean of the first third of the samples against the last third; fds: the fewest
+# in each), 0 lost, nothing unexpected on the agent's stderr, exit status 0 on SIGTERM.
 #
 # Informational like tools/bench.sh: exits 0 when it ran, whatever the verdict; 1 when it could
 # not run (reason on stderr); 2 on bad usage; 130 when interrupted.
@@ -504,12 +504,15 @@ fi
 	head -n 5 "$WORK/errors" | sed 's/^/  | /'
 }
 
-# First third against last third of the samples.
-read -r N R1 R3 F1 F3 FMAX1 FMAX3 < <(awk '{ r[NR] = $2; f[NR] = $3 }
+# First third against last third of the samples. Fds are compared by their floor: a sample
+# taken while a /metrics scrape is being served counts its connection, a leak raises the floor.
+read -r N R1 R3 FMIN1 FMIN3 FMAX1 FMAX3 < <(awk '{ r[NR] = $2; f[NR] = $3 }
 	END { k = int(NR / 3); if (k < 1) { print NR, 0, 0, 0, 0, 0, 0; exit }
-	      for (i = 1; i <= k; i++) { r1 += r[i]; f1 += f[i]; if (f[i] > m1) m1 = f[i] }
-	      for (i = NR - k + 1; i <= NR; i++) { r3 += r[i]; f3 += f[i]; if (f[i] > m3) m3 = f[i] }
-	      printf "%d %.0f %.0f %.1f %.1f %d %d\n", NR, r1 / k, r3 / k, f1 / k, f3 / k, m1, m3 }' \
+	      n1 = f[1]; n3 = f[NR]
+	      for (i = 1; i <= k; i++) { r1 += r[i]; if (f[i] > m1) m1 = f[i]; if (f[i] < n1) n1 = f[i] }
+	      for (i = NR - k + 1; i <= NR; i++) {
+		      r3 += r[i]; if (f[i] > m3) m3 = f[i]; if (f[i] < n3) n3 = f[i] }
+	      printf "%d %.0f %.0f %d %d %d %d\n", NR, r1 / k, r3 / k, n1, n3, m1, m3 }' \
 	"$SAMPLES")
 VERDICT=PASS
 REASONS=()
@@ -524,11 +527,11 @@ else
 	else
 		REASONS+=("RSS flat (first third $R1 kB, last third $R3 kB)")
 	fi
-	if [ "$FMAX3" -gt "$FMAX1" ]; then
+	if [ "$FMIN3" -gt "$FMIN1" ]; then
 		VERDICT=FAIL
-		REASONS+=("fds grew (max first third $FMAX1, last third $FMAX3)")
+		REASONS+=("fds grew (fewest in the first third $FMIN1, in the last third $FMIN3)")
 	else
-		REASONS+=("fds flat (mean $F1 -> $F3, max $FMAX1 -> $FMAX3)")
+		REASONS+=("fds flat (fewest $FMIN1 -> $FMIN3, most $FMAX1 -> $FMAX3)")
 	fi
 fi
 if [ "${LAST_LOST:-0}" -ne 0 ] || [ "${SUM_LOST:-0}" -ne 0 ]; then
