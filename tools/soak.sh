@@ -449,7 +449,17 @@ crosscheck() { # DESC AGENT_VALUE CHURN_VALUE
 	}
 	printf 'cross-check: %-52s agent %8s  churn %8s  %s\n' "$1" "$2" "$3" "$ok"
 }
+# The kernel's own count in the client namespace: connections it aborted on a timeout
+# (keepalive or retransmission), TcpExt TCPAbortOnTimeout. It tells a death the agent missed
+# from one the churn miscounted.
+kernel_aborts() {
+	ip netns exec "$NS_C" cat /proc/net/netstat 2>/dev/null | awk '
+		$1 == "TcpExt:" && !h { for (i = 2; i <= NF; i++) col[$i] = i; h = 1; next }
+		$1 == "TcpExt:" && h { print $col["TCPAbortOnTimeout"] + 0; exit }'
+}
 if [ -s "$FINAL" ]; then
+	echo "kernel: the client namespace aborted $(kernel_aborts) connections on a timeout" \
+		"(TcpExt TCPAbortOnTimeout)"
 	crosscheck "keepalive timeouts" "$(mval sockpulse_tcp_keepalive_timeouts_total "$FINAL")" \
 		"$(churn keepalive-death)"
 	crosscheck "retransmission timeouts (none made)" \
