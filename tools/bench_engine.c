@@ -337,26 +337,29 @@ static void bench_latency(void)
 
 /*
  * One loopback connection of the storm as the agent logs it: both ends' state changes (the
- * client's SYN_SENT..TIME_WAIT, the server's LISTEN..CLOSE), the activity carried on leaving
- * ESTABLISHED, and the connect outcome: 13 lines, as `make bench` counts per connection.
+ * client's CLOSE..FIN_WAIT2->CLOSE with the TIME_WAIT hand-over, the server's LISTEN..CLOSE),
+ * the activity carried on leaving ESTABLISHED, the connect outcome and the two lease-closed
+ * lines: 13 lines, the mix `make bench` counts per connection.
  */
 static void bench_format(void)
 {
-	static const uint8_t path[][3] = {
-		/* old, new, direction */
-		{ SP_ST_CLOSE, SP_ST_SYN_SENT, SP_DIR_EGRESS },
-		{ SP_ST_LISTEN, SP_ST_SYN_RECV, SP_DIR_INGRESS },
-		{ SP_ST_SYN_SENT, SP_ST_ESTABLISHED, SP_DIR_EGRESS },
-		{ SP_ST_SYN_RECV, SP_ST_ESTABLISHED, SP_DIR_INGRESS },
-		{ SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, SP_DIR_EGRESS },
-		{ SP_ST_ESTABLISHED, SP_ST_CLOSE_WAIT, SP_DIR_INGRESS },
-		{ SP_ST_FIN_WAIT1, SP_ST_FIN_WAIT2, SP_DIR_EGRESS },
-		{ SP_ST_CLOSE_WAIT, SP_ST_LAST_ACK, SP_DIR_INGRESS },
-		{ SP_ST_FIN_WAIT2, SP_ST_TIME_WAIT, SP_DIR_EGRESS },
-		{ SP_ST_LAST_ACK, SP_ST_CLOSE, SP_DIR_INGRESS },
-		{ SP_ST_TIME_WAIT, SP_ST_CLOSE, SP_DIR_EGRESS },
-		{ SP_ST_CLOSE, SP_ST_CLOSE, SP_DIR_INGRESS }, /* the connect outcome's slot */
-		{ SP_ST_CLOSE, SP_ST_CLOSE, SP_DIR_EGRESS },
+	enum { LINE_STATE, LINE_CONNECT, LINE_LEASE };
+	static const struct {
+		uint8_t kind, old_state, new_state, dir;
+	} path[] = {
+		{ LINE_STATE, SP_ST_CLOSE, SP_ST_SYN_SENT, SP_DIR_EGRESS },
+		{ LINE_STATE, SP_ST_LISTEN, SP_ST_SYN_RECV, SP_DIR_INGRESS },
+		{ LINE_CONNECT, 0, 0, SP_DIR_EGRESS },
+		{ LINE_STATE, SP_ST_SYN_SENT, SP_ST_ESTABLISHED, SP_DIR_EGRESS },
+		{ LINE_STATE, SP_ST_SYN_RECV, SP_ST_ESTABLISHED, SP_DIR_INGRESS },
+		{ LINE_STATE, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, SP_DIR_EGRESS },
+		{ LINE_STATE, SP_ST_ESTABLISHED, SP_ST_CLOSE_WAIT, SP_DIR_INGRESS },
+		{ LINE_LEASE, 0, 0, SP_DIR_EGRESS },
+		{ LINE_LEASE, 0, 0, SP_DIR_INGRESS },
+		{ LINE_STATE, SP_ST_FIN_WAIT1, SP_ST_FIN_WAIT2, SP_DIR_EGRESS },
+		{ LINE_STATE, SP_ST_CLOSE_WAIT, SP_ST_LAST_ACK, SP_DIR_INGRESS },
+		{ LINE_STATE, SP_ST_FIN_WAIT2, SP_ST_CLOSE, SP_DIR_EGRESS },
+		{ LINE_STATE, SP_ST_LAST_ACK, SP_ST_CLOSE, SP_DIR_INGRESS },
 	};
 	const unsigned int per_conn = sizeof(path) / sizeof(path[0]);
 	const struct format_ctx ctx = { .connect_hook = "tracepoint" };
@@ -381,19 +384,28 @@ static void bench_format(void)
 		ev.conn.netns = 4026532177u;
 		for (unsigned int k = 0; k < per_conn; k++) {
 			ev.real_ns = 1795782744404321803ull + (uint64_t)i * 105000 + k * 4000;
-			ev.conn.direction = path[k][2];
-			ev.has_duration = k > 1;
+			ev.conn.direction = path[k].dir;
+			ev.has_duration = path[k].kind != LINE_LEASE && k > 1;
 			ev.duration_ns = 4158 + (uint64_t)k * 9000;
-			if (k == per_conn - 1) {
+			switch (path[k].kind) {
+			case LINE_CONNECT:
 				ev.action = SP_ACT_CONNECT;
 				ev.connect.success = true;
-			} else {
+				ev.connect.failure = 0;
+				break;
+			case LINE_LEASE:
+				ev.action = SP_ACT_LEASE_CLOSED;
+				ev.lease.kind = SP_LEASE_TRANSPORT;
+				ev.lease.reason = NULL;
+				break;
+			default:
 				ev.action = SP_ACT_STATE_CHANGE;
-				ev.state.old_state = path[k][0];
-				ev.state.new_state = path[k][1];
-				ev.state.time_wait = false;
-				ev.state.segments = k == 4 || k == 5 ? 2 + k % 2 : 0;
+				ev.state.old_state = path[k].old_state;
+				ev.state.new_state = path[k].new_state;
+				ev.state.time_wait = path[k].old_state == SP_ST_FIN_WAIT2;
+				ev.state.segments = path[k].old_state == SP_ST_ESTABLISHED ? 2 : 0;
 				ev.state.payload_bytes = ev.state.segments ? 1 : 0;
+				break;
 			}
 			bytes += format_json(buf, sizeof(buf), &ev, seq++, &ctx);
 			lines++;
