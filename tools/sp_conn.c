@@ -18,6 +18,7 @@
  *   sent bytes=N
  *   end reason=eof|error|hold|rst bytes_received=N [error=ENAME]
  *   closed linger0=0|1
+ *   burst-fail i=N op=connect|accept error=ENAME us=T   (one per failed connection)
  *   burst count=N failed=N us=T
  *   shutdown how=wr
  *   fill opened=N result=ok|ENAME
@@ -844,11 +845,16 @@ static int do_burst(const struct opts *o)
 		if (set_timeouts(c, o->timeout_s))
 			return EXIT_SYSCALL;
 		if (connect(c, (struct sockaddr *)&ss, len) < 0) {
+			printf("burst-fail i=%d op=connect error=%s us=%lld\n", i, errname(errno),
+			       (long long)(now_us() - t0));
 			failed++;
 			close(c);
 			continue;
 		}
 		a = accept(lfd, NULL, NULL);
+		if (a < 0)
+			printf("burst-fail i=%d op=accept error=%s us=%lld\n", i, errname(errno),
+			       (long long)(now_us() - t0));
 		close(c);
 		if (a >= 0)
 			close(a);
