@@ -445,10 +445,11 @@ void agent_summary(const struct agent *a)
 		const struct lease_stats *ls = engine_lease_stats(a->engine);
 		const struct spike_stats *ss = engine_spike_stats(a->engine);
 
-		pr_info("summary: leases created %llu closed %llu lost %llu expired %llu/%llu "
-			"(transport/payload) evicted %llu; spikes %llu (host-wide %llu); holds %llu",
+		pr_info("summary: leases created %llu closed %llu lost %llu (unobserved %llu) "
+			"expired %llu/%llu (transport/payload) evicted %llu; spikes %llu (host-wide "
+			"%llu); holds %llu",
 			(unsigned long long)ls->created, (unsigned long long)ls->closed,
-			(unsigned long long)ls->lost,
+			(unsigned long long)ls->lost, (unsigned long long)ls->unobserved,
 			(unsigned long long)ls->expirations[SP_LEASE_TRANSPORT],
 			(unsigned long long)ls->expirations[SP_LEASE_PAYLOAD],
 			(unsigned long long)ls->evicted, (unsigned long long)ss->incidents,

@@ -243,6 +243,17 @@ const struct lease_table *engine_leases(const struct engine *e)
 	return e->leases;
 }
 
+void engine_resync_seen(struct engine *e, uint64_t cookie)
+{
+	lease_resync_seen(e->leases, cookie);
+}
+
+size_t engine_resync_end(struct engine *e, const uint32_t *netns, size_t n_netns,
+			 uint64_t walk_start_ns, uint64_t now_ns)
+{
+	return lease_resync_end(e->leases, netns, n_netns, walk_start_ns, now_ns);
+}
+
 const struct spike *engine_spikes(const struct engine *e)
 {
 	return e->spikes;

@@ -98,6 +98,10 @@ const struct lease_stats *engine_lease_stats(const struct engine *e);
 const struct spike_stats *engine_spike_stats(const struct engine *e);
 /* Read-only access for dashboards and metrics (peer rollup, open incidents, memory). */
 const struct lease_table *engine_leases(const struct engine *e);
+/* Socket-table reconciliation of the lease table: see lease_resync_*(). */
+void engine_resync_seen(struct engine *e, uint64_t cookie);
+size_t engine_resync_end(struct engine *e, const uint32_t *netns, size_t n_netns,
+			 uint64_t walk_start_ns, uint64_t now_ns);
 const struct spike *engine_spikes(const struct engine *e);
 struct stuck *engine_stuck(const struct engine *e);
 struct portfc *engine_ports(const struct engine *e);

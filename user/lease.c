@@ -25,6 +25,10 @@
 #define LF_RST_SENT 0x20     /* we sent a reset: the kernel also does so as it gives up on
 			      * keepalive, just before the timeout record that names the cause */
 
+/* lease.mark */
+#define LM_SEEN 0x01 /* the socket-table walk under way found the connection */
+#define LM_GONE 0x02 /* the last walk did not: ended as unobserved if the next one does not either */
+
 /* One cache line: everything a renewal touches is here. cookie 0 marks a free slot. */
 struct lease {
 	uint64_t cookie;
@@ -39,7 +43,7 @@ struct lease {
 	uint8_t state;	 /* 2 bits per kind: enum lease_state */
 	uint8_t flags;	 /* LF_* */
 	uint8_t ttl_idx; /* index into the TTL table */
-	uint8_t pad;
+	uint8_t mark;	 /* LM_*: socket-table reconciliation */
 };
 _Static_assert(sizeof(struct lease) == 64, "a lease is one cache line");
 
@@ -841,6 +845,60 @@ void lease_hold(struct lease_table *t, uint64_t until_ns)
 {
 	if (until_ns > t->hold_until)
 		t->hold_until = until_ns;
+}
+
+/* ---- socket-table reconciliation --------------------------------------------------------- */
+
+void lease_resync_seen(struct lease_table *t, uint64_t cookie)
+{
+	struct lease *l = cookie ? lookup(t, cookie) : NULL;
+
+	if (l)
+		l->mark |= LM_SEEN;
+}
+
+static bool netns_in(uint32_t netns, const uint32_t *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == netns)
+			return true;
+	return false;
+}
+
+size_t lease_resync_end(struct lease_table *t, const uint32_t *netns, size_t n_netns,
+			uint64_t walk_start_ns, uint64_t now_ns)
+{
+	size_t ended = 0;
+
+	if (now_ns > t->now)
+		t->now = now_ns;
+	for (uint32_t i = 0; i < t->hwm; i++) {
+		struct lease *l = &t->slab[i];
+		const struct addr_key *la;
+		uint8_t mark = l->mark;
+
+		if (!l->cookie)
+			continue;
+		la = itab_rec(&t->addrs, l->laddr);
+		if (!netns_in(la->netns, netns, n_netns)) {
+			l->mark &= (uint8_t)~LM_SEEN; /* not walked (completely): a candidate stays one */
+			continue;
+		}
+		l->mark = 0;
+		if ((mark & LM_SEEN) || (l->flags & LF_CLOSING))
+			continue;
+		if (mark & LM_GONE) {
+			/* missing from two walks in a row, and no event ended it in between */
+			end_lease(t, l, t->now, "unobserved");
+			t->st.unobserved++;
+			ended++;
+			continue;
+		}
+		/* heard from since the walk began: it may have been made after the walk passed */
+		if (l->last[SP_LEASE_TRANSPORT] < walk_start_ns)
+			l->mark = LM_GONE;
+	}
+	return ended;
 }
 
 void lease_feed(struct lease_table *t, const struct sp_event *ev)

@@ -63,6 +63,7 @@ struct lease_stats {
 	uint64_t closed;
 	uint64_t lost;
 	uint64_t late_activity;	/* activity for a cookie whose lease just ended: ignored */
+	uint64_t unobserved;	/* ended because the socket table no longer had them (also in lost) */
 	uint64_t suspects[SP_LEASE_KIND_MAX];
 	uint64_t expirations[SP_LEASE_KIND_MAX];
 	uint64_t recoveries[SP_LEASE_KIND_MAX];
@@ -120,6 +121,21 @@ void lease_prefetch(const struct lease_table *t, const struct sp_event *evs, siz
 void lease_advance(struct lease_table *t, uint64_t now_ns);
 /* Holds SUSPECT/EXPIRED verdicts until until_ns (stall guard); renewals still apply. */
 void lease_hold(struct lease_table *t, uint64_t until_ns);
+
+/*
+ * Reconciliation with socket-table walks, for connections whose end never reached the agent (a
+ * record the kernel did not make or could not hand over). During a walk, _seen() for every
+ * socket found; _end() once it is over, with the namespaces it covered completely. A lease
+ * there that the walk did not find, last heard from before the walk began (so it existed when
+ * its part of the table was read) and not already ending, becomes a candidate; a candidate
+ * that the next walk does not find either, and that no event ended in between, ends as LOST
+ * with reason "unobserved" (one line per armed kind). Two walks, not one: a socket leaves the
+ * table just before the kernel reports its state change, and a walk may miss a socket that
+ * moves while it runs. Returns how many leases it ended.
+ */
+void lease_resync_seen(struct lease_table *t, uint64_t cookie);
+size_t lease_resync_end(struct lease_table *t, const uint32_t *netns, size_t n_netns,
+			uint64_t walk_start_ns, uint64_t now_ns);
 
 const struct lease_stats *lease_stats(const struct lease_table *t);
 bool lease_get(const struct lease_table *t, uint64_t cookie, struct lease_info *out);

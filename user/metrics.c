@@ -386,6 +386,10 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 		break;
 	case SP_ACT_LEASE_CLOSED:
 	case SP_ACT_LEASE_LOST:
+		/* one connection, counted by its transport line (every lease has one) */
+		if (ev->action == SP_ACT_LEASE_LOST && ev->lease.kind == SP_LEASE_TRANSPORT &&
+		    ev->lease.reason && !strcmp(ev->lease.reason, "unobserved"))
+			m->lease_unobserved++;
 		if (ev->lease.kind < SP_LEASE_KIND_MAX)
 			lease_end(m, cookie, ev->lease.kind);
 		break;
@@ -942,6 +946,9 @@ long metrics_render(const struct metrics *m, char **out)
 	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
 		sample1(&b, "lease_expirations_total", "kind", lease_kind_name(k),
 			m->lease_expirations[k]);
+	family(&b, "lease_unobserved_total", "counter",
+	       "Connections whose end never reached the agent: a socket-table walk found them gone");
+	sample(&b, "lease_unobserved_total", m->lease_unobserved);
 	family(&b, "lease_table_overflows_total", "counter",
 	       "Connections not counted in sockpulse_leases because the table was full");
 	sample(&b, "lease_table_overflows_total", m->lease_overflows);

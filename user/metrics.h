@@ -135,6 +135,7 @@ struct metrics {
 	uint64_t events[MK_MAX];
 	uint64_t lost[SP_REC_TYPE_MAX];
 	uint64_t lease_expirations[SP_LEASE_KIND_MAX];
+	uint64_t lease_unobserved; /* connections whose end only a socket-table walk told */
 	uint64_t spikes_total;
 
 	/* lease gauges */

@@ -157,6 +157,8 @@ static void on_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_soc
 		memcpy(s.conn.comm, comm, sizeof(s.conn.comm));
 	}
 	target = tablewalk_target_ms(tw->cfg, s.service_port);
+	if (tw->engine && !(s.flags & (SP_W_LISTENER | SP_W_TIMEWAIT)))
+		engine_resync_seen(tw->engine, s.conn.cookie);
 	if (tw->engine && !(s.flags & SP_W_LISTENER)) {
 		if (s.conn.direction == SP_DIR_EGRESS)
 			portfc_resync_add(engine_ports(tw->engine), ns->netns, &s.conn.src,
@@ -172,7 +174,7 @@ static void on_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_soc
 		tw->hooks.on_sock(tw->hooks.ctx, &s, target);
 }
 
-static int walk_ns(struct tablewalk *tw, const char *path)
+static int walk_ns(struct tablewalk *tw, const char *path, uint32_t *ino_out)
 {
 	struct sockwalk_ns ns = {0};
 	uint32_t ino = 0;
@@ -198,6 +200,7 @@ static int walk_ns(struct tablewalk *tw, const char *path)
 		if (pn.lo && pn.lo <= pn.hi)
 			portfc_set_ns(engine_ports(tw->engine), ino, &pn);
 	}
+	*ino_out = ino;
 	return 0;
 }
 
@@ -216,7 +219,7 @@ int tablewalk_run(struct tablewalk *tw, uint64_t now_ns)
 	if (tw->hooks.on_start)
 		tw->hooks.on_start(tw->hooks.ctx);
 	for (int i = 0; i < tw->n_paths; i++) {
-		int r = walk_ns(tw, tw->paths[i]);
+		int r = walk_ns(tw, tw->paths[i], &tw->walked[ok]);
 
 		if (!r)
 			ok++;
@@ -225,6 +228,9 @@ int tablewalk_run(struct tablewalk *tw, uint64_t now_ns)
 	}
 	if (tw->engine)
 		seed_pending(tw);
+	/* connections missing from this walk and the one before, whose end no event told */
+	if (tw->engine && ok)
+		tw->unobserved += engine_resync_end(tw->engine, tw->walked, (size_t)ok, t0, now_ns);
 	audit_sort(&tw->audit);
 	tw->ok = ok == tw->n_paths;
 	tw->walks++;

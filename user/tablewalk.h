@@ -8,6 +8,8 @@
  *     (their age is a lower bound: the time since the last inbound segment), each namespace's
  *     ip_local_port_range, and exact port counts per destination for the forecast,
  *   - and passes every socket and the audit to the caller's hooks (dashboard, metrics).
+ *   - reconciles the lease table: a connection that two walks in a row no longer find, and
+ *     whose end no event told, is ended as lost ("unobserved"),
  * A walk is synchronous, run at start (before "ready") and every --audit-interval from the
  * event loop's tick: about 3 us per socket for the iterator, and, when owners are needed, about
  * 5 us per socket descriptor on the host to read /proc/PID/fd.
@@ -60,6 +62,9 @@ struct tablewalk {
 	uint32_t n_pending;
 	uint64_t owner_scans;
 	uint64_t last_duration_ns;
+	/* lease reconciliation: namespaces the walk covered, connections ended as unobserved */
+	uint32_t walked[SP_NETNS_WATCH_MAX + 1];
+	uint64_t unobserved;
 };
 
 /*
@@ -70,7 +75,7 @@ int tablewalk_open(struct tablewalk *tw, const struct config *cfg, struct engine
 		   const struct tablewalk_hooks *hooks);
 /* One walk now. 0, or -errno when no namespace could be walked. */
 int tablewalk_run(struct tablewalk *tw, uint64_t now_ns);
-/* From the loop's tick: a walk when --audit-interval has passed since the last. */
+/* From the loop's tick, after the ring is drained: a walk when --audit-interval has passed. */
 void tablewalk_tick(struct tablewalk *tw, uint64_t now_ns);
 /* The TTL whose detection the audit suggests (the service port's lease TTL). */
 uint64_t tablewalk_target_ms(const struct config *cfg, uint16_t service_port);

@@ -421,6 +421,106 @@ static void test_seed(void **state)
 	fx_free(f);
 }
 
+static void established_in(struct fx *f, uint64_t cookie, uint32_t netns, uint64_t now)
+{
+	struct sp_event ev = { .action = SP_ACT_STATE_CHANGE, .has_conn = true };
+
+	ev.conn = conn(cookie, SP_DIR_EGRESS, (uint16_t)(40000 + cookie));
+	ev.conn.netns = netns;
+	ev.state.old_state = SP_ST_SYN_SENT;
+	ev.state.new_state = SP_ST_ESTABLISHED;
+	feed(f, &ev, now);
+}
+
+static size_t count_reason(struct fx *f, uint64_t cookie, const char *reason)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->cap.n; i++)
+		if (f->cap.ev[i].action == SP_ACT_LEASE_LOST && f->cap.ev[i].conn.cookie == cookie &&
+		    f->cap.ev[i].lease.reason && !strcmp(f->cap.ev[i].lease.reason, reason))
+			n++;
+	return n;
+}
+
+/*
+ * Socket-table reconciliation: a lease of a walked namespace, heard from before the walk began,
+ * not found by it and not already ending, is a candidate; a candidate missing from the next walk
+ * too ends LOST "unobserved", one line per armed kind; one whose end arrives in between ends as
+ * that end says; one found again is not a candidate any more. A freed slot's mark does not pass
+ * to the lease that reuses it; a namespace not walked keeps its candidates.
+ */
+static void test_resync(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	const uint32_t ns = 4026531840u, both[2] = { 4026531840u, 999 };
+
+	for (uint64_t c = 1; c <= 5; c++)
+		established(f, c, SP_DIR_EGRESS, T0);
+	activity(f, 5, 100, T0 + SEC); /* payload armed: two lines when it ends */
+	established_in(f, 6, 999, T0);	/* a namespace the first walks do not cover */
+	transition(f, 4, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + 2 * SEC + SEC / 2); /* closing */
+	established(f, 7, SP_DIR_EGRESS, T0 + 3 * SEC); /* made after the first walk began */
+	f->cap.n = 0;
+
+	/* walk 1 (began at T0 + 2 s): finds 1 and 2; candidates 3 and 5 */
+	lease_resync_seen(f->t, 1);
+	lease_resync_seen(f->t, 2);
+	lease_resync_seen(f->t, 12345); /* a socket without a lease */
+	assert_int_equal(lease_resync_end(f->t, &ns, 1, T0 + 2 * SEC, T0 + 3 * SEC), 0);
+	assert_int_equal(f->cap.n, 0);
+
+	transition(f, 3, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, T0 + 3 * SEC + SEC / 2);
+	only(f, SP_ACT_LEASE_CLOSED, SP_LEASE_TRANSPORT); /* late, not lost: closed as it said */
+	lease_advance(f->t, T0 + 5 * SEC);
+	only(f, SP_ACT_LEASE_CLOSED, SP_LEASE_TRANSPORT); /* 4: its grace ran out */
+
+	/* walk 2 (T0 + 5 s): finds 1 and 7 only: 5 ends; 2 and 7... 2 becomes a candidate */
+	lease_resync_seen(f->t, 1);
+	lease_resync_seen(f->t, 7);
+	assert_int_equal(lease_resync_end(f->t, &ns, 1, T0 + 5 * SEC, T0 + 6 * SEC), 1);
+	assert_int_equal(f->cap.n, 2);
+	assert_int_equal(count_reason(f, 5, "unobserved"), 2);
+	assert_int_equal(lease_stats(f->t)->unobserved, 1);
+	assert_int_equal(lease_stats(f->t)->lost, 1);
+	f->cap.n = 0;
+	for (uint64_t c = 1; c <= 7; c++) {
+		struct lease_info li;
+
+		assert_int_equal(lease_get(f->t, c, &li), c == 1 || c == 2 || c == 6 || c == 7);
+	}
+
+	/* walk 3 finds 2 again: no longer a candidate. 7 is missed (a candidate now), then closes
+	 * and its slot goes to 8, which walk 4 does not find: a candidate, not ended */
+	lease_resync_seen(f->t, 1);
+	lease_resync_seen(f->t, 2);
+	assert_int_equal(lease_resync_end(f->t, &ns, 1, T0 + 8 * SEC, T0 + 9 * SEC), 0);
+	transition(f, 7, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, T0 + 10 * SEC);
+	established(f, 8, SP_DIR_EGRESS, T0 + 10 * SEC);
+	f->cap.n = 0;
+	lease_resync_seen(f->t, 1);
+	lease_resync_seen(f->t, 2);
+	assert_int_equal(lease_resync_end(f->t, &ns, 1, T0 + 12 * SEC, T0 + 13 * SEC), 0);
+	assert_int_equal(f->cap.n, 0);
+
+	/* walk 5 covers both namespaces and finds nothing: 8 ends (missing twice); 1, 2 and 6
+	 * become candidates; walk 6 (only the first namespace) ends 1 and 2, not 6 */
+	assert_int_equal(lease_resync_end(f->t, both, 2, T0 + 14 * SEC, T0 + 15 * SEC), 1);
+	assert_int_equal(count_reason(f, 8, "unobserved"), 1);
+	assert_int_equal(lease_resync_end(f->t, &ns, 1, T0 + 16 * SEC, T0 + 17 * SEC), 2);
+	assert_int_equal(count_reason(f, 1, "unobserved") + count_reason(f, 2, "unobserved"), 2);
+	{
+		struct lease_info li;
+
+		assert_true(lease_get(f->t, 6, &li));
+	}
+	assert_int_equal(lease_resync_end(f->t, both, 2, T0 + 18 * SEC, T0 + 19 * SEC), 1);
+	assert_int_equal(count_reason(f, 6, "unobserved"), 1);
+	assert_int_equal(lease_stats(f->t)->unobserved, 5);
+	assert_int_equal(lease_stats(f->t)->live, 0);
+	fx_free(f);
+}
+
 static void tweak_ports(struct lease_config *c)
 {
 	c->port_ttl[0] = (struct lease_port_ttl){ .port = 80, .ttl_ns = 2 * SEC };
@@ -640,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_bare_close),
 		cmocka_unit_test(test_preexisting),
 		cmocka_unit_test(test_seed),
+		cmocka_unit_test(test_resync),
 		cmocka_unit_test(test_port_ttl),
 		cmocka_unit_test(test_phi_suspicion),
 		cmocka_unit_test(test_hold),
