@@ -467,17 +467,17 @@ if [ -s "$FINAL" ]; then
 	crosscheck "connect failures: refused" \
 		"$(mval 'sockpulse_tcp_connect_failures_total{reason="refused"}' "$FINAL")" \
 		"$(churn refused)"
+	# connections whose end never reached the agent: socket-table walks found them gone
+	UNOBS=$(mval sockpulse_lease_unobserved_total "$FINAL")
 	# Resets are not compared one to one: refusals, unread data at close and the kernel's
 	# reset at keepalive death add their own.
 	echo "agent: resets received $(mval 'sockpulse_tcp_resets_total{direction="received"}' "$FINAL")," \
 		"sent $(mval 'sockpulse_tcp_resets_total{direction="sent"}' "$FINAL");" \
 		"lease expirations $(msum sockpulse_lease_expirations_total "$FINAL")," \
-		"unobserved ends $(mval sockpulse_lease_unobserved_total "$FINAL");" \
+		"unobserved ends $UNOBS;" \
 		"log: $(mval sockpulse_log_lines_total "$FINAL") lines," \
 		"$(mval sockpulse_log_rotations_total "$FINAL") rotations," \
 		"$(mval sockpulse_log_lines_dropped_total "$FINAL") dropped"
-	# connections whose end never reached the agent: socket-table walks found them gone
-	UNOBS=$(mval sockpulse_lease_unobserved_total "$FINAL")
 	[ "${UNOBS:-0}" = 0 ] || NOTES+=("$UNOBS connection ends unobserved (found gone by the socket-table walk)")
 else
 	NOTES+=("final scrape failed: no cross-check")

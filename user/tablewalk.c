@@ -230,7 +230,7 @@ int tablewalk_run(struct tablewalk *tw, uint64_t now_ns)
 		seed_pending(tw);
 	/* connections missing from this walk and the one before, whose end no event told */
 	if (tw->engine && ok)
-		tw->unobserved += engine_resync_end(tw->engine, tw->walked, (size_t)ok, t0, now_ns);
+		engine_resync_end(tw->engine, tw->walked, (size_t)ok, t0, now_ns);
 	audit_sort(&tw->audit);
 	tw->ok = ok == tw->n_paths;
 	tw->walks++;

@@ -62,9 +62,8 @@ struct tablewalk {
 	uint32_t n_pending;
 	uint64_t owner_scans;
 	uint64_t last_duration_ns;
-	/* lease reconciliation: namespaces the walk covered, connections ended as unobserved */
+	/* lease reconciliation: the namespaces the walk covered (the lease table counts the ends) */
 	uint32_t walked[SP_NETNS_WATCH_MAX + 1];
-	uint64_t unobserved;
 };
 
 /*
