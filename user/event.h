@@ -78,6 +78,9 @@ struct sp_conn {
 	uint32_t netns; /* 0 when unknown */
 };
 
+/* lease-lost event.reason of a connection two socket-table walks no longer found (lease.h) */
+#define SP_LEASE_REASON_UNOBSERVED "unobserved"
+
 struct sp_event {
 	enum sp_action action;
 	uint64_t mono_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */

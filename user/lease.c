@@ -889,7 +889,7 @@ size_t lease_resync_end(struct lease_table *t, const uint32_t *netns, size_t n_n
 			continue;
 		if (mark & LM_GONE) {
 			/* missing from two walks in a row, and no event ended it in between */
-			end_lease(t, l, t->now, "unobserved");
+			end_lease(t, l, t->now, SP_LEASE_REASON_UNOBSERVED);
 			t->st.unobserved++;
 			ended++;
 			continue;

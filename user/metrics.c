@@ -388,7 +388,7 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 	case SP_ACT_LEASE_LOST:
 		/* one connection, counted by its transport line (every lease has one) */
 		if (ev->action == SP_ACT_LEASE_LOST && ev->lease.kind == SP_LEASE_TRANSPORT &&
-		    ev->lease.reason && !strcmp(ev->lease.reason, "unobserved"))
+		    ev->lease.reason && !strcmp(ev->lease.reason, SP_LEASE_REASON_UNOBSERVED))
 			m->lease_unobserved++;
 		if (ev->lease.kind < SP_LEASE_KIND_MAX)
 			lease_end(m, cookie, ev->lease.kind);
