@@ -163,6 +163,14 @@ $(OUT)/sockpulse.bpf.o: bpf/sockpulse.bpf.c $(wildcard bpf/*.bpf.h) include/sock
 $(OUT)/sockpulse.skel.h: $(OUT)/sockpulse.bpf.o
 	$(BPFTOOL) gen skeleton $< name sockpulse_bpf > $@.tmp && mv $@.tmp $@
 
+# The same program without the bpf_rdonly_cast() kfunc, for kernels before 6.2 (see the fd walk
+# in bpf/sockpulse.bpf.c); the loader opens its bytes with the skeleton above.
+$(OUT)/sockpulse_compat.bpf.o: bpf/sockpulse.bpf.c $(wildcard bpf/*.bpf.h) include/sockpulse.h $(OUT)/vmlinux.h
+	$(CLANG) $(BPF_CFLAGS) -DSP_FD_WALK_COMPAT -c $< -o $@.tmp && mv $@.tmp $@
+
+$(OUT)/sockpulse_compat.skel.h: $(OUT)/sockpulse_compat.bpf.o
+	$(BPFTOOL) gen skeleton $< name sockpulse_compat_bpf > $@.tmp && mv $@.tmp $@
+
 $(OUT)/sockwalk.bpf.o: bpf/sockwalk.bpf.c $(wildcard bpf/*.bpf.h) include/sockpulse.h $(OUT)/vmlinux.h
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && mv $@.tmp $@
 
@@ -174,7 +182,7 @@ $(OUT)/obj/%.o: user/%.c $(wildcard user/*.h) include/sockpulse.h
 	$(CC) $(CFLAGS) $(JSON_CFLAGS) -c $< -o $@
 
 # Only the loader and the socket-table walk include a skeleton.
-$(OUT)/obj/loader.o: $(OUT)/sockpulse.skel.h
+$(OUT)/obj/loader.o: $(OUT)/sockpulse.skel.h $(OUT)/sockpulse_compat.skel.h
 $(OUT)/obj/sockwalk.o: $(OUT)/sockwalk.skel.h
 
 $(OUT)/sockpulse: $(AGENT_OBJS) $(CORE_OBJS)

@@ -23,6 +23,8 @@
 #define SS_UNCONNECTED 1
 
 #define EINTR 4
+#define O_NONBLOCK 00004000
+#define SIGKILL 9
 #define ETIMEDOUT 110
 #define ECONNREFUSED 111
 #define ECONNRESET 104
@@ -68,6 +70,8 @@ struct sk_info {
 #define SKF_RST_RCVD (1 << 3)
 #define SKF_RST_SENT (1 << 4)
 #define SKF_STATE_KNOWN (1 << 5)	/* state/state_ts are valid */
+#define SKF_DEFER (1 << 6)		/* a blocking connect(): its return decides the outcome */
+#define SKF_SYNRECV_LATE (1 << 7)	/* LISTEN->SYN_RECV seen before the child had its identity */
 
 #define VERDICT_UNKNOWN 0
 #define VERDICT_PASS 1
@@ -83,8 +87,30 @@ struct connect_req {
 	__u8 raddr[SP_ADDR_LEN];
 	__u16 rport;
 	__u16 family;
+	__u64 out_ts;	/* outcome seen inside this call (has_outcome) */
+	__s32 out_err;
 	__u8 syn_sent;	/* SYN_SENT entered during this call */
 	__u8 closed;	/* SYN_SENT->CLOSE without error during this call */
+	__u8 blocking;	/* the call waits for the outcome (no O_NONBLOCK) */
+	__u8 has_outcome; /* a deferred outcome arrived while the call ran in this task */
+	__u8 out_failure;
+	__u8 pad[3];
+};
+
+/*
+ * Where a blocking connect()'s outcome and its return meet when they happen in different
+ * contexts (the outcome in softirq, the return in the task). Keyed by socket cookie. The first
+ * to arrive inserts (BPF_NOEXIST); the second finds the entry, writes the one tcp-connect line
+ * and deletes it, so each attempt has exactly one line whichever comes first.
+ */
+#define RDV_OUTCOME 1	/* the state machine's outcome, waiting for the call's return */
+#define RDV_RETURNED 2	/* the call returned first (interrupted): the outcome will emit */
+
+struct rendezvous {
+	__u64 ts;
+	__s32 err;	/* RDV_OUTCOME: the kernel's error; RDV_RETURNED: what the caller saw */
+	__u8 kind;
+	__u8 failure;	/* RDV_OUTCOME */
 	__u8 pad[2];
 };
 
@@ -136,6 +162,13 @@ struct {
 	__type(key, __u64);
 	__type(value, struct owner);
 } accept_owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct rendezvous);
+} connect_rdv SEC(".maps");
 
 /* ---- counters and ring ---------------------------------------------------------------- */
 
@@ -198,7 +231,13 @@ static __always_inline bool is_v4_mapped(const __u8 *a)
 
 static __always_inline bool port_selected(__u16 port)
 {
-	return port_bits[(port >> 3) & 8191] & (1 << (port & 7));
+	__u32 idx = port >> 3;
+
+	/* Clang drops the mask (a u16 shifted by 3 is below 8192), and verifiers before 6.2 do
+	 * not know that a byte swap leaves 16 bits: they see an unbounded index. Keep the mask. */
+	barrier_var(idx);
+	idx &= 8191;
+	return port_bits[idx] & (1 << (port & 7));
 }
 
 static __always_inline bool sk_in_cgroup(const struct sock *sk)
@@ -288,6 +327,18 @@ static __always_inline bool sk_filter_ok(const struct sock *sk, const struct tcp
 			    sk->__sk_common.skc_net.net->ns.inum, raddr);
 }
 
+/*
+ * Kernel difference: on 6.1 (Debian 12's kernel, seen under qemu) inet_csk_clone_lock() moves a
+ * child to SYN_RECV before it copies the request's ports and addresses into it, and the clone
+ * still carries its listener's cookie then; 6.18 names the child first. A child that is still
+ * unnamed at that transition (no remote port) has its line written at its next transition,
+ * with its own identity and the original time.
+ */
+static __always_inline bool core_child_unnamed(const struct sock *sk)
+{
+	return sk->__sk_common.skc_dport == 0;
+}
+
 /* A full TCP socket over IPv4 or IPv6, as a tcp_sock; NULL otherwise. */
 static __always_inline struct tcp_sock *tcp_full_sock(struct sock *sk)
 {
@@ -337,7 +388,7 @@ static __always_inline void owner_refine(struct sock *sk, struct sk_info *s)
 	__u64 key;
 	struct owner *o;
 
-	if (!(s->flags & SKF_OWNER_PROVISIONAL) || !s->owner_tries)
+	if ((s->flags & SKF_OWNER) || !s->owner_tries)
 		return;
 	s->owner_tries--;
 	key = bpf_get_socket_cookie(sk);
@@ -358,6 +409,8 @@ static __always_inline void fill_owner(struct sp_record *r, const struct sk_info
 	r->pid = s->pid;
 	__builtin_memcpy(r->comm, s->comm, sizeof(r->comm));
 	r->flags |= SP_F_OWNER;
+	if (!(s->flags & SKF_OWNER))
+		r->flags |= SP_F_OWNER_LISTENER;
 }
 
 static __always_inline struct sp_record *rec_for_sk(__u32 type, __u64 now, struct sock *sk,
@@ -417,25 +470,84 @@ static __always_inline void emit_connect(struct sock *sk, const struct tcp_sock 
 	rec_submit(r);
 }
 
-/* SYN_SENT -> CLOSE. The kernel writes sk_err before tcp_done() moves the socket to CLOSE. */
+/*
+ * A connect attempt's outcome, as the state machine sees it. A non-blocking connect() returned
+ * long ago: this is the outcome, written now. A blocking one (SKF_DEFER) is still waiting in
+ * connect(), whose return is what the caller sees: the exit hook writes the line, with the
+ * outcome handed over in the caller's task storage (same task, inside the call) or through the
+ * rendezvous map (another context).
+ */
+static __always_inline void connect_outcome(struct sock *sk, const struct tcp_sock *tp,
+					    struct sk_info *s, __u64 now, __u8 failure, int err)
+{
+	struct rendezvous rdv = {}, *found;
+	struct connect_req *req;
+	__u64 key;
+
+	if (!(s->flags & SKF_DEFER)) {
+		emit_connect(sk, tp, s, now, failure, err);
+		return;
+	}
+	s->flags &= ~SKF_DEFER;
+	req = current_connect();
+	if (req && req->sk == (__u64)sk) {
+		req->has_outcome = 1;
+		req->out_ts = now;
+		req->out_err = err;
+		req->out_failure = failure;
+		return;
+	}
+	key = bpf_get_socket_cookie(sk);
+	rdv.kind = RDV_OUTCOME;
+	rdv.ts = now;
+	rdv.err = err;
+	rdv.failure = failure;
+	if (!bpf_map_update_elem(&connect_rdv, &key, &rdv, BPF_NOEXIST))
+		return; /* the call's return writes the line */
+	/* The call returned first (a signal, SO_SNDTIMEO): the outcome is written here. What the
+	 * caller saw then names a cancel that had no network error. */
+	found = bpf_map_lookup_elem(&connect_rdv, &key);
+	if (found && found->kind == RDV_RETURNED && failure == SP_FAIL_CANCELED && !err)
+		err = found->err;
+	bpf_map_delete_elem(&connect_rdv, &key);
+	emit_connect(sk, tp, s, now, failure, err);
+}
+
+/*
+ * The error a connect attempt ended with: sk_err, which the kernel writes before tcp_done()
+ * moves the socket to CLOSE; else the soft error an ICMP message left while the owner held the
+ * socket lock (SO_ERROR returns and clears it, so a caller that read it closes a socket that
+ * shows none); else what the error report hook kept of either.
+ */
+static __always_inline int connect_error(const struct sock *sk, const struct sk_info *s)
+{
+	int err = sk->sk_err;
+
+	if (!err)
+		err = sk->sk_err_soft;
+	if (!err)
+		err = s->err;
+	return err;
+}
+
+/* SYN_SENT -> CLOSE. */
 static __always_inline void connect_closed(struct sock *sk, const struct tcp_sock *tp,
 					   struct sk_info *s, __u64 now)
 {
-	int err = sk->sk_err;
+	int err = connect_error(sk, s);
 	struct connect_req *req;
 
-	if (!err)
-		err = s->err;
 	if (!err) {
 		/* Closed without error inside the connect() call itself: the call's return value
 		 * (EADDRNOTAVAIL from port selection, ENOBUFS...) is the outcome, reported at exit. */
 		req = current_connect();
 		if (req && req->sk == (__u64)sk) {
 			req->closed = 1;
+			s->flags &= ~SKF_DEFER;
 			return;
 		}
 	}
-	emit_connect(sk, tp, s, now, classify_connect_error(err), err);
+	connect_outcome(sk, tp, s, now, classify_connect_error(err), err);
 }
 
 /* ESTABLISHED-side death with ETIMEDOUT: keepalive if probes went unanswered on an idle
@@ -491,7 +603,7 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 		switch (newstate) {
 		case TCP_SYN_SENT:
 			/* Runs in the connecting task: the owner is current. */
-			s->flags &= ~(SKF_RST_RCVD | SKF_RST_SENT);
+			s->flags &= ~(SKF_RST_RCVD | SKF_RST_SENT | SKF_DEFER);
 			s->flags |= SKF_CONNECT_PENDING;
 			s->direction = SP_DIR_EGRESS;
 			s->err = 0;
@@ -505,6 +617,9 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 					s->connect_ts = req->ts;
 				req->syn_sent = 1;
 				req->cookie = bpf_get_socket_cookie(sk);
+				req->blocking = !(sk->sk_socket->file->f_flags & O_NONBLOCK);
+				if (req->blocking)
+					s->flags |= SKF_DEFER;
 			}
 			break;
 		case TCP_LISTEN:
@@ -518,6 +633,8 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 				s->flags &= (SKF_OWNER | SKF_OWNER_PROVISIONAL);
 				if (s->flags & SKF_OWNER)
 					s->flags = SKF_OWNER_PROVISIONAL;
+				if (core_child_unnamed(sk))
+					s->flags |= SKF_SYNRECV_LATE;
 				s->direction = SP_DIR_INGRESS;
 				s->owner_tries = ACCEPT_OWNER_TRIES;
 				s->err = 0;
@@ -544,7 +661,7 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 		if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT &&
 		    (s->flags & SKF_CONNECT_PENDING)) {
 			s->flags &= ~SKF_CONNECT_PENDING;
-			emit_connect(sk, tp, s, now, SP_FAIL_NONE, 0);
+			connect_outcome(sk, tp, s, now, SP_FAIL_NONE, 0);
 		} else if (newstate == TCP_CLOSE) {
 			if (oldstate == TCP_SYN_SENT && (s->flags & SKF_CONNECT_PENDING)) {
 				s->flags &= ~SKF_CONNECT_PENDING;
@@ -563,6 +680,20 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 		count_no_storage();
 	}
 
+	if (s && (s->flags & SKF_SYNRECV_LATE)) {
+		if (oldstate != TCP_LISTEN) {
+			/* the child has its own identity now: the line it could not have then */
+			s->flags &= ~SKF_SYNRECV_LATE;
+			r = rec_for_sk(SP_REC_STATE, s->state_ts, sk, tp, s);
+			if (r) {
+				r->old_state = TCP_LISTEN;
+				r->new_state = TCP_SYN_RECV;
+				rec_submit(r);
+			}
+		} else {
+			goto done;
+		}
+	}
 	r = rec_for_sk(SP_REC_STATE, now, sk, tp, s);
 	if (r) {
 		r->old_state = oldstate;
@@ -586,6 +717,7 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 			r->flags |= SP_F_TIME_WAIT;
 		rec_submit(r);
 	}
+done:
 	if (s) {
 		s->prev_state = oldstate;
 		s->state = newstate;
@@ -604,6 +736,8 @@ int BPF_PROG(sp_error_report, struct sock *sk)
 	if (!tcp_full_sock(sk))
 		return 0;
 	err = sk->sk_err;
+	if (!err)
+		err = sk->sk_err_soft; /* an ICMP error while the owner held the lock */
 	if (!err)
 		return 0;
 	s = sk_info_get(sk, false);
@@ -845,88 +979,179 @@ static __always_inline void connect_enter(__u64 sk, const union sp_sockaddr *u)
 	*slot = req;
 }
 
-/* The kprobe and fentry variants see the kernel's copy of the address. */
-static __always_inline void connect_enter_kernel(struct sock *sk, const void *uaddr, int len)
+/* The call did not end the attempt: non-blocking, interrupted, or a repeated call. */
+static __always_inline bool connect_pending(long ret)
 {
-	union sp_sockaddr u;
-
-	if (read_sockaddr(&u, uaddr, (__u64)len, false))
-		connect_enter((__u64)sk, &u);
+	return ret == -EINPROGRESS || ret == -EALREADY || ret == -EINTR ||
+	       (ret <= -ERESTARTSYS && ret >= -ERESTART_RESTARTBLOCK);
 }
 
-static __always_inline bool connect_in_progress(long ret)
+/* A tcp-connect record from what the call knows: its address, its socket, its caller. */
+static __always_inline struct sp_record *rec_for_call(const struct connect_req *req, __u64 ts)
 {
-	return ret == 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN ||
-	       ret == -EINTR || (ret <= -ERESTARTSYS && ret >= -ERESTART_RESTARTBLOCK);
-}
+	struct sock *sk = (struct sock *)req->sk;
+	struct sp_record *r = rec_reserve(SP_REC_CONNECT, ts);
 
-static __always_inline void connect_exit(long ret)
-{
-	struct connect_req *p = current_connect();
-	struct connect_req req;
-	struct sock *sk;
-	struct sp_record *r;
-
-	if (!p)
-		return;
-	req = *p;
-	p->ts = 0; /* the call is over */
-	if (connect_in_progress(ret))
-		return;
-	/* After SYN_SENT the state machine reports the outcome, unless the call failed on its
-	 * own (closed without a network error, see connect_closed()). */
-	if (req.syn_sent && !req.closed)
-		return;
-
-	sk = (struct sock *)req.sk;
-	if (!pass_filters(NULL, req.family, sk_lport_core(sk), req.rport, sk_netns_core(sk),
-			  req.raddr))
-		return;
-	r = rec_reserve(SP_REC_CONNECT, bpf_ktime_get_ns());
 	if (!r)
-		return;
-	r->family = req.family;
+		return NULL;
+	r->family = req->family;
 	r->lport = sk_lport_core(sk);
-	r->rport = req.rport;
+	r->rport = req->rport;
 	r->netns = sk_netns_core(sk);
-	__builtin_memcpy(r->raddr, req.raddr, sizeof(r->raddr));
-	if (req.family == AF_INET)
+	__builtin_memcpy(r->raddr, req->raddr, sizeof(r->raddr));
+	if (req->family == AF_INET)
 		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
 	else
 		bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	/* Failed before SYN_SENT, the socket has a cookie only if someone asked for one (this
 	 * hook cannot make one): then it is known, else the line goes without. */
-	r->cookie = req.cookie ? req.cookie : BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	r->cookie = req->cookie ? req->cookie : BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	r->direction = SP_DIR_EGRESS;
-	r->failure = SP_FAIL_LOCAL;
-	r->error = (__s32)-ret;
-	if (r->ts_ns >= req.ts) {
-		r->duration_ns = r->ts_ns - req.ts;
+	if (ts >= req->ts) {
+		r->duration_ns = ts - req->ts;
 		r->flags |= SP_F_DURATION;
 	}
 	/* Exit hooks run in the caller's context. */
 	r->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	r->flags |= SP_F_OWNER;
+	return r;
+}
+
+static __always_inline void emit_call(const struct connect_req *req, __u64 ts, __u8 failure,
+				      int err)
+{
+	struct sp_record *r;
+
+	if (!pass_filters(NULL, req->family, sk_lport_core((struct sock *)req->sk), req->rport,
+			  sk_netns_core((struct sock *)req->sk), req->raddr))
+		return;
+	r = rec_for_call(req, ts);
+	if (!r)
+		return;
+	r->failure = failure;
+	r->error = err;
 	rec_submit(r);
+}
+
+/* A fatal signal (SIGKILL) is pending: the caller dies and sees no return at all. */
+static __always_inline bool fatal_signal(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return task->pending.signal.sig[0] & (1UL << (SIGKILL - 1));
+}
+
+/*
+ * The return of a blocking connect() that reached SYN_SENT: what the caller sees decides the
+ * line. A final return (0 or an error) comes after the outcome, whose facts (time, class) it
+ * takes from the task storage or the rendezvous map when they are there. An interrupted call
+ * leaves the outcome to the state machine, with what the caller saw.
+ */
+static __always_inline void connect_returned(const struct connect_req *req, long ret)
+{
+	struct rendezvous rdv = {}, *found;
+	__u64 key = req->cookie, ts = bpf_ktime_get_ns();
+	bool have = false;
+	__u8 failure = 0;
+	int err = 0;
+
+	if (req->has_outcome) {
+		have = true;
+		ts = req->out_ts;
+		err = req->out_err;
+		failure = req->out_failure;
+	} else if (key) {
+		found = bpf_map_lookup_elem(&connect_rdv, &key);
+		if (found && found->kind == RDV_OUTCOME) {
+			have = true;
+			ts = found->ts;
+			err = found->err;
+			failure = found->failure;
+		}
+		if (found && !connect_pending(ret))
+			bpf_map_delete_elem(&connect_rdv, &key);
+	}
+	if (!connect_pending(ret)) {
+		if (ret == 0) {
+			failure = SP_FAIL_NONE;
+			err = 0;
+		} else {
+			err = (int)-ret;
+			/* the kernel's class where it saw a cause; a cancel keeps the caller's errno */
+			if (!have || failure == SP_FAIL_NONE)
+				failure = classify_connect_error(err);
+		}
+		emit_call(req, ts, failure, err);
+		return;
+	}
+	if (have) {
+		/* the outcome came inside the call, which then returned interrupted */
+		if (req->has_outcome) {
+			emit_call(req, ts, failure, err);
+		} else {
+			bpf_map_delete_elem(&connect_rdv, &key);
+			emit_call(req, ts, failure, err);
+		}
+		return;
+	}
+	if (!key)
+		return;
+	rdv.kind = RDV_RETURNED;
+	rdv.ts = ts;
+	rdv.err = ret == -EINPROGRESS || ret == -EALREADY ? (int)-ret
+		  : fatal_signal()			 ? 0
+							 : EINTR;
+	if (!bpf_map_update_elem(&connect_rdv, &key, &rdv, BPF_NOEXIST))
+		return; /* the state machine writes the line when the outcome comes */
+	found = bpf_map_lookup_elem(&connect_rdv, &key);
+	if (found && found->kind == RDV_OUTCOME)
+		emit_call(req, found->ts, found->failure, found->err);
+	bpf_map_delete_elem(&connect_rdv, &key);
+}
+
+static __always_inline void connect_exit(long ret)
+{
+	struct connect_req *p = current_connect();
+	struct connect_req req;
+
+	if (!p)
+		return;
+	req = *p;
+	p->ts = 0; /* the call is over */
+	p->has_outcome = 0;
+	if (req.syn_sent && req.blocking && !req.closed) {
+		connect_returned(&req, ret);
+		return;
+	}
+	if (ret == 0 || connect_pending(ret) || ret == -EISCONN)
+		return;
+	/* After SYN_SENT the state machine reports the outcome, unless the call failed on its
+	 * own (closed without a network error, see connect_closed()). */
+	if (req.syn_sent && !req.closed)
+		return;
+	emit_call(&req, bpf_ktime_get_ns(), SP_FAIL_LOCAL, (int)-ret);
 }
 
 /*
  * The struct sock behind a file descriptor of the current task, if it is a TCP socket. Two
- * walks: with bpf_rdonly_cast() (6.2+) every field is a plain load through a BTF pointer; the
- * compat walk pays a probe-read helper call per field, several times the cost on each
- * connect() and accept(). The loader loads the programs of one walk (see fd_walk_progs).
+ * builds of this file (see the Makefile): with bpf_rdonly_cast() (6.2+) every field is a plain
+ * load through a BTF pointer; the compat build (SP_FD_WALK_COMPAT) pays a probe-read helper call
+ * per field, several times the cost on each connect() and accept(). They are two objects, not
+ * two programs in one: libbpf resolves every kfunc extern of an object, and on a kernel without
+ * this one it searches module BTFs, which needs CAP_SYS_ADMIN (non-root agents fail to load).
  */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
-
-static __always_inline bool sock_wanted(struct socket *sock, bool want_unconnected)
+static __always_inline bool sock_wanted(__u16 type, __u8 state, bool want_unconnected)
 {
 	/* Only a connect() on an unconnected socket is a new attempt; a repeated call on a
 	 * connecting socket only collects the earlier outcome. */
-	return sock->type == SOCK_STREAM && (!want_unconnected || sock->state == SS_UNCONNECTED);
+	return type == SOCK_STREAM && (!want_unconnected || state == SS_UNCONNECTED);
 }
 
-static __always_inline struct sock *fd_tcp_sock_btf(int fd, bool want_unconnected)
+#ifndef SP_FD_WALK_COMPAT
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct fdtable *fdt = task->files->fdt;
@@ -944,7 +1169,7 @@ static __always_inline struct sock *fd_tcp_sock_btf(int fd, bool want_unconnecte
 	if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
 		return NULL;
 	sock = bpf_rdonly_cast(f->private_data, bpf_core_type_id_kernel(struct socket));
-	if (!sock || !sock_wanted(sock, want_unconnected))
+	if (!sock || !sock_wanted(sock->type, sock->state, want_unconnected))
 		return NULL;
 	sk = sock->sk;
 	if (!sk)
@@ -954,8 +1179,8 @@ static __always_inline struct sock *fd_tcp_sock_btf(int fd, bool want_unconnecte
 		return NULL;
 	return sk;
 }
-
-static __always_inline struct sock *fd_tcp_sock_compat(int fd, bool want_unconnected)
+#else
+static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -972,24 +1197,24 @@ static __always_inline struct sock *fd_tcp_sock_compat(int fd, bool want_unconne
 	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return NULL;
 	sock = BPF_CORE_READ(f, private_data);
-	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
-		return NULL;
-	if (want_unconnected && BPF_CORE_READ(sock, state) != SS_UNCONNECTED)
+	if (!sock || !sock_wanted(BPF_CORE_READ(sock, type), BPF_CORE_READ(sock, state),
+				  want_unconnected))
 		return NULL;
 	sk = BPF_CORE_READ(sock, sk);
 	if (!sk || !is_tcp_core(sk))
 		return NULL;
 	return sk;
 }
+#endif
 
-static __always_inline struct sock *fd_tcp_sock(int fd, bool want_unconnected, bool btf_walk)
-{
-	return btf_walk ? fd_tcp_sock_btf(fd, want_unconnected)
-			: fd_tcp_sock_compat(fd, want_unconnected);
-}
-
-/* Variant 3 (runs here): syscall tracepoints + the CLOSE->SYN_SENT transition. */
-static __always_inline void sys_enter_connect(struct trace_event_raw_sys_enter *ctx, bool btf_walk)
+/*
+ * Variant 3 (runs here): syscall tracepoints + the CLOSE->SYN_SENT transition. The context is
+ * the kernel's struct syscall_trace_enter/exit (the syscalls:sys_* events), not the
+ * raw_syscalls layout (trace_event_raw_sys_enter: "long id"): PREEMPT_RT kernels grow the
+ * common header to 12 bytes, which moves "args" of the latter to 24 while the event keeps it at
+ * 16, and an access past the event's size fails the attach with EACCES.
+ */
+static __always_inline void sys_enter_connect(struct syscall_trace_enter *ctx)
 {
 	struct connect_req *req;
 	union sp_sockaddr u;
@@ -999,7 +1224,7 @@ static __always_inline void sys_enter_connect(struct trace_event_raw_sys_enter *
 	/* AF_UNIX connects (journald, nscd, D-Bus) are common: skip them before the fd walk. */
 	family = read_sockaddr(&u, (const void *)ctx->args[1], ctx->args[2], true);
 	if (family == AF_INET || family == AF_INET6) {
-		sk = fd_tcp_sock((int)ctx->args[0], true, btf_walk);
+		sk = fd_tcp_sock((int)ctx->args[0], true);
 		if (sk) {
 			connect_enter((__u64)sk, &u);
 			return;
@@ -1013,86 +1238,68 @@ static __always_inline void sys_enter_connect(struct trace_event_raw_sys_enter *
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
-int sp_sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+int sp_sys_enter_connect(struct syscall_trace_enter *ctx)
 {
-	sys_enter_connect(ctx, true);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_connect")
-int sp_sys_enter_connect_compat(struct trace_event_raw_sys_enter *ctx)
-{
-	sys_enter_connect(ctx, false);
+	sys_enter_connect(ctx);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
-int sp_sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+int sp_sys_exit_connect(struct syscall_trace_exit *ctx)
 {
 	connect_exit(ctx->ret);
 	return 0;
 }
 
+/*
+ * Variants 1 and 2 hook inet_stream_connect(), the TCP connect() behind the syscall for both
+ * families: its return is the caller's (tcp_v4_connect() returns as soon as the SYN is out,
+ * before a blocking connect() waits for the outcome).
+ */
+static __always_inline void stream_connect_enter(struct socket *sock, const void *uaddr, int len)
+{
+	union sp_sockaddr u;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	if (!sk || BPF_CORE_READ(sock, state) != SS_UNCONNECTED || !is_tcp_core(sk))
+		return;
+	if (read_sockaddr(&u, uaddr, (__u64)len, false))
+		connect_enter((__u64)sk, &u);
+}
+
 /* Variant 2: kprobes. */
-SEC("kprobe/tcp_v4_connect")
-int BPF_KPROBE(sp_kprobe_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
+SEC("kprobe/inet_stream_connect")
+int BPF_KPROBE(sp_kprobe_connect, struct socket *sock, struct sockaddr *uaddr, int addr_len)
 {
-	connect_enter_kernel(sk, uaddr, addr_len);
+	stream_connect_enter(sock, uaddr, addr_len);
 	return 0;
 }
 
-SEC("kretprobe/tcp_v4_connect")
-int BPF_KRETPROBE(sp_kretprobe_v4_connect, int ret)
-{
-	connect_exit(ret);
-	return 0;
-}
-
-SEC("kprobe/tcp_v6_connect")
-int BPF_KPROBE(sp_kprobe_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
-{
-	connect_enter_kernel(sk, uaddr, addr_len);
-	return 0;
-}
-
-SEC("kretprobe/tcp_v6_connect")
-int BPF_KRETPROBE(sp_kretprobe_v6_connect, int ret)
+SEC("kretprobe/inet_stream_connect")
+int BPF_KRETPROBE(sp_kretprobe_connect, int ret)
 {
 	connect_exit(ret);
 	return 0;
 }
 
 /* Variant 1: fentry/fexit. */
-SEC("fentry/tcp_v4_connect")
-int BPF_PROG(sp_fentry_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
+SEC("fentry/inet_stream_connect")
+int BPF_PROG(sp_fentry_connect, struct socket *sock, struct sockaddr *uaddr, int addr_len)
 {
-	connect_enter_kernel(sk, uaddr, addr_len);
+	stream_connect_enter(sock, uaddr, addr_len);
 	return 0;
 }
 
-SEC("fexit/tcp_v4_connect")
-int BPF_PROG(sp_fexit_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
-{
-	connect_exit(ret);
-	return 0;
-}
-
-SEC("fentry/tcp_v6_connect")
-int BPF_PROG(sp_fentry_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
-{
-	connect_enter_kernel(sk, uaddr, addr_len);
-	return 0;
-}
-
-SEC("fexit/tcp_v6_connect")
-int BPF_PROG(sp_fexit_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+SEC("fexit/inet_stream_connect")
+int BPF_PROG(sp_fexit_connect, struct socket *sock, struct sockaddr *uaddr, int addr_len,
+	     int flags, int ret)
 {
 	connect_exit(ret);
 	return 0;
 }
 
 /* accept(): name the process that really took the connection (prefork servers). */
-static __always_inline void accept_exit(long ret, bool btf_walk)
+static __always_inline void accept_exit(long ret)
 {
 	struct sock *sk;
 	struct owner o = {};
@@ -1100,7 +1307,7 @@ static __always_inline void accept_exit(long ret, bool btf_walk)
 
 	if (ret < 0)
 		return;
-	sk = fd_tcp_sock((int)ret, false, btf_walk);
+	sk = fd_tcp_sock((int)ret, false);
 	if (!sk)
 		return;
 	/* Our SYN_RECV hook made the cookie; a socket we never saw has none and needs no entry. */
@@ -1113,29 +1320,15 @@ static __always_inline void accept_exit(long ret, bool btf_walk)
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
-int sp_sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+int sp_sys_exit_accept4(struct syscall_trace_exit *ctx)
 {
-	accept_exit(ctx->ret, true);
+	accept_exit(ctx->ret);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
-int sp_sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
+int sp_sys_exit_accept(struct syscall_trace_exit *ctx)
 {
-	accept_exit(ctx->ret, true);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int sp_sys_exit_accept4_compat(struct trace_event_raw_sys_exit *ctx)
-{
-	accept_exit(ctx->ret, false);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int sp_sys_exit_accept_compat(struct trace_event_raw_sys_exit *ctx)
-{
-	accept_exit(ctx->ret, false);
+	accept_exit(ctx->ret);
 	return 0;
 }

@@ -67,6 +67,7 @@ enum sp_connect_hook {
 #define SP_F_DURATION (1u << 2)		/* duration_ns is known */
 #define SP_F_NO_SOCK (1u << 3)		/* reset sent with no full socket: facts come from the packet */
 #define SP_F_OLD_STATE (1u << 4)	/* old_state is meaningful (resets) */
+#define SP_F_OWNER_LISTENER (1u << 5)	/* the owner is the listener's: accept() named none yet */
 
 /* Kernel TCP states, as in include/net/tcp_states.h (stable uapi values). */
 #define SP_TCP_STATE_MAX 13

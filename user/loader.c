@@ -16,6 +16,7 @@
 #include "log.h"
 #include "names.h"
 #include "sockpulse.skel.h"
+#include "sockpulse_compat.skel.h"
 
 #define CAP_SYS_ADMIN_BIT 21
 #define CAP_PERFMON_BIT 38
@@ -23,27 +24,19 @@
 
 /* Which programs belong to which connect-hook variant; the rest are always loaded. */
 static const char *const variant_progs[SP_HOOK_MAX][4] = {
-	[SP_HOOK_FENTRY] = { "sp_fentry_v4_connect", "sp_fexit_v4_connect", "sp_fentry_v6_connect",
-			     "sp_fexit_v6_connect" },
-	[SP_HOOK_KPROBE] = { "sp_kprobe_v4_connect", "sp_kretprobe_v4_connect",
-			     "sp_kprobe_v6_connect", "sp_kretprobe_v6_connect" },
-	[SP_HOOK_TRACEPOINT] = { "sp_sys_enter_connect", "sp_sys_exit_connect",
-				 "sp_sys_enter_connect_compat" },
+	[SP_HOOK_FENTRY] = { "sp_fentry_connect", "sp_fexit_connect" },
+	[SP_HOOK_KPROBE] = { "sp_kprobe_connect", "sp_kretprobe_connect" },
+	[SP_HOOK_TRACEPOINT] = { "sp_sys_enter_connect", "sp_sys_exit_connect" },
 };
 
 /* Programs whose failure to attach costs a refinement, not the run. */
-static const char *const optional_progs[] = { "sp_sys_exit_accept4", "sp_sys_exit_accept",
-					      "sp_sys_exit_accept4_compat",
-					      "sp_sys_exit_accept_compat" };
+static const char *const optional_progs[] = { "sp_sys_exit_accept4", "sp_sys_exit_accept" };
 
 /*
- * Programs that find a socket from a file descriptor come in two builds: plain loads through
- * BTF pointers (bpf_rdonly_cast, Linux 6.2+) and probe reads ("_compat"). One build is loaded.
+ * Programs that find a socket from a file descriptor come in two builds of the same source, two
+ * objects with the same programs and maps: plain loads through BTF pointers (bpf_rdonly_cast,
+ * Linux 6.2+) and probe reads (compat). One object is loaded; see bpf/sockpulse.bpf.c.
  */
-static const char *const fd_walk_progs[] = { "sp_sys_enter_connect", "sp_sys_exit_accept4",
-					     "sp_sys_exit_accept" };
-#define COMPAT_SUFFIX "_compat"
-
 /* -1: not decided yet; SOCKPULSE_FD_WALK=compat forces the compat build (tests, comparisons). */
 static int btf_walk = -1;
 
@@ -78,20 +71,6 @@ static int prog_variant(const char *name)
 			if (variant_progs[v][i] && strcmp(variant_progs[v][i], name) == 0)
 				return v;
 	return SP_HOOK_NONE;
-}
-
-/* 1: @name is a BTF-walk program, 2: its compat build, 0: neither. */
-static int fd_walk_kind(const char *name)
-{
-	size_t n = strlen(name), k = strlen(COMPAT_SUFFIX);
-	bool compat = n > k && strcmp(name + n - k, COMPAT_SUFFIX) == 0;
-
-	if (compat)
-		n -= k;
-	for (size_t i = 0; i < sizeof(fd_walk_progs) / sizeof(fd_walk_progs[0]); i++)
-		if (strlen(fd_walk_progs[i]) == n && strncmp(fd_walk_progs[i], name, n) == 0)
-			return compat ? 2 : 1;
-	return 0;
 }
 
 /* Whether the kernel has bpf_rdonly_cast(), the kfunc the BTF walk needs. */
@@ -177,6 +156,36 @@ int loader_preflight(void)
 }
 
 /* Syscall tracepoints need tracefs; mount it where libbpf looks if nobody has. */
+/*
+ * The generated open, with the compat object's bytes where the kernel lacks the kfunc: both
+ * objects have the same programs, maps and rodata, so one skeleton type serves both.
+ */
+static struct sockpulse_bpf *open_skel(void)
+{
+	struct sockpulse_bpf *skel;
+	int err;
+
+	if (use_btf_walk())
+		return sockpulse_bpf__open();
+	skel = calloc(1, sizeof(*skel));
+	if (!skel) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	err = sockpulse_bpf__create_skeleton(skel);
+	if (!err) {
+		skel->skeleton->data = (void *)sockpulse_compat_bpf__elf_bytes(
+			&skel->skeleton->data_sz);
+		err = bpf_object__open_skeleton(skel->skeleton, NULL);
+	}
+	if (err) {
+		sockpulse_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	return skel;
+}
+
 static void ensure_tracefs(void)
 {
 	if (access("/sys/kernel/tracing/events", F_OK) == 0 ||
@@ -204,13 +213,10 @@ static void configure(struct sockpulse_bpf *skel, const struct config *cfg, unsi
 	{
 		const char *name = bpf_program__name(prog);
 		bool load = true;
-		int walk = fd_walk_kind(name);
 
 		v = prog_variant(name);
 		if (v != SP_HOOK_NONE)
 			load = v == (int)hook;
-		if (walk)
-			load = load && (walk == 2) != use_btf_walk();
 		bpf_program__set_autoload(prog, load);
 	}
 }
@@ -267,7 +273,7 @@ static int try_variant(struct loader *ld, const struct config *cfg, unsigned int
 	int err;
 
 	*load_err = 0;
-	ld->skel = sockpulse_bpf__open();
+	ld->skel = open_skel();
 	if (!ld->skel) {
 		snprintf(why, LOADER_WHY_MAX, "open failed: %s", strerror(errno));
 		return -errno;
