@@ -22,6 +22,7 @@
 #include "log.h"
 #include "names.h"
 #include "netns.h"
+#include "socktab.h"
 #include "tablewalk.h"
 
 #define TICK_NS (100 * 1000000ULL)	    /* drain and flush period */
@@ -79,6 +80,8 @@ static int on_record(void *ctx, void *data, size_t size)
 	}
 	memcpy(&type, data, sizeof(type)); /* decode checked size and range */
 	a->counts.received[type]++;
+	if (socktab_enrich(a->socks, &ev) && a->walk && tablewalk_covers(a->walk, ev.conn.netns))
+		a->owners_wanted = true;
 	deliver(a, &ev);
 	if (a->engine) {
 		a->batch[a->n_batch++] = ev;
@@ -162,6 +165,9 @@ static void on_tick(struct agent *a, uint64_t deadline)
 		engine_tick(a->engine, now);
 	if (a->walk)
 		tablewalk_tick(a->walk, now);
+	/* after the tick's walk: a periodic walk found the owners too */
+	if (a->owners_wanted && a->walk && tablewalk_owners(a->walk, now) != -EAGAIN)
+		a->owners_wanted = false;
 	if (a->sink.on_tick)
 		a->sink.on_tick(a->sink.ctx, now);
 	if (deadline && now >= deadline)
@@ -254,8 +260,12 @@ void agent_walk_start(struct agent *a)
 	if (!a->walk)
 		return;
 	err = tablewalk_open(a->walk, a->cfg, a->engine, &hooks);
-	if (!err)
+	if (!err) {
+		/* sockets older than the agent: their owners and ends, once, from /proc */
+		a->walk->socks = a->socks;
+		a->walk->owners_next = true;
 		err = tablewalk_run(a->walk, clock_mono_ns());
+	}
 	if (err) {
 		pr_warn("socket table walk unavailable (%s): sockets stuck before the start, "
 			"keepalive audit and exact port counts are missing",
@@ -304,6 +314,12 @@ int agent_open(struct agent *a, const struct config *cfg, const struct agent_sin
 		}
 		engine_set_hold_fn(a->engine, engine_hold, a);
 		portfc_set_range_fn(engine_ports(a->engine), port_range, a);
+	}
+	a->socks = socktab_new(AGENT_SOCKTAB_SOCKS, AGENT_SOCKTAB_LISTENERS);
+	if (!a->socks) {
+		pr_warn("cannot set up the socket table (%u sockets): out of memory",
+			AGENT_SOCKTAB_SOCKS);
+		return SP_EXIT_FAILURE;
 	}
 	ret = loader_start(&a->loader, cfg);
 	if (ret)
@@ -476,6 +492,8 @@ void agent_close(struct agent *a)
 	tablewalk_close(a->walk);
 	free(a->walk);
 	a->walk = NULL;
+	socktab_free(a->socks);
+	a->socks = NULL;
 	engine_free(a->engine);
 	a->engine = NULL;
 	loader_stop(&a->loader);

@@ -60,12 +60,20 @@ struct agent_counts {
 	uint64_t no_storage;			/* kernel: sockets seen without storage */
 };
 
+struct socktab;
+
+/* Sockets and listeners whose owner and ends the agent keeps (a cache: see socktab.h). */
+#define AGENT_SOCKTAB_SOCKS (1u << 16)
+#define AGENT_SOCKTAB_LISTENERS 4096u
+
 struct agent {
 	const struct config *cfg;
 	struct loader loader;
 	struct ring_buffer *ring;
 	struct engine *engine;
 	struct tablewalk *walk; /* NULL: no socket-table walks (no engine, or no iterator) */
+	struct socktab *socks;	/* owners and ends the ring records lack */
+	bool owners_wanted;	/* a socket showed up with no known owner: walk for it */
 	struct agent_sink sink;
 	struct agent_fd fds[AGENT_MAX_FDS];
 	int n_fds;

@@ -107,6 +107,7 @@ static void decode_conn(struct sp_conn *c, const struct sp_record *r)
 	}
 	if (r->flags & SP_F_OWNER) {
 		c->has_pid = true;
+		c->owner_source = r->flags & SP_F_OWNER_LISTENER ? SP_OWNER_LISTENER : SP_OWNER_TASK;
 		c->pid = r->pid;
 		_Static_assert(sizeof(c->comm) <= sizeof(r->comm), "comm sizes");
 		memcpy(c->comm, r->comm, sizeof(c->comm) - 1);

@@ -63,6 +63,15 @@ struct sp_addr {
 	uint8_t bytes[16]; /* network order; IPv4 in the first four bytes */
 };
 
+/* Where a line's owner (process.*) was learnt. */
+enum sp_owner_source {
+	SP_OWNER_NONE = 0,   /* no owner known */
+	SP_OWNER_TASK,	     /* seen in the owner's own task: connect, listen, accept, close... */
+	SP_OWNER_LISTENER,   /* the listener's owner, for a child no accept() named yet */
+	SP_OWNER_TABLE,	     /* the socket-table walk: the process holding the socket's inode */
+	SP_OWNER_SOURCE_MAX,
+};
+
 /* Connection facts (EVENTS.md): source is the side that opened the connection. */
 struct sp_conn {
 	struct sp_addr src;
@@ -72,6 +81,7 @@ struct sp_conn {
 	uint8_t direction; /* enum sp_direction from include/sockpulse.h */
 	bool has_ports;
 	bool has_pid;
+	uint8_t owner_source; /* enum sp_owner_source, when has_pid */
 	uint32_t pid;
 	char comm[SP_COMM_MAX]; /* NUL-terminated; empty when unknown */
 	uint64_t cookie; /* 0 when unknown */

@@ -624,6 +624,12 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 		j_u64(j, KEY("netns"), ev->conn.netns);
 	if (ctx && ctx->connect_hook)
 		j_name(j, KEY("connect_hook"), ctx->connect_hook);
+	if (ev->has_conn && ev->conn.has_pid &&
+	    (name = owner_source_name(ev->conn.owner_source)) != NULL) {
+		j_open(j, KEY("owner"));
+		j_name(j, KEY("source"), name);
+		j_close(j);
+	}
 
 	switch (ev->action) {
 	case SP_ACT_STATE_CHANGE:

@@ -71,6 +71,8 @@ struct addr_key {
 struct owner_key {
 	uint32_t pid;
 	char comm[SP_COMM_MAX];
+	uint8_t source; /* enum sp_owner_source */
+	uint8_t pad[3];
 };
 
 struct peer_rec {
@@ -424,6 +426,7 @@ static void fill_conn(const struct lease_table *t, const struct lease *l, struct
 
 		c->has_pid = true;
 		c->pid = o->pid;
+		c->owner_source = o->source;
 		memcpy(c->comm, o->comm, sizeof(c->comm));
 	}
 }
@@ -611,7 +614,7 @@ static struct lease *create(struct lease_table *t, const struct sp_conn *c, uint
 	if (peer != NIL && !fresh)
 		itab_put(&t->addrs, raddr); /* the peer already holds a reference */
 	if (c->has_pid) {
-		struct owner_key ok = { .pid = c->pid };
+		struct owner_key ok = { .pid = c->pid, .source = c->owner_source };
 
 		memcpy(ok.comm, c->comm, sizeof(ok.comm));
 		owner = itab_get(&t->owners, &ok, &fresh);
@@ -901,6 +904,22 @@ size_t lease_resync_end(struct lease_table *t, const uint32_t *netns, size_t n_n
 	return ended;
 }
 
+/*
+ * A lease made before its owner was known (seeded from the socket table, or from a line whose
+ * owner was not known yet) takes the first owner a later line carries.
+ */
+static void adopt_owner(struct lease_table *t, struct lease *l, const struct sp_conn *c)
+{
+	struct owner_key ok = { .pid = c->pid, .source = c->owner_source };
+	bool fresh;
+	uint32_t o;
+
+	memcpy(ok.comm, c->comm, sizeof(ok.comm));
+	o = itab_get(&t->owners, &ok, &fresh);
+	if (o != NIL)
+		l->owner = o;
+}
+
 void lease_feed(struct lease_table *t, const struct sp_event *ev)
 {
 	uint64_t now = ev->mono_ns;
@@ -921,6 +940,8 @@ void lease_feed(struct lease_table *t, const struct sp_event *ev)
 			if (!l)
 				return;
 		}
+		if (l->owner == NIL && ev->conn.has_pid)
+			adopt_owner(t, l, &ev->conn);
 		if (l->flags & LF_CLOSING)
 			return;
 		renew(t, l, SP_LEASE_TRANSPORT, now);
@@ -942,6 +963,8 @@ void lease_feed(struct lease_table *t, const struct sp_event *ev)
 		}
 		if (!l || (l->flags & LF_CLOSING))
 			return;
+		if (l->owner == NIL && ev->conn.has_pid)
+			adopt_owner(t, l, &ev->conn);
 		if (ev->state.new_state != SP_ST_CLOSE) {
 			end_lease(t, l, now, l->flags & LF_RST_SENT ? "reset-sent" : NULL);
 			return;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 
+#include "event.h"
 #include "sockpulse.h"
 #include "names.h"
 
@@ -87,6 +88,13 @@ static const char *const direction_names[] = {
 };
 _Static_assert(ARRAY_SIZE(direction_names) == SP_DIR_MAX, "direction table");
 
+/* Only inferred owners are named: an owner seen in its own task needs no word. */
+static const char *const owner_source_names[] = {
+	[SP_OWNER_LISTENER] = "listener",
+	[SP_OWNER_TABLE] = "socket-table",
+};
+_Static_assert(ARRAY_SIZE(owner_source_names) == SP_OWNER_SOURCE_MAX, "owner source table");
+
 static const char *const reset_dir_names[] = {
 	[SP_RST_RECEIVED] = "received",
 	[SP_RST_SENT] = "sent",
@@ -137,6 +145,11 @@ const char *rec_type_name(unsigned int type)
 const char *direction_name(unsigned int dir)
 {
 	return LOOKUP(direction_names, dir);
+}
+
+const char *owner_source_name(unsigned int source)
+{
+	return LOOKUP(owner_source_names, source);
 }
 
 const char *reset_dir_name(unsigned int dir)

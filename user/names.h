@@ -15,6 +15,7 @@ const char *action_name(unsigned int action);	   /* "tcp-state-change", ... */
 const char *rec_type_name(unsigned int type);	   /* ring record kinds: "state", "connect", ... */
 const char *direction_name(unsigned int dir);	   /* "egress", "ingress"; NULL if unknown */
 const char *reset_dir_name(unsigned int dir);	   /* "received", "sent" */
+const char *owner_source_name(unsigned int source); /* "listener", "socket-table"; NULL: task */
 const char *lease_kind_name(unsigned int kind);	   /* "transport", "payload" */
 const char *connect_hook_name(unsigned int hook);  /* "none", "fentry", "kprobe", "tracepoint" */
 

@@ -236,6 +236,12 @@ static int parse_conn(struct json_object *root, struct sp_event *ev)
 		c->has_pid = true;
 		c->pid = (uint32_t)v;
 	}
+	if ((s = str_field(root, "sockpulse.owner.source"))) {
+		r = lookup_name(s, owner_source_name, SP_OWNER_SOURCE_MAX);
+		if (r < 0)
+			return -EINVAL;
+		c->owner_source = (uint8_t)r;
+	}
 	if ((s = str_field(root, "process.name"))) {
 		strncpy(c->comm, s, sizeof(c->comm) - 1);
 		c->comm[sizeof(c->comm) - 1] = '\0';

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "netns.h"
 #include "procsock.h"
+#include "socktab.h"
 #include "sockwalk.h"
 #include "tablewalk.h"
 
@@ -86,7 +87,7 @@ static void stuck_found(struct tablewalk *tw, const struct audit_sock *s)
 
 	if (stuck_watching(engine_stuck(tw->engine), s->conn.cookie))
 		return;
-	if (tw->hooks.owners || !s->inode || tw->n_pending >= PENDING_MAX) {
+	if (tw->owners_now || !s->inode || tw->n_pending >= PENDING_MAX) {
 		seed(tw, &s->conn, s->state, entered);
 		return;
 	}
@@ -130,6 +131,7 @@ static void seed_pending(struct tablewalk *tw)
 
 		if (procsock_lookup(tw->ps, p->inode, &pid, comm)) {
 			p->conn.has_pid = true;
+			p->conn.owner_source = SP_OWNER_TABLE;
 			p->conn.pid = pid;
 			memcpy(p->conn.comm, comm, sizeof(p->conn.comm));
 		}
@@ -151,11 +153,14 @@ static void on_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_soc
 		return;
 	}
 	tw->sockets++;
-	if (tw->hooks.owners && s.inode && procsock_lookup(tw->ps, s.inode, &pid, comm)) {
+	if (tw->owners_now && s.inode && procsock_lookup(tw->ps, s.inode, &pid, comm)) {
 		s.conn.has_pid = true;
+		s.conn.owner_source = SP_OWNER_TABLE;
 		s.conn.pid = pid;
 		memcpy(s.conn.comm, comm, sizeof(s.conn.comm));
 	}
+	if (tw->socks && !(s.flags & SP_W_TIMEWAIT))
+		socktab_walked(tw->socks, &s.conn, s.flags & SP_W_LISTENER);
 	target = tablewalk_target_ms(tw->cfg, s.service_port);
 	if (tw->engine && !(s.flags & (SP_W_LISTENER | SP_W_TIMEWAIT)))
 		engine_resync_seen(tw->engine, s.conn.cookie);
@@ -213,7 +218,9 @@ int tablewalk_run(struct tablewalk *tw, uint64_t now_ns)
 		return -ENODEV;
 	tw->now_ns = now_ns;
 	tw->n_pending = 0;
-	if (tw->hooks.owners)
+	tw->owners_now = tw->hooks.owners || tw->owners_next;
+	tw->owners_next = false;
+	if (tw->owners_now)
 		scan_owners(tw);
 	audit_reset(&tw->audit);
 	if (tw->hooks.on_start)
@@ -247,6 +254,54 @@ void tablewalk_tick(struct tablewalk *tw, uint64_t now_ns)
 {
 	if (tw->sw && tw->cfg->audit_interval_ns && now_ns >= tw->next_ns)
 		tablewalk_run(tw, now_ns);
+}
+
+static void on_owner_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_sockinfo *si)
+{
+	struct tablewalk *tw = ctx;
+	struct audit_sock s;
+	uint32_t pid;
+	char comm[16];
+
+	if (si->flags & SP_W_TIMEWAIT || audit_decode(&tw->aw, si, sizeof(*si), ns->hz, &s))
+		return;
+	if (s.inode && procsock_lookup(tw->ps, s.inode, &pid, comm)) {
+		s.conn.has_pid = true;
+		s.conn.owner_source = SP_OWNER_TABLE;
+		s.conn.pid = pid;
+		memcpy(s.conn.comm, comm, sizeof(s.conn.comm));
+	}
+	socktab_walked(tw->socks, &s.conn, s.flags & SP_W_LISTENER);
+}
+
+int tablewalk_owners(struct tablewalk *tw, uint64_t now_ns)
+{
+	struct sockwalk_ns ns;
+	uint32_t ino;
+
+	if (!tw->sw || !tw->socks)
+		return -ENODEV;
+	if (tw->owner_walks && now_ns - tw->last_owner_walk_ns < TABLEWALK_OWNER_GAP_NS)
+		return -EAGAIN;
+	tw->owner_walks++;
+	tw->last_owner_walk_ns = now_ns;
+	scan_owners(tw);
+	for (int i = 0; i < tw->n_paths; i++) {
+		if (netns_inode(tw->paths[i] ? tw->paths[i] : "/proc/self/ns/net", &ino))
+			continue;
+		memset(&ns, 0, sizeof(ns));
+		audit_walk_reset(&tw->aw, ino);
+		sockwalk_run(tw->sw, tw->paths[i], &ns, on_owner_sock, tw);
+	}
+	return 0;
+}
+
+bool tablewalk_covers(const struct tablewalk *tw, uint32_t netns)
+{
+	for (int i = 0; i < tw->n_paths; i++)
+		if (tw->walked[i] == netns)
+			return true;
+	return false;
 }
 
 void tablewalk_close(struct tablewalk *tw)

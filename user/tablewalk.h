@@ -24,6 +24,7 @@
 #include "cli.h"
 
 struct engine;
+struct socktab;
 struct sockwalk;
 struct tablewalk_pending;
 struct procsock;
@@ -49,6 +50,11 @@ struct tablewalk {
 	struct audit audit;
 	struct audit_walk aw;
 	struct tablewalk_hooks hooks;
+	struct socktab *socks;	/* NULL: owners and ends of walked sockets are not kept */
+	bool owners_next;	/* the next walk reads /proc (owners for the socket table) */
+	bool owners_now;	/* this walk did */
+	uint64_t owner_walks;	/* owner-only walks (a socket showed up with no known owner) */
+	uint64_t last_owner_walk_ns;
 	const char *paths[SP_NETNS_WATCH_MAX + 1]; /* NULL: the agent's own namespace */
 	char own_path[128];
 	int n_paths;
@@ -76,6 +82,16 @@ int tablewalk_open(struct tablewalk *tw, const struct config *cfg, struct engine
 int tablewalk_run(struct tablewalk *tw, uint64_t now_ns);
 /* From the loop's tick, after the ring is drained: a walk when --audit-interval has passed. */
 void tablewalk_tick(struct tablewalk *tw, uint64_t now_ns);
+/*
+ * Owners only: the sockets of the watched namespaces and the processes holding them, into
+ * tw->socks, for sockets that showed up with no owner the BPF side could see (older than the
+ * agent, or accepted by a listener older than the agent before accept() ran). No audit, no
+ * engine. At most one every TABLEWALK_OWNER_GAP_NS; returns -EAGAIN before that.
+ */
+#define TABLEWALK_OWNER_GAP_NS (2 * 1000000000ULL)
+int tablewalk_owners(struct tablewalk *tw, uint64_t now_ns);
+/* Whether walks cover network namespace @netns (the last walk did). */
+bool tablewalk_covers(const struct tablewalk *tw, uint32_t netns);
 /* The TTL whose detection the audit suggests (the service port's lease TTL). */
 uint64_t tablewalk_target_ms(const struct config *cfg, uint16_t service_port);
 void tablewalk_close(struct tablewalk *tw);
