@@ -591,10 +591,10 @@ static int hold_conn(int fd, const struct opts *o)
 	}
 }
 
-/* Waits (bounded by hold_s, at least 10 s) until the test creates the file. */
-static int wait_for_file(const char *path, double hold_s)
+/* Waits until the test creates the file, at most the process's --deadline. */
+static int wait_for_file(const char *path, int deadline_s)
 {
-	int64_t end = now_us() + (int64_t)((hold_s > 10 ? hold_s : 10) * 1e6);
+	int64_t end = now_us() + (int64_t)deadline_s * 1000000;
 	struct stat st;
 
 	while (stat(path, &st) < 0) {
@@ -758,7 +758,7 @@ static int do_connect(const struct opts *o)
 		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 			return sys_fail("fcntl");
 	}
-	if (o->wait_file && (err = wait_for_file(o->wait_file, o->hold_s)))
+	if (o->wait_file && (err = wait_for_file(o->wait_file, o->deadline_s)))
 		return err;
 	if ((err = send_pattern(fd, o)))
 		return err;
@@ -861,7 +861,7 @@ static int do_serve(const struct opts *o)
 		}
 		if (o->leak)
 			continue; /* a descriptor leak: never read, never closed until exit */
-		if (o->wait_file && (err = wait_for_file(o->wait_file, o->hold_s)))
+		if (o->wait_file && (err = wait_for_file(o->wait_file, o->deadline_s)))
 			return err;
 		if ((err = send_pattern(fd, o)))
 			return err;
