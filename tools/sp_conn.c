@@ -214,7 +214,8 @@ static void usage(FILE *f)
 		"       sp_conn fill ADDR PORT --count N [--interval MS] [--hold SEC] [--deadline SEC]\n"
 		"  connect also: [--shutdown-wr] [--keepalive-on]\n"
 		"         [--signal-after MS | --shutdown-after MS | --close-after MS]\n"
-		"  serve also: [--leak] [--fork-accept] [--wait-file PATH] (after each accept)\n"
+		"  serve also: [--leak] [--fork-accept] [--wait-file PATH] (after each accept, before\n"
+		"         anything else is done with the connection)\n"
 		"exit: 0 done, 1 connect failed, 2 usage, 3 syscall error, 4 connection error during\n"
 		"      --hold, 5 deadline expired\n");
 }
@@ -855,14 +856,14 @@ static int do_serve(const struct opts *o)
 		printf("accepted pid=%d comm=%s cookie=%llu local=%s lport=%d peer=%s peer_port=%d\n",
 		       (int)getpid(), comm(), (unsigned long long)cookie_of(fd), l, lport, r, rport);
 		fflush(stdout);
-		if (o->rst_after_accept) {
-			close_conn(fd, true);
-			continue;
-		}
 		if (o->leak)
 			continue; /* a descriptor leak: never read, never closed until exit */
 		if (o->wait_file && (err = wait_for_file(o->wait_file, o->deadline_s)))
 			return err;
+		if (o->rst_after_accept) {
+			close_conn(fd, true);
+			continue;
+		}
 		if ((err = send_pattern(fd, o)))
 			return err;
 		if (o->hold_s > 0 && (err = hold_conn(fd, o)) && err != EXIT_CONN_ERROR)
