@@ -53,7 +53,7 @@ BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-func
 DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
 	       pkg-config iproute2 jq libbpf-tools python3 \
 	       libmicrohttpd-dev libmnl-dev prometheus systemd libcap2-bin util-linux curl \
-	       libncurses-dev tmux libclang-rt-14-dev valgrind
+	       libncurses-dev tmux libclang-rt-14-dev valgrind nftables
 
 # Userspace: the engine-free core is shared by the binary and the unit tests.
 # Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.

@@ -7,12 +7,14 @@
  * the facts the socket itself reports: pid, comm, socket cookie, addresses, errno names.
  *
  *   sp_conn connect ADDR PORT [options]
- *   sp_conn serve ADDR PORT [options]       (--fork-accept: a child, comm sp_worker, accepts)
+ *   sp_conn serve ADDR PORT [options]       (--fork-accept: a child, comm sp_worker, accepts;
+ *                                            the parent keeps the listener, as prefork masters do)
  *   sp_conn burst ADDR PORT --count N
  *   sp_conn fill ADDR PORT --count N [--interval MS] [--hold SEC]
  *
  * Output lines (one per step, first word is the step):
  *   listening pid=P comm=C family=ipv4 addr=A port=N cookie=K
+ *   start pid=P comm=C family=ipv4 cookie=K            (connect: just before connect())
  *   connect pid=P comm=C family=ipv4 cookie=K local=A lport=N remote=A rport=N result=ok errno=0 us=T
  *   accepted pid=P comm=C cookie=K local=A lport=N peer=A peer_port=N
  *   sent bytes=N
@@ -22,6 +24,12 @@
  *   burst count=N failed=N us=T
  *   shutdown how=wr
  *   fill opened=N result=ok|ENAME
+ *
+ * While a blocking connect() waits, a second thread can interrupt it after MS milliseconds:
+ * --signal-after sends the connecting thread SIGUSR1, whose handler is installed without
+ * SA_RESTART (connect() returns EINTR); --shutdown-after calls shutdown(SHUT_RDWR) on the socket;
+ * --close-after closes its descriptor (the connect() goes on to its own end: the call holds the
+ * file). The connect line then prints what connect() returned.
  *
  * Exit codes: 0 every step done (for connect: connected), 1 connect failed (the errno is
  * printed), 2 usage error, 3 a system call other than connect failed, 4 the connection ended with
@@ -38,6 +46,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -94,9 +103,14 @@ struct opts {
 	bool shutdown_wr;	/* connect: half-close after connecting */
 	bool ka_on;		/* connect: SO_KEEPALIVE with the namespace's settings */
 	int interval_ms;	/* fill: between connects */
+	int interrupt;		/* connect: INT_* done by a second thread after interrupt_ms */
+	int interrupt_ms;
 	int backlog;
 	int deadline_s;
 };
+
+/* What the second thread does to a blocking connect() (--signal/--shutdown/--close-after). */
+enum { INT_NONE, INT_SIGNAL, INT_SHUTDOWN, INT_CLOSE };
 
 static const struct {
 	int err;
@@ -128,6 +142,7 @@ static const struct {
 	{ EISCONN, "EISCONN" },
 	{ ENOTCONN, "ENOTCONN" },
 	{ EMFILE, "EMFILE" },
+	{ EBADF, "EBADF" },
 };
 
 static const char *errname(int err)
@@ -197,7 +212,10 @@ static void usage(FILE *f)
 		"         [--backlog N] [--timeout SEC] [--deadline SEC]\n"
 		"       sp_conn burst ADDR PORT --count N [--deadline SEC]\n"
 		"       sp_conn fill ADDR PORT --count N [--interval MS] [--hold SEC] [--deadline SEC]\n"
-		"  connect also: [--shutdown-wr] [--keepalive-on]; serve also: [--leak] [--fork-accept]\n"
+		"  connect also: [--shutdown-wr] [--keepalive-on]\n"
+		"         [--signal-after MS | --shutdown-after MS | --close-after MS]\n"
+		"  serve also: [--leak] [--fork-accept] [--wait-file PATH] (after each accept, before\n"
+		"         anything else is done with the connection)\n"
 		"exit: 0 done, 1 connect failed, 2 usage, 3 syscall error, 4 connection error during\n"
 		"      --hold, 5 deadline expired\n");
 }
@@ -325,6 +343,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (!parse_int(val, 1, 3600, &v))
 				return -1;
 			o->timeout_s = (int)v;
+		} else if (!strcmp(a, "--signal-after") || !strcmp(a, "--shutdown-after") ||
+			   !strcmp(a, "--close-after")) {
+			if (o->interrupt || !parse_int(val, 1, 600000, &v))
+				return -1;
+			o->interrupt = !strcmp(a, "--signal-after")	 ? INT_SIGNAL
+				       : !strcmp(a, "--shutdown-after") ? INT_SHUTDOWN
+									 : INT_CLOSE;
+			o->interrupt_ms = (int)v;
 		} else if (!strcmp(a, "--wait-file")) {
 			o->wait_file = val;
 		} else if (!strcmp(a, "--send")) {
@@ -566,10 +592,10 @@ static int hold_conn(int fd, const struct opts *o)
 	}
 }
 
-/* Waits (bounded by hold_s, at least 10 s) until the test creates the file. */
-static int wait_for_file(const char *path, double hold_s)
+/* Waits until the test creates the file, at most the process's --deadline. */
+static int wait_for_file(const char *path, int deadline_s)
 {
-	int64_t end = now_us() + (int64_t)((hold_s > 10 ? hold_s : 10) * 1e6);
+	int64_t end = now_us() + (int64_t)deadline_s * 1000000;
 	struct stat st;
 
 	while (stat(path, &st) < 0) {
@@ -582,8 +608,62 @@ static int wait_for_file(const char *path, double hold_s)
 	return 0;
 }
 
+struct interrupter {
+	pthread_t target;	/* the connecting thread */
+	int fd;
+	int what;		/* INT_* */
+	int after_ms;
+};
+
+/* Interrupts the signal's target only: connect() returns EINTR, nothing else happens. */
+static void on_interrupt(int sig)
+{
+	(void)sig;
+}
+
+static void *interrupter_run(void *arg)
+{
+	const struct interrupter *it = arg;
+
+	sleep_ms(it->after_ms);
+	switch (it->what) {
+	case INT_SIGNAL:
+		pthread_kill(it->target, SIGUSR1);
+		break;
+	case INT_SHUTDOWN:
+		shutdown(it->fd, SHUT_RDWR);
+		break;
+	case INT_CLOSE:
+		close(it->fd);
+		break;
+	}
+	return NULL;
+}
+
+/* Starts the second thread of --signal/--shutdown/--close-after. */
+static int interrupter_start(struct interrupter *it, pthread_t *th, int fd, const struct opts *o)
+{
+	struct sigaction sa = { .sa_handler = on_interrupt };
+	int err;
+
+	*it = (struct interrupter){ .target = pthread_self(), .fd = fd, .what = o->interrupt,
+				    .after_ms = o->interrupt_ms };
+	/* no SA_RESTART: the interrupted connect() returns EINTR instead of being restarted */
+	sigemptyset(&sa.sa_mask);
+	if (it->what == INT_SIGNAL && sigaction(SIGUSR1, &sa, NULL) < 0)
+		return sys_fail("sigaction");
+	err = pthread_create(th, NULL, interrupter_run, it);
+	if (err) {
+		errno = err;
+		return sys_fail("pthread_create");
+	}
+	return 0;
+}
+
 static int do_connect(const struct opts *o)
 {
+	struct interrupter it;
+	pthread_t th;
 	struct sockaddr_storage dst, src;
 	socklen_t dlen, slen;
 	char l[64], r[64];
@@ -616,6 +696,10 @@ static int do_connect(const struct opts *o)
 	if (o->user_timeout_ms &&
 	    (err = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, o->user_timeout_ms, "user-timeout")))
 		return err;
+	if (o->interrupt && o->nonblock) {
+		fprintf(stderr, "sp_conn: --signal/--shutdown/--close-after need a blocking connect\n");
+		return EXIT_USAGE;
+	}
 	if (o->bind_addr || o->bind_port) {
 		const char *ba = o->bind_addr ? o->bind_addr : dst.ss_family == AF_INET ? "0.0.0.0" : "::";
 
@@ -627,6 +711,10 @@ static int do_connect(const struct opts *o)
 			return sys_fail("bind");
 	}
 	cookie = cookie_of(fd);
+	printf("start pid=%d comm=%s family=%s cookie=%llu\n", (int)getpid(), comm(),
+	       dst.ss_family == AF_INET ? "ipv4" : "ipv6", (unsigned long long)cookie);
+	if (o->interrupt && (err = interrupter_start(&it, &th, fd, o)))
+		return err;
 
 	t0 = now_us();
 	res = connect(fd, (struct sockaddr *)&dst, dlen);
@@ -647,12 +735,19 @@ static int do_connect(const struct opts *o)
 			return sys_fail("so_error");
 	}
 	us = now_us() - t0;
+	if (o->interrupt)
+		pthread_join(th, NULL); /* its action is done before the descriptor is used again */
 	sock_names(fd, l, r, sizeof(l), &lport, &rport);
 	printf("connect pid=%d comm=%s family=%s cookie=%llu local=%s lport=%d remote=%s rport=%d "
 	       "result=%s errno=%d us=%lld\n",
 	       (int)getpid(), comm(), dst.ss_family == AF_INET ? "ipv4" : "ipv6",
 	       (unsigned long long)cookie, l, lport, o->addr, o->port, err ? errname(err) : "ok",
 	       err, (long long)us);
+	if (o->interrupt == INT_CLOSE) {
+		/* the descriptor is gone: nothing more to do with it */
+		printf("closed linger0=0\n");
+		return err ? EXIT_CONNECT_FAILED : EXIT_DONE;
+	}
 	if (err) {
 		close(fd);
 		printf("closed linger0=0\n");
@@ -664,7 +759,7 @@ static int do_connect(const struct opts *o)
 		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 			return sys_fail("fcntl");
 	}
-	if (o->wait_file && (err = wait_for_file(o->wait_file, o->hold_s)))
+	if (o->wait_file && (err = wait_for_file(o->wait_file, o->deadline_s)))
 		return err;
 	if ((err = send_pattern(fd, o)))
 		return err;
@@ -726,9 +821,10 @@ static int do_serve(const struct opts *o)
 		if (child < 0)
 			return sys_fail("fork");
 		if (child > 0) {
-			close(lfd);
+			/* the master keeps its copy of the listener until the worker is done */
 			if (waitpid(child, &status, 0) < 0)
 				return sys_fail("waitpid");
+			close(lfd);
 			return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_SYSCALL;
 		}
 		prctl(PR_SET_NAME, "sp_worker");
@@ -760,12 +856,14 @@ static int do_serve(const struct opts *o)
 		printf("accepted pid=%d comm=%s cookie=%llu local=%s lport=%d peer=%s peer_port=%d\n",
 		       (int)getpid(), comm(), (unsigned long long)cookie_of(fd), l, lport, r, rport);
 		fflush(stdout);
+		if (o->leak)
+			continue; /* a descriptor leak: never read, never closed until exit */
+		if (o->wait_file && (err = wait_for_file(o->wait_file, o->deadline_s)))
+			return err;
 		if (o->rst_after_accept) {
 			close_conn(fd, true);
 			continue;
 		}
-		if (o->leak)
-			continue; /* a descriptor leak: never read, never closed until exit */
 		if ((err = send_pattern(fd, o)))
 			return err;
 		if (o->hold_s > 0 && (err = hold_conn(fd, o)) && err != EXIT_CONN_ERROR)

@@ -202,9 +202,12 @@ wait_pid() {
 }
 
 # bg_run OUTFILE CMD...: starts CMD in the background with stdout+stderr to OUTFILE; sets BG_PID.
+# CMD "nsx SHORT ..." is run as `ip netns exec` itself: a shell function in the background runs
+# in a subshell whose pid is not the command's, and a signal to it would miss the command.
 bg_run() {
 	local out=$1
 	shift
+	[ "$1" != nsx ] || set -- ip netns exec "$SP_ID-$2" "${@:3}"
 	"$@" >"$out" 2>&1 &
 	BG_PID=$!
 	SP_BG_PIDS+=("$BG_PID")
@@ -215,6 +218,12 @@ kv() {
 	local file=$1 step=$2 key=$3
 	awk -v s="$step" -v k="$key" '$1 == s { for (i = 2; i <= NF; i++) { n = index($i, "=");
 		if (substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' "$file"
+}
+
+# kv_nth FILE STEP N KEY: value of KEY= on the Nth line (1-based) of FILE starting with STEP.
+kv_nth() {
+	awk -v s="$2" -v want="$3" -v k="$4" '$1 == s && ++seen == want { for (i = 2; i <= NF; i++) {
+		n = index($i, "="); if (substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' "$1"
 }
 
 # ---------------------------------------------------------------------------------------------

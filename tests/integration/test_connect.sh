@@ -8,6 +8,10 @@
 # a child, comm sp_worker, accepts on its parent's listener), and that the transitions
 # are exactly the kernel's: the same old->new pairs and counts libbpf-tools tcpstates shows for
 # the same sockets.
+# The same pair of connections also runs with the workload started before the agents (ports
+# 5103/5104: listening, connected and accepted before, closed after the start): only their ends
+# are seen, and each end's lines must name its owner (the client, the acceptor) and agree on
+# direction and on which end is the destination.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 
@@ -25,13 +29,26 @@ else
 	log "no /usr/sbin/tcpstates (Debian libbpf-tools): the comparison with the kernel's own view is skipped"
 fi
 
-agent_start cli c || sp_finish
-agent_start srv s || sp_finish
-
 declare -A SRV_IP=([4]=10.1.0.2 [6]=fd00:1::2) CLI_IP=([4]=10.1.0.1 [6]=fd00:1::1)
-declare -A PORT=([4]=5101 [6]=5102) TYPE=([4]=ipv4 [6]=ipv6)
+declare -A PORT=([4]=5101 [6]=5102) PRE_PORT=([4]=5103 [6]=5104) TYPE=([4]=ipv4 [6]=ipv6)
 
 declare -A FORK=([4]="" [6]=--fork-accept) WORKER=([4]=sp_conn [6]=sp_worker)
+
+# Started before the agents: connected and accepted, closed (client first) once $GO exists.
+GO=$SP_TMP/go
+PRE_PIDS=()
+for f in 4 6; do
+	# shellcheck disable=SC2086 # FORK is one flag or nothing
+	bg_run "$SP_TMP/preserve$f.out" nsx s "$SP_CONN" serve "${SRV_IP[$f]}" "${PRE_PORT[$f]}" ${FORK[$f]} --wait-file "$GO" --hold 5 --deadline 30
+	PRE_PIDS+=("$BG_PID")
+	wait_for "$SP_TMP/preserve$f.out" '^listening' 10 || fail "pre server v$f did not listen"
+	bg_run "$SP_TMP/preconn$f.out" nsx c "$SP_CONN" connect "${SRV_IP[$f]}" "${PRE_PORT[$f]}" --wait-file "$GO" --send 100 --hold 0.3 --deadline 30
+	PRE_PIDS+=("$BG_PID")
+	wait_for "$SP_TMP/preserve$f.out" '^accepted' 10 || fail "pre server v$f did not accept"
+done
+
+agent_start cli c || sp_finish
+agent_start srv s || sp_finish
 
 for f in 4 6; do
 	# shellcheck disable=SC2086 # FORK is one flag or nothing
@@ -43,6 +60,10 @@ done
 for f in 4 6; do
 	bg_run "$SP_TMP/conn$f.out" nsx c "$SP_CONN" connect "${SRV_IP[$f]}" "${PORT[$f]}" --send 100 --hold 0.3 --deadline 20
 	eval "CONN_PID$f=$BG_PID"
+done
+touch "$GO"
+for pid in "${PRE_PIDS[@]}"; do
+	wait_pid "$pid" 20 || fail "a helper started before the agents did not finish within 20 s"
 done
 for f in 4 6; do
 	eval "wait_pid \$CONN_PID$f 20"
@@ -158,6 +179,55 @@ for f in 4 6; do
 		and .sockpulse.old_state == \"close\" and .sockpulse.new_state == \"listen\"
 		and .process.pid == $PL and .process.name == \"sp_conn\""
 done
+
+# --- the workload started before the agents: its ends, each with its owner and one direction
+for f in 4 6; do
+	o=$SP_TMP/preconn$f.out
+	so=$SP_TMP/preserve$f.out
+	K=$(kv "$o" connect cookie)
+	P=$(kv "$o" connect pid)
+	LP=$(kv "$o" connect lport)
+	KS=$(kv "$so" accepted cookie)
+	PS=$(kv "$so" accepted pid)
+	KL=$(kv "$so" listening cookie)
+	PL=$(kv "$so" listening pid)
+	W=${WORKER[$f]}
+	check_eq "before v$f: sp_conn connected" "$(kv "$o" connect result)" ok
+	[ -n "$K" ] && [ -n "$KS" ] || { fail "before v$f: no cookies from sp_conn"; continue; }
+	sip=${SRV_IP[$f]} cip=${CLI_IP[$f]} port=${PRE_PORT[$f]}
+
+	CTX="$(sock_is "$K")"
+	pairs=$(jq -r "select(.event.action == \"tcp-state-change\" and $(sock_is "$K")) |
+		\"\(.sockpulse.old_state)>\(.sockpulse.new_state)\"" "$C" | tr '\n' ' ')
+	check "before v$f client transitions established>fin_wait1 ... fin_wait2|closing>close: got: $pairs" \
+		grep -Eq '^established>fin_wait1 (.* )?(fin_wait2|closing)>close $' <<<"$pairs"
+	expect "before v$f client's close() names the client $P" "$C" "
+		.event.action == \"tcp-state-change\" and $(sock_is "$K")
+		and .sockpulse.new_state == \"fin_wait1\" and .process.pid == $P and .process.name == \"sp_conn\""
+	expect_none "before v$f every client line names the client $P" "$C" "
+		$(sock_is "$K") and (.process.pid != $P or .process.name != \"sp_conn\")"
+	expect_none "before v$f client lines: egress, destination $sip:$port, source $cip:$LP" "$C" "
+		(.event.action | startswith(\"tcp-\")) and $(sock_is "$K") and (
+			.network.direction != \"egress\" or .destination.ip != \"$sip\"
+			or .destination.port != $port or .source.ip != \"$cip\" or .source.port != $LP)"
+
+	CTX="$(sock_is "$KS")"
+	pairs=$(jq -r "select(.event.action == \"tcp-state-change\" and $(sock_is "$KS")) |
+		\"\(.sockpulse.old_state)>\(.sockpulse.new_state)\"" "$S" | tr '\n' ' ')
+	check "before v$f accepted socket transitions established>close_wait close_wait>last_ack last_ack>close: got: $pairs" \
+		test "$pairs" = "established>close_wait close_wait>last_ack last_ack>close "
+	expect_none "before v$f every accepted-socket line names the acceptor ${W}[${PS}]" "$S" "
+		$(sock_is "$KS") and (.process.pid != $PS or .process.name != \"$W\")"
+	expect_none "before v$f accepted socket lines: ingress from the client $cip:$LP to $sip:$port" "$S" "
+		(.event.action | startswith(\"tcp-\")) and $(sock_is "$KS") and (
+			.network.direction != \"ingress\" or .source.ip != \"$cip\" or .source.port != $LP
+			or .destination.ip != \"$sip\" or .destination.port != $port)"
+	CTX="$(sock_is "$KL")"
+	expect "before v$f listener: listen>close names its owner" "$S" "
+		.event.action == \"tcp-state-change\" and $(sock_is "$KL")
+		and .sockpulse.old_state == \"listen\" and .sockpulse.new_state == \"close\"
+		and .process.pid == $PL and .process.name == \"sp_conn\""
+done
 unset CTX
 
 # --- the kernel's own view: tcpstates rows for our addresses and ports, per side
@@ -171,8 +241,10 @@ if [ -n "$TCPSTATES" ]; then
 				print tolower($(NF-3)) ">" tolower($(NF-1)) }' "$SP_TMP/tcpstates.out" |
 			sort | uniq -c | tr -s ' ' | tr '\n' ';'
 	}
-	agent_pairs() {
-		jq -r 'select(.event.action == "tcp-state-change") | "\(.sockpulse.old_state)>\(.sockpulse.new_state)"' "$1" |
+	agent_pairs() { # the ports tcpstates is asked about
+		jq -r --argjson p4 "${PORT[4]}" --argjson p6 "${PORT[6]}" 'select(.event.action == "tcp-state-change"
+			and ([.source.port, .destination.port] | any(. == $p4 or . == $p6)))
+			| "\(.sockpulse.old_state)>\(.sockpulse.new_state)"' "$1" |
 			sort | uniq -c | tr -s ' ' | tr '\n' ';'
 	}
 	ts_c=$(ts_pairs '^(10\.1\.0\.1|fd00:1::1)$')

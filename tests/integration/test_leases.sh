@@ -10,7 +10,11 @@
 #   port 5403, refused burst: ~25 refused connects a second for 4 s to a port with no listener ->
 #     connect-failure-spike start for that destination only; a destination that accepts the same
 #     rate of connects (port 5404) raises nothing;
-#   replay of the agent's own log with the same flags gives the same lease and spike lines.
+#   port 5406, vanished peer older than the agent: 5402 with the connection made before the
+#     agent starts: lease-lost keepalive-timeout all the same, its lease lines naming the client
+#     and saying egress to the service;
+#   replay of the agent's own log with the same flags gives the same lease and spike lines (but
+#     for 5406's: replay cannot know a connection the live run found in the socket table).
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 
@@ -20,6 +24,11 @@ ns_new s
 ns_new z
 link_pair c s 4
 link_pair c z 5
+bg_run "$SP_TMP/psrv.out" nsx z "$SP_CONN" serve 10.5.0.2 5406 --hold 20 --deadline 25
+wait_for "$SP_TMP/psrv.out" '^listening' 10 || fail "early vanishing server did not listen"
+bg_run "$SP_TMP/pcli.out" nsx c "$SP_CONN" connect 10.5.0.2 5406 --keepalive 4,1,3 --hold 20 --deadline 25
+PPID_CLI=$BG_PID
+wait_for "$SP_TMP/psrv.out" '^accepted' 10 || fail "early vanishing server did not accept"
 agent_start eng c --lease-ttl $TTL || sp_finish
 
 bg_run "$SP_TMP/zsrv.out" nsx s "$SP_CONN" serve 10.4.0.2 5401 --chunks 3,100,300 --hold 12 --deadline 20
@@ -48,6 +57,7 @@ done
 
 wait_pid "$ZPID" 20 || fail "zombie client did not finish"
 wait_pid "$VPID" 25 || fail "vanishing client did not finish"
+wait_pid "$PPID_CLI" 25 || fail "early vanishing client did not finish"
 agent_stop eng
 E=$(agent_json eng)
 
@@ -75,6 +85,27 @@ check "vanished peer: expiry comes before the loss" test "$(jq -r "select($(sock
 	(.event.action == \"lease-expired\" or .event.action == \"lease-lost\")) | .event.action" "$E" |
 	tr '\n' ' ')" = "lease-expired lease-lost "
 
+# Vanished peer, connection older than the agent: lost the same way, lines naming the client.
+K=$(kv "$SP_TMP/pcli.out" connect cookie)
+P=$(kv "$SP_TMP/pcli.out" connect pid)
+CTX=".sockpulse.sock == $K"
+check_eq "early vanished peer: the client's connection died by keepalive" \
+	"$(kv "$SP_TMP/pcli.out" end error)" ETIMEDOUT
+expect "early vanished peer: lease lost by keepalive timeout, owner $P, egress to 10.5.0.2:5406" "$E" "
+	.event.action == \"lease-lost\" and $(sock_is "$K") and .sockpulse.lease.kind == \"transport\"
+	and .event.reason == \"keepalive-timeout\" and .process.pid == $P and .process.name == \"sp_conn\"
+	and .network.direction == \"egress\" and .destination.ip == \"10.5.0.2\" and .destination.port == 5406"
+expect_none "early vanished peer: every line names the client $P and says egress to 5406" "$E" "
+	$(sock_is "$K") and (.process.pid != $P or .network.direction != \"egress\"
+	or .destination.port != 5406)"
+# and the connections made after the start: their lease lines name the client too
+for t in zcli vcli; do
+	k=$(kv "$SP_TMP/$t.out" connect cookie)
+	expect_none "$t: every lease line names the client" "$E" "
+		(.event.action | startswith(\"lease-\")) and $(sock_is "$k")
+		and .process.pid != $(kv "$SP_TMP/$t.out" connect pid)"
+done
+
 # Spike: the refused destination only.
 CTX='.event.action == "connect-failure-spike" or (.event.action == "tcp-connect" and .event.outcome == "failure")'
 expect "refused burst: spike start for 10.4.0.2:5403" "$E" "
@@ -87,7 +118,9 @@ expect_none "accepting destination raises no spike" "$E" "
 	.event.action == \"connect-failure-spike\" and .destination.port == 5404"
 
 # Replay: the same lease and spike lines from the recorded log.
+PRE=$(kv "$SP_TMP/pcli.out" connect cookie)
 SELECT='select(.event.action | test("^(lease-(suspect|expired|recovered|closed|lost)|connect-failure-spike)$"))
+	| select(.sockpulse.sock != '"${PRE:-0}"')
 	| [.event.action, .sockpulse.sock, .sockpulse.lease.kind, .event.reason, .destination.ip,
 	   .destination.port, (.event.type // [] | join(","))] | @json'
 "$SOCKPULSE" replay --json --lease-ttl $TTL "$E" >"$SP_TMP/replay.json" 2>"$SP_TMP/replay.err"

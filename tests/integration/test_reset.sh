@@ -7,17 +7,37 @@
 #              client receives it (and its read fails with ECONNRESET);
 #   port 5402: the client does the same -> the client sends, the server receives.
 # Each side must say received/sent with sockpulse.old_state established.
+# Ports 5403/5404: the same two, with the connections made (and accepted) before the agents
+# start; the resets come after, and each end's lines must still name its owner and agree on
+# direction and ends.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 
 ns_new c
 ns_new s
 link_pair c s 4
-agent_start cli c || sp_finish
-agent_start srv s || sp_finish
 
 declare -A SRV=([4]=10.4.0.2 [6]=fd00:4::2)
 PIDS=()
+GO=$SP_TMP/go
+for f in 4 6; do
+	bg_run "$SP_TMP/psrst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5403 --wait-file "$GO" --rst-after-accept --deadline 20
+	PIDS+=("$BG_PID")
+	bg_run "$SP_TMP/pshold$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5404 --hold 5 --deadline 20
+	PIDS+=("$BG_PID")
+	wait_for "$SP_TMP/psrst$f.out" '^listening' 10 || fail "v$f early rst server did not listen"
+	wait_for "$SP_TMP/pshold$f.out" '^listening' 10 || fail "v$f early hold server did not listen"
+	bg_run "$SP_TMP/pcrecv$f.out" nsx c "$SP_CONN" connect "${SRV[$f]}" 5403 --hold 8 --deadline 20
+	PIDS+=("$BG_PID")
+	bg_run "$SP_TMP/pcsend$f.out" nsx c "$SP_CONN" connect "${SRV[$f]}" 5404 --wait-file "$GO" --hold 0.3 --linger0 --deadline 20
+	PIDS+=("$BG_PID")
+	wait_for "$SP_TMP/psrst$f.out" '^accepted' 10 || fail "v$f early rst server did not accept"
+	wait_for "$SP_TMP/pshold$f.out" '^accepted' 10 || fail "v$f early hold server did not accept"
+done
+
+agent_start cli c || sp_finish
+agent_start srv s || sp_finish
+touch "$GO"
 for f in 4 6; do
 	bg_run "$SP_TMP/srst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5401 --rst-after-accept --deadline 20
 	PIDS+=("$BG_PID")
@@ -68,6 +88,22 @@ for f in 4 6; do
 		"$(kv "$SP_TMP/csend$f.out" connect pid)"
 	rst "v$f server, client aborted" "$S" "$(kv "$SP_TMP/shold$f.out" accepted cookie)" received \
 		"$(kv "$SP_TMP/shold$f.out" accepted pid)"
+	# made before the agents: every line of each end names its owner
+	check_eq "v$f early client saw the server's reset" "$(kv "$SP_TMP/pcrecv$f.out" end error)" ECONNRESET
+	check_eq "v$f early server saw the client's reset" "$(kv "$SP_TMP/pshold$f.out" end error)" ECONNRESET
+	for e in "C pcrecv connect received 5403" "S psrst accepted sent 5403" \
+		"C pcsend connect sent 5404" "S pshold accepted received 5404"; do
+		read -r side tag step dir port <<<"$e"
+		if [ "$side" = C ]; then file=$C way=egress; else file=$S way=ingress; fi
+		k=$(kv "$SP_TMP/$tag$f.out" "$step" cookie)
+		pid=$(kv "$SP_TMP/$tag$f.out" "$step" pid)
+		rst "v$f $tag (before the agents)" "$file" "$k" "$dir" "$pid"
+		expect_none "v$f $tag (before the agents): every line names sp_conn[$pid]" "$file" "
+			$(sock_is "$k") and (.process.pid != $pid or .process.name != \"sp_conn\")"
+		expect_none "v$f $tag (before the agents): every line $way, destination ${SRV[$f]}:$port" "$file" "
+			$(sock_is "$k") and (.network.direction != \"$way\"
+			or .destination.ip != \"${SRV[$f]}\" or .destination.port != $port)"
+	done
 done
 unset CTX
 sp_finish

@@ -9,7 +9,10 @@
 #   5703: the client half-closes (shutdown SHUT_WR) and the peer never closes: the client's
 #         socket sits in FIN_WAIT2 -> tcp-stuck fin_wait2 with the client's pid;
 #   5704: a well-behaved pair closes at once: no tcp-stuck;
-#   5705: one server leaks three sockets: its third alert counts three, growing.
+#   5705: one server leaks three sockets: its third alert counts three, growing;
+#   5706, 5707: 5701 and 5703 with the connection made (and accepted) before the agent, closed
+#         (half-closed) after its start: the same alerts, each with its owner and its direction,
+#         and the client's lines name the client.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 
@@ -35,10 +38,19 @@ serve pre 5702 --leak --count 1 --hold 14
 client precli 5702 --hold 0.1
 wait_for "$SP_TMP/pre.out" '^accepted' 10 || fail "pre: no accept"
 wait_pid "$BG_PID" 10
+# Before the agent, ending after its start: a leaked CLOSE_WAIT and a FIN_WAIT2 to be.
+GO=$SP_TMP/go
+serve pcw 5706 --leak --count 1 --hold 12
+client pcwcli 5706 --wait-file "$GO"
+serve pfw 5707 --leak --count 1 --hold 12
+client pfwcli 5707 --wait-file "$GO" --shutdown-wr --hold 10
+wait_for "$SP_TMP/pcw.out" '^accepted' 10 || fail "pcw: no accept"
+wait_for "$SP_TMP/pfw.out" '^accepted' 10 || fail "pfw: no accept"
 sleep 0.5
 
 agent_start ag - --stuck-after 2s --netns-watch "$(ns_path s)" --netns-watch "$(ns_path c)" ||
 	sp_finish
+touch "$GO"
 
 serve cw 5701 --leak --count 1 --hold 6
 client cwcli 5701 --hold 0.2
@@ -52,10 +64,11 @@ for i in 1 2 3; do
 	sleep 1.5
 done
 
-for t in cw pre ok fw leak3; do
+for t in cw pre ok fw leak3 pcw pfw; do
 	wait_for "$SP_TMP/$t.out" '^end ' 30 || fail "$t: server did not finish"
 done
 wait_for "$SP_TMP/fwcli.out" '^end ' 20 || fail "fwcli: client did not finish"
+wait_for "$SP_TMP/pfwcli.out" '^end ' 20 || fail "pfwcli: client did not finish"
 sleep 0.5
 agent_stop ag
 J=$(agent_json ag)
@@ -100,5 +113,31 @@ expect_count "rollup: three alerts for the leaking process" "$J" \
 expect "rollup: the third says three stuck sockets, growing" "$J" \
 	".event.action == \"tcp-stuck\" and .event.type == [\"start\"] and .process.pid == $L3PID
 	 and .sockpulse.stuck.process.sockets == 3 and .sockpulse.stuck.process.trend == \"growing\""
+
+# made before the agent
+PCW=$(kv "$SP_TMP/pcw.out" accepted cookie)
+stuck "close_wait, connection older than the agent: the leaking server's socket" "$PCW" close_wait \
+	"$(kv "$SP_TMP/pcw.out" accepted pid)" "and .network.direction == \"ingress\"
+	 and .destination.port == 5706 and .sockpulse.stuck.process.sockets == 1"
+PFW=$(kv "$SP_TMP/pfwcli.out" connect cookie)
+check_eq "fin_wait2, connection older than the agent: the client half-closed" \
+	"$(kv "$SP_TMP/pfwcli.out" shutdown how)" wr
+stuck "fin_wait2, connection older than the agent: the half-closed client's socket" "$PFW" fin_wait2 \
+	"$(kv "$SP_TMP/pfwcli.out" connect pid)" "and .network.direction == \"egress\"
+	 and .destination.port == 5707"
+stuck "close_wait, connection older than the agent: its peer, the server that never closes" \
+	"$(kv "$SP_TMP/pfw.out" accepted cookie)" close_wait "$(kv "$SP_TMP/pfw.out" accepted pid)" \
+	"and .network.direction == \"ingress\" and .destination.port == 5707"
+for t in pcwcli pfwcli; do
+	k=$(kv "$SP_TMP/$t.out" connect cookie)
+	pid=$(kv "$SP_TMP/$t.out" connect pid)
+	CTX=$(sock_is "$k")
+	expect "$t: the client's own close() or shutdown() names it" "$J" "
+		$(sock_is "$k") and .sockpulse.old_state == \"established\"
+		and .sockpulse.new_state == \"fin_wait1\" and .process.pid == $pid"
+	expect_none "$t: every line of the client's socket names sp_conn[$pid], egress" "$J" "
+		$(sock_is "$k") and (.process.pid != $pid or .process.name != \"sp_conn\"
+		or .network.direction != \"egress\")"
+done
 unset CTX
 sp_finish
