@@ -402,6 +402,17 @@ static __always_inline void owner_refine(struct sock *sk, struct sk_info *s)
 	bpf_map_delete_elem(&accept_owners, &key);
 }
 
+/*
+ * Storage just made for a socket older than the agent (or than its last run): nobody named its
+ * owner, and it may still be waiting in an accept queue. Let accept() name it when it comes.
+ */
+static __always_inline void first_seen(struct sk_info *s)
+{
+	if (!(s->flags & (SKF_STATE_KNOWN | SKF_OWNER | SKF_OWNER_PROVISIONAL)) && !s->owner_tries &&
+	    !s->verdict)
+		s->owner_tries = ACCEPT_OWNER_TRIES;
+}
+
 static __always_inline void fill_owner(struct sp_record *r, const struct sk_info *s)
 {
 	if (!s || !(s->flags & (SKF_OWNER | SKF_OWNER_PROVISIONAL)))
@@ -596,6 +607,7 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 	now = bpf_ktime_get_ns();
 	s = sk_info_get(sk, true);
 	if (s) {
+		first_seen(s);
 		if ((s->flags & SKF_STATE_KNOWN) && s->state == oldstate && now >= s->state_ts) {
 			dur = now - s->state_ts;
 			has_dur = true;
@@ -896,6 +908,7 @@ int BPF_PROG(sp_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	if (!s)
 		return 0;
 	if (s->verdict == VERDICT_UNKNOWN) {
+		first_seen(s);
 		tp = tcp_full_sock(sk);
 		s->verdict = tp && sk_filter_ok(sk, tp) ? VERDICT_PASS : VERDICT_DROP;
 	}

@@ -114,7 +114,12 @@ int audit_decode(struct audit_walk *w, const void *rec, size_t len, uint32_t hz,
 		out->service_port = si.lport;
 		return 0;
 	}
+	/* a listener on the local port; or none left (a server side closing), but only the
+	 * remote port is ephemeral */
 	ingress = w->listen_ports[si.lport / 8] & (1u << (si.lport % 8));
+	if (!ingress && w->port_lo)
+		ingress = si.rport >= w->port_lo && si.rport <= w->port_hi &&
+			  !(si.lport >= w->port_lo && si.lport <= w->port_hi);
 	c->direction = ingress ? SP_DIR_INGRESS : SP_DIR_EGRESS;
 	set_addr(ingress ? &c->dst : &c->src, si.family, si.laddr);
 	set_addr(ingress ? &c->src : &c->dst, si.family, si.raddr);

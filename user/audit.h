@@ -66,6 +66,7 @@ struct audit_sock {
 struct audit_walk {
 	uint32_t netns;
 	uint8_t listen_ports[65536 / 8];
+	uint16_t port_lo, port_hi; /* the namespace's ip_local_port_range; 0: not known */
 };
 void audit_walk_reset(struct audit_walk *w, uint32_t netns);
 int audit_decode(struct audit_walk *w, const void *rec, size_t len, uint32_t hz,

@@ -113,9 +113,11 @@ void diag_tally_reset(struct diag_tally *t)
 		memset(d, 0, DEST_SLOTS * sizeof(*d));
 }
 
-void diag_tally_next_netns(struct diag_tally *t)
+void diag_tally_next_netns(struct diag_tally *t, uint16_t lo, uint16_t hi)
 {
 	memset(t->listen_ports, 0, sizeof(t->listen_ports));
+	t->port_lo = lo <= hi ? lo : 0;
+	t->port_hi = lo <= hi ? hi : 0;
 }
 
 static bool listening(const struct diag_tally *t, uint16_t port)
@@ -123,9 +125,18 @@ static bool listening(const struct diag_tally *t, uint16_t port)
 	return t->listen_ports[port / 8] & (1u << (port % 8));
 }
 
+static bool ephemeral(const struct diag_tally *t, uint16_t port)
+{
+	return t->port_lo && port >= t->port_lo && port <= t->port_hi;
+}
+
 uint8_t diag_direction(const struct diag_tally *t, const struct diag_sock *s)
 {
-	return listening(t, s->lport) ? SP_DIR_INGRESS : SP_DIR_EGRESS;
+	if (listening(t, s->lport))
+		return SP_DIR_INGRESS;
+	if (ephemeral(t, s->rport) && !ephemeral(t, s->lport))
+		return SP_DIR_INGRESS;
+	return SP_DIR_EGRESS;
 }
 
 void diag_to_conn(const struct diag_tally *t, const struct diag_sock *s, struct sp_conn *c)

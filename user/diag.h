@@ -52,6 +52,7 @@ struct diag_tally {
 	uint64_t sockets;
 	uint64_t established_seen;
 	uint8_t listen_ports[65536 / 8]; /* of the namespace being dumped */
+	uint16_t port_lo, port_hi;	 /* its ip_local_port_range; 0: not known */
 	struct diag_dest_count *dests;	 /* open addressing, DIAG_DEST_MAX * 2 slots */
 	uint32_t n_dests;
 	uint64_t dest_overflow; /* TIME_WAIT sockets not counted apart */
@@ -61,13 +62,15 @@ int diag_tally_init(struct diag_tally *t);
 void diag_tally_free(struct diag_tally *t);
 /* Starts a new dump cycle: zero counts. */
 void diag_tally_reset(struct diag_tally *t);
-/* Starts a new namespace within a cycle: listening ports are per namespace. */
-void diag_tally_next_netns(struct diag_tally *t);
+/* Starts a new namespace within a cycle: listening ports and the port range are per namespace
+ * (@lo..@hi its ip_local_port_range, 0..0 when not known). */
+void diag_tally_next_netns(struct diag_tally *t, uint16_t lo, uint16_t hi);
 void diag_tally_add(struct diag_tally *t, const struct diag_sock *s);
 /*
  * Which side of a connection was connected to, for a socket of the namespace being dumped: the
- * local side when a listener there has the local port (listeners come first in a dump), else the
- * remote side. Returns SP_DIR_INGRESS (we accepted it) or SP_DIR_EGRESS.
+ * local side when a listener there has the local port (listeners come first in a dump), or when
+ * only the remote port is in the namespace's ephemeral range (the listener is gone, say a server
+ * side in TIME_WAIT), else the remote side. SP_DIR_INGRESS (we accepted it) or SP_DIR_EGRESS.
  */
 uint8_t diag_direction(const struct diag_tally *t, const struct diag_sock *s);
 /* The connection facts of an existing socket, as an event would carry them. */

@@ -78,6 +78,7 @@ static int add_ns(struct sockdiag *sd, const char *path, uint32_t ino, uint32_t 
 {
 	struct epoll_event ev = {.events = EPOLLIN};
 	struct sockdiag_ns *n;
+	uint8_t reuse;
 	int err = 0;
 
 	for (int i = 0; i < sd->n_ns; i++)
@@ -103,6 +104,8 @@ static int add_ns(struct sockdiag *sd, const char *path, uint32_t ino, uint32_t 
 	}
 	n->inode = ino;
 	n->portid = mnl_socket_get_portid(n->nl);
+	if (netns_port_settings(ino, &n->port_lo, &n->port_hi, &reuse))
+		n->port_lo = n->port_hi = 0;
 	ev.data.u32 = sd->n_ns;
 	if (epoll_ctl(sd->epfd, EPOLL_CTL_ADD, mnl_socket_get_fd(n->nl), &ev)) {
 		err = -errno;
@@ -217,7 +220,8 @@ static void advance(struct sockdiag *sd)
 				finish(sd);
 				return;
 			}
-			diag_tally_next_netns(&sd->tally);
+			diag_tally_next_netns(&sd->tally, sd->ns[sd->cur].port_lo,
+					      sd->ns[sd->cur].port_hi);
 		}
 		err = send_request(sd);
 		if (!err)
@@ -236,6 +240,7 @@ int sockdiag_start(struct sockdiag *sd, sockdiag_sock_fn on_sock)
 	if (!sd->n_ns)
 		return -ENOENT;
 	diag_tally_reset(&sd->tally);
+	diag_tally_next_netns(&sd->tally, sd->ns[0].port_lo, sd->ns[0].port_hi);
 	sd->on_sock = on_sock;
 	sd->busy = true;
 	sd->cycle_ok = true;

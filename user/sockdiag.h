@@ -29,6 +29,7 @@ struct sockdiag_ns {
 	struct mnl_socket *nl;
 	uint32_t inode;
 	unsigned int portid;
+	uint16_t port_lo, port_hi; /* ip_local_port_range; 0 when unreadable */
 };
 
 struct sockdiag {

@@ -148,6 +148,8 @@ static void on_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_soc
 	uint32_t pid;
 	char comm[16];
 
+	tw->aw.port_lo = ns->port_lo;
+	tw->aw.port_hi = ns->port_hi;
 	if (audit_decode(&tw->aw, si, sizeof(*si), ns->hz, &s)) {
 		tw->decode_errors++;
 		return;
@@ -162,8 +164,12 @@ static void on_sock(void *ctx, const struct sockwalk_ns *ns, const struct sp_soc
 	if (tw->socks && !(s.flags & SP_W_TIMEWAIT))
 		socktab_walked(tw->socks, &s.conn, s.flags & SP_W_LISTENER);
 	target = tablewalk_target_ms(tw->cfg, s.service_port);
-	if (tw->engine && !(s.flags & (SP_W_LISTENER | SP_W_TIMEWAIT)))
+	if (tw->engine && !(s.flags & (SP_W_LISTENER | SP_W_TIMEWAIT))) {
 		engine_resync_seen(tw->engine, s.conn.cookie);
+		/* connections older than the agent hold leases from the start, with their owners */
+		if (!tw->walks && s.state == SP_ST_ESTABLISHED)
+			engine_seed(tw->engine, &s.conn, tw->now_ns);
+	}
 	if (tw->engine && !(s.flags & SP_W_LISTENER)) {
 		if (s.conn.direction == SP_DIR_EGRESS)
 			portfc_resync_add(engine_ports(tw->engine), ns->netns, &s.conn.src,
@@ -263,6 +269,8 @@ static void on_owner_sock(void *ctx, const struct sockwalk_ns *ns, const struct 
 	uint32_t pid;
 	char comm[16];
 
+	tw->aw.port_lo = ns->port_lo;
+	tw->aw.port_hi = ns->port_hi;
 	if (si->flags & SP_W_TIMEWAIT || audit_decode(&tw->aw, si, sizeof(*si), ns->hz, &s))
 		return;
 	if (s.inode && procsock_lookup(tw->ps, s.inode, &pid, comm)) {

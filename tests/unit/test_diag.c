@@ -196,9 +196,19 @@ static void test_tally(void **state)
 	assert_int_equal(c.dport, 443);
 
 	/* listeners are per namespace */
-	diag_tally_next_netns(&t);
+	diag_tally_next_netns(&t, 0, 0);
 	assert_int_equal(diag_direction(&t, &s), SP_DIR_EGRESS);
 	make_msg(&m, AF_INET, SP_ST_ESTABLISHED, "10.0.0.1", 80, "10.0.0.9", 51000, 9);
+	assert_int_equal(diag_parse(&m, sizeof(m), &s), 0);
+	assert_int_equal(diag_direction(&t, &s), SP_DIR_EGRESS);
+
+	/* no listener (it closed), but only the peer's port is ephemeral: we were connected to */
+	diag_tally_next_netns(&t, 32768, 60999);
+	assert_int_equal(diag_direction(&t, &s), SP_DIR_INGRESS);
+	make_msg(&m, AF_INET, SP_ST_TIME_WAIT, "10.0.0.1", 40000, "10.0.0.2", 443, 9);
+	assert_int_equal(diag_parse(&m, sizeof(m), &s), 0);
+	assert_int_equal(diag_direction(&t, &s), SP_DIR_EGRESS);
+	make_msg(&m, AF_INET, SP_ST_TIME_WAIT, "10.0.0.1", 40000, "10.0.0.2", 41000, 9);
 	assert_int_equal(diag_parse(&m, sizeof(m), &s), 0);
 	assert_int_equal(diag_direction(&t, &s), SP_DIR_EGRESS);
 
