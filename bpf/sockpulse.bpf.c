@@ -434,6 +434,9 @@ static __always_inline struct sp_record *rec_for_sk(__u32 type, __u64 now, struc
 		return NULL;
 	fill_from_sk(r, sk, tp);
 	r->cookie = bpf_get_socket_cookie(sk);
+	/* the cgroup of the task that made the socket (an accepted one: its listener's) */
+	if (tp)
+		r->cgroup_id = sk->sk_cgrp_data.cgroup->kn->id;
 	if (s)
 		r->direction = s->direction;
 	fill_owner(r, s);
@@ -1019,6 +1022,7 @@ static __always_inline struct sp_record *rec_for_call(const struct connect_req *
 	/* Failed before SYN_SENT, the socket has a cookie only if someone asked for one (this
 	 * hook cannot make one): then it is known, else the line goes without. */
 	r->cookie = req->cookie ? req->cookie : BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	r->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 	r->direction = SP_DIR_EGRESS;
 	if (ts >= req->ts) {
 		r->duration_ns = ts - req->ts;

@@ -114,6 +114,7 @@ static void decode_conn(struct sp_conn *c, const struct sp_record *r)
 		c->comm[sizeof(c->comm) - 1] = '\0';
 	}
 	c->cookie = r->cookie;
+	c->cgroup_id = r->cgroup_id;
 	c->netns = r->netns;
 }
 

@@ -85,6 +85,7 @@ struct sp_conn {
 	uint32_t pid;
 	char comm[SP_COMM_MAX]; /* NUL-terminated; empty when unknown */
 	uint64_t cookie; /* 0 when unknown */
+	uint64_t cgroup_id; /* cgroup v2 id of the socket's creator (accepted: its listener's) */
 	uint32_t netns; /* 0 when unknown */
 };
 

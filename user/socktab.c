@@ -21,8 +21,16 @@ struct st_table {
 	uint32_t mask, count, max;
 };
 
+/*
+ * Records about a socket can follow its CLOSE (the reset an abortive close sends, the timeout
+ * that names a death): a closed socket is forgotten only after this many later closes.
+ */
+#define CLOSED_DELAY 4096
+
 struct socktab {
 	struct st_table socks, listeners;
+	uint64_t closed[CLOSED_DELAY]; /* cookies, oldest at closed_next once full */
+	uint32_t closed_next, closed_n;
 	struct socktab_stats st;
 };
 
@@ -263,7 +271,12 @@ bool socktab_enrich(struct socktab *t, struct sp_event *ev)
 	if (inferred)
 		t->st.inferred++;
 	if (state && ev->state.new_state == SP_ST_CLOSE) {
-		del(&t->socks, c->cookie);
+		if (t->closed_n == CLOSED_DELAY)
+			del(&t->socks, t->closed[t->closed_next]);
+		else
+			t->closed_n++;
+		t->closed[t->closed_next] = c->cookie;
+		t->closed_next = (t->closed_next + 1) % CLOSED_DELAY;
 		return false;
 	}
 	if (!c->has_pid && !e->looked) {

@@ -7,8 +7,8 @@
  * -> /proc/PID/fd) and the listener's owner fill the gap. Every line of a socket then carries
  * the same owner and the same source/destination, whatever started first.
  *
- * Two bounded open-addressing tables in one allocation each: sockets by cookie (forgotten at
- * CLOSE), listeners by (namespace, port). They are caches: a full table forgets an entry to
+ * Two bounded open-addressing tables in one allocation each: sockets by cookie (forgotten a
+ * few thousand closes after their CLOSE: records can follow it), listeners by (namespace, port). They are caches: a full table forgets an entry to
  * make room and counts it; what was forgotten is looked up again when its socket shows up.
  */
 #ifndef SP_SOCKTAB_H
