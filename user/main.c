@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <stdio.h>
-#include <unistd.h>
 
 #include "auditcmd.h"
 #include "cli.h"
@@ -21,14 +20,10 @@ int main(int argc, char **argv)
 		return ret;
 	if (cfg.verbose)
 		log_set_level(LOG_DEBUG);
-	/* No command: the dashboard for a person at a terminal, the stream for everyone else. */
-	if (cfg.cmd == CMD_WATCH && !cfg.cmd_given && !cfg.json && isatty(STDIN_FILENO) &&
-	    isatty(STDOUT_FILENO))
-		cfg.cmd = CMD_TOP;
 
 	switch (cfg.cmd) {
 	case CMD_HELP:
-		cli_usage(stdout);
+		cli_usage(stdout, cfg.help_cmd);
 		return SP_EXIT_OK;
 	case CMD_VERSION:
 		printf("sockpulse %s (libbpf %s)\n", SP_VERSION, loader_libbpf_version());
