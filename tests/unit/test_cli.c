@@ -79,6 +79,13 @@ static const struct {
 static const enum sp_command run_cmds[] = { CMD_WATCH, CMD_TOP, CMD_AGENT, CMD_AUDIT, CMD_REPLAY,
 					    CMD_CHECK };
 
+/* A fresh configuration; what the last parse allocated is freed. */
+static void reinit(struct config *cfg)
+{
+	config_release(cfg);
+	config_init(cfg);
+}
+
 /* stderr of the parser, captured */
 static char err_buf[4096];
 static int saved_stderr = -1;
@@ -220,7 +227,7 @@ static void test_table_complete(void **state)
 /* Each option with a good value: exit 0, with the long name and, if any, the short flag. */
 static void test_every_option_parses(void **state)
 {
-	struct config cfg;
+	struct config cfg = { 0 };
 	const char *err;
 	char flag[3];
 
@@ -236,7 +243,7 @@ static void test_every_option_parses(void **state)
 		if (o->arg && !good)
 			continue; /* no cgroup2 mount here */
 		snprintf(longopt, sizeof(longopt), "--%s", o->name);
-		config_init(&cfg);
+		reinit(&cfg);
 		ret = parse(&cfg, &err, cmd, longopt, o->arg ? good : replay_file(o),
 			    o->arg ? replay_file(o) : NULL, NULL);
 		if (ret)
@@ -246,19 +253,20 @@ static void test_every_option_parses(void **state)
 		if (!o->short_flag)
 			continue;
 		snprintf(flag, sizeof(flag), "-%c", o->short_flag);
-		config_init(&cfg);
+		reinit(&cfg);
 		ret = parse(&cfg, &err, cmd, flag, o->arg ? good : replay_file(o),
 			    o->arg ? replay_file(o) : NULL, NULL);
 		if (ret)
 			fail_msg("%s %s: exit %d: %s", cmd, flag, ret, err);
 		config_release(&cfg);
 	}
+	config_release(&cfg);
 }
 
 /* Each option with a bad value: exit 2, one line naming the option and the value. */
 static void test_every_option_refuses_bad_values(void **state)
 {
-	struct config cfg;
+	struct config cfg = { 0 };
 	const char *err;
 
 	for (size_t i = 0; i < cli_n_options; i++) {
@@ -270,7 +278,7 @@ static void test_every_option_refuses_bad_values(void **state)
 		if (!o->arg || !samples[s].bad)
 			continue;
 		snprintf(longopt, sizeof(longopt), "--%s=%s", o->name, samples[s].bad);
-		config_init(&cfg);
+		reinit(&cfg);
 		ret = parse(&cfg, &err, cli_command_name(first_cmd(o)), longopt, replay_file(o), NULL);
 		if (ret != SP_EXIT_USAGE)
 			fail_msg("--%s=%s: exit %d, want 2", o->name, samples[s].bad, ret);
@@ -279,15 +287,16 @@ static void test_every_option_refuses_bad_values(void **state)
 			fail_msg("--%s=%s: stderr \"%s\"", o->name, samples[s].bad, err);
 		config_release(&cfg);
 	}
+	config_release(&cfg);
 }
 
 /* What a good value sets, and the bounds of the numeric kinds at both ends. */
 static void test_values_and_bounds(void **state)
 {
-	struct config cfg;
+	struct config cfg = { 0 };
 	const char *err;
 
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--coalesce", "1ms", "--hold", "0", "-p",
 			       "80", "-p", "443", "--connect-hook", "tracepoint", "-v", "-v",
 			       "--max-leases", "67108864", NULL),
@@ -300,7 +309,7 @@ static void test_values_and_bounds(void **state)
 	assert_int_equal(cfg.verbose, 2);
 	assert_int_equal(cfg.engine.lease.max_leases, 1U << 26);
 
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--coalesce", "1h", "--stuck-after", "off",
 			       "--port-risk-usage", "80%", "--spike-z", "100", "-4", "-4", NULL),
 			 0);
@@ -309,16 +318,16 @@ static void test_values_and_bounds(void **state)
 	assert_true(cfg.engine.ports.usage_ratio > 0.799 && cfg.engine.ports.usage_ratio < 0.801);
 	assert_int_equal(cfg.family, AF_INET);
 
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--coalesce", "3600000000001ns", NULL), 2);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--max-leases", "67108865", NULL), 2);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--spike-z", "100.01", NULL), 2);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "-4", "-6", NULL), 2);
 	assert_non_null(strstr(err, "-4 and -6 exclude each other"));
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "agent", "--log", "off", "--metrics", "off", NULL), 0);
 	assert_null(cfg.log_path);
 	assert_string_equal(cfg.metrics, "off");
@@ -328,7 +337,7 @@ static void test_values_and_bounds(void **state)
 /* Every option, under every command that does not take it: exit 2, one line saying so. */
 static void test_refused_where_it_does_not_apply(void **state)
 {
-	struct config cfg;
+	struct config cfg = { 0 };
 	const char *err;
 	unsigned int refused = 0;
 
@@ -346,7 +355,7 @@ static void test_refused_where_it_does_not_apply(void **state)
 			if (o->cmds & (1u << run_cmds[c]))
 				continue;
 			snprintf(longopt, sizeof(longopt), "--%s", o->name);
-			config_init(&cfg);
+			reinit(&cfg);
 			ret = parse(&cfg, &err, cmd, longopt, o->arg ? good : NULL,
 				    run_cmds[c] == CMD_REPLAY ? "-" : NULL, NULL);
 			snprintf(want, sizeof(want), "--%s does not apply to %s", o->name, cmd);
@@ -434,64 +443,65 @@ static void test_help(void **state)
 /* `help CMD`, `CMD --help`, `--help`: whose help is printed; help beats other errors. */
 static void test_help_words(void **state)
 {
-	struct config cfg;
+	struct config cfg = { 0 };
 	const char *err;
 
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "help", "watch", NULL), 0);
 	assert_int_equal(cfg.cmd, CMD_HELP);
 	assert_int_equal(cfg.help_cmd, CMD_WATCH);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "top", "--help", NULL), 0);
 	assert_int_equal(cfg.cmd, CMD_HELP);
 	assert_int_equal(cfg.help_cmd, CMD_TOP);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--log", "/tmp/x", "-h", NULL), 0);
 	assert_int_equal(cfg.help_cmd, CMD_WATCH);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "replay", "x.jsonl", "--help", NULL), 0);
 	assert_int_equal(cfg.help_cmd, CMD_REPLAY);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, NULL, "--help", NULL), 0);
 	assert_int_equal(cfg.help_cmd, CMD_HELP);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "help", NULL), 0);
 	assert_int_equal(cfg.help_cmd, CMD_HELP);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "help", "frobnicate", NULL), 2);
 	assert_int_equal(count_lines(err), 1);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "help", "watch", "top", NULL), 2);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "frobnicate", NULL), 2);
 	assert_non_null(strstr(err, "unknown command 'frobnicate'"));
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--frobnicate", NULL), 2);
 	assert_non_null(strstr(err, "--frobnicate: unknown option"));
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--port", NULL), 2);
 	assert_non_null(strstr(err, "needs a value"));
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "replay", NULL), 2);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "replay", "a", "b", NULL), 2);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "replay", "log.jsonl", "--json", NULL), 0);
 	assert_string_equal(cfg.replay_path, "log.jsonl");
 	/* without a command word and without a terminal: watch */
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, NULL, "--json", NULL), 0);
 	assert_int_equal(cfg.cmd, CMD_WATCH);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "version", "x", NULL), 2);
+	config_release(&cfg);
 }
 
 /* The defaults README and --help promise. */
 static void test_defaults(void **state)
 {
-	struct config cfg;
+	struct config cfg = { 0 };
 
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(cfg.coalesce_ns, NS_PER_S);
 	assert_int_equal(cfg.ring_bytes, 8u << 20);
 	assert_int_equal(cfg.hook, SP_HOOK_NONE);
@@ -515,6 +525,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.log_keep, 5);
 	assert_string_equal(cfg.metrics, "127.0.0.1:9477");
 	assert_int_equal(cfg.sockdiag_interval_ns, 5 * NS_PER_S);
+	config_release(&cfg);
 }
 
 /* The configuration file: the long names as keys, the command line after it. A key of another
@@ -529,14 +540,14 @@ static void test_config_file(void **state)
 				   "delay = 2s\n"
 				   "netns-watch = /proc/self/ns/net\n"
 				   "metrics = \"[::1]:9477\"\n";
-	struct config cfg;
+	struct config cfg = { 0 };
 	const char *err;
 	int fd = mkstemp(path);
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
 	close(fd);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "agent", "--config", path, "--lease-ttl", "80=3s",
 			       NULL),
 			 0);
@@ -548,7 +559,7 @@ static void test_config_file(void **state)
 	assert_int_equal(cfg.engine.lease.n_port_ttl, 1);
 	assert_int_equal(cfg.engine.lease.port_ttl[0].ttl_ns, 3 * NS_PER_S); /* flag wins */
 	config_release(&cfg);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "agent", "--config", path, "--delay", "2s", NULL), 2);
 	assert_non_null(strstr(err, "--delay does not apply to agent"));
 
@@ -556,11 +567,12 @@ static void test_config_file(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "spike-z = 101\n", 14), 14);
 	close(fd);
-	config_init(&cfg);
+	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "agent", "--config", path, NULL), 2);
 	assert_non_null(strstr(err, ":1: --spike-z: '101' is not a number from 0.5 to 100"));
 	assert_int_equal(count_lines(err), 1);
 	unlink(path);
+	config_release(&cfg);
 }
 
 int main(void)
