@@ -147,7 +147,7 @@ struct sp_option {
 	const char *const *names; /* OPT_ENUM: NULL-terminated, index = value */
 	sp_opt_parse_fn parse;	/* OPT_CUSTOM */
 	const char *arg;	/* the value in help ("DUR"), NULL for flags */
-	const char *valid;	/* what a good value is, for errors: "a duration from 1ms to 1h" */
+	const char *valid;	/* a good value, for errors: "a duration from 1ms to 1h" */
 	const char *help;
 	enum sp_opt_section section;
 	unsigned int cmds;	/* CMDS_*: the commands it applies to */
@@ -170,6 +170,10 @@ int cli_parse(int argc, char **argv, struct config *cfg);
 void cli_usage(FILE *out, enum sp_command cmd);
 const struct sp_option *cli_find_option(const char *name);
 const char *cli_command_name(enum sp_command cmd);
+/* "watch" -> CMD_WATCH; 0 or -EINVAL */
+int cli_parse_command(const char *word, enum sp_command *cmd);
+/* "watch, top, agent" for a CMDS_* mask */
+void cli_command_list(char *buf, size_t cap, unsigned int cmds);
 /* getopt_long's table built from cli_options ({0}-terminated) */
 const struct option *cli_long_options(void);
 /* Keys a configuration file may not set */

@@ -247,7 +247,8 @@ static void test_every_option_parses(void **state)
 		ret = parse(&cfg, &err, cmd, longopt, o->arg ? good : replay_file(o),
 			    o->arg ? replay_file(o) : NULL, NULL);
 		if (ret)
-			fail_msg("%s --%s %s: exit %d: %s", cmd, o->name, o->arg ? good : "", ret, err);
+			fail_msg("%s --%s %s: exit %d: %s", cmd, o->name, o->arg ? good : "", ret,
+				 err);
 		assert_string_equal(err, "");
 		config_release(&cfg);
 		if (!o->short_flag)
@@ -279,7 +280,8 @@ static void test_every_option_refuses_bad_values(void **state)
 			continue;
 		snprintf(longopt, sizeof(longopt), "--%s=%s", o->name, samples[s].bad);
 		reinit(&cfg);
-		ret = parse(&cfg, &err, cli_command_name(first_cmd(o)), longopt, replay_file(o), NULL);
+		ret = parse(&cfg, &err, cli_command_name(first_cmd(o)), longopt, replay_file(o),
+			    NULL);
 		if (ret != SP_EXIT_USAGE)
 			fail_msg("--%s=%s: exit %d, want 2", o->name, samples[s].bad, ret);
 		snprintf(want, sizeof(want), "--%s: '%s' is not ", o->name, samples[s].bad);
@@ -420,14 +422,16 @@ static void test_help(void **state)
 
 		snprintf(label, sizeof(label), "\n%s", cli_section_labels[s]);
 		if (!strstr(help, label))
-			fail_msg("section \"%s\" is not in the general help", cli_section_labels[s]);
+			fail_msg("section \"%s\" is not in the general help",
+				 cli_section_labels[s]);
 	}
 	for (size_t c = 0; c < sizeof(run_cmds) / sizeof(run_cmds[0]); c++) {
 		char usage[64];
 
 		help = help_of(run_cmds[c]);
 		check_width(help);
-		snprintf(usage, sizeof(usage), "Usage: sockpulse %s", cli_command_name(run_cmds[c]));
+		snprintf(usage, sizeof(usage), "Usage: sockpulse %s",
+			 cli_command_name(run_cmds[c]));
 		assert_non_null(strstr(help, usage));
 		assert_non_null(strstr(help, "Exit status:"));
 		for (size_t i = 0; i < cli_n_options; i++) {
