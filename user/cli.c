@@ -659,8 +659,10 @@ static int apply_option(const struct sp_option *o, const char *arg, struct confi
 			return SP_EXIT_USAGE;
 		break;
 	}
-	if (err)
+	if (err == -EINVAL || err == -ERANGE || err == -ENOENT || err == -ENOTDIR)
 		return usage_error("--%s: '%s' is not %s", o->name, arg ? arg : "", o->valid);
+	if (err) /* a file that could not be read: say why */
+		return usage_error("--%s: '%s': %s", o->name, arg ? arg : "", strerror(-err));
 	return 0;
 }
 
