@@ -57,7 +57,7 @@ DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev
 
 # Userspace: the engine-free core is shared by the binary and the unit tests.
 # Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.
-AGENT_SRCS  := user/main.c user/cli.c user/loader.c user/agent.c user/watch.c \
+AGENT_SRCS  := user/main.c user/loader.c user/agent.c user/watch.c \
 	       user/service.c user/http.c user/sockdiag.c user/top.c user/sockwalk.c \
 	       user/tablewalk.c user/auditcmd.c
 CORE_SRCS   := $(filter-out $(AGENT_SRCS),$(wildcard user/*.c))

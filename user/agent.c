@@ -418,15 +418,23 @@ void agent_stop(struct agent *a, int exit_code)
 		a->exit_code = exit_code;
 }
 
-static void summary_line(const char *what, const uint64_t *counts)
+static uint64_t sum_kinds(const uint64_t *counts)
 {
-	char buf[512];
-	size_t off;
 	uint64_t total = 0;
 
 	for (int t = 1; t < SP_REC_TYPE_MAX; t++)
 		total += counts[t];
-	off = snprintf(buf, sizeof(buf), "summary: %s %llu:", what, (unsigned long long)total);
+	return total;
+}
+
+/* "summary: events 15: state=12 connect=1 ...": every kind, so scripts can read any of them. */
+static void summary_line(const char *what, const uint64_t *counts)
+{
+	char buf[512];
+	size_t off;
+
+	off = snprintf(buf, sizeof(buf), "summary: %s %llu:", what,
+		       (unsigned long long)sum_kinds(counts));
 	for (int t = 1; t < SP_REC_TYPE_MAX && off < sizeof(buf); t++)
 		off += snprintf(buf + off, sizeof(buf) - off, " %s=%llu", rec_type_name(t),
 				(unsigned long long)counts[t]);
@@ -434,33 +442,33 @@ static void summary_line(const char *what, const uint64_t *counts)
 }
 
 /* Stuck sockets, the port forecast, the socket-table walks: what was raised, what was dropped. */
-static void summary_health(const struct agent *a)
+static void summary_health(const struct agent *a, bool all)
 {
 	const struct stuck_stats *st = stuck_stats(engine_stuck(a->engine));
 	const struct portfc_stats *ps = portfc_stats(engine_ports(a->engine));
 
-	pr_info("summary: tcp-stuck %llu (close_wait %llu, fin_wait2 %llu, %llu found at start), "
-		"%llu untracked (table full); port-exhaustion-risk %llu, destinations evicted %llu",
-		(unsigned long long)(st->alerts[0] + st->alerts[1]),
-		(unsigned long long)st->alerts[0], (unsigned long long)st->alerts[1],
-		(unsigned long long)st->seeded, (unsigned long long)st->untracked,
-		(unsigned long long)ps->alerts, (unsigned long long)ps->evicted);
-	if (a->walk)
+	if (all || st->alerts[0] || st->alerts[1] || st->seeded || st->untracked || ps->alerts ||
+	    ps->evicted)
+		pr_info("summary: tcp-stuck %llu (close_wait %llu, fin_wait2 %llu, %llu found at "
+			"start), %llu untracked (table full); port-exhaustion-risk %llu, "
+			"destinations evicted %llu",
+			(unsigned long long)(st->alerts[0] + st->alerts[1]),
+			(unsigned long long)st->alerts[0], (unsigned long long)st->alerts[1],
+			(unsigned long long)st->seeded, (unsigned long long)st->untracked,
+			(unsigned long long)ps->alerts, (unsigned long long)ps->evicted);
+	if (a->walk && (all || a->walk->errors))
 		pr_info("summary: socket table walks %llu (%llu incomplete), last %.1f ms",
 			(unsigned long long)a->walk->walks, (unsigned long long)a->walk->errors,
 			a->walk->last_duration_ns / 1e6);
 }
 
-void agent_summary(const struct agent *a)
+static void summary_engine(const struct agent *a, bool all)
 {
-	uint64_t bad = 0;
+	const struct lease_stats *ls = engine_lease_stats(a->engine);
+	const struct spike_stats *ss = engine_spike_stats(a->engine);
+	uint64_t holds = engine_stats(a->engine)->holds;
 
-	summary_line("events", a->counts.received);
-	summary_line("lost", a->counts.lost);
-	if (a->engine) {
-		const struct lease_stats *ls = engine_lease_stats(a->engine);
-		const struct spike_stats *ss = engine_spike_stats(a->engine);
-
+	if (all || ls->created || ss->incidents || holds)
 		pr_info("summary: leases created %llu closed %llu lost %llu (unobserved %llu) "
 			"expired %llu/%llu (transport/payload) evicted %llu; spikes %llu (host-wide "
 			"%llu); holds %llu",
@@ -469,10 +477,30 @@ void agent_summary(const struct agent *a)
 			(unsigned long long)ls->expirations[SP_LEASE_TRANSPORT],
 			(unsigned long long)ls->expirations[SP_LEASE_PAYLOAD],
 			(unsigned long long)ls->evicted, (unsigned long long)ss->incidents,
-			(unsigned long long)ss->host_incidents,
-			(unsigned long long)engine_stats(a->engine)->holds);
-		summary_health(a);
+			(unsigned long long)ss->host_incidents, (unsigned long long)holds);
+	summary_health(a, all);
+}
+
+/*
+ * At exit, what has something to say: the events and losses always (scripts read them), the
+ * engine's and the walks' counts when they counted anything; all of it with -v.
+ */
+void agent_summary(const struct agent *a)
+{
+	bool all = log_get_level() >= LOG_DEBUG;
+	uint64_t bad = 0;
+
+	if (!all && !sum_kinds(a->counts.received) && !sum_kinds(a->counts.lost)) {
+		pr_info("summary: no events, nothing lost");
+	} else {
+		summary_line("events", a->counts.received);
+		if (all || sum_kinds(a->counts.lost))
+			summary_line("lost", a->counts.lost);
+		else
+			pr_info("summary: lost 0: nothing dropped");
 	}
+	if (a->engine)
+		summary_engine(a, all);
 	if (a->counts.no_storage)
 		pr_warn("summary: %llu state changes of sockets the kernel could not give storage "
 			"(their lines lack durations and owners)",

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The command line: one table of options (cli_options) drives getopt_long, the general and
+ * per-command help (clihelp.c), the configuration file's keys and the config fuzzer. No libbpf
+ * here: the unit tests link it.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
 #include <sched.h>
@@ -27,196 +33,300 @@
 #ifndef NSFS_MAGIC
 #define NSFS_MAGIC 0x6e736673
 #endif
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
 
-enum {
-	OPT_DURATION = 0x100,
-	OPT_NETNS,
-	OPT_CGROUP,
-	OPT_COALESCE,
-	OPT_RING_SIZE,
-	OPT_CONNECT_HOOK,
-	OPT_NO_HEADER,
-	OPT_LOG,
-	OPT_LOG_MAX_SIZE,
-	OPT_LOG_KEEP,
-	OPT_LOG_ACTIONS,
-	OPT_LOG_ACTIVITY,
-	OPT_METRICS,
-	OPT_CONFIG,
-	OPT_SOCKDIAG_INTERVAL,
-	OPT_NETNS_WATCH,
-	OPT_LEASE_TTL,
-	OPT_MAX_LEASES,
-	OPT_PHI,
-	OPT_NO_LEASES,
-	OPT_HOLD,
-	OPT_SPIKE_WINDOW,
-	OPT_SPIKE_MIN_FAILURES,
-	OPT_SPIKE_Z,
-	OPT_SPIKE_MIN_RATIO,
-	OPT_SPIKE_QUIET,
-	OPT_SPIKE_MERGE,
-	OPT_SPIKE_HOST_MIN,
-	OPT_NO_COLOR,
-	OPT_NO_UNICODE,
-	OPT_STUCK_AFTER,
-	OPT_PORT_RISK_USAGE,
-	OPT_PORT_RISK_HORIZON,
-	OPT_AUDIT_INTERVAL,
-	OPT_CONNECTIONS,
+#define MS (1000000ULL)
+#define SECS (1000ULL * MS)
+#define HOUR (3600ULL * SECS)
+#define DAY (24ULL * HOUR)
+#define NETNS_DIR "/run/netns/"
+
+
+/* A copy of an option value that must outlive the line it came from. */
+struct cli_string {
+	struct cli_string *next;
+	char s[];
 };
 
-static const struct option long_options[] = {
-	{ "json", no_argument, NULL, 'j' },
-	{ "duration", required_argument, NULL, OPT_DURATION },
-	{ "port", required_argument, NULL, 'p' },
-	{ "ipv4", no_argument, NULL, '4' },
-	{ "ipv6", no_argument, NULL, '6' },
-	{ "netns", required_argument, NULL, OPT_NETNS },
-	{ "cgroup", required_argument, NULL, OPT_CGROUP },
-	{ "coalesce", required_argument, NULL, OPT_COALESCE },
-	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
-	{ "connect-hook", required_argument, NULL, OPT_CONNECT_HOOK },
-	{ "no-header", no_argument, NULL, OPT_NO_HEADER },
-	{ "log", required_argument, NULL, OPT_LOG },
-	{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
-	{ "log-keep", required_argument, NULL, OPT_LOG_KEEP },
-	{ "log-actions", required_argument, NULL, OPT_LOG_ACTIONS },
-	{ "log-activity", no_argument, NULL, OPT_LOG_ACTIVITY },
-	{ "metrics", required_argument, NULL, OPT_METRICS },
-	{ "config", required_argument, NULL, OPT_CONFIG },
-	{ "sockdiag-interval", required_argument, NULL, OPT_SOCKDIAG_INTERVAL },
-	{ "netns-watch", required_argument, NULL, OPT_NETNS_WATCH },
-	{ "lease-ttl", required_argument, NULL, OPT_LEASE_TTL },
-	{ "max-leases", required_argument, NULL, OPT_MAX_LEASES },
-	{ "phi-threshold", required_argument, NULL, OPT_PHI },
-	{ "no-leases", no_argument, NULL, OPT_NO_LEASES },
-	{ "hold", required_argument, NULL, OPT_HOLD },
-	{ "spike-window", required_argument, NULL, OPT_SPIKE_WINDOW },
-	{ "spike-min-failures", required_argument, NULL, OPT_SPIKE_MIN_FAILURES },
-	{ "spike-z", required_argument, NULL, OPT_SPIKE_Z },
-	{ "spike-min-ratio", required_argument, NULL, OPT_SPIKE_MIN_RATIO },
-	{ "spike-quiet", required_argument, NULL, OPT_SPIKE_QUIET },
-	{ "spike-merge", required_argument, NULL, OPT_SPIKE_MERGE },
-	{ "spike-host-min", required_argument, NULL, OPT_SPIKE_HOST_MIN },
-	{ "stuck-after", required_argument, NULL, OPT_STUCK_AFTER },
-	{ "port-risk-usage", required_argument, NULL, OPT_PORT_RISK_USAGE },
-	{ "port-risk-horizon", required_argument, NULL, OPT_PORT_RISK_HORIZON },
-	{ "audit-interval", required_argument, NULL, OPT_AUDIT_INTERVAL },
-	{ "connections", no_argument, NULL, OPT_CONNECTIONS },
-	{ "delay", required_argument, NULL, 'd' },
-	{ "no-color", no_argument, NULL, OPT_NO_COLOR },
-	{ "no-unicode", no_argument, NULL, OPT_NO_UNICODE },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{},
+const char *const cli_section_labels[SEC_MAX] = {
+	[SEC_OUTPUT] = "Output",
+	[SEC_FILTERS] = "Filters",
+	[SEC_KERNEL] = "Kernel side",
+	[SEC_LEASES] = "Leases and connect-failure spikes",
+	[SEC_HEALTH] = "Connection health",
+	[SEC_TOP] = "Dashboard",
+	[SEC_AGENT] = "Agent",
+	[SEC_GENERAL] = "General",
 };
 
-void cli_usage(FILE *out)
+static const char *const hook_names[] = {
+	[SP_HOOK_NONE] = "auto",
+	[SP_HOOK_FENTRY] = "fentry",
+	[SP_HOOK_KPROBE] = "kprobe",
+	[SP_HOOK_TRACEPOINT] = "tracepoint",
+	NULL,
+};
+
+static int parse_family(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_netns_opt(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_cgroup(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_ring_size(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_lease_ttl(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_port_risk_usage(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_netns_watch(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_log(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_log_max_size(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_log_actions(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_metrics(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_config_opt(const struct sp_option *o, const char *arg, struct config *cfg);
+
+#define FIELD(f) .off = offsetof(struct config, f)
+
+const struct sp_option cli_options[] = {
+	/* Output */
+	{ "json", 'j', OPT_FLAG, FIELD(json), .section = SEC_OUTPUT,
+	  .help = "JSON lines (see EVENTS.md) instead of aligned text",
+	  .cmds = CMDS_WATCH | CMDS_REPLAY | CMDS_AUDIT },
+	{ "duration", 0, OPT_DURATION, FIELD(duration_ns), .min = 1, .max = UINT64_MAX,
+	  .section = SEC_OUTPUT, .arg = "SECS", .valid = "a positive duration",
+	  .help = "stop after this long (\"30\", \"1.5s\", \"2m\"), flushing everything, exit 0",
+	  .cmds = CMDS_LIVE },
+	{ "no-header", 0, OPT_FLAG, FIELD(no_header), .section = SEC_OUTPUT,
+	  .help = "no column header in text output", .cmds = CMDS_WATCH },
+
+	/* Filters: all run in the kernel */
+	{ "port", 'p', OPT_PORTS, FIELD(ports), .section = SEC_FILTERS, .arg = "LIST",
+	  .valid = "a port list (ports 1-65535, lists and ranges like 80,8000-8100)",
+	  .help = "only sockets with a local or remote port in LIST (\"80,443,8000-8100\"); may "
+		  "repeat",
+	  .cmds = CMDS_LIVE | CMDS_CHECK },
+	{ "ipv4", '4', OPT_CUSTOM, .parse = parse_family, .section = SEC_FILTERS,
+	  .help = "only IPv4 (including IPv4-mapped IPv6)", .cmds = CMDS_LIVE | CMDS_CHECK },
+	{ "ipv6", '6', OPT_CUSTOM, .parse = parse_family, .section = SEC_FILTERS,
+	  .help = "only IPv6", .cmds = CMDS_LIVE | CMDS_CHECK },
+	{ "netns", 0, OPT_CUSTOM, .parse = parse_netns_opt, .section = SEC_FILTERS, .arg = "NS",
+	  .valid = "a network namespace: a name from 'ip netns list', a file or an inode number",
+	  .help = "only one network namespace: a name as 'ip netns list' shows it, a path such "
+		  "as /run/netns/NAME or /proc/PID/ns/net, or its inode number",
+	  .cmds = CMDS_LIVE | CMDS_CHECK | CMDS_AUDIT },
+	{ "cgroup", 0, OPT_CUSTOM, .parse = parse_cgroup, .section = SEC_FILTERS, .arg = "PATH",
+	  .valid = "a cgroup v2 directory",
+	  .help = "only sockets of a cgroup v2 directory and its descendants",
+	  .cmds = CMDS_LIVE | CMDS_CHECK },
+
+	/* Kernel side */
+	{ "coalesce", 0, OPT_DURATION, FIELD(coalesce_ns), .min = MS, .max = HOUR,
+	  .section = SEC_KERNEL, .arg = "DUR", .valid = "a duration from 1ms to 1h",
+	  .help = "at most one activity event per socket per DUR (default 1s)",
+	  .cmds = CMDS_LIVE | CMDS_CHECK | CMDS_REPLAY },
+	{ "ring-size", 0, OPT_CUSTOM, .parse = parse_ring_size, .section = SEC_KERNEL,
+	  .arg = "SIZE", .valid = "a power of two from a page to 1G",
+	  .help = "ring buffer size, a power of two (default 8M)", .cmds = CMDS_LIVE | CMDS_CHECK },
+	{ "connect-hook", 0, OPT_ENUM, FIELD(hook), .names = hook_names, .section = SEC_KERNEL,
+	  .arg = "H", .valid = "one of auto, fentry, kprobe, tracepoint",
+	  .help = "auto (default: fentry, then kprobe, then tracepoint), or force one",
+	  .cmds = CMDS_LIVE },
+
+	/* Leases and connect-failure spikes */
+	{ "lease-ttl", 0, OPT_CUSTOM, .parse = parse_lease_ttl, .section = SEC_LEASES,
+	  .arg = "[PORT=]DUR", .valid = "DURATION or PORT=DURATION",
+	  .help = "lease TTL (default 30s), or for one service port; may repeat",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY | CMDS_AUDIT },
+	{ "max-leases", 0, OPT_U32, FIELD(engine.lease.max_leases), .min = 1, .max = 1U << 26,
+	  .section = SEC_LEASES, .arg = "N", .valid = "a number from 1 to 67108864",
+	  .help = "lease table bound (default 1048576); evictions counted",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "phi-threshold", 0, OPT_DOUBLE, FIELD(engine.lease.phi_threshold), .dmin = 0,
+	  .dmax = 1000, .section = SEC_LEASES, .arg = "X", .valid = "a number from 0 to 1000",
+	  .help = "suspect early when phi reaches X (default 8; 0: off)",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "hold", 0, OPT_DURATION, FIELD(engine.hold_ns), .min = 0, .max = HOUR,
+	  .section = SEC_LEASES, .arg = "DUR", .valid = "a duration up to 1h",
+	  .help = "hold verdicts this long after a stall or loss (default 5s)",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "no-leases", 0, OPT_FLAG, FIELD(no_engine), .section = SEC_LEASES,
+	  .help = "kernel events only: no lease, spike, stuck or port verdicts, no socket-table "
+		  "walk",
+	  .cmds = CMDS_LIVE },
+	{ "spike-window", 0, OPT_U32, FIELD(engine.spike.window_s), .min = 1,
+	  .max = SPIKE_WINDOW_MAX, .section = SEC_LEASES, .arg = "S",
+	  .valid = "a number of seconds from 1 to 32",
+	  .help = "failures counted over S seconds (default 10)", .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "spike-min-failures", 0, OPT_U32, FIELD(engine.spike.min_failures), .min = 1,
+	  .max = 1000000, .section = SEC_LEASES, .arg = "N",
+	  .valid = "a number from 1 to 1000000",
+	  .help = "fewest failures in the window (default 5)", .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "spike-z", 0, OPT_DOUBLE, FIELD(engine.spike.z_enter), .dmin = 0.5, .dmax = 100,
+	  .section = SEC_LEASES, .arg = "Z", .valid = "a number from 0.5 to 100",
+	  .help = "Poisson z-score to enter a spike (default 4)", .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "spike-min-ratio", 0, OPT_DOUBLE, FIELD(engine.spike.min_ratio), .dmin = 0, .dmax = 1,
+	  .section = SEC_LEASES, .arg = "R", .valid = "a number from 0 to 1",
+	  .help = "failed share of attempts to enter (default 0.1)",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "spike-quiet", 0, OPT_U32, FIELD(engine.spike.leave_s), .min = 1, .max = 86400,
+	  .section = SEC_LEASES, .arg = "S", .valid = "a number of seconds from 1 to 86400",
+	  .help = "calm seconds before a spike ends (default 30)",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "spike-merge", 0, OPT_U32, FIELD(engine.spike.merge_s), .min = 0, .max = 86400,
+	  .section = SEC_LEASES, .arg = "S", .valid = "a number of seconds from 0 to 86400",
+	  .help = "a re-fire within S seconds is the same incident (default 60)",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "spike-host-min", 0, OPT_U32, FIELD(engine.spike.host_min_dests), .min = 0,
+	  .max = 65536, .section = SEC_LEASES, .arg = "N",
+	  .valid = "a number from 0 (off) to 65536",
+	  .help = "destinations spiking together that make one host-wide alert (default 3)",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+
+	/* Connection health */
+	{ "stuck-after", 0, OPT_OFF_DURATION, FIELD(engine.stuck.after_ns), .min = 100 * MS,
+	  .max = DAY, .section = SEC_HEALTH, .arg = "DUR",
+	  .valid = "off or a duration from 100ms to 1d",
+	  .help = "alert on a socket in CLOSE_WAIT or FIN_WAIT2 this long (default 60s; \"off\")",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "port-risk-usage", 0, OPT_CUSTOM, .parse = parse_port_risk_usage, .section = SEC_HEALTH,
+	  .arg = "PCT", .valid = "a percentage from 1 to 100",
+	  .help = "alert when this share of the local port range is in use towards one "
+		  "destination (default 80)",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "port-risk-horizon", 0, OPT_OFF_DURATION, FIELD(engine.ports.horizon_ns), .min = SECS,
+	  .max = DAY, .section = SEC_HEALTH, .arg = "DUR",
+	  .valid = "off or a duration from 1s to 1d",
+	  .help = "... or when exhaustion is predicted within DUR (default 60s; \"off\")",
+	  .cmds = CMDS_LIVE | CMDS_REPLAY },
+	{ "audit-interval", 0, OPT_OFF_DURATION, FIELD(audit_interval_ns), .min = SECS, .max = DAY,
+	  .section = SEC_HEALTH, .arg = "DUR", .valid = "off or a duration from 1s to 1d",
+	  .help = "socket-table walk: keepalive audit, port counts, stuck sockets (default 60s; "
+		  "\"off\": at start only)",
+	  .cmds = CMDS_LIVE },
+	{ "netns-watch", 0, OPT_CUSTOM, .parse = parse_netns_watch, .section = SEC_HEALTH,
+	  .arg = "NS", .valid = "a network namespace: a name from 'ip netns list' or a file",
+	  .help = "also walk (and, in the agent, count) this namespace's sockets: a name or a "
+		  "path; may repeat",
+	  .cmds = CMDS_LIVE | CMDS_AUDIT },
+	{ "connections", 0, OPT_FLAG, FIELD(audit_connections), .section = SEC_HEALTH,
+	  .help = "one line per connection, then the rollup", .cmds = CMDS_AUDIT },
+
+	/* Dashboard */
+	{ "delay", 'd', OPT_DURATION, FIELD(refresh_ns), .min = 100 * MS, .max = HOUR,
+	  .section = SEC_TOP, .arg = "DUR", .valid = "a duration from 100ms to 1h",
+	  .help = "screen refresh interval (default 1s, 100ms..1h)", .cmds = CMDS_TOP },
+	{ "no-color", 0, OPT_FLAG, FIELD(no_color), .section = SEC_TOP,
+	  .help = "no colors (also when NO_COLOR is set)", .cmds = CMDS_TOP },
+	{ "no-unicode", 0, OPT_FLAG, FIELD(no_unicode), .section = SEC_TOP,
+	  .help = "ASCII sparklines and marks", .cmds = CMDS_TOP },
+
+	/* Agent */
+	{ "log", 0, OPT_CUSTOM, .parse = parse_log, .section = SEC_AGENT, .arg = "PATH",
+	  .valid = "a file path",
+	  .help = "JSON lines log (default " SP_DEFAULT_LOG_PATH "), \"off\" for none",
+	  .cmds = CMDS_AGENT },
+	{ "log-max-size", 0, OPT_CUSTOM, .parse = parse_log_max_size, .section = SEC_AGENT,
+	  .arg = "SIZE", .valid = "0 or a size of at least 4K",
+	  .help = "rotate past SIZE (default 100M; 0: never)", .cmds = CMDS_AGENT },
+	{ "log-keep", 0, OPT_U32, FIELD(log_keep), .min = 0, .max = 1000, .section = SEC_AGENT,
+	  .arg = "N", .valid = "a number from 0 to 1000",
+	  .help = "rotated files kept: PATH.1 .. PATH.N (default 5)", .cmds = CMDS_AGENT },
+	{ "log-actions", 0, OPT_CUSTOM, .parse = parse_log_actions, .section = SEC_AGENT,
+	  .arg = "LIST",
+	  .valid = "a list of event.action names (tcp-connect,tcp-reset,...) or \"all\"",
+	  .help = "event.action values logged, comma-separated, or \"all\" (default: all but "
+		  "tcp-activity)",
+	  .cmds = CMDS_AGENT },
+	{ "log-activity", 0, OPT_FLAG, FIELD(log_activity), .section = SEC_AGENT,
+	  .help = "log tcp-activity lines too", .cmds = CMDS_AGENT },
+	{ "metrics", 0, OPT_CUSTOM, .parse = parse_metrics, .section = SEC_AGENT,
+	  .arg = "ADDR:PORT", .valid = "ADDR:PORT, [ADDR6]:PORT, PORT or off",
+	  .help = "Prometheus /metrics (default " SP_DEFAULT_METRICS "), \"[::1]:PORT\", a bare "
+		  "PORT, or \"off\"",
+	  .cmds = CMDS_AGENT },
+	{ "sockdiag-interval", 0, OPT_OFF_DURATION, FIELD(sockdiag_interval_ns), .min = 100 * MS,
+	  .max = HOUR, .section = SEC_AGENT, .arg = "DUR",
+	  .valid = "off or a duration from 100ms to 1h",
+	  .help = "socket table gauges refresh (default 5s; \"off\")",
+	  .cmds = CMDS_AGENT | CMDS_TOP },
+	{ "config", 0, OPT_CUSTOM, .parse = parse_config_opt, .section = SEC_GENERAL, .arg = "FILE",
+	  .valid = "a file",
+	  .help = "read \"key = value\" lines, keys the long options; the command line wins",
+	  .cmds = CMDS_ALL },
+
+	/* General */
+	{ "verbose", 'v', OPT_COUNT, FIELD(verbose), .section = SEC_GENERAL,
+	  .help = "debug output, including libbpf's", .cmds = CMDS_ALL },
+	{ "help", 'h', OPT_HELP, .section = SEC_GENERAL, .help = "this help", .cmds = CMDS_ALL },
+	{ "version", 'V', OPT_VERSION, .section = SEC_GENERAL, .help = "version",
+	  .cmds = CMDS_ALL },
+};
+
+const size_t cli_n_options = ARRAY_SIZE(cli_options);
+
+const char *const cli_config_forbidden[] = { "config", "help", "version", NULL };
+
+/* getopt's `val` of an option without a short flag: its index above every char */
+#define LONG_VAL_BASE 0x100
+
+const struct option *cli_long_options(void)
 {
-	fputs("Usage: sockpulse [COMMAND] [OPTIONS]\n"
-	      "\n"
-	      "Watches TCP from inside the kernel with eBPF: state changes, connect outcomes,\n"
-	      "keepalive and retransmission timeouts, resets and inbound activity.\n"
-	      "\n"
-	      "Commands:\n"
-	      "  watch                 stream events to stdout (the default when stdout is\n"
-	      "                        not a terminal)\n"
-	      "  top                   live dashboard: peers, leases, failures, spikes (the\n"
-	      "                        default on a terminal)\n"
-	      "  check                 load every connect-hook variant, report what works here\n"
-	      "  replay FILE           feed a JSON lines log (watch --json, agent log; - for\n"
-	      "                        stdin) through the engine, print its lease/spike lines\n"
-	      "  agent                 the host agent: JSON lines log, Prometheus /metrics,\n"
-	      "                        socket table gauges; for systemd (tools/sockpulse.service)\n"
-	      "  audit                 one-shot keepalive audit of established connections per\n"
-	      "                        service port and process: worst-case time to notice a\n"
-	      "                        dead peer, suggested settings (--json, --connections)\n"
-	      "  help, version\n"
-	      "\n"
-	      "Options:\n"
-	      "  -j, --json            JSON lines (see EVENTS.md) instead of aligned text\n"
-	      "      --duration SECS   stop after this long (\"30\", \"1.5s\", \"2m\"), exit 0\n"
-	      "  -p, --port LIST       only sockets with a local or remote port in LIST\n"
-	      "                        (\"80,443,8000-8100\"); may repeat\n"
-	      "  -4, --ipv4            only IPv4 (including IPv4-mapped IPv6)\n"
-	      "  -6, --ipv6            only IPv6\n"
-	      "      --netns NS        only one network namespace: a path such as\n"
-	      "                        /run/netns/NAME or /proc/PID/ns/net, or its inode number\n"
-	      "      --cgroup PATH     only sockets of a cgroup v2 directory and its descendants\n"
-	      "      --coalesce DUR    at most one activity event per socket per DUR (default 1s)\n"
-	      "      --ring-size SIZE  ring buffer size, a power of two (default 8M)\n"
-	      "      --connect-hook H  auto (default), fentry, kprobe or tracepoint\n"
-	      "      --no-header       no column header in text output\n"
-	      "\n"
-	      "Leases and connect-failure spikes (watch, agent, replay):\n"
-	      "      --lease-ttl [PORT=]DUR  lease TTL (default 30s), or for one service port;\n"
-	      "                        may repeat\n"
-	      "      --max-leases N    lease table bound (default 1048576); evictions counted\n"
-	      "      --phi-threshold X suspect early when phi reaches X (default 8; 0: off)\n"
-	      "      --hold DUR        hold verdicts this long after a stall or loss (default 5s)\n"
-	      "      --no-leases       kernel events only: no lease, spike, stuck or\n"
-	      "                        port verdicts, no socket-table walk\n"
-	      "      --spike-window S  failures counted over S seconds (default 10)\n"
-	      "      --spike-min-failures N  fewest failures in the window (default 5)\n"
-	      "      --spike-z Z       Poisson z-score to enter a spike (default 4)\n"
-	      "      --spike-min-ratio R  failed share of attempts to enter (default 0.1)\n"
-	      "      --spike-quiet S   calm seconds before a spike ends (default 30)\n"
-	      "      --spike-merge S   a re-fire within S seconds is the same incident (60)\n"
-	      "      --spike-host-min N  destinations spiking together that make one\n"
-	      "                        host-wide alert (default 3)\n"
-	      "\n"
-	      "Connection health (watch, top, agent, replay):\n"
-	      "      --stuck-after DUR  alert on a socket in CLOSE_WAIT or FIN_WAIT2 this long\n"
-	      "                        (default 60s; \"off\")\n"
-	      "      --port-risk-usage PCT  alert when this share of the local port range is in\n"
-	      "                        use towards one destination (default 80)\n"
-	      "      --port-risk-horizon DUR  ... or when exhaustion is predicted within DUR\n"
-	      "                        (default 60s; \"off\")\n"
-	      "      --audit-interval DUR  socket-table walk: keepalive audit, port counts\n"
-	      "                        (default 60s; \"off\": at start only)\n"
-	      "      --connections     audit: one line per connection, then the rollup\n"
-	      "\n"
-	      "Dashboard options (sockpulse top):\n"
-	      "  -d, --delay DUR       screen refresh interval (default 1s, 100ms..1h)\n"
-	      "      --no-color        no colors (also when NO_COLOR is set)\n"
-	      "      --no-unicode      ASCII sparklines and marks\n"
-	      "\n"
-	      "Agent options (sockpulse agent):\n"
-	      "      --log PATH        JSON lines log (default " SP_DEFAULT_LOG_PATH "),\n"
-	      "                        \"off\" for none\n"
-	      "      --log-max-size SIZE  rotate past SIZE (default 100M; 0: never)\n"
-	      "      --log-keep N      rotated files kept: PATH.1 .. PATH.N (default 5)\n"
-	      "      --log-actions LIST  event.action values logged, comma-separated, or \"all\"\n"
-	      "                        (default: all but tcp-activity)\n"
-	      "      --log-activity    log tcp-activity lines too\n"
-	      "      --metrics ADDR:PORT  Prometheus /metrics (default " SP_DEFAULT_METRICS "),\n"
-	      "                        \"[::1]:PORT\", a bare PORT, or \"off\"\n"
-	      "      --sockdiag-interval DUR  socket table gauges refresh (default 5s; \"off\")\n"
-	      "      --netns-watch PATH  also count and audit sockets of this namespace; may\n"
-	      "                        repeat (top, agent, audit)\n"
-	      "      --config FILE     read \"key = value\" lines, keys the long options;\n"
-	      "                        the command line wins\n"
-	      "\n"
-	      "  -v, --verbose         debug output, including libbpf's\n"
-	      "  -h, --help            this help\n"
-	      "  -V, --version         version\n"
-	      "\n"
-	      "Exit status:\n"
-	      "  0  success (also after --duration, SIGINT or SIGTERM)\n"
-	      "  1  runtime error\n"
-	      "  2  usage error: bad command or option value\n"
-	      "  3  missing privilege: needs root or CAP_BPF and CAP_PERFMON\n"
-	      "  4  kernel unsupported: no BTF (/sys/kernel/btf/vmlinux) or BPF feature missing\n"
-	      "  5  nothing attached: programs loaded but no hook could be attached\n",
-	      out);
+	static struct option opts[ARRAY_SIZE(cli_options) + 1];
+
+	if (!opts[0].name) {
+		for (size_t i = 0; i < cli_n_options; i++) {
+			const struct sp_option *o = &cli_options[i];
+
+			opts[i].name = o->name;
+			opts[i].has_arg = o->arg ? required_argument : no_argument;
+			opts[i].flag = NULL;
+			opts[i].val = o->short_flag ? o->short_flag : LONG_VAL_BASE + (int)i;
+		}
+	}
+	return opts;
 }
+
+static const char *short_options(void)
+{
+	static char s[2 * ARRAY_SIZE(cli_options) + 2];
+	size_t n = 0;
+
+	if (s[0])
+		return s;
+	s[n++] = ':';
+	for (size_t i = 0; i < cli_n_options; i++) {
+		if (!cli_options[i].short_flag)
+			continue;
+		s[n++] = (char)cli_options[i].short_flag;
+		if (cli_options[i].arg)
+			s[n++] = ':';
+	}
+	s[n] = '\0';
+	return s;
+}
+
+const struct sp_option *cli_find_option(const char *name)
+{
+	for (size_t i = 0; i < cli_n_options; i++)
+		if (strcmp(cli_options[i].name, name) == 0)
+			return &cli_options[i];
+	return NULL;
+}
+
+static const struct sp_option *option_by_val(int val)
+{
+	if (val >= LONG_VAL_BASE && (size_t)(val - LONG_VAL_BASE) < cli_n_options)
+		return &cli_options[val - LONG_VAL_BASE];
+	for (size_t i = 0; i < cli_n_options; i++)
+		if (cli_options[i].short_flag && cli_options[i].short_flag == val)
+			return &cli_options[i];
+	return NULL;
+}
+
+/* ---- values ---- */
 
 void config_init(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cmd = CMD_WATCH;
+	cfg->help_cmd = CMD_HELP;
 	cfg->coalesce_ns = SP_DEFAULT_COALESCE_NS;
 	cfg->ring_bytes = SP_DEFAULT_RING_BYTES;
 	cfg->hook = SP_HOOK_NONE;
@@ -232,9 +342,35 @@ void config_init(struct config *cfg)
 	cfg->audit_interval_ns = SP_DEFAULT_AUDIT_NS;
 }
 
-/* "FILE:LINE: " while a configuration file is applied, else empty. */
+void config_release(struct config *cfg)
+{
+	while (cfg->strings) {
+		struct cli_string *next = cfg->strings->next;
+
+		free(cfg->strings);
+		cfg->strings = next;
+	}
+}
+
+/* A copy of @s owned by @cfg (values of configuration lines do not outlive their line). */
+static const char *keep_string(struct config *cfg, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	struct cli_string *cs = malloc(sizeof(*cs) + n);
+
+	if (!cs)
+		return NULL;
+	memcpy(cs->s, s, n);
+	cs->next = cfg->strings;
+	cfg->strings = cs;
+	return cs->s;
+}
+
+/* Parsing context: "FILE:LINE: " while a configuration file is applied; the command whose
+ * help the error points at. */
 static char config_where[512];
 static bool in_config;
+static enum sp_command hint_cmd = CMD_HELP;
 
 static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
 {
@@ -244,23 +380,56 @@ static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "sockpulse: %s%s (try 'sockpulse --help')\n", config_where, msg);
+	if (hint_cmd == CMD_HELP)
+		fprintf(stderr, "sockpulse: %s%s (try 'sockpulse --help')\n", config_where, msg);
+	else
+		fprintf(stderr, "sockpulse: %s%s (try 'sockpulse help %s')\n", config_where, msg,
+			cli_command_name(hint_cmd));
 	return SP_EXIT_USAGE;
 }
 
-/* A namespace file (path) or a bare inode number. */
-static int parse_netns(const char *arg, uint32_t *inode)
+static int parse_family(const struct sp_option *o, const char *arg, struct config *cfg)
 {
-	uint64_t v;
+	uint16_t family = o->short_flag == '4' ? AF_INET : AF_INET6;
+
+	if (cfg->family && cfg->family != family)
+		return usage_error("-4 and -6 exclude each other");
+	cfg->family = family;
+	return 0;
+}
+
+/*
+ * A network namespace: a name from `ip netns list` (/run/netns/NAME), a namespace file, or,
+ * when @inode_ok, a bare inode number. @path receives the file it names.
+ */
+static int resolve_netns(const char *arg, bool inode_ok, uint32_t *inode, char *path,
+			 size_t cap)
+{
 	struct statfs sfs;
 	struct stat st;
+	uint64_t v;
 	int fd, type;
 
-	if (parse_u64(arg, 1, UINT32_MAX, &v) == 0) {
+	if (inode_ok && parse_u64(arg, 1, UINT32_MAX, &v) == 0) {
 		*inode = (uint32_t)v;
+		path[0] = '\0';
 		return 0;
 	}
-	fd = open(arg, O_RDONLY | O_CLOEXEC);
+	if (!*arg)
+		return -EINVAL;
+	if (strchr(arg, '/')) {
+		if (snprintf(path, cap, "%s", arg) >= (int)cap)
+			return -ENAMETOOLONG;
+	} else if (strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0 ||
+		   snprintf(path, cap, NETNS_DIR "%s", arg) >= (int)cap) {
+		return -EINVAL;
+	}
+	/* nsfs before open(): opening a device or a FIFO named here could do harm or hang */
+	if (statfs(path, &sfs))
+		return -errno;
+	if (sfs.f_type != NSFS_MAGIC)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	if (fstatfs(fd, &sfs) || sfs.f_type != NSFS_MAGIC || fstat(fd, &st)) {
@@ -275,8 +444,34 @@ static int parse_netns(const char *arg, uint32_t *inode)
 	return 0;
 }
 
+static int parse_netns_opt(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	char path[4096];
+
+	return resolve_netns(arg, true, &cfg->netns, path, sizeof(path));
+}
+
+static int parse_netns_watch(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	char path[4096];
+	const char *kept;
+	uint32_t ino;
+	int err;
+
+	err = resolve_netns(arg, false, &ino, path, sizeof(path));
+	if (err)
+		return err;
+	if (cfg->n_netns_watch >= SP_NETNS_WATCH_MAX)
+		return usage_error("--%s: more than %d namespaces", o->name, SP_NETNS_WATCH_MAX);
+	kept = keep_string(cfg, path);
+	if (!kept)
+		return -ENOMEM;
+	cfg->netns_watch[cfg->n_netns_watch++] = kept;
+	return 0;
+}
+
 /* A cgroup v2 directory: its id is its inode number. */
-static int parse_cgroup(const char *arg, uint64_t *id)
+static int parse_cgroup(const struct sp_option *o, const char *arg, struct config *cfg)
 {
 	struct statfs sfs;
 	struct stat st;
@@ -285,91 +480,76 @@ static int parse_cgroup(const char *arg, uint64_t *id)
 		return -errno;
 	if (sfs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode))
 		return -EINVAL;
-	*id = st.st_ino;
+	cfg->cgroup_id = st.st_ino;
 	return 0;
 }
 
-static int parse_hook(const char *arg, unsigned int *hook)
-{
-	static const char *const names[] = {
-		[SP_HOOK_NONE] = "auto",
-		[SP_HOOK_FENTRY] = "fentry",
-		[SP_HOOK_KPROBE] = "kprobe",
-		[SP_HOOK_TRACEPOINT] = "tracepoint",
-	};
-
-	for (unsigned int i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (names[i] && strcmp(arg, names[i]) == 0) {
-			*hook = i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-static int parse_command(const char *word, enum sp_command *cmd)
-{
-	static const struct {
-		const char *name;
-		enum sp_command cmd;
-	} cmds[] = {
-		{ "watch", CMD_WATCH },
-		{ "check", CMD_CHECK },
-		{ "help", CMD_HELP },
-		{ "version", CMD_VERSION },
-		{ "agent", CMD_AGENT },
-		{ "replay", CMD_REPLAY },
-		{ "top", CMD_TOP },
-		{ "audit", CMD_AUDIT },
-	};
-
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strcmp(word, cmds[i].name) == 0) {
-			*cmd = cmds[i].cmd;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-/* "off" (0), or a duration within [min_ns, max_ns]. 0 or -EINVAL. */
-static int parse_off_duration(const char *arg, uint64_t min_ns, uint64_t max_ns, uint64_t *out)
-{
-	uint64_t v;
-
-	if (strcmp(arg, "off") == 0) {
-		*out = 0;
-		return 0;
-	}
-	if (parse_duration(arg, &v) || v < min_ns || v > max_ns)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int parse_u32_opt(const char *arg, uint32_t min, uint32_t max, uint32_t *out)
-{
-	uint64_t v;
-	int err = parse_u64(arg, min, max, &v);
-
-	if (!err)
-		*out = (uint32_t)v;
-	return err;
-}
-
-static int check_ring_size(uint64_t bytes)
+static int parse_ring_size(const struct sp_option *o, const char *arg, struct config *cfg)
 {
 	long page = sysconf(_SC_PAGESIZE);
+	uint64_t bytes;
 
 	if (page <= 0)
 		page = 4096;
-	if (bytes < (uint64_t)page || bytes > (1ULL << 30) || (bytes & (bytes - 1)))
+	if (parse_size(arg, &bytes) || bytes < (uint64_t)page || bytes > (1ULL << 30) ||
+	    (bytes & (bytes - 1)))
 		return -EINVAL;
+	cfg->ring_bytes = bytes;
+	return 0;
+}
+
+static int parse_lease_ttl(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	int err = engine_parse_lease_ttl(&cfg->engine, arg);
+
+	if (err == -ENOSPC)
+		return usage_error("--%s: '%s' is not %s (too many ports)", o->name, arg, o->valid);
+	return err;
+}
+
+/* "80" or "80%" */
+static int parse_port_risk_usage(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	char pct[32];
+	size_t n = strlen(arg);
+	double v;
+
+	if (n && n < sizeof(pct) && arg[n - 1] == '%')
+		n--;
+	if (!n || n >= sizeof(pct))
+		return -EINVAL;
+	memcpy(pct, arg, n);
+	pct[n] = '\0';
+	if (parse_double(pct, 1, 100, &v))
+		return -EINVAL;
+	cfg->engine.ports.usage_ratio = v / 100.0;
+	return 0;
+}
+
+static int parse_log(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	if (!*arg)
+		return -EINVAL;
+	if (strcmp(arg, "off") == 0) {
+		cfg->log_path = NULL;
+		return 0;
+	}
+	cfg->log_path = keep_string(cfg, arg);
+	return cfg->log_path ? 0 : -ENOMEM;
+}
+
+static int parse_log_max_size(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	uint64_t v;
+
+	if (parse_size(arg, &v) || (v && v < 4096))
+		return -EINVAL;
+	cfg->log_max_size = v;
 	return 0;
 }
 
 /* "tcp-connect,tcp-reset" or "all": a mask of (1 << enum sp_action). */
-static int parse_actions(const char *arg, uint32_t *mask)
+static int parse_log_actions(const struct sp_option *o, const char *arg, struct config *cfg)
 {
 	char buf[512], *tok, *save = NULL;
 	uint32_t m = 0;
@@ -391,31 +571,123 @@ static int parse_actions(const char *arg, uint32_t *mask)
 	}
 	if (!m)
 		return -EINVAL;
-	*mask = m;
+	cfg->log_actions = m;
 	return 0;
 }
 
-/* One setting of the configuration file, through the same parser as the command line. */
-static int apply_config_setting(void *ctx, const char *name, const char *value)
+static int parse_metrics(const struct sp_option *o, const char *arg, struct config *cfg)
 {
-	/* struct config keeps pointers to option values: they live as long as the process */
-	static char arena[64 * 1024];
-	static size_t used;
-	char *opt = arena + used;
-	char *argv[] = { "sockpulse", opt, NULL };
-	int n;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool off;
 
-	n = snprintf(opt, sizeof(arena) - used, value ? "--%s=%s" : "--%s", name,
-		     value ? value : "");
-	if (n < 0 || (size_t)n >= sizeof(arena) - used)
-		return usage_error("%s%s", "configuration file too large", "");
-	used += n + 1;
-	return cli_parse(2, argv, ctx);
+	if (metrics_parse_listen(arg, &ss, &len, &off))
+		return -EINVAL;
+	cfg->metrics = keep_string(cfg, arg);
+	return cfg->metrics ? 0 : -ENOMEM;
 }
 
+/* Applied by load_config() before the rest of the command line. */
+static int parse_config_opt(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	if (in_config)
+		return usage_error("%s: not allowed in a configuration file", o->name);
+	return 0;
+}
+
+/* Stores @arg (NULL for flags) as @o says. 0, or SP_EXIT_USAGE after one line on stderr. */
+static int apply_option(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	void *field = (char *)cfg + o->off;
+	uint64_t v;
+	double d;
+	int err = 0;
+
+	switch (o->kind) {
+	case OPT_FLAG:
+		*(bool *)field = true;
+		return 0;
+	case OPT_COUNT:
+		(*(int *)field)++;
+		return 0;
+	case OPT_HELP:
+		cfg->help_cmd = hint_cmd;
+		cfg->cmd = CMD_HELP;
+		return 0;
+	case OPT_VERSION:
+		cfg->cmd = CMD_VERSION;
+		return 0;
+	case OPT_U32:
+		err = parse_u64(arg, o->min, o->max, &v);
+		if (!err)
+			*(uint32_t *)field = (uint32_t)v;
+		break;
+	case OPT_OFF_DURATION:
+		if (strcmp(arg, "off") == 0) {
+			*(uint64_t *)field = 0;
+			return 0;
+		}
+		/* fall through */
+	case OPT_DURATION:
+		err = parse_duration(arg, &v);
+		if (!err && (v < o->min || v > o->max))
+			err = -ERANGE;
+		if (!err)
+			*(uint64_t *)field = v;
+		break;
+	case OPT_DOUBLE:
+		err = parse_double(arg, o->dmin, o->dmax, &d);
+		if (!err)
+			*(double *)field = d;
+		break;
+	case OPT_PORTS:
+		err = parse_port_list(arg, field);
+		break;
+	case OPT_ENUM:
+		err = -EINVAL;
+		for (unsigned int i = 0; o->names[i]; i++) {
+			if (strcmp(o->names[i], arg) == 0) {
+				*(unsigned int *)field = i;
+				err = 0;
+				break;
+			}
+		}
+		break;
+	case OPT_CUSTOM:
+		err = o->parse(o, arg, cfg);
+		if (err > 0)
+			return SP_EXIT_USAGE;
+		break;
+	}
+	if (err == -EINVAL || err == -ERANGE || err == -ENOENT || err == -ENOTDIR)
+		return usage_error("--%s: '%s' is not %s", o->name, arg ? arg : "", o->valid);
+	if (err) /* a file that could not be read: say why */
+		return usage_error("--%s: '%s': %s", o->name, arg ? arg : "", strerror(-err));
+	return 0;
+}
+
+/* ---- the configuration file ---- */
+
+int cli_apply_setting(void *ctx, const char *name, const char *value)
+{
+	const struct sp_option *o = cli_find_option(name);
+
+	/* config_load() checked the key against the table; a caller other than it may not have */
+	if (!o)
+		return usage_error("unknown key '%s'", name);
+	if (!o->arg && value)
+		return usage_error("'%s' takes true or false", name);
+	if (o->arg && !value)
+		return usage_error("'%s' needs a value", name);
+	return apply_option(o, value, ctx);
+}
+
+/*
+ * Settings for other commands are taken (checked, and unused by this one): one file may serve
+ * `agent` and `top` alike. Only the command line is held to what its command takes.
+ */
 static int load_config(int argc, char **argv, struct config *cfg)
 {
-	static const char *const forbidden[] = { "config", "help", "version", NULL };
 	const char *path = config_find_arg(argc, argv);
 	int err;
 
@@ -423,288 +695,107 @@ static int load_config(int argc, char **argv, struct config *cfg)
 		return 0;
 	cfg->config_path = path;
 	in_config = true;
-	err = config_load(path, long_options, forbidden, apply_config_setting, cfg, config_where,
-			  sizeof(config_where));
+	err = config_load(path, cli_long_options(), cli_config_forbidden, cli_apply_setting, cfg,
+			  config_where, sizeof(config_where));
 	in_config = false;
 	config_where[0] = '\0';
 	return err ? SP_EXIT_USAGE : 0;
 }
 
-int cli_parse(int argc, char **argv, struct config *cfg)
+/* ---- the command line ---- */
+
+/* No command word: the dashboard for a person at a terminal, the stream for everyone else. */
+static enum sp_command default_command(const struct config *cfg)
 {
-	int opt, err;
+	if (!cfg->json && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+		return CMD_TOP;
+	return CMD_WATCH;
+}
 
-	if (!in_config) {
-		err = load_config(argc, argv, cfg);
-		if (err)
-			return err;
+/* The options given on the command line that @cfg->cmd does not take: the first is refused. */
+static int check_applies(const bool *given, const struct config *cfg)
+{
+	char cmds[96];
+
+	for (size_t i = 0; i < cli_n_options; i++) {
+		const struct sp_option *o = &cli_options[i];
+
+		if (!given[i] || (o->cmds & (1u << cfg->cmd)))
+			continue;
+		cli_command_list(cmds, sizeof(cmds), o->cmds);
+		return usage_error("--%s does not apply to %s (it is for %s)", o->name,
+				   cli_command_name(cfg->cmd), cmds);
 	}
+	return 0;
+}
 
-	if (argc > 1 && argv[1][0] != '-') {
-		if (parse_command(argv[1], &cfg->cmd))
-			return usage_error("unknown command '%s%s'", "", argv[1]);
-		cfg->cmd_given = true;
-		argc--;
-		argv++;
-	}
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":jp:46d:vhV", long_options, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			cfg->json = true;
-			break;
-		case OPT_DURATION:
-			if (parse_duration(optarg, &cfg->duration_ns) || cfg->duration_ns == 0)
-				return usage_error("%s: '%s' is not a positive duration", "--duration",
-						   optarg);
-			break;
-		case 'p':
-			if (parse_port_list(optarg, &cfg->ports))
-				return usage_error("%s: '%s' is not a port list (ports 1-65535, "
-						   "lists and ranges like 80,8000-8100)",
-						   "--port", optarg);
-			break;
-		case '4':
-		case '6':
-			if (cfg->family)
-				return usage_error("%s%s: -4 and -6 exclude each other", "", "");
-			cfg->family = opt == '4' ? AF_INET : AF_INET6;
-			break;
-		case OPT_NETNS:
-			err = parse_netns(optarg, &cfg->netns);
-			if (err)
-				return usage_error("%s: '%s' is not a network namespace file or inode",
-						   "--netns", optarg);
-			break;
-		case OPT_CGROUP:
-			err = parse_cgroup(optarg, &cfg->cgroup_id);
-			if (err)
-				return usage_error("%s: '%s' is not a cgroup v2 directory", "--cgroup",
-						   optarg);
-			break;
-		case OPT_COALESCE:
-			if (parse_duration(optarg, &cfg->coalesce_ns) || cfg->coalesce_ns < 1000000 ||
-			    cfg->coalesce_ns > 3600ULL * 1000000000ULL)
-				return usage_error("%s: '%s' is not a duration from 1ms to 1h",
-						   "--coalesce", optarg);
-			break;
-		case OPT_RING_SIZE:
-			if (parse_size(optarg, &cfg->ring_bytes) || check_ring_size(cfg->ring_bytes))
-				return usage_error("%s: '%s' is not a power of two from a page to 1G",
-						   "--ring-size", optarg);
-			break;
-		case OPT_CONNECT_HOOK:
-			if (parse_hook(optarg, &cfg->hook))
-				return usage_error("%s: '%s' is not one of auto, fentry, kprobe, "
-						   "tracepoint",
-						   "--connect-hook", optarg);
-			break;
-		case OPT_NO_HEADER:
-			cfg->no_header = true;
-			break;
-		case OPT_LOG:
-			if (!*optarg)
-				return usage_error("%s: '%s' is not a file path", "--log", optarg);
-			cfg->log_path = strcmp(optarg, "off") == 0 ? NULL : optarg;
-			break;
-		case OPT_LOG_MAX_SIZE:
-			if (parse_size(optarg, &cfg->log_max_size) ||
-			    (cfg->log_max_size && cfg->log_max_size < 4096))
-				return usage_error("%s: '%s' is not 0 or a size of at least 4K",
-						   "--log-max-size", optarg);
-			break;
-		case OPT_LOG_KEEP: {
-			uint64_t v;
-
-			if (parse_u64(optarg, 0, 1000, &v))
-				return usage_error("%s: '%s' is not a number from 0 to 1000",
-						   "--log-keep", optarg);
-			cfg->log_keep = (unsigned int)v;
-			break;
-		}
-		case OPT_LOG_ACTIONS:
-			if (parse_actions(optarg, &cfg->log_actions))
-				return usage_error("%s: '%s' is not a list of event.action names "
-						   "(tcp-connect,tcp-reset,...) or \"all\"",
-						   "--log-actions", optarg);
-			break;
-		case OPT_LOG_ACTIVITY:
-			cfg->log_activity = true;
-			break;
-		case OPT_METRICS: {
-			struct sockaddr_storage ss;
-			socklen_t len;
-			bool off;
-
-			if (metrics_parse_listen(optarg, &ss, &len, &off))
-				return usage_error("%s: '%s' is not ADDR:PORT, [ADDR6]:PORT, PORT or "
-						   "off",
-						   "--metrics", optarg);
-			cfg->metrics = optarg;
-			break;
-		}
-		case OPT_CONFIG:
-			/* applied by load_config() before the command line */
-			if (in_config)
-				return usage_error("%s%s: not allowed in a configuration file", "",
-						   "config");
-			break;
-		case OPT_SOCKDIAG_INTERVAL:
-			if (parse_off_duration(optarg, 100000000ULL, 3600ULL * 1000000000ULL,
-					       &cfg->sockdiag_interval_ns))
-				return usage_error("%s: '%s' is not off or a duration from 100ms to 1h",
-						   "--sockdiag-interval", optarg);
-			break;
-		case OPT_NETNS_WATCH: {
-			uint32_t ino;
-
-			if (optarg[0] != '/' || parse_netns(optarg, &ino))
-				return usage_error("%s: '%s' is not a network namespace file",
-						   "--netns-watch", optarg);
-			if (cfg->n_netns_watch >= SP_NETNS_WATCH_MAX)
-				return usage_error("%s: more than %d namespaces", "--netns-watch",
-						   SP_NETNS_WATCH_MAX);
-			cfg->netns_watch[cfg->n_netns_watch++] = optarg;
-			break;
-		}
-		case OPT_LEASE_TTL:
-			err = engine_parse_lease_ttl(&cfg->engine, optarg);
-			if (err)
-				return usage_error("%s: '%s' is not DURATION or PORT=DURATION%s",
-						   "--lease-ttl", optarg,
-						   err == -ENOSPC ? " (too many ports)" : "");
-			break;
-		case OPT_MAX_LEASES:
-			if (parse_u32_opt(optarg, 1, 1U << 26, &cfg->engine.lease.max_leases))
-				return usage_error("%s: '%s' is not a number from 1 to 67108864",
-						   "--max-leases", optarg);
-			break;
-		case OPT_PHI:
-			if (parse_double(optarg, 0, 1000, &cfg->engine.lease.phi_threshold))
-				return usage_error("%s: '%s' is not a number from 0 to 1000",
-						   "--phi-threshold", optarg);
-			break;
-		case OPT_NO_LEASES:
-			cfg->no_engine = true;
-			break;
-		case OPT_HOLD:
-			if (parse_duration(optarg, &cfg->engine.hold_ns) ||
-			    cfg->engine.hold_ns > 3600ULL * 1000000000ULL)
-				return usage_error("%s: '%s' is not a duration up to 1h", "--hold",
-						   optarg);
-			break;
-		case OPT_SPIKE_WINDOW:
-			if (parse_u32_opt(optarg, 1, SPIKE_WINDOW_MAX, &cfg->engine.spike.window_s))
-				return usage_error("%s: '%s' is not a number of seconds from 1 to %d",
-						   "--spike-window", optarg, SPIKE_WINDOW_MAX);
-			break;
-		case OPT_SPIKE_MIN_FAILURES:
-			if (parse_u32_opt(optarg, 1, 1000000, &cfg->engine.spike.min_failures))
-				return usage_error("%s: '%s' is not a number from 1 to 1000000",
-						   "--spike-min-failures", optarg);
-			break;
-		case OPT_SPIKE_QUIET:
-			if (parse_u32_opt(optarg, 1, 86400, &cfg->engine.spike.leave_s))
-				return usage_error("%s: '%s' is not a number of seconds from 1 to 86400",
-						   "--spike-quiet", optarg);
-			break;
-		case OPT_SPIKE_MERGE:
-			if (parse_u32_opt(optarg, 0, 86400, &cfg->engine.spike.merge_s))
-				return usage_error("%s: '%s' is not a number of seconds from 0 to 86400",
-						   "--spike-merge", optarg);
-			break;
-		case OPT_SPIKE_HOST_MIN:
-			if (parse_u32_opt(optarg, 0, 65536, &cfg->engine.spike.host_min_dests))
-				return usage_error("%s: '%s' is not a number from 0 (off) to 65536",
-						   "--spike-host-min", optarg);
-			break;
-		case OPT_SPIKE_Z:
-			if (parse_double(optarg, 0.5, 100, &cfg->engine.spike.z_enter))
-				return usage_error("%s: '%s' is not a number from 0.5 to 100",
-						   "--spike-z", optarg);
-			break;
-		case OPT_SPIKE_MIN_RATIO:
-			if (parse_double(optarg, 0, 1, &cfg->engine.spike.min_ratio))
-				return usage_error("%s: '%s' is not a number from 0 to 1",
-						   "--spike-min-ratio", optarg);
-			break;
-		case OPT_STUCK_AFTER:
-			if (parse_off_duration(optarg, 100000000ULL, 86400ULL * 1000000000ULL,
-					       &cfg->engine.stuck.after_ns))
-				return usage_error("%s: '%s' is not off or a duration from 100ms to 1d",
-						   "--stuck-after", optarg);
-			break;
-		case OPT_PORT_RISK_USAGE: {
-			char pct[32];
-			size_t n = strlen(optarg);
-			double v;
-
-			/* "80" or "80%" */
-			if (n && n < sizeof(pct) && optarg[n - 1] == '%')
-				n--;
-			if (!n || n >= sizeof(pct))
-				return usage_error("%s: '%s' is not a percentage from 1 to 100",
-						   "--port-risk-usage", optarg);
-			memcpy(pct, optarg, n);
-			pct[n] = '\0';
-			if (parse_double(pct, 1, 100, &v))
-				return usage_error("%s: '%s' is not a percentage from 1 to 100",
-						   "--port-risk-usage", optarg);
-			cfg->engine.ports.usage_ratio = v / 100.0;
-			break;
-		}
-		case OPT_PORT_RISK_HORIZON:
-			if (parse_off_duration(optarg, 1000000000ULL, 86400ULL * 1000000000ULL,
-					       &cfg->engine.ports.horizon_ns))
-				return usage_error("%s: '%s' is not off or a duration from 1s to 1d",
-						   "--port-risk-horizon", optarg);
-			break;
-		case OPT_AUDIT_INTERVAL:
-			if (parse_off_duration(optarg, 1000000000ULL, 86400ULL * 1000000000ULL,
-					       &cfg->audit_interval_ns))
-				return usage_error("%s: '%s' is not off or a duration from 1s to 1d",
-						   "--audit-interval", optarg);
-			break;
-		case OPT_CONNECTIONS:
-			cfg->audit_connections = true;
-			break;
-		case 'd':
-			if (parse_duration(optarg, &cfg->refresh_ns) || cfg->refresh_ns < 100000000ULL ||
-			    cfg->refresh_ns > 3600ULL * 1000000000ULL)
-				return usage_error("%s: '%s' is not a duration from 100ms to 1h",
-						   "--delay", optarg);
-			break;
-		case OPT_NO_COLOR:
-			cfg->no_color = true;
-			break;
-		case OPT_NO_UNICODE:
-			cfg->no_unicode = true;
-			break;
-		case 'v':
-			cfg->verbose++;
-			break;
-		case 'h':
-			cfg->cmd = CMD_HELP;
-			break;
-		case 'V':
-			cfg->cmd = CMD_VERSION;
-			break;
-		case ':':
-			return usage_error("%s%s: option needs a value", "",
-					   argv[optind - 1] ? argv[optind - 1] : "?");
-		default:
-			return usage_error("%s%s: unknown option", "",
-					   argv[optind - 1] ? argv[optind - 1] : "?");
-		}
-	}
-	if (cfg->cmd == CMD_REPLAY && !in_config) {
+/* `sockpulse help COMMAND`, `sockpulse replay FILE`; nothing else takes words. */
+static int positional(int argc, char **argv, struct config *cfg, enum sp_command word)
+{
+	if (word == CMD_HELP && optind < argc) {
+		if (cli_parse_command(argv[optind], &cfg->help_cmd) || cfg->help_cmd == CMD_HELP ||
+		    cfg->help_cmd == CMD_VERSION)
+			return usage_error("help: '%s' is not a command", argv[optind]);
+		optind++;
+	} else if (cfg->cmd == CMD_HELP) {
+		return 0; /* `sockpulse replay FILE --help` */
+	} else if (cfg->cmd == CMD_REPLAY) {
 		if (optind != argc - 1)
-			return usage_error("%s%s", "replay: ", "needs exactly one FILE (or - for stdin)");
+			return usage_error("replay: needs exactly one FILE (or - for stdin)");
 		cfg->replay_path = argv[optind++];
 	}
 	if (optind < argc)
-		return usage_error("%s'%s': unexpected argument", "", argv[optind]);
+		return usage_error("'%s': unexpected argument", argv[optind]);
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct config *cfg)
+{
+	bool given[ARRAY_SIZE(cli_options)] = { false };
+	enum sp_command word = CMD_MAX; /* the command word, if any */
+	const struct sp_option *o;
+	int opt, err;
+
+	hint_cmd = CMD_HELP;
+	if (argc > 1 && argv[1][0] != '-') {
+		if (cli_parse_command(argv[1], &cfg->cmd))
+			return usage_error("unknown command '%s'", argv[1]);
+		cfg->cmd_given = true;
+		word = hint_cmd = cfg->cmd;
+		argc--;
+		argv++;
+	}
+	err = load_config(argc, argv, cfg);
+	if (err)
+		return err;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, short_options(), cli_long_options(), NULL)) != -1) {
+		if (opt == ':')
+			return usage_error("%s: option needs a value",
+					   argv[optind - 1] ? argv[optind - 1] : "?");
+		o = option_by_val(opt);
+		if (!o)
+			return usage_error("%s: unknown option",
+					   argv[optind - 1] ? argv[optind - 1] : "?");
+		err = apply_option(o, optarg, cfg);
+		if (err)
+			return err;
+		given[o - cli_options] = true;
+	}
+	if (cfg->cmd == CMD_HELP || cfg->cmd == CMD_VERSION)
+		/* `sockpulse watch --log x --help` is help, not an error */
+		return positional(argc, argv, cfg, word);
+	if (!cfg->cmd_given)
+		cfg->cmd = default_command(cfg);
+	hint_cmd = cfg->cmd;
+	err = check_applies(given, cfg);
+	if (err)
+		return err;
+	err = positional(argc, argv, cfg, word);
+	if (err)
+		return err;
 	/* One interval for both sides: the engine pads silence by what the kernel coalesces. */
 	cfg->engine.lease.coalesce_ns = cfg->coalesce_ns;
 	return SP_EXIT_OK;

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "engine.h"
@@ -30,7 +32,18 @@ enum sp_command {
 	CMD_REPLAY,
 	CMD_TOP,
 	CMD_AUDIT,
+	CMD_MAX,
 };
+
+/* The commands an option applies to: a mask of (1 << enum sp_command). */
+#define CMDS_WATCH (1u << CMD_WATCH)
+#define CMDS_TOP (1u << CMD_TOP)
+#define CMDS_AGENT (1u << CMD_AGENT)
+#define CMDS_AUDIT (1u << CMD_AUDIT)
+#define CMDS_REPLAY (1u << CMD_REPLAY)
+#define CMDS_CHECK (1u << CMD_CHECK)
+#define CMDS_LIVE (CMDS_WATCH | CMDS_TOP | CMDS_AGENT) /* the ones that run the BPF programs */
+#define CMDS_ALL (CMDS_LIVE | CMDS_AUDIT | CMDS_REPLAY | CMDS_CHECK)
 
 #define SP_DEFAULT_COALESCE_NS 1000000000ULL
 #define SP_DEFAULT_RING_BYTES (8ULL << 20)
@@ -83,11 +96,89 @@ struct config {
 	/* socket-table walks: keepalive audit, port counts, stuck sockets found at start */
 	uint64_t audit_interval_ns;	/* top and agent; 0: only at start */
 	bool audit_connections;		/* `sockpulse audit --connections` */
+
+	/* `sockpulse help CMD`, `sockpulse CMD --help`: whose help (CMD_HELP: the general one) */
+	enum sp_command help_cmd;
+	struct cli_string *strings;	/* owned copies of option values: config_release() */
 };
 
+/* What an option's value is; the kind decides the parser and where the value goes. */
+enum sp_opt_kind {
+	OPT_FLAG,	/* bool, set to true */
+	OPT_COUNT,	/* int, incremented (-v -v) */
+	OPT_U32,	/* uint32_t (or unsigned int) within [min, max] */
+	OPT_DURATION,	/* uint64_t ns within [min, max] */
+	OPT_OFF_DURATION, /* uint64_t ns: "off" (0) or a duration within [min, max] */
+	OPT_DOUBLE,	/* double within [dmin, dmax] */
+	OPT_PORTS,	/* struct port_set, added to */
+	OPT_ENUM,	/* unsigned int: index of the value in names[] */
+	OPT_CUSTOM,	/* parse() does it all */
+	OPT_HELP,	/* -h: help for the command given */
+	OPT_VERSION,	/* -V */
+};
+
+enum sp_opt_section {
+	SEC_OUTPUT,
+	SEC_FILTERS,
+	SEC_KERNEL,
+	SEC_LEASES,
+	SEC_HEALTH,
+	SEC_TOP,
+	SEC_AGENT,
+	SEC_GENERAL,
+	SEC_MAX,
+};
+
+struct sp_option;
+/* 0; -errno: the value is not what the option's `valid` says; SP_EXIT_USAGE: already reported */
+typedef int (*sp_opt_parse_fn)(const struct sp_option *o, const char *arg, struct config *cfg);
+
+/*
+ * One command-line option: the one table of them drives getopt_long, --help and per-command
+ * help, the configuration file's keys and its fuzzer.
+ */
+struct sp_option {
+	const char *name;	/* long name: --name, and the configuration file's key */
+	int short_flag;		/* 0: long only */
+	enum sp_opt_kind kind;
+	size_t off;		/* offsetof(struct config, field) of the value */
+	uint64_t min, max;	/* OPT_U32 and the durations (ns) */
+	double dmin, dmax;	/* OPT_DOUBLE */
+	const char *const *names; /* OPT_ENUM: NULL-terminated, index = value */
+	sp_opt_parse_fn parse;	/* OPT_CUSTOM */
+	const char *arg;	/* the value in help ("DUR"), NULL for flags */
+	const char *valid;	/* a good value, for errors: "a duration from 1ms to 1h" */
+	const char *help;
+	enum sp_opt_section section;
+	unsigned int cmds;	/* CMDS_*: the commands it applies to */
+};
+
+extern const struct sp_option cli_options[];
+extern const size_t cli_n_options;
+/* Section labels of --help, as in README "Commands and flags". */
+extern const char *const cli_section_labels[SEC_MAX];
+
 void config_init(struct config *cfg);
-/* Parses argv; on error prints one line to stderr and returns SP_EXIT_USAGE. */
+/* Frees what parsing allocated (strings from the configuration file, resolved paths). */
+void config_release(struct config *cfg);
+/*
+ * Parses argv (the configuration file of --config first); on error prints one line to stderr
+ * and returns SP_EXIT_USAGE. A flag that does not apply to the command is an error.
+ */
 int cli_parse(int argc, char **argv, struct config *cfg);
-void cli_usage(FILE *out);
+/* --help: @cmd's own help, or the general one for CMD_HELP. */
+void cli_usage(FILE *out, enum sp_command cmd);
+const struct sp_option *cli_find_option(const char *name);
+const char *cli_command_name(enum sp_command cmd);
+/* "watch" -> CMD_WATCH; 0 or -EINVAL */
+int cli_parse_command(const char *word, enum sp_command *cmd);
+/* "watch, top, agent" for a CMDS_* mask */
+void cli_command_list(char *buf, size_t cap, unsigned int cmds);
+/* getopt_long's table built from cli_options ({0}-terminated) */
+const struct option *cli_long_options(void);
+/* Keys a configuration file may not set */
+extern const char *const cli_config_forbidden[];
+/* One `key = value` of a configuration file (config_apply_fn; @ctx a struct config). */
+int cli_apply_setting(void *ctx, const char *name, const char *value);
 
 #endif

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "bpfmsg.h"
 #include "loader.h"
 #include "log.h"
 #include "names.h"
@@ -22,12 +26,17 @@
 #define CAP_PERFMON_BIT 38
 #define CAP_BPF_BIT 39
 
+#define VARIANT_PROGS_MAX 4 /* programs of one connect-hook variant */
+
 /* Which programs belong to which connect-hook variant; the rest are always loaded. */
-static const char *const variant_progs[SP_HOOK_MAX][4] = {
+static const char *const variant_progs[SP_HOOK_MAX][VARIANT_PROGS_MAX] = {
 	[SP_HOOK_FENTRY] = { "sp_fentry_connect", "sp_fexit_connect" },
 	[SP_HOOK_KPROBE] = { "sp_kprobe_connect", "sp_kretprobe_connect" },
 	[SP_HOOK_TRACEPOINT] = { "sp_sys_enter_connect", "sp_sys_exit_connect" },
 };
+
+/* The variants in the order they are tried, best first (start and `check` alike). */
+static const unsigned int hook_order[] = { SP_HOOK_FENTRY, SP_HOOK_KPROBE, SP_HOOK_TRACEPOINT };
 
 /* Programs whose failure to attach costs a refinement, not the run. */
 static const char *const optional_progs[] = { "sp_sys_exit_accept4", "sp_sys_exit_accept" };
@@ -40,20 +49,46 @@ static const char *const optional_progs[] = { "sp_sys_exit_accept4", "sp_sys_exi
 /* -1: not decided yet; SOCKPULSE_FD_WALK=compat forces the compat build (tests, comparisons). */
 static int btf_walk = -1;
 
-static char libbpf_last_error[LOADER_WHY_MAX];
+/* What libbpf said about the load in progress (reset before each). */
+static struct bpfmsg bpf_msgs;
 
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+/* @msg line by line at debug level: a verifier log is longer than one log line holds. */
+static void debug_lines(const char *msg)
 {
-	va_list copy;
+	while (*msg) {
+		size_t n = strcspn(msg, "\n");
 
-	if (level == LIBBPF_WARN) {
-		va_copy(copy, ap);
-		vsnprintf(libbpf_last_error, sizeof(libbpf_last_error), fmt, copy);
-		va_end(copy);
+		if (n)
+			pr_debug("%.*s", (int)n, msg);
+		msg += n + (msg[n] == '\n');
 	}
-	if (log_get_level() >= LOG_DEBUG)
-		sp_vlog(LOG_DEBUG, fmt, ap);
+}
+
+int loader_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	bool debug = log_get_level() >= LOG_DEBUG;
+	char *msg = NULL;
+
+	if (level != LIBBPF_WARN && !debug)
+		return 0;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	if (level == LIBBPF_WARN)
+		bpfmsg_note(&bpf_msgs, msg);
+	if (debug)
+		debug_lines(msg);
+	free(msg);
 	return 0;
+}
+
+const char *loader_libbpf_warning(void)
+{
+	return bpf_msgs.warn;
+}
+
+void loader_libbpf_reset(void)
+{
+	bpfmsg_reset(&bpf_msgs);
 }
 
 const char *loader_libbpf_version(void)
@@ -67,7 +102,7 @@ const char *loader_libbpf_version(void)
 static int prog_variant(const char *name)
 {
 	for (int v = 0; v < SP_HOOK_MAX; v++)
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < VARIANT_PROGS_MAX; i++)
 			if (variant_progs[v][i] && strcmp(variant_progs[v][i], name) == 0)
 				return v;
 	return SP_HOOK_NONE;
@@ -195,10 +230,10 @@ static void ensure_tracefs(void)
 		pr_debug("cannot mount tracefs on /sys/kernel/tracing: %s", strerror(errno));
 }
 
-static void configure(struct sockpulse_bpf *skel, const struct config *cfg, unsigned int hook)
+static int configure(struct sockpulse_bpf *skel, const struct config *cfg, unsigned int hook)
 {
 	struct bpf_program *prog;
-	int v;
+	int v, err;
 
 	skel->rodata->coalesce_ns = cfg->coalesce_ns;
 	skel->rodata->wakeup_bytes = cfg->ring_bytes / 8;
@@ -207,7 +242,9 @@ static void configure(struct sockpulse_bpf *skel, const struct config *cfg, unsi
 	skel->rodata->filter_cgroup = cfg->cgroup_id;
 	skel->rodata->filter_ports = cfg->ports.count > 0;
 	memcpy((void *)skel->rodata->port_bits, cfg->ports.bits, sizeof(cfg->ports.bits));
-	bpf_map__set_max_entries(skel->maps.events, cfg->ring_bytes);
+	err = bpf_map__set_max_entries(skel->maps.events, cfg->ring_bytes);
+	if (err)
+		return err;
 
 	bpf_object__for_each_program(prog, skel->obj)
 	{
@@ -217,8 +254,11 @@ static void configure(struct sockpulse_bpf *skel, const struct config *cfg, unsi
 		v = prog_variant(name);
 		if (v != SP_HOOK_NONE)
 			load = v == (int)hook;
-		bpf_program__set_autoload(prog, load);
+		err = bpf_program__set_autoload(prog, load);
+		if (err)
+			return err;
 	}
+	return 0;
 }
 
 static void detach_all(struct loader *ld)
@@ -246,8 +286,8 @@ static int attach(struct loader *ld, unsigned int hook, bool only_variant, char 
 		if (ld->n_links >= LOADER_MAX_LINKS)
 			return -E2BIG;
 		link = bpf_program__attach(prog);
-		err = -errno;
 		if (!link) {
+			err = errno ? -errno : -EINVAL;
 			if (prog_optional(name)) {
 				pr_info("%s not attached (%s): accepted sockets keep their "
 					"listener's owner",
@@ -259,11 +299,48 @@ static int attach(struct loader *ld, unsigned int hook, bool only_variant, char 
 							   "tracepoint/", 11) == 0
 					 ? " (tracefs is not readable by this user)"
 					 : "");
-			return err ? err : -EINVAL;
+			return err;
 		}
 		ld->links[ld->n_links++] = link;
 	}
 	return 0;
+}
+
+/* Whether this kernel can make kprobes at all: the perf PMU, or tracefs' legacy interface. */
+static bool kernel_has_kprobes(void)
+{
+	return access("/sys/bus/event_source/devices/kprobe/type", F_OK) == 0 ||
+	       access("/sys/kernel/tracing/kprobe_events", F_OK) == 0 ||
+	       access("/sys/kernel/debug/tracing/kprobe_events", F_OK) == 0;
+}
+
+#define ENOTSUPP_KERNEL 524 /* the kernel's ENOTSUPP, not in the C library */
+
+/*
+ * When variant @hook failed because this kernel lacks what it needs (not for want of privilege:
+ * preflight checked that; not the verifier: it would have said), says what, plainly.
+ */
+static const char *kernel_lacks(unsigned int hook, int load_err, int attach_err)
+{
+	if (hook == SP_HOOK_FENTRY && load_err && !bpf_msgs.verdict[0] &&
+	    (load_err == -EPERM || load_err == -EOPNOTSUPP || load_err == -ENOTSUPP_KERNEL))
+		return "it refuses fentry programs";
+	if (hook == SP_HOOK_KPROBE && (attach_err == -ENOENT || attach_err == -EOPNOTSUPP) &&
+	    !kernel_has_kprobes())
+		return "it has no kprobes (CONFIG_KPROBES is off)";
+	return NULL;
+}
+
+/* Why the load failed: the verifier's verdict and the program, when libbpf passed them on. */
+static void load_failed(char *why, size_t len, int err)
+{
+	if (bpf_msgs.verdict[0])
+		snprintf(why, len, "load failed: the verifier rejected %s: %s",
+			 bpf_msgs.prog[0] ? bpf_msgs.prog : "a program", bpf_msgs.verdict);
+	else if (bpf_msgs.prog[0])
+		snprintf(why, len, "load of %s failed: %s", bpf_msgs.prog, strerror(-err));
+	else
+		snprintf(why, len, "load failed: %s", strerror(-err));
 }
 
 static int try_variant(struct loader *ld, const struct config *cfg, unsigned int hook,
@@ -273,22 +350,31 @@ static int try_variant(struct loader *ld, const struct config *cfg, unsigned int
 	int err;
 
 	*load_err = 0;
+	ld->lacks[hook] = NULL;
+	loader_libbpf_reset();
 	ld->skel = open_skel();
 	if (!ld->skel) {
-		snprintf(why, LOADER_WHY_MAX, "open failed: %s", strerror(errno));
-		return -errno;
+		err = errno ? -errno : -EINVAL;
+		snprintf(why, LOADER_WHY_MAX, "open failed: %s", strerror(-err));
+		return err;
 	}
-	configure(ld->skel, cfg, hook);
-	libbpf_last_error[0] = '\0';
+	err = configure(ld->skel, cfg, hook);
+	if (err) {
+		snprintf(why, LOADER_WHY_MAX, "configure failed: %s", strerror(-err));
+		goto fail;
+	}
 	err = sockpulse_bpf__load(ld->skel);
 	if (err) {
 		*load_err = err;
-		snprintf(why, LOADER_WHY_MAX, "load failed: %s", strerror(-err));
+		load_failed(why, LOADER_WHY_MAX, err);
+		ld->lacks[hook] = kernel_lacks(hook, err, 0);
 		goto fail;
 	}
 	err = attach(ld, hook, only_variant_attach, why, LOADER_WHY_MAX);
-	if (err)
+	if (err) {
+		ld->lacks[hook] = kernel_lacks(hook, 0, err);
 		goto fail;
+	}
 	ld->hook = hook;
 	return 0;
 fail:
@@ -298,27 +384,45 @@ fail:
 	return err;
 }
 
-int loader_start(struct loader *ld, const struct config *cfg)
+/* Why variant @hook is not used, in one phrase: plainly when the kernel lacks it. */
+static const char *not_used(const struct loader *ld, unsigned int hook, char *buf, size_t len)
 {
-	static const unsigned int order[] = { SP_HOOK_FENTRY, SP_HOOK_KPROBE, SP_HOOK_TRACEPOINT };
-	int err = -ENOENT, load_err = 0, last_load_err = 0, ret;
-	char skipped[3 * LOADER_WHY_MAX + 64] = "";
-	size_t off = 0;
+	if (!ld->lacks[hook])
+		return ld->why[hook];
+	snprintf(buf, len, "not supported by this kernel: %s", ld->lacks[hook]);
+	return buf;
+}
+
+/* libbpf's messages go through ours (debug level, with -v); the loader's own set-up. */
+static int loader_setup(struct loader *ld)
+{
+	int ret;
 
 	memset(ld, 0, sizeof(*ld));
 	ret = loader_preflight();
 	if (ret)
 		return ret;
-	libbpf_set_print(libbpf_print);
+	libbpf_set_print(loader_libbpf_print);
 	ensure_tracefs();
 	ld->ncpus = libbpf_num_possible_cpus();
 	if (ld->ncpus <= 0) {
 		pr_warn("cannot tell the number of CPUs: %s", strerror(-ld->ncpus));
 		return SP_EXIT_FAILURE;
 	}
+	return SP_EXIT_OK;
+}
 
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		unsigned int hook = order[i];
+int loader_start(struct loader *ld, const struct config *cfg)
+{
+	int err = -ENOENT, load_err = 0, last_load_err = 0, ret;
+	char skipped[3 * LOADER_WHY_MAX + 64] = "", buf[LOADER_WHY_MAX];
+	size_t off = 0;
+
+	ret = loader_setup(ld);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < sizeof(hook_order) / sizeof(hook_order[0]); i++) {
+		unsigned int hook = hook_order[i];
 
 		if (cfg->hook != SP_HOOK_NONE && cfg->hook != hook)
 			continue;
@@ -330,7 +434,8 @@ int loader_start(struct loader *ld, const struct config *cfg)
 		pr_debug("connect hook %s: %s", connect_hook_name(hook), ld->why[hook]);
 		if (off < sizeof(skipped))
 			off += snprintf(skipped + off, sizeof(skipped) - off, "%s%s: %s",
-					off ? "; " : "", connect_hook_name(hook), ld->why[hook]);
+					off ? "; " : "", connect_hook_name(hook),
+					not_used(ld, hook, buf, sizeof(buf)));
 	}
 	if (err && cfg->hook == SP_HOOK_NONE) {
 		/* Still worth running: the TCP hooks see every connect outcome from the state
@@ -345,15 +450,16 @@ int loader_start(struct loader *ld, const struct config *cfg)
 		}
 		if (load_err)
 			last_load_err = load_err;
+		pr_debug("TCP hooks alone: %s", ld->why[SP_HOOK_NONE]);
 	}
 	if (err) {
 		/* preflight() saw the capabilities: a refusal now is the kernel's (lockdown, a
-		 * missing feature), not ours to fix by privilege. */
+		 * missing feature, the verifier), not ours to fix by privilege. */
 		pr_warn("no connect hook variant could be used (%s)", skipped);
 		return last_load_err ? SP_EXIT_KERNEL : SP_EXIT_ATTACH;
 	}
 	if (off)
-		pr_info("connect hook: %s (not used: %s)", connect_hook_name(ld->hook), skipped);
+		pr_info("connect hook: %s (%s)", connect_hook_name(ld->hook), skipped);
 	else
 		pr_info("connect hook: %s", connect_hook_name(ld->hook));
 	return SP_EXIT_OK;
@@ -447,20 +553,16 @@ out:
 
 int loader_check(const struct config *cfg)
 {
-	static const unsigned int order[] = { SP_HOOK_FENTRY, SP_HOOK_KPROBE, SP_HOOK_TRACEPOINT };
 	struct loader ld;
 	int ret, load_err, usable = 0;
 
-	memset(&ld, 0, sizeof(ld));
-	ret = loader_preflight();
+	ret = loader_setup(&ld);
 	if (ret)
 		return ret;
-	libbpf_set_print(libbpf_print);
-	ensure_tracefs();
-	ld.ncpus = libbpf_num_possible_cpus();
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		unsigned int hook = order[i];
+	for (size_t i = 0; i < sizeof(hook_order) / sizeof(hook_order[0]); i++) {
+		unsigned int hook = hook_order[i];
 		int err = try_variant(&ld, cfg, hook, true, &load_err);
+		const char *lacks = ld.lacks[hook];
 
 		if (!err) {
 			printf("%s: load ok, attach ok%s%s\n", connect_hook_name(hook),
@@ -468,11 +570,13 @@ int loader_check(const struct config *cfg)
 			       hook == SP_HOOK_TRACEPOINT ? loader_fd_walk() : "");
 			usable++;
 			loader_stop(&ld);
-		} else if (load_err) {
-			printf("%s: load failed: %s\n", connect_hook_name(hook), strerror(-load_err));
-		} else {
-			printf("%s: load ok, %s\n", connect_hook_name(hook), ld.why[hook]);
+			continue;
 		}
+		printf("%s: %s%s", connect_hook_name(hook), load_err ? "" : "load ok, ",
+		       ld.why[hook]);
+		if (lacks)
+			printf(" (not supported by this kernel: %s)", lacks);
+		putchar('\n');
 	}
 	fflush(stdout);
 	return usable ? SP_EXIT_OK : SP_EXIT_ATTACH;

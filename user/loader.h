@@ -3,13 +3,16 @@
 #ifndef SP_LOADER_H
 #define SP_LOADER_H
 
+#include <stdarg.h>
 #include <stdint.h>
+
+#include <bpf/libbpf.h>
 
 #include "cli.h"
 #include "sockpulse.h"
 
 #define LOADER_MAX_LINKS 32
-#define LOADER_WHY_MAX 160
+#define LOADER_WHY_MAX 320
 
 struct sockpulse_bpf;
 struct bpf_link;
@@ -19,7 +22,8 @@ struct loader {
 	struct bpf_link *links[LOADER_MAX_LINKS];
 	int n_links;
 	unsigned int hook;			/* enum sp_connect_hook attached */
-	char why[SP_HOOK_MAX][LOADER_WHY_MAX];	/* why a variant was not used */
+	char why[SP_HOOK_MAX][LOADER_WHY_MAX];	/* why a variant was not used, in detail */
+	const char *lacks[SP_HOOK_MAX];		/* what the kernel lacks for it, or NULL */
 	int ncpus;
 };
 
@@ -37,6 +41,15 @@ int loader_check(const struct config *cfg);
 /* How the connect and accept hooks find a socket from a file descriptor: "btf" (plain loads,
  * Linux 6.2+) or "compat" (probe reads). */
 const char *loader_fd_walk(void);
+/*
+ * The one libbpf print callback (loader and socket walk): libbpf's lines at debug level (-v),
+ * whole; from its warnings, the failing program and the verifier's verdict are kept for the
+ * one-line error.
+ */
+int loader_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap);
+/* libbpf's last warning since loader_libbpf_reset(), its first line ("" if none) */
+const char *loader_libbpf_warning(void);
+void loader_libbpf_reset(void);
 /* libbpf's version, "1.1" */
 const char *loader_libbpf_version(void);
 

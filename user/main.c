@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <stdio.h>
-#include <unistd.h>
 
 #include "auditcmd.h"
 #include "cli.h"
@@ -10,6 +9,31 @@
 #include "top.h"
 #include "watch.h"
 
+static int run(struct config *cfg)
+{
+	switch (cfg->cmd) {
+	case CMD_HELP:
+		cli_usage(stdout, cfg->help_cmd);
+		return SP_EXIT_OK;
+	case CMD_VERSION:
+		printf("sockpulse %s (libbpf %s)\n", SP_VERSION, loader_libbpf_version());
+		return SP_EXIT_OK;
+	case CMD_REPLAY:
+		return replay_run(cfg);
+	case CMD_CHECK:
+		return loader_check(cfg);
+	case CMD_AGENT:
+		return service_run(cfg);
+	case CMD_TOP:
+		return top_run(cfg);
+	case CMD_AUDIT:
+		return audit_run(cfg);
+	case CMD_WATCH:
+	default:
+		return watch_run(cfg);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -18,33 +42,11 @@ int main(int argc, char **argv)
 	config_init(&cfg);
 	ret = cli_parse(argc, argv, &cfg);
 	if (ret)
-		return ret;
+		goto out;
 	if (cfg.verbose)
 		log_set_level(LOG_DEBUG);
-	/* No command: the dashboard for a person at a terminal, the stream for everyone else. */
-	if (cfg.cmd == CMD_WATCH && !cfg.cmd_given && !cfg.json && isatty(STDIN_FILENO) &&
-	    isatty(STDOUT_FILENO))
-		cfg.cmd = CMD_TOP;
-
-	switch (cfg.cmd) {
-	case CMD_HELP:
-		cli_usage(stdout);
-		return SP_EXIT_OK;
-	case CMD_VERSION:
-		printf("sockpulse %s (libbpf %s)\n", SP_VERSION, loader_libbpf_version());
-		return SP_EXIT_OK;
-	case CMD_REPLAY:
-		return replay_run(&cfg);
-	case CMD_CHECK:
-		return loader_check(&cfg);
-	case CMD_AGENT:
-		return service_run(&cfg);
-	case CMD_TOP:
-		return top_run(&cfg);
-	case CMD_AUDIT:
-		return audit_run(&cfg);
-	case CMD_WATCH:
-	default:
-		return watch_run(&cfg);
-	}
+	ret = run(&cfg);
+out:
+	config_release(&cfg);
+	return ret;
 }

@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "loader.h"
 #include "log.h"
 #include "parse.h"
 #include "sockwalk.h"
@@ -28,24 +29,6 @@ struct sockwalk {
 	struct bpf_link *link;
 	uint32_t hz;	/* CONFIG_HZ as libbpf found it; 0 if the config was not readable */
 };
-
-static char libbpf_last_error[160];
-
-/* libbpf's own lines only with -v; its last warning goes into ours. */
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	va_list copy;
-
-	if (level == LIBBPF_WARN) {
-		va_copy(copy, ap);
-		vsnprintf(libbpf_last_error, sizeof(libbpf_last_error), fmt, copy);
-		va_end(copy);
-		libbpf_last_error[strcspn(libbpf_last_error, "\n")] = '\0';
-	}
-	if (log_get_level() >= LOG_DEBUG)
-		sp_vlog(LOG_DEBUG, fmt, ap);
-	return 0;
-}
 
 /*
  * libbpf fails the load when an object has kconfig externs and it finds no kernel config, even
@@ -66,24 +49,25 @@ static bool kconfig_readable(void)
 
 static void open_failed(int err, const char *step)
 {
+	const char *said = loader_libbpf_warning();
+	const char *sep = said[0] ? ": " : "";
+
 	if (err == -EPERM || err == -EACCES)
 		pr_warn("socket walk: %s: permission denied: BPF iterators need CAP_BPF and "
 			"CAP_PERFMON (or root)%s%s",
-			step, libbpf_last_error[0] ? ": " : "", libbpf_last_error);
+			step, sep, said);
 	else if (err == -ESRCH || err == -ENOENT || err == -EOPNOTSUPP ||
 		 err == -524 /* ENOTSUPP */)
 		pr_warn("socket walk: %s: this kernel has no TCP socket iterator (iter/tcp, Linux "
 			"5.9+)%s%s",
-			step, libbpf_last_error[0] ? ": " : "", libbpf_last_error);
+			step, sep, said);
 	else
-		pr_warn("socket walk: %s failed: %s%s%s", step, strerror(-err),
-			libbpf_last_error[0] ? ": " : "", libbpf_last_error);
+		pr_warn("socket walk: %s failed: %s%s%s", step, strerror(-err), sep, said);
 }
 
 struct sockwalk *sockwalk_open(int *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
-	libbpf_print_fn_t prev;
 	struct sockwalk *w;
 	const char *step;
 
@@ -99,9 +83,8 @@ struct sockwalk *sockwalk_open(int *err)
 		pr_warn("socket walk: out of memory");
 		return NULL;
 	}
-	/* the loader's print function stays in place for its own later loads */
-	prev = libbpf_set_print(libbpf_print);
-	libbpf_last_error[0] = '\0';
+	libbpf_set_print(loader_libbpf_print);
+	loader_libbpf_reset();
 	if (!kconfig_readable())
 		opts.kconfig = "CONFIG_HZ=0\n";
 	step = "open";
@@ -120,12 +103,10 @@ struct sockwalk *sockwalk_open(int *err)
 		*err = -errno;
 		goto fail;
 	}
-	libbpf_set_print(prev);
 	w->hz = w->skel->kconfig->CONFIG_HZ;
 	*err = 0;
 	return w;
 fail:
-	libbpf_set_print(prev);
 	if (!*err)
 		*err = -EINVAL;
 	open_failed(*err, step);

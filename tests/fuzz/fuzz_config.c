@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The configuration file: config_load() over arbitrary file contents, with the option table of
- * the real command line (names and argument kinds as in user/cli.c) and an apply callback that
- * hands each value to the core parser the CLI would use for it.
+ * The configuration file: config_load() over arbitrary file contents, with the real option
+ * table of the command line (cli_long_options(), built from cli_options) and the real setter
+ * (cli_apply_setting()) behind a checking callback.
  *
  * Checks: every setting handed over names an option of the table that is not forbidden; flags
- * get NULL, others a value without a line break; the
- * "FILE:LINE: " context names a line that exists; the result is 0 or a negative errno.
+ * get NULL, others a value without a line break; the "FILE:LINE: " context names a line that
+ * exists; the result is 0 or a negative errno; what was set stays within the option's bounds.
  *
  * Input: the file's bytes (a memfd, opened by path as the CLI does).
  */
@@ -16,61 +16,21 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
-#include "engine.h"
-#include "metrics.h"
-#include "parse.h"
+#include "sockpulse.h"
 
 #include "fuzz_common.h"
 
-enum kind { K_FLAG, K_DURATION, K_PORTS, K_SIZE, K_U64, K_DOUBLE, K_TTL, K_LISTEN, K_TEXT };
-
-/* The long options of user/cli.c, with the parser each value goes to. */
-static const struct {
-	struct option o;
-	enum kind k;
-} table[] = {
-    {{"json", no_argument, NULL, 'j'}, K_FLAG},
-    {{"duration", required_argument, NULL, 1}, K_DURATION},
-    {{"port", required_argument, NULL, 'p'}, K_PORTS},
-    {{"ipv4", no_argument, NULL, '4'}, K_FLAG},
-    {{"ipv6", no_argument, NULL, '6'}, K_FLAG},
-    {{"netns", required_argument, NULL, 2}, K_TEXT},
-    {{"cgroup", required_argument, NULL, 3}, K_TEXT},
-    {{"coalesce", required_argument, NULL, 4}, K_DURATION},
-    {{"ring-size", required_argument, NULL, 5}, K_SIZE},
-    {{"connect-hook", required_argument, NULL, 6}, K_TEXT},
-    {{"no-header", no_argument, NULL, 7}, K_FLAG},
-    {{"log", required_argument, NULL, 8}, K_TEXT},
-    {{"log-max-size", required_argument, NULL, 9}, K_SIZE},
-    {{"log-keep", required_argument, NULL, 10}, K_U64},
-    {{"log-actions", required_argument, NULL, 11}, K_TEXT},
-    {{"log-activity", no_argument, NULL, 12}, K_FLAG},
-    {{"metrics", required_argument, NULL, 13}, K_LISTEN},
-    {{"config", required_argument, NULL, 14}, K_TEXT},
-    {{"sockdiag-interval", required_argument, NULL, 15}, K_DURATION},
-    {{"lease-ttl", required_argument, NULL, 16}, K_TTL},
-    {{"max-leases", required_argument, NULL, 17}, K_U64},
-    {{"phi-threshold", required_argument, NULL, 18}, K_DOUBLE},
-    {{"no-leases", no_argument, NULL, 19}, K_FLAG},
-    {{"hold", required_argument, NULL, 20}, K_DURATION},
-    {{"spike-z", required_argument, NULL, 21}, K_DOUBLE},
-    {{"spike-quiet", required_argument, NULL, 22}, K_U64},
-    {{"delay", optional_argument, NULL, 'd'}, K_DURATION},
-    {{"help", no_argument, NULL, 'h'}, K_FLAG},
-    {{"version", no_argument, NULL, 'V'}, K_FLAG},
-};
-
-static const char *const forbidden[] = {"config", "help", "version", NULL};
-static struct option opts[ARRAY_SIZE(table) + 1];
 static char path[64];
 static int fd = -1;
 static FILE *devnull;
 
 struct state {
-	struct engine_config ecfg;
+	struct config cfg;
 	unsigned int settings, lines;
 	const char *where;
 };
@@ -78,21 +38,12 @@ struct state {
 static int apply(void *ctx, const char *name, const char *value)
 {
 	struct state *st = ctx;
-	struct sockaddr_storage ss;
-	struct port_set ports;
+	const struct sp_option *o = cli_find_option(name);
 	unsigned int line = 0;
 	const char *colon;
-	socklen_t len;
-	uint64_t u;
-	double d;
-	bool off;
-	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(table); i++)
-		if (!strcmp(table[i].o.name, name))
-			break;
-	fuzz_assert(i < ARRAY_SIZE(table), "unknown option \"%s\" applied", name);
-	for (const char *const *f = forbidden; *f; f++)
+	fuzz_assert(o, "unknown option \"%s\" applied", name);
+	for (const char *const *f = cli_config_forbidden; *f; f++)
 		fuzz_assert(strcmp(*f, name), "forbidden option \"%s\" applied", name);
 	/* "FILE:LINE: " for the messages of the callback */
 	fuzz_assert(!strncmp(st->where, path, strlen(path)), "where: \"%s\"", st->where);
@@ -100,39 +51,37 @@ static int apply(void *ctx, const char *name, const char *value)
 	fuzz_assert(sscanf(colon, ":%u: ", &line) == 1 && line >= 1 && line <= st->lines,
 		    "where \"%s\" of a %u-line file", st->where, st->lines);
 	st->settings++;
-	if (table[i].k == K_FLAG) {
+	if (!o->arg)
 		fuzz_assert(!value, "flag \"%s\" with a value", name);
-		return 0;
-	}
-	if (!value) /* optional_argument given as "key =" */
-		return 0;
-	/* A quoted value keeps its blanks, so only the line break is sure to be gone. */
-	fuzz_assert(!strchr(value, '\n'), "newline in a value");
-	memset(&ports, 0, sizeof(ports));
-	switch (table[i].k) {
-	case K_DURATION:
-		return parse_duration(value, &u) ? 1 : 0;
-	case K_PORTS:
-		return parse_port_list(value, &ports) ? 1 : 0;
-	case K_SIZE:
-		return parse_size(value, &u) ? 1 : 0;
-	case K_U64:
-		return parse_u64(value, 0, UINT32_MAX, &u) ? 1 : 0;
-	case K_DOUBLE:
-		return parse_double(value, 0, 1e6, &d) ? 1 : 0;
-	case K_TTL:
-		return engine_parse_lease_ttl(&st->ecfg, value) ? 1 : 0;
-	case K_LISTEN:
-		return metrics_parse_listen(value, &ss, &len, &off) ? 1 : 0;
-	default:
-		return 0;
-	}
+	else
+		/* A quoted value keeps its blanks, so only the line break is sure to be gone. */
+		fuzz_assert(value && !strchr(value, '\n'), "value of \"%s\"", name);
+	return cli_apply_setting(&st->cfg, name, value);
+}
+
+/* What the setters may leave behind, whatever the file said. */
+static void check_config(const struct config *c)
+{
+	const struct engine_config *e = &c->engine;
+
+	fuzz_assert(c->coalesce_ns >= 1000000ULL && c->coalesce_ns <= 3600000000000ULL,
+		    "coalesce %llu", (unsigned long long)c->coalesce_ns);
+	fuzz_assert(c->ring_bytes && !(c->ring_bytes & (c->ring_bytes - 1)), "ring size");
+	fuzz_assert(c->hook < SP_HOOK_MAX, "hook %u", c->hook);
+	fuzz_assert(c->family == 0 || c->family == AF_INET || c->family == AF_INET6, "family");
+	fuzz_assert(c->n_netns_watch <= SP_NETNS_WATCH_MAX, "netns-watch count");
+	fuzz_assert(e->lease.n_port_ttl <= LEASE_MAX_PORT_TTL, "port TTLs");
+	fuzz_assert(e->lease.max_leases >= 1 && e->lease.max_leases <= 1U << 26, "max-leases");
+	fuzz_assert(e->spike.window_s >= 1 && e->spike.window_s <= SPIKE_WINDOW_MAX, "window");
+	fuzz_assert(e->ports.usage_ratio > 0 && e->ports.usage_ratio <= 1, "port usage");
+	fuzz_assert(c->log_keep <= 1000, "log-keep");
+	fuzz_assert(c->log_actions, "log-actions empty");
+	fuzz_assert(c->metrics && *c->metrics, "metrics");
+	fuzz_assert(!c->log_path || *c->log_path, "log path empty");
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(table); i++)
-		opts[i] = table[i].o;
 	fd = memfd_create("sockpulse-fuzz-config", MFD_CLOEXEC);
 	fuzz_assert(fd >= 0, "memfd_create");
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
@@ -144,22 +93,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char where[128] = "";
-	struct state st = {.where = where};
+	struct state st = { .where = where };
 	FILE *saved = stderr;
 	int r;
 
 	fuzz_assert(ftruncate(fd, 0) == 0 && pwrite(fd, data, size, 0) == (ssize_t)size,
 		    "memfd write");
-	engine_config_default(&st.ecfg);
+	config_init(&st.cfg);
 	for (size_t i = 0; i < size; i++)
 		st.lines += data[i] == '\n';
 	st.lines += size && data[size - 1] != '\n';
 	/* The "FILE:LINE: why" diagnostics are part of the code under test, not of the output. */
 	stderr = devnull;
-	r = config_load(path, opts, forbidden, apply, &st, where, sizeof(where));
+	r = config_load(path, cli_long_options(), cli_config_forbidden, apply, &st, where,
+			sizeof(where));
 	stderr = saved;
 	fuzz_assert(r <= 0, "config_load: %d", r);
 	fuzz_assert(where[0] == '\0', "where not cleared: \"%s\"", where);
-	fuzz_assert(st.ecfg.lease.n_port_ttl <= LEASE_MAX_PORT_TTL, "port TTLs");
+	check_config(&st.cfg);
+	config_release(&st.cfg);
 	return 0;
 }

@@ -9,7 +9,10 @@
 #   - a forced variant that cannot attach here fails with a reason instead of running another;
 #   - --connect-hook tracepoint works when forced, also with the compat fd lookup (probe reads,
 #     for kernels before 6.2): a connect() failing before any SYN is reported with its owner;
-#   - --duration exits by itself with status 0.
+#   - --duration exits by itself with status 0;
+#   - start-up says plainly that a variant this kernel lacks is "not supported by this kernel",
+#     without errno words (those come with -v); the exit summary has one line after a run that
+#     saw nothing, and the events and lost lines after one that saw something.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 
@@ -81,4 +84,22 @@ timeout 30 "$SOCKPULSE" watch --json --netns "$(ns_path c)" --duration 2 >"$SP_T
 rc=$?
 check_eq "--duration 2 exits by itself with status 0" "$rc" 0
 check "--duration 2 took less than 20 s" test $(($(date +%s) - start)) -lt 20
+
+# Start-up and exit noise. dur saw nothing (an idle namespace); auto saw a refused connect.
+for v in fentry kprobe; do
+	grep -q "^$v: .*(not supported by this kernel: " "$SP_TMP/check.out" || continue
+	check "start-up says $v is not supported by this kernel" \
+		grep -q "connect hook: .*$v: not supported by this kernel: " "$SP_TMP/dur.err"
+done
+check "start-up has no errno words without -v: $(grep 'connect hook' "$SP_TMP/dur.err")" \
+	test "$(grep -Ec 'Operation not permitted|No such file or directory' "$SP_TMP/dur.err")" -eq 0
+check_eq "a run that saw nothing has a one-line summary" \
+	"$(grep -c 'summary:' "$SP_TMP/dur.err")" 1
+check "... saying so" grep -q "summary: no events, nothing lost" "$SP_TMP/dur.err"
+check "a run that saw events has the events line" grep -q "summary: events [1-9]" "$(agent_err auto)"
+check "... and the lost line" grep -q "summary: lost 0:" "$(agent_err auto)"
+timeout 30 "$SOCKPULSE" watch -v --json --netns "$(ns_path c)" --duration 1 >/dev/null \
+	2>"$SP_TMP/v.err"
+check "-v: the whole summary" test "$(grep -c 'summary:' "$SP_TMP/v.err")" -ge 4
+check "-v: libbpf's own lines" grep -q "libbpf: " "$SP_TMP/v.err"
 sp_finish
