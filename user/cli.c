@@ -136,7 +136,7 @@ void cli_usage(FILE *out)
 	      "  help, version\n"
 	      "\n"
 	      "Options:\n"
-	      "  -j, --json            JSON lines (see EVENTS.md) instead of aligned text\n"
+	      "  -j, --json            JSON lines (docs/EVENTS.md) instead of aligned text\n"
 	      "      --duration SECS   stop after this long (\"30\", \"1.5s\", \"2m\"), exit 0\n"
 	      "  -p, --port LIST       only sockets with a local or remote port in LIST\n"
 	      "                        (\"80,443,8000-8100\"); may repeat\n"

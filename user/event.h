@@ -63,7 +63,7 @@ struct sp_addr {
 	uint8_t bytes[16]; /* network order; IPv4 in the first four bytes */
 };
 
-/* Connection facts (EVENTS.md): source is the side that opened the connection. */
+/* Connection facts (docs/EVENTS.md): source is the side that opened the connection. */
 struct sp_conn {
 	struct sp_addr src;
 	struct sp_addr dst;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * JSON lines (EVENTS.md) and aligned text lines. Every line goes through a bounded writer that
+ * JSON lines (docs/EVENTS.md) and aligned text lines. Every line goes through a bounded writer that
  * remembers overflow, so a formatter either produces a whole line or reports 0: a consumer never
  * sees half an object. Numbers are formatted by hand (no printf per field, no locale: a
  * setlocale() elsewhere in the process must not turn "0.5" into "0,5" in JSON).
@@ -616,7 +616,7 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 
 	j_open(j, KEY("sockpulse"));
 	j_raw(j, KEY("schema"), "1");
-	/* A JSON number, as EVENTS.md says; consumers that parse numbers as doubles (jq < 1.7,
+	/* A JSON number, as docs/EVENTS.md says; consumers that parse numbers as doubles (jq < 1.7,
 	 * JavaScript) round cookies above 2^53, so compare them as text there. */
 	if (ev->has_conn && ev->conn.cookie)
 		j_u64(j, KEY("sock"), ev->conn.cookie);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Formatting of events: JSON lines per ../shared/EVENTS.md and aligned text lines. Each
+ * Formatting of events: JSON lines per docs/EVENTS.md and aligned text lines. Each
  * formatter writes one complete '\n'-terminated line into buf and returns its length, or 0 when
  * cap is too small (nothing partial is ever reported as written). No allocation. Output is also
  * NUL-terminated (not counted in the length), so cap must leave one byte for the NUL.
