@@ -189,8 +189,8 @@ void cli_usage(FILE *out)
 	      "      --log-max-size SIZE  rotate past SIZE (default 100M; 0: never)\n"
 	      "      --log-keep N      rotated files kept: PATH.1 .. PATH.N (default 5)\n"
 	      "      --log-actions LIST  event.action values logged, comma-separated, or \"all\"\n"
-	      "                        (default: all but tcp-activity)\n"
-	      "      --log-activity    log tcp-activity lines too\n"
+	      "                        (default: all)\n"
+	      "      --log-activity    log tcp-activity lines too (with --log-actions)\n"
 	      "      --metrics ADDR:PORT  Prometheus /metrics (default " SP_DEFAULT_METRICS "),\n"
 	      "                        \"[::1]:PORT\", a bare PORT, or \"off\"\n"
 	      "      --sockdiag-interval DUR  socket table gauges refresh (default 5s; \"off\")\n"
@@ -225,7 +225,8 @@ void config_init(struct config *cfg)
 	cfg->log_path = SP_DEFAULT_LOG_PATH;
 	cfg->log_max_size = SP_DEFAULT_LOG_MAX_SIZE;
 	cfg->log_keep = SP_DEFAULT_LOG_KEEP;
-	cfg->log_actions = ((1u << SP_ACT_MAX) - 1) & ~(1u << SP_ACT_ACTIVITY);
+	/* tcp-activity included: replay needs the renewals to recompute lease verdicts. */
+	cfg->log_actions = (1u << SP_ACT_MAX) - 1;
 	cfg->metrics = SP_DEFAULT_METRICS;
 	cfg->sockdiag_interval_ns = SP_DEFAULT_SOCKDIAG_NS;
 	cfg->refresh_ns = SP_DEFAULT_REFRESH_NS;

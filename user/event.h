@@ -119,6 +119,7 @@ struct sp_event {
 		} reset;
 		struct {
 			uint8_t kind; /* enum sp_lease_kind */
+			bool untrusted; /* replay: the log lacks the renewals this verdict needs */
 			uint64_t silent_ms;
 			uint64_t ttl_ms;
 			const char *reason; /* lease-lost: "reset", "keepalive-timeout", ... */

@@ -677,6 +677,8 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 		if (ev->action != SP_ACT_LEASE_CLOSED && ev->action != SP_ACT_LEASE_LOST) {
 			j_u64(j, KEY("silent_ms"), ev->lease.silent_ms);
 			j_u64(j, KEY("ttl_ms"), ev->lease.ttl_ms);
+			if (ev->lease.untrusted)
+				j_raw(j, KEY("untrusted"), "true");
 		}
 		j_close(j);
 		break;
@@ -1030,6 +1032,8 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 			put_human_ms(w, ev->lease.silent_ms);
 			PUTS(w, " ttl=");
 			put_human_ms(w, ev->lease.ttl_ms);
+			if (ev->lease.untrusted)
+				PUTS(w, " untrusted");
 		}
 		return;
 	case SP_ACT_SPIKE:
