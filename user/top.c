@@ -191,6 +191,7 @@ struct top {
 	bool diag_on;
 	uint32_t diag_gen;
 	uint64_t diag_states[SP_ST_MAX];
+	uint64_t diag_pending[SP_ST_MAX]; /* the dump in progress, the command line's filters applied */
 	bool diag_valid;
 
 	/* rates */
@@ -600,11 +601,30 @@ static void walk_sock(void *ctx, const struct audit_sock *as, uint64_t target_ms
 	t->conns[i].ka = as->ka;
 }
 
+/*
+ * The kernel filters events by port and family (-p, -4, -6); sock_diag dumps every socket. The
+ * header counts what passes the same filters, so it speaks of the sockets the table shows.
+ */
+static bool diag_match(const struct config *cfg, const struct diag_sock *ds)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint16_t family = ds->local.family;
+
+	if (family == AF_INET6 && !memcmp(ds->local.bytes, mapped, sizeof(mapped)))
+		family = AF_INET; /* IPv4-mapped counts as IPv4, as the kernel filter does */
+	if (cfg->family && family != cfg->family)
+		return false;
+	return !cfg->ports.count || port_set_has(&cfg->ports, ds->lport) ||
+	       port_set_has(&cfg->ports, ds->rport);
+}
+
 static void diag_sock(void *ctx, const struct diag_tally *tally, const struct diag_sock *ds)
 {
 	struct top *t = ctx;
 	uint32_t i;
 
+	if (ds->state < SP_ST_MAX && diag_match(t->cfg, ds))
+		t->diag_pending[ds->state]++;
 	if (!ds->cookie)
 		return;
 	i = conn_find(t, ds->cookie);
@@ -629,7 +649,7 @@ static void diag_done(void *ctx, const struct diag_tally *tally, bool ok)
 {
 	struct top *t = ctx;
 
-	memcpy(t->diag_states, tally->states, sizeof(t->diag_states));
+	memcpy(t->diag_states, t->diag_pending, sizeof(t->diag_states));
 	t->diag_valid = true;
 	if (!ok)
 		return;
@@ -649,6 +669,16 @@ static void on_diag(void *ctx, int fd, uint32_t events)
 }
 
 /* ---- snapshot ------------------------------------------------------------------------------- */
+
+/* Of the connections holding a lease of one kind, how many are in the given state. */
+static void worst_share(const uint32_t count[LEASE_STATE_MAX], uint8_t st, uint32_t *n,
+			uint32_t *of)
+{
+	*of = count[LEASE_ALIVE] + count[LEASE_SUSPECT] + count[LEASE_EXPIRED];
+	*n = st == TF_LEASE_EXPIRED   ? count[LEASE_EXPIRED]
+	     : st == TF_LEASE_SUSPECT ? count[LEASE_SUSPECT]
+				      : count[LEASE_ALIVE];
+}
 
 static uint8_t worst(const uint32_t count[LEASE_STATE_MAX])
 {
@@ -723,6 +753,10 @@ static void build_rows(struct top *t, uint64_t now)
 		if (leased) {
 			r->transport = worst(lp.count[SP_LEASE_TRANSPORT]);
 			r->payload = worst(lp.count[SP_LEASE_PAYLOAD]);
+			worst_share(lp.count[SP_LEASE_TRANSPORT], r->transport, &r->transport_n,
+				    &r->transport_of);
+			worst_share(lp.count[SP_LEASE_PAYLOAD], r->payload, &r->payload_n,
+				    &r->payload_of);
 			if (!lp.conns)
 				r->transport = lp.lost ? TF_LEASE_LOST : TF_LEASE_CLOSED;
 		}
@@ -749,9 +783,10 @@ static void incident_failures(void *ctx, const struct spike_incident *inc)
 	for (size_t i = 0; i < s->n_spikes; i++) {
 		struct spike_row *r = &s->spikes[i];
 
+		/* the window the panel names ("N failures in 10s"), not the incident's total */
 		if (!r->host_wide && r->port == inc->port && r->netns == inc->netns &&
 		    same_addr(&r->addr, &inc->addr))
-			r->failures = inc->failures;
+			r->failures = inc->window_failures;
 	}
 }
 
@@ -966,7 +1001,11 @@ static void draw_header(const struct top *t)
 		}
 	}
 
-	off = (size_t)snprintf(line, sizeof(line), "conns%s:", s->states_exact ? "" : " (seen)");
+	/* sock_diag knows no cgroup: with --cgroup the counts are the namespace's */
+	off = (size_t)snprintf(line, sizeof(line), "conns%s:",
+			       !s->states_exact     ? " (seen)"
+			       : t->cfg->cgroup_id ? " (every cgroup)"
+						   : "");
 	for (size_t i = 0; i < sizeof(shown) && off < sizeof(line); i++) {
 		uint8_t st = shown[i];
 
@@ -1055,11 +1094,18 @@ static void draw_table(struct top *t, int y0, int h)
 		for (unsigned int c = 0; c < TF_COL_MAX; c++) {
 			enum color col = C_NONE;
 
+			if (!w[c])
+				continue; /* no room for this column */
 			tf_cell(buf, sizeof(buf), r, c, w[c], t->unicode);
+			/* some connections silent, others heard from: a warning, not red */
 			if (c == TF_COL_TRANSPORT)
-				col = lease_color(r->transport);
+				col = tf_lease_partial(r->transport, r->transport_n, r->transport_of)
+					  ? C_WARN
+					  : lease_color(r->transport);
 			else if (c == TF_COL_PAYLOAD)
-				col = lease_color(r->payload);
+				col = tf_lease_partial(r->payload, r->payload_n, r->payload_of)
+					  ? C_WARN
+					  : lease_color(r->payload);
 			else if (c == TF_COL_FAILS && r->fails_min)
 				col = C_BAD;
 			else if (c == TF_COL_LEFT && r->has_left && r->left_ns < 0)
@@ -1068,7 +1114,7 @@ static void draw_table(struct top *t, int y0, int h)
 				attron(A_REVERSE);
 			set_attr(t, col, true);
 			mvaddstr(y, x, buf);
-			if (c + 1 < TF_COL_MAX && x + (int)w[c] < COLS)
+			if (c != TF_COL_PROCESS && x + (int)w[c] < COLS)
 				mvaddstr(y, x + (int)w[c], " ");
 			set_attr(t, col, false);
 			if (sel)
@@ -1137,12 +1183,85 @@ static void keepalive_text(char *buf, size_t cap, const struct conn *c)
 	}
 }
 
-static void draw_details(struct top *t, int y0, int h)
+/* One connection of the details view, as text: the columns are sized to what they hold. */
+struct detail_text {
+	char local[TF_CELL_CAP(47)], state[16], transport[16], payload[16], ka[96], last[32];
+	char age[32], proc[48];
+};
+
+enum { DC_LOCAL, DC_STATE, DC_TRANSPORT, DC_PAYLOAD, DC_KA, DC_LAST, DC_AGE, DC_PROC, DC_MAX };
+
+static const char *detail_col(const struct detail_text *x, int c)
+{
+	const char *v[DC_MAX] = { x->local,   x->state, x->transport, x->payload,
+				  x->ka,      x->last,  x->age,       x->proc };
+
+	return v[c];
+}
+
+static void detail_fill(const struct top *t, const struct detail_row *d, struct detail_text *x)
 {
 	const struct snapshot *s = &t->snap;
-	char line[LINE_CAP], local[TF_CELL_CAP(47)], age[32], last[32], ka[96], proc[48];
-	char title[LINE_CAP];
-	size_t i, n;
+	const char *st = tcp_state_name(d->c.state);
+	size_t n;
+
+	tf_fit_endpoint(x->local, sizeof(x->local), &d->c.local, d->c.lport, 47, t->unicode);
+	for (n = strlen(x->local); n && x->local[n - 1] == ' '; n--)
+		x->local[n - 1] = '\0';
+	snprintf(x->state, sizeof(x->state), "%s", st ? st : "?");
+	tf_duration(x->age, sizeof(x->age),
+		    s->mono_ns > d->c.first_ns ? s->mono_ns - d->c.first_ns : 0);
+	if (d->c.last_act_ns)
+		tf_duration(x->last, sizeof(x->last),
+			    s->mono_ns > d->c.last_act_ns ? s->mono_ns - d->c.last_act_ns : 0);
+	else
+		snprintf(x->last, sizeof(x->last), "-");
+	if (d->c.comm[0])
+		snprintf(x->proc, sizeof(x->proc), "%.15s/%u", d->c.comm, d->c.pid);
+	else
+		snprintf(x->proc, sizeof(x->proc), "-");
+	snprintf(x->transport, sizeof(x->transport), "%s",
+		 d->has_lease ? tf_lease_name(tf_state(d->li.state[SP_LEASE_TRANSPORT])) : "-");
+	snprintf(x->payload, sizeof(x->payload), "%s",
+		 d->has_lease && d->li.payload_armed
+			 ? tf_lease_name(tf_state(d->li.state[SP_LEASE_PAYLOAD]))
+			 : "-");
+	keepalive_text(x->ka, sizeof(x->ka), &d->c);
+}
+
+/* Columns joined by one space, each padded to its width (LAST and AGE to the right). */
+static void detail_line(char *buf, size_t cap, const struct detail_text *x,
+			const size_t w[DC_MAX])
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int c = 0; c < DC_MAX && off < cap; c++) {
+		const char *v = detail_col(x, c);
+		int pad = (int)w[c] - (int)tf_width(v);
+		bool right = c == DC_LAST || c == DC_AGE;
+
+		if (pad < 0)
+			pad = 0;
+		off += (size_t)snprintf(buf + off, cap - off, "%s%*s%s%*s", c ? " " : "",
+					right ? pad : 0, "", v, right || c == DC_PROC ? 0 : pad,
+					"");
+	}
+}
+
+/*
+ * A peer's connections. Columns are as wide as what they hold, and the lease states and
+ * keepalive come before the age and the process: a narrow screen cuts those first.
+ */
+static void draw_details(struct top *t, int y0, int h)
+{
+	static struct detail_text text[DETAILS_MAX]; /* large: not on the stack */
+	static const struct detail_text head = {
+		"LOCAL", "STATE", "TRANSPORT", "PAYLOAD", "KEEPALIVE", "LAST", "AGE", "PROCESS",
+	};
+	const struct snapshot *s = &t->snap;
+	char line[LINE_CAP], local[TF_CELL_CAP(47)], title[LINE_CAP];
+	size_t i, n, w[DC_MAX];
 
 	tf_fit_endpoint(local, sizeof(local), &t->det_peer.addr, t->det_peer.port, 47, false);
 	for (n = strlen(local); n && local[n - 1] == ' '; n--)
@@ -1152,43 +1271,28 @@ static void draw_details(struct top *t, int y0, int h)
 	put_line(t, y0, title, C_TITLE);
 	if (h < 3)
 		return;
-	snprintf(line, sizeof(line), "%-28s %-11s %-20s %6s %6s %-9s %-9s %s", "LOCAL", "STATE",
-		 "PROCESS", "AGE", "LAST", "TRANSPORT", "PAYLOAD", "KEEPALIVE");
+	if (t->det_sel >= s->n_details)
+		t->det_sel = s->n_details ? s->n_details - 1 : 0;
+	if (t->det_sel < t->det_scroll)
+		t->det_scroll = t->det_sel;
+	if (t->det_sel >= t->det_scroll + (size_t)(h - 2))
+		t->det_scroll = t->det_sel - (size_t)(h - 2) + 1;
+	for (int c = 0; c < DC_MAX; c++)
+		w[c] = tf_width(detail_col(&head, c));
+	for (i = 0; i + t->det_scroll < s->n_details && i < (size_t)(h - 2); i++) {
+		detail_fill(t, &s->details[t->det_scroll + i], &text[i]);
+		for (int c = 0; c < DC_MAX; c++)
+			if (tf_width(detail_col(&text[i], c)) > w[c])
+				w[c] = tf_width(detail_col(&text[i], c));
+	}
+	detail_line(line, sizeof(line), &head, w);
 	put_line(t, y0 + 1, line, C_DIM);
 	if (!s->n_details) {
 		put_line(t, y0 + 2, "  (no open connection followed for this peer)", C_DIM);
 		return;
 	}
-	if (t->det_sel >= s->n_details)
-		t->det_sel = s->n_details - 1;
-	if (t->det_sel < t->det_scroll)
-		t->det_scroll = t->det_sel;
-	if (t->det_sel >= t->det_scroll + (size_t)(h - 2))
-		t->det_scroll = t->det_sel - (size_t)(h - 2) + 1;
-	for (i = 0; i + t->det_scroll < s->n_details && i < (size_t)(h - 2); i++) {
-		const struct detail_row *d = &s->details[t->det_scroll + i];
-		const char *st = tcp_state_name(d->c.state);
-
-		tf_fit_endpoint(local, sizeof(local), &d->c.local, d->c.lport, 28, t->unicode);
-		tf_duration(age, sizeof(age), s->mono_ns > d->c.first_ns ? s->mono_ns - d->c.first_ns
-									  : 0);
-		if (d->c.last_act_ns)
-			tf_duration(last, sizeof(last),
-				    s->mono_ns > d->c.last_act_ns ? s->mono_ns - d->c.last_act_ns : 0);
-		else
-			snprintf(last, sizeof(last), "-");
-		if (d->c.comm[0])
-			snprintf(proc, sizeof(proc), "%.15s/%u", d->c.comm, d->c.pid);
-		else
-			snprintf(proc, sizeof(proc), "-");
-		keepalive_text(ka, sizeof(ka), &d->c);
-		snprintf(line, sizeof(line), "%s %-11s %-20.20s %6s %6s %-9s %-9s %s", local,
-			 st ? st : "?", proc, age, last,
-			 d->has_lease ? tf_lease_name(tf_state(d->li.state[SP_LEASE_TRANSPORT])) : "-",
-			 d->has_lease && d->li.payload_armed
-				 ? tf_lease_name(tf_state(d->li.state[SP_LEASE_PAYLOAD]))
-				 : "-",
-			 ka);
+	for (n = i, i = 0; i < n; i++) {
+		detail_line(line, sizeof(line), &text[i], w);
 		put_line(t, y0 + 2 + (int)i, line,
 			 t->focus == PANE_TABLE && t->det_scroll + i == t->det_sel ? C_SEL : C_NONE);
 	}
@@ -1237,8 +1341,9 @@ static void draw_spikes(const struct top *t, int y0, int h)
 		else
 			tf_fit_endpoint(dest, sizeof(dest), &r->addr, r->port, 30, t->unicode);
 		tf_duration(since, sizeof(since), ago);
-		snprintf(line, sizeof(line), "  %s %llu failures in %us, baseline %.2f/s, for %s",
-			 dest, (unsigned long long)r->failures, r->window_s, r->baseline, since);
+		snprintf(line, sizeof(line),
+			 "  %s %llu failures in the last %us, baseline %.2f/s, for %s", dest,
+			 (unsigned long long)r->failures, r->window_s, r->baseline, since);
 		put_line(t, y0 + 1 + (int)i, line,
 			 t->focus == PANE_SPIKES && i == t->sel_spike ? C_SEL : C_BAD);
 	}
@@ -1337,6 +1442,15 @@ static void draw_screen(struct top *t)
 	if (main_h < 3) {
 		ev_h = 2;
 		main_h = rows - 3 - ev_h - sp_h - 1;
+	}
+	/* table rows nobody needs go to the events pane (the table takes them back as it grows) */
+	if (t->view_mode == VIEW_TABLE) {
+		int need = 1 + (t->n_view > 2 ? (int)t->n_view : 2);
+
+		if (main_h > need) {
+			ev_h += main_h - need;
+			main_h = need;
+		}
 	}
 	switch (t->view_mode) {
 	case VIEW_HELP:
@@ -1611,6 +1725,7 @@ static void on_tick(void *ctx, uint64_t now)
 	/* -EBUSY: the last dump still runs; a dump's sockets carry its generation */
 	if (t->diag_on && !t->diag.busy) {
 		t->diag_gen++;
+		memset(t->diag_pending, 0, sizeof(t->diag_pending));
 		if (sockdiag_start(&t->diag, diag_sock))
 			t->diag_gen--;
 	}
