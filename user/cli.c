@@ -64,6 +64,7 @@ enum {
 	OPT_PORT_RISK_HORIZON,
 	OPT_AUDIT_INTERVAL,
 	OPT_CONNECTIONS,
+	OPT_TOP_REPLAY,
 };
 
 static const struct option long_options[] = {
@@ -107,6 +108,7 @@ static const struct option long_options[] = {
 	{ "delay", required_argument, NULL, 'd' },
 	{ "no-color", no_argument, NULL, OPT_NO_COLOR },
 	{ "no-unicode", no_argument, NULL, OPT_NO_UNICODE },
+	{ "replay", required_argument, NULL, OPT_TOP_REPLAY },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -182,6 +184,7 @@ void cli_usage(FILE *out)
 	      "  -d, --delay DUR       screen refresh interval (default 1s, 100ms..1h)\n"
 	      "      --no-color        no colors (also when NO_COLOR is set)\n"
 	      "      --no-unicode      ASCII sparklines and marks\n"
+	      "      --replay FILE     top: the dashboard at the end of a recorded JSON lines log\n"
 	      "\n"
 	      "Agent options (sockpulse agent):\n"
 	      "      --log PATH        JSON lines log (default " SP_DEFAULT_LOG_PATH "),\n"
@@ -681,6 +684,11 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_NO_UNICODE:
 			cfg->no_unicode = true;
+			break;
+		case OPT_TOP_REPLAY:
+			if (cfg->cmd != CMD_TOP)
+				return usage_error("%s", "--replay: only for top (sockpulse top --replay FILE)");
+			cfg->replay_path = optarg;
 			break;
 		case 'v':
 			cfg->verbose++;

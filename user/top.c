@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <langinfo.h>
 #include <locale.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 #include "format.h"
 #include "log.h"
 #include "names.h"
+#include "replay.h"
 #include "sockdiag.h"
 #include "top.h"
 #include "topfmt.h"
@@ -214,6 +216,9 @@ struct top {
 	struct tf_row det_peer;		    /* the peer whose connections are shown */
 	int winch_fd;
 	int stderr_saved, stderr_capture;
+	/* --replay FILE: the dashboard as it stood at the log's last line, on the log's clock */
+	bool replay;
+	uint64_t replay_ns, replay_events, replay_lost;
 	/* what the screen costs the loop: the slowest refresh and draw, and their totals */
 	uint64_t refresh_max_ns, draw_max_ns, refresh_sum_ns, draw_sum_ns, refreshes, draws;
 	int exit_code;
@@ -810,10 +815,16 @@ static void build_details(struct top *t, uint64_t now)
 	}
 }
 
+/* The dashboard's clock: the host's, or a replayed log's last timestamp. */
+static uint64_t top_mono_ns(const struct top *t)
+{
+	return t->replay ? t->replay_ns : clock_mono_ns();
+}
+
 static void refresh_snapshot(struct top *t)
 {
 	struct snapshot *s = &t->snap;
-	uint64_t now = clock_mono_ns(), received = 0, lost = 0;
+	uint64_t now = top_mono_ns(t), received = 0, lost = 0;
 	size_t k;
 
 	for (int r = 1; r < SP_REC_TYPE_MAX; r++) {
@@ -825,9 +836,9 @@ static void refresh_snapshot(struct top *t)
 				  (double)(now - t->prev_mono);
 	t->prev_received = received;
 	t->prev_mono = now;
-	s->lost = lost;
+	s->lost = t->replay ? t->replay_lost : lost;
 	s->mono_ns = now;
-	s->real_ns = clock_real_ns();
+	s->real_ns = t->replay ? now : clock_real_ns();
 
 	memset(s->states, 0, sizeof(s->states));
 	s->states_exact = t->diag_valid;
@@ -984,11 +995,18 @@ static void draw_header(const struct top *t)
 	clk[0] = '\0';
 	if (localtime_r(&secs, &tm))
 		strftime(clk, sizeof(clk), "%H:%M:%S", &tm);
-	snprintf(line, sizeof(line),
-		 "sockpulse top  %s  host %s  up %s  hook %s  %.0f ev/s  lost %llu  leases %u%s%s%s",
-		 clk, t->host, up, t->hook, s->events_per_s, (unsigned long long)s->lost,
-		 s->leases_live, t->paused ? "  [PAUSED]" : "", t->filter[0] ? "  filter: " : "",
-		 t->filter);
+	if (t->replay)
+		snprintf(line, sizeof(line),
+			 "sockpulse top  %s  replay of %s  %llu events  lost %llu  leases %u%s%s", clk,
+			 t->host, (unsigned long long)t->replay_events, (unsigned long long)s->lost,
+			 s->leases_live, t->filter[0] ? "  filter: " : "", t->filter);
+	else
+		snprintf(line, sizeof(line),
+			 "sockpulse top  %s  host %s  up %s  hook %s  %.0f ev/s  lost %llu  leases "
+			 "%u%s%s%s",
+			 clk, t->host, up, t->hook, s->events_per_s, (unsigned long long)s->lost,
+			 s->leases_live, t->paused ? "  [PAUSED]" : "",
+			 t->filter[0] ? "  filter: " : "", t->filter);
 	put_line(t, 0, line, C_TITLE);
 	if (s->lost) {
 		/* lost events in red, where they are */
@@ -1444,8 +1462,10 @@ static void draw_screen(struct top *t)
 		main_h = rows - 3 - ev_h - sp_h - 1;
 	}
 	/* table rows nobody needs go to the events pane (the table takes them back as it grows) */
-	if (t->view_mode == VIEW_TABLE) {
-		int need = 1 + (t->n_view > 2 ? (int)t->n_view : 2);
+	if (t->view_mode != VIEW_HELP) {
+		int need = t->view_mode == VIEW_DETAILS
+				   ? 2 + (t->snap.n_details > 2 ? (int)t->snap.n_details : 2)
+				   : 1 + (t->n_view > 2 ? (int)t->n_view : 2);
 
 		if (main_h > need) {
 			ev_h += main_h - need;
@@ -1503,7 +1523,7 @@ static void open_details(struct top *t)
 	t->view_mode = VIEW_DETAILS;
 	t->focus = PANE_TABLE;
 	t->det_sel = t->det_scroll = 0;
-	build_details(t, clock_mono_ns());
+	build_details(t, top_mono_ns(t));
 }
 
 static void move_sel(struct top *t, long delta)
@@ -1865,6 +1885,141 @@ static void stop_screen(struct top *t)
 	t->curses_on = false;
 }
 
+/* ---- --replay FILE ----------------------------------------------------------------------- */
+
+static void replay_emit(void *ctx, const struct sp_event *ev)
+{
+	struct sp_event out = *ev;
+
+	out.real_ns = out.mono_ns; /* the log's clock */
+	on_event(ctx, &out);
+}
+
+static void replay_hold(void *ctx, const struct engine_hold *hold)
+{
+	struct sp_event ev;
+
+	engine_hold_event(hold, &ev);
+	replay_emit(ctx, &ev);
+}
+
+static void replay_feed(void *ctx, const struct sp_event *ev)
+{
+	struct top *t = ctx;
+
+	t->replay_ns = ev->mono_ns;
+	t->replay_events++;
+	if (ev->action == SP_ACT_EVENTS_LOST)
+		t->replay_lost += ev->lost.count;
+	on_event(t, ev);
+	engine_feed(t->agent.engine, ev);
+}
+
+/* Feeds the whole log through the engine and the dashboard's tables, as replay does. */
+static int replay_load(struct top *t)
+{
+	struct engine_config ecfg = t->cfg->engine;
+	const char *path = t->cfg->replay_path, *base = strrchr(path, '/');
+	struct replay_stats st;
+	FILE *f;
+	int err;
+
+	snprintf(t->host, sizeof(t->host), "%s", base ? base + 1 : path);
+	ecfg.stall_ns = 0; /* no wall clock: a gap between two lines is not a stall */
+	t->agent.engine = engine_new(&ecfg, replay_emit, t);
+	if (!t->agent.engine) {
+		pr_warn("top: cannot set up the lease engine: out of memory");
+		return SP_EXIT_FAILURE;
+	}
+	engine_set_hold_fn(t->agent.engine, replay_hold, t);
+	f = fopen(path, "re");
+	if (!f) {
+		pr_warn("top: cannot open %s: %s", path, strerror(errno));
+		return SP_EXIT_FAILURE;
+	}
+	err = replay_stream(f, replay_feed, t, &st);
+	fclose(f);
+	if (err) {
+		pr_warn("top: %s: %s", path,
+			err == -ENODATA ? "no valid event line" : strerror(-err));
+		return SP_EXIT_FAILURE;
+	}
+	if (st.bad)
+		pr_warn("top: %s: %llu malformed line%s skipped (first at line %llu)", path,
+			(unsigned long long)st.bad, st.bad == 1 ? "" : "s",
+			(unsigned long long)st.first_bad);
+	return SP_EXIT_OK;
+}
+
+/* Keys and resizes until q, a hang-up, SIGINT or SIGTERM: nothing else changes the screen. */
+static int replay_loop(struct top *t)
+{
+	struct pollfd p[3] = {
+		{ .fd = STDIN_FILENO, .events = POLLIN },
+		{ .fd = t->winch_fd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
+	};
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+		return -errno;
+	p[2].fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (p[2].fd < 0)
+		return -errno;
+	while (!t->agent.stop) {
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[2].revents)
+			break;
+		if (p[0].revents)
+			on_tty(t, STDIN_FILENO, p[0].revents & (POLLHUP | POLLERR) ? EPOLLHUP : EPOLLIN);
+		if (p[1].revents)
+			on_winch(t, t->winch_fd, EPOLLIN);
+	}
+	close(p[2].fd);
+	return 0;
+}
+
+static int top_replay(struct top *t)
+{
+	int ret = replay_load(t), err;
+
+	if (ret)
+		goto out;
+	t->hook = "replay";
+	err = start_screen(t);
+	if (err) {
+		stop_screen(t);
+		pr_warn("top: cannot set up the terminal: %s", strerror(-err));
+		ret = SP_EXIT_FAILURE;
+		goto out;
+	}
+	capture_stderr(t);
+	refresh_all(t);
+	draw(t);
+	err = replay_loop(t);
+	stop_screen(t);
+	release_stderr(t);
+	if (err) {
+		pr_warn("top: %s", strerror(-err));
+		ret = SP_EXIT_FAILURE;
+	}
+out:
+	engine_free(t->agent.engine);
+	t->agent.engine = NULL;
+	if (t->winch_fd >= 0)
+		close(t->winch_fd);
+	free_tables(t);
+	return ret;
+}
+
 int top_run(const struct config *cfg)
 {
 	static struct top t; /* large: not on the stack */
@@ -1893,6 +2048,10 @@ int top_run(const struct config *cfg)
 		pr_warn("top: out of memory");
 		ret = SP_EXIT_FAILURE;
 		goto out;
+	}
+	if (cfg->replay_path) {
+		t.replay = true;
+		return top_replay(&t);
 	}
 	ret = agent_open(&t.agent, cfg, &sink);
 	if (ret)

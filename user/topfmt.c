@@ -322,7 +322,7 @@ static const struct {
 
 /* On narrow screens whole columns go, least telling first, before PEER gets too narrow. */
 static const unsigned int drop_order[] = {
-	TF_COL_PROCESS, TF_COL_FAILS, TF_COL_CONNS, TF_COL_LEFT, TF_COL_LAST, TF_COL_PAYLOAD,
+	TF_COL_PROCESS, TF_COL_CONNS, TF_COL_LEFT, TF_COL_FAILS, TF_COL_LAST, TF_COL_PAYLOAD,
 };
 
 const char *tf_col_name(unsigned int col)

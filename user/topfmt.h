@@ -112,7 +112,7 @@ const char *tf_col_name(unsigned int col);	/* "PEER", "CONNS", ... */
 /*
  * Widths of the columns for a screen width, separated by one space: the shown widths and the
  * spaces between them sum to width. On narrow screens whole columns get width 0 (PROCESS first,
- * then FAIL/M, CONNS, LEFT, LAST, PAYLOAD) so PEER keeps room for a whole IPv4 endpoint.
+ * then CONNS, LEFT, FAIL/M, LAST, PAYLOAD) so PEER keeps room for a whole IPv4 endpoint.
  */
 void tf_layout(size_t width, size_t widths[TF_COL_MAX]);
 /* One cell of a row, fitted to width. */

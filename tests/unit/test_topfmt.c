@@ -282,7 +282,7 @@ static void test_layout_narrow(void **state)
 	}
 	tf_layout(60, w);
 	assert_int_equal(w[TF_COL_PROCESS], 0); /* the first to go */
-	assert_true(w[TF_COL_PAYLOAD] > 0 && w[TF_COL_LAST] > 0);
+	assert_true(w[TF_COL_PAYLOAD] > 0 && w[TF_COL_LAST] > 0 && w[TF_COL_FAILS] > 0);
 	tf_layout(50, w);
 	assert_true(w[TF_COL_PEER] >= 16);
 	assert_true(w[TF_COL_PAYLOAD] > 0);
