@@ -25,6 +25,7 @@ struct watch {
 	struct outbuf out;
 	struct format_ctx fmt;
 	uint64_t seq;
+	uint64_t last_text_ns; /* the time on the last text line */
 	int exit_code;
 };
 
@@ -49,7 +50,7 @@ static void on_event(void *ctx, const struct sp_event *ev)
 	if (w->cfg->json)
 		n = format_json(line, SP_LINE_MAX, ev, ++w->seq, &w->fmt);
 	else
-		n = format_text(line, SP_LINE_MAX, ev);
+		n = format_text_ordered(line, SP_LINE_MAX, ev, &w->last_text_ns);
 	if (n)
 		outbuf_commit(&w->out, n);
 }
