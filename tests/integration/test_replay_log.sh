@@ -6,7 +6,8 @@
 #   port 6411, chatty: the server sends 10 bytes every 250 ms for 4 s  -> no verdict;
 #   port 6412, keepalive: idle, but the client probes every second     -> no verdict;
 #   port 6413, silent: idle, no keepalive                              -> both transport leases
-#     suspect, then expire (the control: replay does raise verdicts).
+#     suspect, then expire (the control: replay does raise verdicts); the FIN that ends it is
+#     no "recovery".
 # Then the same log without its tcp-activity lines, as an agent logging without them writes it:
 # replay says so in one line on stderr before any output and marks its verdicts untrusted.
 . "$(dirname "$0")/lib.sh"
@@ -47,6 +48,8 @@ check "the default log carries tcp-activity lines" \
 check_eq "live: the silent connection's two transport leases expired" "$(on_port "$LOG" 6413)" 2
 check_eq "live: no verdict on the chatty connection" "$(on_port "$LOG" 6411)" 0
 check_eq "live: no verdict on the keepalive connection" "$(on_port "$LOG" 6412)" 0
+check_eq "live: the silent connection is not 'recovered' by the FIN that closes it" \
+	"$(count "$LOG" '.event.action == "lease-recovered" and .destination.port == 6413')" 0
 
 "$SOCKPULSE" replay --json --lease-ttl 2s "$LOG" >"$SP_TMP/replay.json" 2>"$SP_TMP/replay.err"
 check_eq "replay exits 0" "$?" 0
