@@ -687,7 +687,8 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_TOP_REPLAY:
 			if (cfg->cmd != CMD_TOP)
-				return usage_error("%s", "--replay: only for top (sockpulse top --replay FILE)");
+				return usage_error("%s", "--replay: only for top (sockpulse top "
+							 "--replay FILE)");
 			cfg->replay_path = optarg;
 			break;
 		case 'v':

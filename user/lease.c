@@ -494,7 +494,8 @@ static void recoveries_take(struct lease_table *t, uint32_t idx, bool report)
 		}
 		t->recov[i] = t->recov[--t->n_recov]; /* order among slots does not matter */
 		if (report)
-			emit_at(t, &t->slab[idx], SP_ACT_LEASE_RECOVERED, r.kind, r.at, r.silent_ns);
+			emit_at(t, &t->slab[idx], SP_ACT_LEASE_RECOVERED, r.kind, r.at,
+				r.silent_ns);
 	}
 }
 

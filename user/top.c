@@ -193,7 +193,7 @@ struct top {
 	bool diag_on;
 	uint32_t diag_gen;
 	uint64_t diag_states[SP_ST_MAX];
-	uint64_t diag_pending[SP_ST_MAX]; /* the dump in progress, the command line's filters applied */
+	uint64_t diag_pending[SP_ST_MAX]; /* the dump in progress, -p/-4/-6 applied */
 	bool diag_valid;
 
 	/* rates */
@@ -975,6 +975,12 @@ static enum color lease_color(uint8_t st)
 	}
 }
 
+/* Some connections silent, others heard from: a warning, not red. */
+static enum color row_lease_color(uint8_t st, uint32_t n, uint32_t of)
+{
+	return tf_lease_partial(st, n, of) ? C_WARN : lease_color(st);
+}
+
 static void draw_header(const struct top *t)
 {
 	const struct snapshot *s = &t->snap;
@@ -997,9 +1003,10 @@ static void draw_header(const struct top *t)
 		strftime(clk, sizeof(clk), "%H:%M:%S", &tm);
 	if (t->replay)
 		snprintf(line, sizeof(line),
-			 "sockpulse top  %s  replay of %s  %llu events  lost %llu  leases %u%s%s", clk,
-			 t->host, (unsigned long long)t->replay_events, (unsigned long long)s->lost,
-			 s->leases_live, t->filter[0] ? "  filter: " : "", t->filter);
+			 "sockpulse top  %s  replay of %s  %llu events  lost %llu  leases %u%s%s",
+			 clk, t->host, (unsigned long long)t->replay_events,
+			 (unsigned long long)s->lost, s->leases_live, t->filter[0] ? "  filter: " : "",
+			 t->filter);
 	else
 		snprintf(line, sizeof(line),
 			 "sockpulse top  %s  host %s  up %s  hook %s  %.0f ev/s  lost %llu  leases "
@@ -1115,15 +1122,11 @@ static void draw_table(struct top *t, int y0, int h)
 			if (!w[c])
 				continue; /* no room for this column */
 			tf_cell(buf, sizeof(buf), r, c, w[c], t->unicode);
-			/* some connections silent, others heard from: a warning, not red */
 			if (c == TF_COL_TRANSPORT)
-				col = tf_lease_partial(r->transport, r->transport_n, r->transport_of)
-					  ? C_WARN
-					  : lease_color(r->transport);
+				col = row_lease_color(r->transport, r->transport_n,
+						      r->transport_of);
 			else if (c == TF_COL_PAYLOAD)
-				col = tf_lease_partial(r->payload, r->payload_n, r->payload_of)
-					  ? C_WARN
-					  : lease_color(r->payload);
+				col = row_lease_color(r->payload, r->payload_n, r->payload_of);
 			else if (c == TF_COL_FAILS && r->fails_min)
 				col = C_BAD;
 			else if (c == TF_COL_LEFT && r->has_left && r->left_ns < 0)
@@ -1979,7 +1982,8 @@ static int replay_loop(struct top *t)
 		if (p[2].revents)
 			break;
 		if (p[0].revents)
-			on_tty(t, STDIN_FILENO, p[0].revents & (POLLHUP | POLLERR) ? EPOLLHUP : EPOLLIN);
+			on_tty(t, STDIN_FILENO,
+			       p[0].revents & (POLLHUP | POLLERR) ? EPOLLHUP : EPOLLIN);
 		if (p[1].revents)
 			on_winch(t, t->winch_fd, EPOLLIN);
 	}

@@ -248,7 +248,8 @@ size_t tf_latency(char *buf, size_t cap, uint64_t ns)
 
 	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
 		if (ns >= units[i].div) {
-			n = snprintf(buf, cap, "%llu.%llu%s", (unsigned long long)(ns / units[i].div),
+			n = snprintf(buf, cap, "%llu.%llu%s",
+				     (unsigned long long)(ns / units[i].div),
 				     (unsigned long long)(ns % units[i].div * 10 / units[i].div),
 				     units[i].unit);
 			return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;

@@ -219,8 +219,8 @@ static int replay_check_input(struct replay_run *r, FILE *f)
 	if (scan.established && !scan.activity) {
 		r->untrusted = true;
 		pr_warn("replay: %s has %llu established connection%s but no tcp-activity line: "
-			"lease suspect/expired/recovered verdicts are marked untrusted (log them with "
-			"agent --log-actions all)",
+			"lease suspect/expired/recovered verdicts are marked untrusted (the agent "
+			"logs them unless --log-actions leaves them out)",
 			r->cfg->replay_path, (unsigned long long)scan.established,
 			scan.established == 1 ? "" : "s");
 	}

@@ -65,12 +65,13 @@ jq -c 'select(.event.action != "tcp-activity")' "$LOG" >"$SP_TMP/thin.jsonl"
 	2>"$SP_TMP/thin.err"
 check_eq "replay of a log without activity exits 0" "$?" 0
 check_eq "it says so in one line" "$(grep -c 'no tcp-activity line' "$SP_TMP/thin.err")" 1
-n=$(count "$SP_TMP/thin.json" '.event.action | test("^lease-(suspect|expired|recovered)$")')
+VERDICT='.event.action | test("^lease-(suspect|expired|recovered)$")'
+n=$(count "$SP_TMP/thin.json" "$VERDICT")
 check "it raises verdicts for want of renewals ($n)" [ "$n" -gt 0 ]
 check_eq "every one of them is marked untrusted" \
-	"$(count "$SP_TMP/thin.json" '.event.action | test("^lease-(suspect|expired|recovered)$")')" \
+	"$(count "$SP_TMP/thin.json" "$VERDICT")" \
 	"$(count "$SP_TMP/thin.json" '.sockpulse.lease.untrusted == true')"
 check_eq "no closed or lost line is marked" \
-	"$(count "$SP_TMP/thin.json" '(.event.action == "lease-closed" or .event.action == "lease-lost")
+	"$(count "$SP_TMP/thin.json" '(.event.action | IN("lease-closed", "lease-lost"))
 		and .sockpulse.lease.untrusted')" 0
 sp_finish

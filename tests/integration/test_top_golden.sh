@@ -79,8 +79,8 @@ golden details-80x24 80 24 Enter
 golden ascii-80x24 80 24 -- --no-unicode
 
 # What the goldens hold, said once more in words, so a reviewer updating them sees the point.
-check "80x24: one of three connections expired, said so" grep -q '^10\.1\.0\.2:5432 .* 1/3 expired' \
-	"$DATA/top-80x24.txt"
+check "80x24: one of three connections expired, said so" \
+	grep -q '^10\.1\.0\.2:5432 .* 1/3 expired' "$DATA/top-80x24.txt"
 check "80x24: the spike panel counts the window it names" \
 	grep -q '  40 failures in the last 10s' "$DATA/top-80x24.txt"
 check "50x20: PEER is there and the two loopback peers differ" \

@@ -243,7 +243,8 @@ static void test_rollup(void **st)
 	assert_int_equal(a.rows[1].without_keepalive, 1);
 	assert_true(a.rows[1].worst_ms == KA_NEVER);
 	assert_int_equal(a.rows[1].best_ms, 10000);
-	assert_int_equal(a.rows[0].worst_ms, 20000); /* the first probe at or past the user timeout */
+	/* the first probe at or past the user timeout */
+	assert_int_equal(a.rows[0].worst_ms, 20000);
 
 	f = open_memstream(&text, &len);
 	audit_print_text(f, &a);
@@ -266,7 +267,8 @@ static void test_rollup(void **st)
 		f = open_memstream(&text, &len);
 		audit_print_json(f, &a, 0, &seq);
 		fclose(f);
-		assert_non_null(strstr(text, "\"keepalive_on\":{\"enabled\":true,\"idle_ms\":20000"));
+		assert_non_null(
+		    strstr(text, "\"keepalive_on\":{\"enabled\":true,\"idle_ms\":20000"));
 		assert_non_null(strstr(text, "\"keepalive_on_detection_ms\":23000"));
 		assert_non_null(strstr(text, "\"user_timeout_ms\":20000"));
 		free(text);

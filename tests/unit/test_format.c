@@ -1004,7 +1004,8 @@ static void test_text_lines(void **state)
 static void test_text_golden(void **state)
 {
 	static const char want[] =
-	    "TIME         PID     COMM            SOURCE                DESTINATION           EVENT\n"
+	    "TIME         PID     COMM            SOURCE                DESTINATION           "
+	    "EVENT\n"
 	    "06:45:12.123 4242    curl            127.0.0.1:43210*      127.0.0.1:80          "
 	    "connect  ok 72.4us\n"
 	    "06:45:12.123 4242    curl            127.0.0.1:43210*      127.0.0.1:80          "
@@ -1086,7 +1087,8 @@ static void test_text_golden(void **state)
 	col = (size_t)(strstr(want, "EVENT") - want);
 	for (const char *l = strchr(want, '\n') + 1; *l; l = strchr(l, '\n') + 1) {
 		assert_true(l[col - 1] == ' ' && l[col] != ' ');
-		assert_true(l[col + 8] == ' ' && l[col + 9] != ' '); /* and what follows the label */
+		/* and what follows the label */
+		assert_true(l[col + 8] == ' ' && l[col + 9] != ' ');
 	}
 }
 

@@ -366,8 +366,8 @@ static void test_cells_and_line(void **state)
 	snprintf(r.comm, sizeof(r.comm), "curl");
 	tf_row_line(buf, sizeof(buf), &r, w, true);
 	assert_int_equal(tf_width(buf), 80);
-	assert_string_equal(buf, "10.1.0.2:80              3 alive       suspect       1.5s  -3.0s      "
-				 "12 curl/4\xe2\x80\xa6");
+	assert_string_equal(buf, "10.1.0.2:80              3 alive       suspect       1.5s  "
+				 "-3.0s      12 curl/4\xe2\x80\xa6");
 	tf_header(buf, sizeof(buf), w, TF_COL_FAILS, false, false);
 	assert_int_equal(tf_width(buf), 80);
 	assert_non_null(strstr(buf, "FAIL/Mv"));
