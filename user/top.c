@@ -606,29 +606,14 @@ static void walk_sock(void *ctx, const struct audit_sock *as, uint64_t target_ms
 	t->conns[i].ka = as->ka;
 }
 
-/*
- * The kernel filters events by port and family (-p, -4, -6); sock_diag dumps every socket. The
- * header counts what passes the same filters, so it speaks of the sockets the table shows.
- */
-static bool diag_match(const struct config *cfg, const struct diag_sock *ds)
-{
-	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
-	uint16_t family = ds->local.family;
-
-	if (family == AF_INET6 && !memcmp(ds->local.bytes, mapped, sizeof(mapped)))
-		family = AF_INET; /* IPv4-mapped counts as IPv4, as the kernel filter does */
-	if (cfg->family && family != cfg->family)
-		return false;
-	return !cfg->ports.count || port_set_has(&cfg->ports, ds->lport) ||
-	       port_set_has(&cfg->ports, ds->rport);
-}
-
 static void diag_sock(void *ctx, const struct diag_tally *tally, const struct diag_sock *ds)
 {
 	struct top *t = ctx;
 	uint32_t i;
 
-	if (ds->state < SP_ST_MAX && diag_match(t->cfg, ds))
+	/* the header counts the sockets that pass the filters the kernel applies to events */
+	if (ds->state < SP_ST_MAX &&
+	    tf_filter_match(&t->cfg->ports, t->cfg->family, &ds->local, ds->lport, ds->rport))
 		t->diag_pending[ds->state]++;
 	if (!ds->cookie)
 		return;

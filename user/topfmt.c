@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -612,6 +613,19 @@ void tf_sort(const struct tf_row **rows, size_t n, unsigned int col, bool revers
 
 	if (n > 1)
 		qsort_r(rows, n, sizeof(*rows), cmp_rows, &ctx);
+}
+
+bool tf_filter_match(const struct port_set *ports, uint16_t family, const struct sp_addr *local,
+		     uint16_t lport, uint16_t rport)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint16_t f = local->family;
+
+	if (f == AF_INET6 && !memcmp(local->bytes, mapped, sizeof(mapped)))
+		f = AF_INET;
+	if (family && f != family)
+		return false;
+	return !ports->count || port_set_has(ports, lport) || port_set_has(ports, rport);
 }
 
 bool tf_event_interesting(const struct sp_event *ev)

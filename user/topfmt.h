@@ -18,6 +18,7 @@
 
 #include "event.h"
 #include "format.h"
+#include "parse.h"
 
 #define TF_CELL_CAP(w) (4 * (size_t)(w) + 1)
 #define TF_PROC_MAX 32 /* "comm/pid" */
@@ -141,6 +142,13 @@ void tf_sort(const struct tf_row **rows, size_t n, unsigned int col, bool revers
  * (ECONNREFUSED)". Local time of ev->real_ns. Not fitted: the caller cuts it to the screen.
  */
 size_t tf_event_line(char *buf, size_t cap, const struct sp_event *ev, bool unicode);
+/*
+ * Whether a socket of a sock_diag dump passes -p (local or remote port in @ports, count 0: any)
+ * and -4/-6 (@family, 0: any; IPv4-mapped IPv6 counts as IPv4), as the kernel filters events.
+ */
+bool tf_filter_match(const struct port_set *ports, uint16_t family, const struct sp_addr *local,
+		     uint16_t lport, uint16_t rport);
+
 /* Which events the recent-events pane keeps: all but tcp-activity. */
 bool tf_event_interesting(const struct sp_event *ev);
 

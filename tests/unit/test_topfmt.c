@@ -318,6 +318,28 @@ static void test_partial_lease(void **state)
 	assert_string_equal(buf, "alive      ");
 }
 
+/* The conns: header counts what -p, -4 and -6 let through, as the table does. */
+static void test_filter_match(void **state)
+{
+	struct sp_addr v4 = addr_of("10.1.0.1"), v6 = addr_of("fd00::1"), mapped = { 0 };
+	struct port_set none = { 0 }, p80 = { 0 };
+
+	(void)state;
+	mapped.family = AF_INET6;
+	mapped.bytes[10] = mapped.bytes[11] = 0xff;
+	mapped.bytes[12] = 10;
+	assert_int_equal(parse_port_list("80", &p80), 0);
+	assert_true(tf_filter_match(&none, 0, &v4, 40000, 5432));
+	assert_true(tf_filter_match(&p80, 0, &v4, 40000, 80));	/* remote port */
+	assert_true(tf_filter_match(&p80, 0, &v4, 80, 40000));	/* local port */
+	assert_false(tf_filter_match(&p80, 0, &v4, 40000, 5432));
+	assert_true(tf_filter_match(&none, AF_INET, &v4, 1, 2));
+	assert_false(tf_filter_match(&none, AF_INET, &v6, 1, 2));
+	assert_true(tf_filter_match(&none, AF_INET6, &v6, 1, 2));
+	assert_true(tf_filter_match(&none, AF_INET, &mapped, 1, 2)); /* v4-mapped is IPv4 */
+	assert_false(tf_filter_match(&none, AF_INET6, &mapped, 1, 2));
+}
+
 static void test_latency(void **state)
 {
 	char buf[32];
@@ -544,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_layout_narrow),
 		cmocka_unit_test(test_partial_lease),
 		cmocka_unit_test(test_latency),
+		cmocka_unit_test(test_filter_match),
 		cmocka_unit_test(test_cells_and_line),
 		cmocka_unit_test(test_sort),
 		cmocka_unit_test(test_sort_left_and_last),
