@@ -46,6 +46,7 @@ golden() {
 	fi
 	sleep 0.3 # one more draw would not change it: the clock is the log's
 	tmux_screen "$S" >"$SP_TMP/$name.txt"
+	"${SP_TMUX[@]}" capture-pane -e -p -t "$S" >"$SP_TMP/$name.color"
 	tmux_keys "$S" q
 	SP_CHECKS=$((SP_CHECKS + 1))
 	if ! wait_screen "$S" '^top-exited-0' 5; then
@@ -89,4 +90,10 @@ check "80x24: the events pane grows into unused table rows" \
 	[ "$(grep -c '→10\.1\.0\.9:8080' "$DATA/top-80x24.txt")" -ge 10 ]
 check "details at 80x24 show both lease states and the keepalive column" \
 	grep -Eq '^LOCAL +STATE +TRANSPORT +PAYLOAD +KEEPALIVE' "$DATA/top-details-80x24.txt"
+# Colours (not in the goldens): the partly expired peer is a warning (yellow), not red; an
+# all-alive one green.
+ESC=$(printf '\033')
+check "80x24: '1/3 expired' is drawn yellow, not red" \
+	grep -q "${ESC}\[33m1/3 expired" "$SP_TMP/80x24.color"
+check "80x24: an alive peer is drawn green" grep -q "${ESC}\[32malive" "$SP_TMP/80x24.color"
 sp_finish
