@@ -10,7 +10,7 @@
 # "Performance" section shows.
 #
 # Tracers: "agent" is `sockpulse agent` logging every transition to a JSON lines file (its
-# default actions: all but tcp-activity; no rotation, metrics off); "watch" is
+# default actions: all, tcp-activity included; no rotation, metrics off); "watch" is
 # `sockpulse watch --json` to a file; "tcpstates" is libbpf-tools' tcpstates to a file;
 # "baseline" is the agent of another build (BENCH_BASELINE), run the same way in the same rounds,
 # so a change is measured against what it replaces on the same machine at the same time.

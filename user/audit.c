@@ -218,6 +218,10 @@ void audit_add(struct audit *a, const struct audit_sock *s, uint64_t target_ms)
 		r->worst_ms = idle;
 		r->worst = s->ka;
 	}
+	if (s->ka.enabled && (!r->worst_on_ms || idle > r->worst_on_ms)) {
+		r->worst_on_ms = idle;
+		r->worst_on = s->ka;
+	}
 	if (idle < r->best_ms)
 		r->best_ms = idle;
 	if (busy > r->busy_worst_ms)
@@ -291,7 +295,45 @@ static void settings_str(char *buf, size_t cap, const struct ka_settings *k)
 	}
 	audit_fmt_ms(idle, sizeof(idle), k->idle_ms);
 	audit_fmt_ms(intvl, sizeof(intvl), k->intvl_ms);
+	if (k->user_timeout_ms) {
+		char uto[24];
+
+		audit_fmt_ms(uto, sizeof(uto), k->user_timeout_ms);
+		snprintf(buf, cap, "%s/%s/%u uto=%s %s", idle, intvl, k->probes, uto,
+			 ka_source(k));
+		return;
+	}
 	snprintf(buf, cap, "%s/%s/%u %s", idle, intvl, k->probes, ka_source(k));
+}
+
+/*
+ * A row's keepalive: its slowest connection's settings, or, when only some of its connections
+ * have keepalive, how many and the slowest of those ("3/6 on 30s/5s/3 socket"): a row is not
+ * "off" because one connection is.
+ */
+static void row_settings(char *buf, size_t cap, const struct audit_row *r)
+{
+	char set[64];
+
+	if (!r->without_keepalive || r->without_keepalive == r->conns) {
+		settings_str(buf, cap, &r->worst);
+		return;
+	}
+	settings_str(set, sizeof(set), &r->worst_on);
+	snprintf(buf, cap, "%u/%u on %s", r->conns - r->without_keepalive, r->conns, set);
+}
+
+/* Worst-case detection; with a mix, the slowest connection with keepalive, then "never". */
+static void row_detection(char *buf, size_t cap, const struct audit_row *r)
+{
+	char on[24];
+
+	if (!r->without_keepalive || r->without_keepalive == r->conns) {
+		audit_fmt_ms(buf, cap, r->worst_ms);
+		return;
+	}
+	audit_fmt_ms(on, sizeof(on), r->worst_on_ms);
+	snprintf(buf, cap, "%s/never", on);
 }
 
 static void suggest_str(char *buf, size_t cap, uint64_t worst, uint64_t target)
@@ -311,9 +353,9 @@ static void suggest_str(char *buf, size_t cap, uint64_t worst, uint64_t target)
 
 void audit_print_text(FILE *out, const struct audit *a)
 {
-	char proc[40], worst[24], target[24], set[64], sug[128];
+	char proc[40], worst[40], target[24], set[96], sug[128];
 
-	fprintf(out, "%-8s %-7s %-22s %5s %5s %-10s %-8s %-22s %s\n", "SERVICE", "DIR", "PROCESS",
+	fprintf(out, "%-8s %-7s %-22s %5s %5s %-12s %-8s %-22s %s\n", "SERVICE", "DIR", "PROCESS",
 		"CONNS", "NO-KA", "DETECTION", "TARGET", "KEEPALIVE", "SUGGESTED");
 	for (size_t i = 0; i < a->n; i++) {
 		const struct audit_row *r = &a->rows[i];
@@ -324,11 +366,11 @@ void audit_print_text(FILE *out, const struct audit *a)
 				 r->pid);
 		else
 			snprintf(proc, sizeof(proc), "-");
-		audit_fmt_ms(worst, sizeof(worst), r->worst_ms);
+		row_detection(worst, sizeof(worst), r);
 		audit_fmt_ms(target, sizeof(target), r->target_ms);
-		settings_str(set, sizeof(set), &r->worst);
+		row_settings(set, sizeof(set), r);
 		suggest_str(sug, sizeof(sug), r->worst_ms, r->target_ms);
-		fprintf(out, "%-8u %-7s %-22s %5u %5u %-10s %-8s %-22s %s\n", r->service_port,
+		fprintf(out, "%-8u %-7s %-22s %5u %5u %-12s %-8s %-22s %s\n", r->service_port,
 			dir ? dir : "-", proc, r->conns, r->without_keepalive, worst, target, set,
 			sug);
 	}
@@ -462,6 +504,16 @@ void audit_print_json(FILE *out, const struct audit *a, uint64_t real_ns, uint64
 			put_u64(au, "target_ms", r->target_ms);
 		put_suggestion(au, r->worst_ms, r->target_ms);
 		put_settings(sp, &r->worst);
+		if (r->without_keepalive && r->without_keepalive < r->conns) {
+			/* a mix: the slowest of those that have keepalive, too */
+			struct json_object *on = json_object_new_object();
+
+			put_settings(on, &r->worst_on);
+			json_object_object_add(au, "keepalive_on",
+					       json_object_get(sub(on, "keepalive")));
+			json_object_put(on);
+			put_u64(au, "keepalive_on_detection_ms", r->worst_on_ms);
+		}
 		emit_line(out, o);
 	}
 }

@@ -84,6 +84,9 @@ struct audit_row {
 	uint64_t worst_ms;   /* worst idle detection; KA_NEVER if any lacks keepalive */
 	uint64_t best_ms;
 	struct ka_settings worst; /* the settings of the worst connection */
+	/* among the connections with keepalive (worst_on_ms 0: none has it) */
+	uint64_t worst_on_ms;
+	struct ka_settings worst_on;
 	uint64_t busy_worst_ms;
 	uint64_t target_ms; /* what the suggestion aims at (the port's lease TTL) */
 };

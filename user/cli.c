@@ -81,13 +81,14 @@ static int parse_log_max_size(const struct sp_option *o, const char *arg, struct
 static int parse_log_actions(const struct sp_option *o, const char *arg, struct config *cfg);
 static int parse_metrics(const struct sp_option *o, const char *arg, struct config *cfg);
 static int parse_config_opt(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_top_replay(const struct sp_option *o, const char *arg, struct config *cfg);
 
 #define FIELD(f) .off = offsetof(struct config, f)
 
 const struct sp_option cli_options[] = {
 	/* Output */
 	{ "json", 'j', OPT_FLAG, FIELD(json), .section = SEC_OUTPUT,
-	  .help = "JSON lines (see EVENTS.md) instead of aligned text",
+	  .help = "JSON lines (docs/EVENTS.md) instead of aligned text",
 	  .cmds = CMDS_WATCH | CMDS_REPLAY | CMDS_AUDIT },
 	{ "duration", 0, OPT_DURATION, FIELD(duration_ns), .min = 1, .max = UINT64_MAX,
 	  .section = SEC_OUTPUT, .arg = "SECS", .valid = "a positive duration",
@@ -216,6 +217,10 @@ const struct sp_option cli_options[] = {
 	  .help = "no colors (also when NO_COLOR is set)", .cmds = CMDS_TOP },
 	{ "no-unicode", 0, OPT_FLAG, FIELD(no_unicode), .section = SEC_TOP,
 	  .help = "ASCII sparklines and marks", .cmds = CMDS_TOP },
+	{ "replay", 0, OPT_CUSTOM, .parse = parse_top_replay, .section = SEC_TOP, .arg = "FILE",
+	  .valid = "a JSON lines log (from watch --json or the agent)",
+	  .help = "the dashboard at the end of a recorded JSON lines log, no kernel",
+	  .cmds = CMDS_TOP },
 
 	/* Agent */
 	{ "log", 0, OPT_CUSTOM, .parse = parse_log, .section = SEC_AGENT, .arg = "PATH",
@@ -231,11 +236,10 @@ const struct sp_option cli_options[] = {
 	{ "log-actions", 0, OPT_CUSTOM, .parse = parse_log_actions, .section = SEC_AGENT,
 	  .arg = "LIST",
 	  .valid = "a list of event.action names (tcp-connect,tcp-reset,...) or \"all\"",
-	  .help = "event.action values logged, comma-separated, or \"all\" (default: all but "
-		  "tcp-activity)",
+	  .help = "event.action values logged, comma-separated, or \"all\" (default: all)",
 	  .cmds = CMDS_AGENT },
 	{ "log-activity", 0, OPT_FLAG, FIELD(log_activity), .section = SEC_AGENT,
-	  .help = "log tcp-activity lines too", .cmds = CMDS_AGENT },
+	  .help = "log tcp-activity lines too (with --log-actions)", .cmds = CMDS_AGENT },
 	{ "metrics", 0, OPT_CUSTOM, .parse = parse_metrics, .section = SEC_AGENT,
 	  .arg = "ADDR:PORT", .valid = "ADDR:PORT, [ADDR6]:PORT, PORT or off",
 	  .help = "Prometheus /metrics (default " SP_DEFAULT_METRICS "), \"[::1]:PORT\", a bare "
@@ -335,7 +339,8 @@ void config_init(struct config *cfg)
 	cfg->log_path = SP_DEFAULT_LOG_PATH;
 	cfg->log_max_size = SP_DEFAULT_LOG_MAX_SIZE;
 	cfg->log_keep = SP_DEFAULT_LOG_KEEP;
-	cfg->log_actions = ((1u << SP_ACT_MAX) - 1) & ~(1u << SP_ACT_ACTIVITY);
+	/* tcp-activity included: replay needs the renewals to recompute lease verdicts */
+	cfg->log_actions = (1u << SP_ACT_MAX) - 1;
 	cfg->metrics = SP_DEFAULT_METRICS;
 	cfg->sockdiag_interval_ns = SP_DEFAULT_SOCKDIAG_NS;
 	cfg->refresh_ns = SP_DEFAULT_REFRESH_NS;
@@ -536,6 +541,14 @@ static int parse_log(const struct sp_option *o, const char *arg, struct config *
 	}
 	cfg->log_path = keep_string(cfg, arg);
 	return cfg->log_path ? 0 : -ENOMEM;
+}
+
+static int parse_top_replay(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	if (!*arg)
+		return -EINVAL;
+	cfg->replay_path = keep_string(cfg, arg);
+	return cfg->replay_path ? 0 : -ENOMEM;
 }
 
 static int parse_log_max_size(const struct sp_option *o, const char *arg, struct config *cfg)

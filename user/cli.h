@@ -74,7 +74,7 @@ struct config {
 	unsigned int hook;	/* enum sp_connect_hook; SP_HOOK_NONE: probe */
 	struct engine_config engine; /* leases and spikes (--lease-ttl, --spike-*) */
 	bool no_engine;		/* --no-leases: the kernel's events only */
-	const char *replay_path; /* `sockpulse replay FILE` ("-": stdin) */
+	const char *replay_path; /* `sockpulse replay FILE` ("-": stdin), `top --replay FILE` */
 
 	/* `sockpulse top` */
 	uint64_t refresh_ns;	/* -d, --delay: screen refresh interval */

@@ -25,7 +25,7 @@ static const struct {
 	  "stream events to stdout (the default when stdout is not a terminal)",
 	  "Streams TCP events to stdout, one line each: state changes, connect outcomes, "
 	  "keepalive and retransmission timeouts, resets, inbound activity, and the engine's "
-	  "lease and spike verdicts. Aligned text, or JSON lines with --json (see EVENTS.md)." },
+	  "lease and spike verdicts. Aligned text, or JSON lines with --json (see docs/EVENTS.md)." },
 	{ "top", CMD_TOP, " [OPTIONS]",
 	  "live dashboard: peers, leases, failures, spikes (the default on a terminal)",
 	  "Live terminal dashboard: peers and their leases, connect failures, spikes and the "

@@ -174,7 +174,7 @@ enum decode_result decode_record(const void *data, size_t size, int64_t real_off
 	case SP_REC_KEEPALIVE_TIMEOUT:
 		ev->action = SP_ACT_KEEPALIVE_TIMEOUT;
 		ev->keepalive.probes = r.probes;
-		/* The kind itself means ETIMEDOUT (EVENTS.md requires error.code). */
+		/* The kind itself means ETIMEDOUT (docs/EVENTS.md requires error.code). */
 		if (!ev->error)
 			ev->error = ETIMEDOUT;
 		break;

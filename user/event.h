@@ -72,7 +72,7 @@ enum sp_owner_source {
 	SP_OWNER_SOURCE_MAX,
 };
 
-/* Connection facts (EVENTS.md): source is the side that opened the connection. */
+/* Connection facts (docs/EVENTS.md): source is the side that opened the connection. */
 struct sp_conn {
 	struct sp_addr src;
 	struct sp_addr dst;
@@ -130,6 +130,7 @@ struct sp_event {
 		} reset;
 		struct {
 			uint8_t kind; /* enum sp_lease_kind */
+			bool untrusted; /* replay: the log lacks the renewals this verdict needs */
 			uint64_t silent_ms;
 			uint64_t ttl_ms;
 			const char *reason; /* lease-lost: "reset", "keepalive-timeout", ... */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * JSON lines (EVENTS.md) and aligned text lines. Every line goes through a bounded writer that
+ * JSON lines (docs/EVENTS.md) and aligned text lines. Every line goes through a bounded writer that
  * remembers overflow, so a formatter either produces a whole line or reports 0: a consumer never
  * sees half an object. Numbers are formatted by hand (no printf per field, no locale: a
  * setlocale() elsewhere in the process must not turn "0.5" into "0,5" in JSON).
@@ -616,7 +616,7 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 
 	j_open(j, KEY("sockpulse"));
 	j_raw(j, KEY("schema"), "1");
-	/* A JSON number, as EVENTS.md says; consumers that parse numbers as doubles (jq < 1.7,
+	/* A JSON number, as docs/EVENTS.md says; consumers that parse numbers as doubles (jq < 1.7,
 	 * JavaScript) round cookies above 2^53, so compare them as text there. */
 	if (ev->has_conn && ev->conn.cookie)
 		j_u64(j, KEY("sock"), ev->conn.cookie);
@@ -683,6 +683,8 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 		if (ev->action != SP_ACT_LEASE_CLOSED && ev->action != SP_ACT_LEASE_LOST) {
 			j_u64(j, KEY("silent_ms"), ev->lease.silent_ms);
 			j_u64(j, KEY("ttl_ms"), ev->lease.ttl_ms);
+			if (ev->lease.untrusted)
+				j_raw(j, KEY("untrusted"), "true");
 		}
 		j_close(j);
 		break;
@@ -947,14 +949,15 @@ static void put_or_q(struct wr *w, const char *s)
 	put_str(w, s ? s : "?");
 }
 
+/* Every label fits COL_LABEL, so what follows it starts in the same column on every line. */
 static void text_event(struct wr *w, const struct sp_event *ev)
 {
-	static const char *const lease_labels[] = {
-		[SP_ACT_LEASE_SUSPECT] = "lease-suspect",
-		[SP_ACT_LEASE_EXPIRED] = "lease-expired",
-		[SP_ACT_LEASE_RECOVERED] = "lease-recovered",
-		[SP_ACT_LEASE_CLOSED] = "lease-closed",
-		[SP_ACT_LEASE_LOST] = "lease-lost",
+	static const char *const lease_verdicts[] = {
+		[SP_ACT_LEASE_SUSPECT] = "suspect ",
+		[SP_ACT_LEASE_EXPIRED] = "expired ",
+		[SP_ACT_LEASE_RECOVERED] = "recovered ",
+		[SP_ACT_LEASE_CLOSED] = "closed ",
+		[SP_ACT_LEASE_LOST] = "lost ",
 	};
 
 	switch (ev->action) {
@@ -998,8 +1001,8 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 		}
 		break;
 	case SP_ACT_KEEPALIVE_TIMEOUT:
-		put_label(w, "keepalive-timeout");
-		PUTS(w, "probes=");
+		put_label(w, "timeout");
+		PUTS(w, "keepalive probes=");
 		put_u64(w, ev->keepalive.probes);
 		if (ev->error) {
 			put_ch(w, ' ');
@@ -1007,9 +1010,12 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 		}
 		break;
 	case SP_ACT_RETRANS_TIMEOUT:
-		put_label(w, "retransmit-timeout");
-		if (ev->error)
+		put_label(w, "timeout");
+		PUTS(w, "retransmit");
+		if (ev->error) {
+			put_ch(w, ' ');
 			put_errno_text(w, ev->error);
+		}
 		break;
 	case SP_ACT_RESET:
 		put_label(w, "reset");
@@ -1024,7 +1030,8 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 	case SP_ACT_LEASE_RECOVERED:
 	case SP_ACT_LEASE_CLOSED:
 	case SP_ACT_LEASE_LOST:
-		put_label(w, lease_labels[ev->action]);
+		put_label(w, "lease");
+		put_str(w, lease_verdicts[ev->action]);
 		put_or_q(w, lease_kind_name(ev->lease.kind));
 		if (ev->action == SP_ACT_LEASE_LOST) {
 			if (ev->lease.reason) {
@@ -1036,6 +1043,8 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 			put_human_ms(w, ev->lease.silent_ms);
 			PUTS(w, " ttl=");
 			put_human_ms(w, ev->lease.ttl_ms);
+			if (ev->lease.untrusted)
+				PUTS(w, " untrusted");
 		}
 		return;
 	case SP_ACT_SPIKE:
@@ -1100,7 +1109,7 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 		}
 		return;
 	case SP_ACT_EVENTS_LOST:
-		put_label(w, "events-lost");
+		put_label(w, "lost");
 		PUTS(w, "count=");
 		put_u64(w, ev->lost.count);
 		if (ev->lost.kind) {
@@ -1144,9 +1153,34 @@ size_t format_text_header(char *buf, size_t cap)
 	return wr_finish(&w);
 }
 
+static bool same_host_addr(const struct sp_addr *a, const struct sp_addr *b)
+{
+	const uint8_t *ab, *bb;
+	int af = addr_family(a, &ab);
+
+	if (!af || af != addr_family(b, &bb))
+		return false;
+	if (af == AF_INET)
+		return (ab[0] == 127 && bb[0] == 127) || !memcmp(ab, bb, 4);
+	return !memcmp(ab, bb, 16);
+}
+
+/*
+ * When both ends of a connection are on this host (loopback, or the same address), each end has
+ * its own socket and its own lines, with the same SOURCE and DESTINATION: the end a line is
+ * about gets a '*'. 1: the source, 2: the destination, 0: no mark.
+ */
+static int text_local_end(const struct sp_conn *c)
+{
+	if (!c->direction || !same_host_addr(&c->src, &c->dst))
+		return 0;
+	return c->direction == SP_DIR_EGRESS ? 1 : 2;
+}
+
 size_t format_text(char *buf, size_t cap, const struct sp_event *ev)
 {
 	const struct sp_conn *c = &ev->conn;
+	int local_end;
 	time_t secs = (time_t)(ev->real_ns / 1000000000ULL);
 	bool no_dst = ev->action == SP_ACT_SPIKE && ev->spike.host_wide;
 	struct tm tm;
@@ -1180,11 +1214,14 @@ size_t format_text(char *buf, size_t cap, const struct sp_event *ev)
 		put_ch(&w, '-');
 	pad_col(&w, from, COL_COMM);
 
+	local_end = ev->has_conn && !no_dst ? text_local_end(c) : 0;
 	from = w.p;
 	if (ev->has_conn)
 		put_text_addr(&w, &c->src, c->has_ports, c->sport);
 	else
 		put_ch(&w, '-');
+	if (local_end == 1)
+		put_ch(&w, '*');
 	pad_col(&w, from, COL_ADDR);
 
 	from = w.p;
@@ -1192,9 +1229,24 @@ size_t format_text(char *buf, size_t cap, const struct sp_event *ev)
 		put_text_addr(&w, &c->dst, c->has_ports, c->dport);
 	else
 		put_ch(&w, '-');
+	if (local_end == 2)
+		put_ch(&w, '*');
 	pad_col(&w, from, COL_ADDR);
 
 	text_event(&w, ev);
 	put_ch(&w, '\n');
 	return wr_finish(&w);
+}
+
+size_t format_text_ordered(char *buf, size_t cap, const struct sp_event *ev, uint64_t *last_ns)
+{
+	struct sp_event shown;
+
+	if (ev->real_ns >= *last_ns) {
+		*last_ns = ev->real_ns;
+		return format_text(buf, cap, ev);
+	}
+	shown = *ev;
+	shown.real_ns = *last_ns;
+	return format_text(buf, cap, &shown);
 }

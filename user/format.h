@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Formatting of events: JSON lines per ../shared/EVENTS.md and aligned text lines. Each
+ * Formatting of events: JSON lines per docs/EVENTS.md and aligned text lines. Each
  * formatter writes one complete '\n'-terminated line into buf and returns its length, or 0 when
  * cap is too small (nothing partial is ever reported as written). No allocation. Output is also
  * NUL-terminated (not counted in the length), so cap must leave one byte for the NUL.
@@ -25,6 +25,12 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 		   const struct format_ctx *ctx);
 size_t format_text(char *buf, size_t cap, const struct sp_event *ev);
 size_t format_text_header(char *buf, size_t cap);
+/*
+ * format_text() for a stream read top to bottom: a line never shows a time earlier than the
+ * line before it (*last_ns, 0 at the start). An engine verdict is stamped at its deadline but
+ * decided at the next tick, after lines stamped later may have been written: it shows their time.
+ */
+size_t format_text_ordered(char *buf, size_t cap, const struct sp_event *ev, uint64_t *last_ns);
 
 /* "2026-11-28T06:45:12.123456789Z" */
 size_t format_rfc3339_ns(char *buf, size_t cap, uint64_t real_ns);

@@ -25,6 +25,21 @@
 #define LF_RST_SENT 0x20     /* we sent a reset: the kernel also does so as it gives up on
 			      * keepalive, just before the timeout record that names the cause */
 
+/*
+ * A peer's FIN is an inbound segment: reported as activity just before the close, it would
+ * "recover" a silent lease at the moment the connection ends. So a recovery waits a moment in
+ * a small queue (renewals after a suspicion are rare) and is dropped if the lease ends first.
+ */
+#define RECOVER_DELAY_NS 10000000ull /* 10 ms: the close follows the FIN within microseconds */
+#define RECOVER_MAX 64		     /* more at once: reported without waiting */
+
+struct recovery {
+	uint32_t idx;	   /* the lease's slot */
+	uint8_t kind;
+	uint64_t at;	   /* the renewal that ended the silence */
+	uint64_t silent_ns; /* the silence it ended */
+};
+
 /* lease.mark */
 #define LM_SEEN 0x01 /* the socket-table walk under way found the connection */
 #define LM_GONE 0x02 /* the last walk did not: ended as unobserved if the next one does not either */
@@ -103,6 +118,9 @@ struct lease_table {
 	double phi_z;
 	uint64_t tomb[TOMB_SIZE];
 	struct lease_stats st;
+	/* recoveries waiting RECOVER_DELAY_NS for a close to make them moot */
+	struct recovery recov[RECOVER_MAX];
+	uint32_t n_recov;
 };
 
 static const char *const lost_reasons[] = {
@@ -450,6 +468,40 @@ static void emit(struct lease_table *t, const struct lease *l, enum sp_action ac
 	t->emit(t->ctx, &ev);
 }
 
+/* A recovery line: stamped at the renewal, with the silence that renewal ended. */
+static void emit_at(struct lease_table *t, const struct lease *l, enum sp_action action,
+		    unsigned int k, uint64_t at, uint64_t silent_ns)
+{
+	struct sp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.action = action;
+	ev.mono_ns = at;
+	ev.has_conn = true;
+	fill_conn(t, l, &ev.conn);
+	ev.lease.kind = (uint8_t)k;
+	ev.lease.silent_ms = silent_ns / NS_PER_MS;
+	ev.lease.ttl_ms = ttl_of(t, l) / NS_PER_MS;
+	t->emit(t->ctx, &ev);
+}
+
+/* Reports (report) or forgets the waiting recoveries of slot idx. */
+static void recoveries_take(struct lease_table *t, uint32_t idx, bool report)
+{
+	for (uint32_t i = 0; i < t->n_recov;) {
+		struct recovery r = t->recov[i];
+
+		if (r.idx != idx) {
+			i++;
+			continue;
+		}
+		t->recov[i] = t->recov[--t->n_recov]; /* order among slots does not matter */
+		if (report)
+			emit_at(t, &t->slab[idx], SP_ACT_LEASE_RECOVERED, r.kind, r.at,
+				r.silent_ns);
+	}
+}
+
 /* ---- lifecycle of a lease ---------------------------------------------------------------- */
 
 static void tomb_add(struct lease_table *t, uint64_t cookie)
@@ -473,6 +525,8 @@ static void drop(struct lease_table *t, struct lease *l)
 		pp = &t->slab[*pp].hnext;
 	*pp = l->hnext;
 	wheel_cancel(t->wheel, i);
+	if (t->n_recov)
+		recoveries_take(t, i, false); /* it ended within moments: no recovery to tell */
 	for (k = 0; k < SP_LEASE_KIND_MAX; k++) {
 		if (!karmed(l, k))
 			continue;
@@ -662,12 +716,13 @@ static struct lease *create(struct lease_table *t, const struct sp_conn *c, uint
 /* Renewal of one kind at @now: the hot path is "store the time, feed the estimate". */
 static void renew(struct lease_table *t, struct lease *l, unsigned int k, uint64_t now)
 {
-	uint64_t interval;
+	uint64_t interval, silent;
 	unsigned int s;
 
 	if (now <= l->last[k])
 		return;
 	interval = now - l->last[k];
+	silent = silence(t, l, k, now);
 	l->last[k] = now;
 	s = kstate(l, k);
 	if (s == LEASE_ALIVE) {
@@ -686,9 +741,18 @@ static void renew(struct lease_table *t, struct lease *l, unsigned int k, uint64
 	/* Recovery. The interval that spanned the suspicion is not a sample. */
 	if (k == SP_LEASE_TRANSPORT && now > peer_of(t, l)->last_seen)
 		peer_of(t, l)->last_seen = now;
-	emit(t, l, SP_ACT_LEASE_RECOVERED, k, now, NULL);
 	set_kstate(t, l, k, LEASE_ALIVE);
 	t->st.recoveries[k]++;
+	if (t->n_recov < RECOVER_MAX) {
+		uint32_t id = lease_idx(t, l);
+
+		t->recov[t->n_recov++] = (struct recovery){
+			.idx = id, .kind = (uint8_t)k, .at = now, .silent_ns = silent
+		};
+		wheel_arm(t->wheel, id, sat_add(now, RECOVER_DELAY_NS));
+		return; /* on_timer reports it, and re-arms the lease's own deadline */
+	}
+	emit_at(t, l, SP_ACT_LEASE_RECOVERED, k, now, silent);
 	ensure_timer(t, l);
 }
 
@@ -718,6 +782,8 @@ static void on_timer(void *ctx, uint32_t id, uint64_t now)
 		end_lease(t, l, now, l->flags & LF_RST_SENT ? "reset-sent" : NULL);
 		return;
 	}
+	if (t->n_recov)
+		recoveries_take(t, id, true);
 	for (k = 0; k < SP_LEASE_KIND_MAX; k++) {
 		unsigned int s = kstate(l, k);
 

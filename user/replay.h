@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Replay input: JSON lines as `sockpulse watch --json` or the agent's log write them
- * (../shared/EVENTS.md) back into struct sp_event, for the engine. Fields may be nested ECS
+ * (docs/EVENTS.md) back into struct sp_event, for the engine. Fields may be nested ECS
  * objects ({"event":{"action":...}}) or flat dotted keys ({"event.action":...}).
  *
  * The clock is the log's: mono_ns = real_ns = @timestamp in ns since the epoch, so a replay is

@@ -591,6 +591,7 @@ size_t spike_for_each_incident(const struct spike *s,
 		inc.port = d->port;
 		inc.start_ns = d->incident_start_ns;
 		inc.failures = d->incident_fail;
+		inc.window_failures = d->win_fail;
 		fn(ctx, &inc);
 		n++;
 	}

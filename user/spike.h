@@ -67,7 +67,8 @@ struct spike_incident {
 	uint32_t netns;
 	uint16_t port;
 	uint64_t start_ns;
-	uint64_t failures;
+	uint64_t failures;	  /* since the incident began */
+	uint64_t window_failures; /* in the last window_s seconds, as the start line counts */
 };
 
 typedef void (*spike_emit_fn)(void *ctx, const struct sp_event *ev);

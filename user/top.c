@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <langinfo.h>
 #include <locale.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 #include "format.h"
 #include "log.h"
 #include "names.h"
+#include "replay.h"
 #include "sockdiag.h"
 #include "top.h"
 #include "topfmt.h"
@@ -191,6 +193,7 @@ struct top {
 	bool diag_on;
 	uint32_t diag_gen;
 	uint64_t diag_states[SP_ST_MAX];
+	uint64_t diag_pending[SP_ST_MAX]; /* the dump in progress, -p/-4/-6 applied */
 	bool diag_valid;
 
 	/* rates */
@@ -213,6 +216,9 @@ struct top {
 	struct tf_row det_peer;		    /* the peer whose connections are shown */
 	int winch_fd;
 	int stderr_saved, stderr_capture;
+	/* --replay FILE: the dashboard as it stood at the log's last line, on the log's clock */
+	bool replay;
+	uint64_t replay_ns, replay_events, replay_lost;
 	/* what the screen costs the loop: the slowest refresh and draw, and their totals */
 	uint64_t refresh_max_ns, draw_max_ns, refresh_sum_ns, draw_sum_ns, refreshes, draws;
 	int exit_code;
@@ -605,6 +611,10 @@ static void diag_sock(void *ctx, const struct diag_tally *tally, const struct di
 	struct top *t = ctx;
 	uint32_t i;
 
+	/* the header counts the sockets that pass the filters the kernel applies to events */
+	if (ds->state < SP_ST_MAX &&
+	    tf_filter_match(&t->cfg->ports, t->cfg->family, &ds->local, ds->lport, ds->rport))
+		t->diag_pending[ds->state]++;
 	if (!ds->cookie)
 		return;
 	i = conn_find(t, ds->cookie);
@@ -629,7 +639,7 @@ static void diag_done(void *ctx, const struct diag_tally *tally, bool ok)
 {
 	struct top *t = ctx;
 
-	memcpy(t->diag_states, tally->states, sizeof(t->diag_states));
+	memcpy(t->diag_states, t->diag_pending, sizeof(t->diag_states));
 	t->diag_valid = true;
 	if (!ok)
 		return;
@@ -649,6 +659,16 @@ static void on_diag(void *ctx, int fd, uint32_t events)
 }
 
 /* ---- snapshot ------------------------------------------------------------------------------- */
+
+/* Of the connections holding a lease of one kind, how many are in the given state. */
+static void worst_share(const uint32_t count[LEASE_STATE_MAX], uint8_t st, uint32_t *n,
+			uint32_t *of)
+{
+	*of = count[LEASE_ALIVE] + count[LEASE_SUSPECT] + count[LEASE_EXPIRED];
+	*n = st == TF_LEASE_EXPIRED   ? count[LEASE_EXPIRED]
+	     : st == TF_LEASE_SUSPECT ? count[LEASE_SUSPECT]
+				      : count[LEASE_ALIVE];
+}
 
 static uint8_t worst(const uint32_t count[LEASE_STATE_MAX])
 {
@@ -723,6 +743,10 @@ static void build_rows(struct top *t, uint64_t now)
 		if (leased) {
 			r->transport = worst(lp.count[SP_LEASE_TRANSPORT]);
 			r->payload = worst(lp.count[SP_LEASE_PAYLOAD]);
+			worst_share(lp.count[SP_LEASE_TRANSPORT], r->transport, &r->transport_n,
+				    &r->transport_of);
+			worst_share(lp.count[SP_LEASE_PAYLOAD], r->payload, &r->payload_n,
+				    &r->payload_of);
 			if (!lp.conns)
 				r->transport = lp.lost ? TF_LEASE_LOST : TF_LEASE_CLOSED;
 		}
@@ -749,9 +773,10 @@ static void incident_failures(void *ctx, const struct spike_incident *inc)
 	for (size_t i = 0; i < s->n_spikes; i++) {
 		struct spike_row *r = &s->spikes[i];
 
+		/* the window the panel names ("N failures in 10s"), not the incident's total */
 		if (!r->host_wide && r->port == inc->port && r->netns == inc->netns &&
 		    same_addr(&r->addr, &inc->addr))
-			r->failures = inc->failures;
+			r->failures = inc->window_failures;
 	}
 }
 
@@ -775,10 +800,16 @@ static void build_details(struct top *t, uint64_t now)
 	}
 }
 
+/* The dashboard's clock: the host's, or a replayed log's last timestamp. */
+static uint64_t top_mono_ns(const struct top *t)
+{
+	return t->replay ? t->replay_ns : clock_mono_ns();
+}
+
 static void refresh_snapshot(struct top *t)
 {
 	struct snapshot *s = &t->snap;
-	uint64_t now = clock_mono_ns(), received = 0, lost = 0;
+	uint64_t now = top_mono_ns(t), received = 0, lost = 0;
 	size_t k;
 
 	for (int r = 1; r < SP_REC_TYPE_MAX; r++) {
@@ -790,9 +821,9 @@ static void refresh_snapshot(struct top *t)
 				  (double)(now - t->prev_mono);
 	t->prev_received = received;
 	t->prev_mono = now;
-	s->lost = lost;
+	s->lost = t->replay ? t->replay_lost : lost;
 	s->mono_ns = now;
-	s->real_ns = clock_real_ns();
+	s->real_ns = t->replay ? now : clock_real_ns();
 
 	memset(s->states, 0, sizeof(s->states));
 	s->states_exact = t->diag_valid;
@@ -929,6 +960,12 @@ static enum color lease_color(uint8_t st)
 	}
 }
 
+/* Some connections silent, others heard from: a warning, not red. */
+static enum color row_lease_color(uint8_t st, uint32_t n, uint32_t of)
+{
+	return tf_lease_partial(st, n, of) ? C_WARN : lease_color(st);
+}
+
 static void draw_header(const struct top *t)
 {
 	const struct snapshot *s = &t->snap;
@@ -949,11 +986,19 @@ static void draw_header(const struct top *t)
 	clk[0] = '\0';
 	if (localtime_r(&secs, &tm))
 		strftime(clk, sizeof(clk), "%H:%M:%S", &tm);
-	snprintf(line, sizeof(line),
-		 "sockpulse top  %s  host %s  up %s  hook %s  %.0f ev/s  lost %llu  leases %u%s%s%s",
-		 clk, t->host, up, t->hook, s->events_per_s, (unsigned long long)s->lost,
-		 s->leases_live, t->paused ? "  [PAUSED]" : "", t->filter[0] ? "  filter: " : "",
-		 t->filter);
+	if (t->replay)
+		snprintf(line, sizeof(line),
+			 "sockpulse top  %s  replay of %s  %llu events  lost %llu  leases %u%s%s",
+			 clk, t->host, (unsigned long long)t->replay_events,
+			 (unsigned long long)s->lost, s->leases_live, t->filter[0] ? "  filter: " : "",
+			 t->filter);
+	else
+		snprintf(line, sizeof(line),
+			 "sockpulse top  %s  host %s  up %s  hook %s  %.0f ev/s  lost %llu  leases "
+			 "%u%s%s%s",
+			 clk, t->host, up, t->hook, s->events_per_s, (unsigned long long)s->lost,
+			 s->leases_live, t->paused ? "  [PAUSED]" : "",
+			 t->filter[0] ? "  filter: " : "", t->filter);
 	put_line(t, 0, line, C_TITLE);
 	if (s->lost) {
 		/* lost events in red, where they are */
@@ -966,7 +1011,11 @@ static void draw_header(const struct top *t)
 		}
 	}
 
-	off = (size_t)snprintf(line, sizeof(line), "conns%s:", s->states_exact ? "" : " (seen)");
+	/* sock_diag knows no cgroup: with --cgroup the counts are the namespace's */
+	off = (size_t)snprintf(line, sizeof(line), "conns%s:",
+			       !s->states_exact     ? " (seen)"
+			       : t->cfg->cgroup_id ? " (every cgroup)"
+						   : "");
 	for (size_t i = 0; i < sizeof(shown) && off < sizeof(line); i++) {
 		uint8_t st = shown[i];
 
@@ -1055,11 +1104,14 @@ static void draw_table(struct top *t, int y0, int h)
 		for (unsigned int c = 0; c < TF_COL_MAX; c++) {
 			enum color col = C_NONE;
 
+			if (!w[c])
+				continue; /* no room for this column */
 			tf_cell(buf, sizeof(buf), r, c, w[c], t->unicode);
 			if (c == TF_COL_TRANSPORT)
-				col = lease_color(r->transport);
+				col = row_lease_color(r->transport, r->transport_n,
+						      r->transport_of);
 			else if (c == TF_COL_PAYLOAD)
-				col = lease_color(r->payload);
+				col = row_lease_color(r->payload, r->payload_n, r->payload_of);
 			else if (c == TF_COL_FAILS && r->fails_min)
 				col = C_BAD;
 			else if (c == TF_COL_LEFT && r->has_left && r->left_ns < 0)
@@ -1068,7 +1120,7 @@ static void draw_table(struct top *t, int y0, int h)
 				attron(A_REVERSE);
 			set_attr(t, col, true);
 			mvaddstr(y, x, buf);
-			if (c + 1 < TF_COL_MAX && x + (int)w[c] < COLS)
+			if (c != TF_COL_PROCESS && x + (int)w[c] < COLS)
 				mvaddstr(y, x + (int)w[c], " ");
 			set_attr(t, col, false);
 			if (sel)
@@ -1137,12 +1189,85 @@ static void keepalive_text(char *buf, size_t cap, const struct conn *c)
 	}
 }
 
-static void draw_details(struct top *t, int y0, int h)
+/* One connection of the details view, as text: the columns are sized to what they hold. */
+struct detail_text {
+	char local[TF_CELL_CAP(47)], state[16], transport[16], payload[16], ka[96], last[32];
+	char age[32], proc[48];
+};
+
+enum { DC_LOCAL, DC_STATE, DC_TRANSPORT, DC_PAYLOAD, DC_KA, DC_LAST, DC_AGE, DC_PROC, DC_MAX };
+
+static const char *detail_col(const struct detail_text *x, int c)
+{
+	const char *v[DC_MAX] = { x->local,   x->state, x->transport, x->payload,
+				  x->ka,      x->last,  x->age,       x->proc };
+
+	return v[c];
+}
+
+static void detail_fill(const struct top *t, const struct detail_row *d, struct detail_text *x)
 {
 	const struct snapshot *s = &t->snap;
-	char line[LINE_CAP], local[TF_CELL_CAP(47)], age[32], last[32], ka[96], proc[48];
-	char title[LINE_CAP];
-	size_t i, n;
+	const char *st = tcp_state_name(d->c.state);
+	size_t n;
+
+	tf_fit_endpoint(x->local, sizeof(x->local), &d->c.local, d->c.lport, 47, t->unicode);
+	for (n = strlen(x->local); n && x->local[n - 1] == ' '; n--)
+		x->local[n - 1] = '\0';
+	snprintf(x->state, sizeof(x->state), "%s", st ? st : "?");
+	tf_duration(x->age, sizeof(x->age),
+		    s->mono_ns > d->c.first_ns ? s->mono_ns - d->c.first_ns : 0);
+	if (d->c.last_act_ns)
+		tf_duration(x->last, sizeof(x->last),
+			    s->mono_ns > d->c.last_act_ns ? s->mono_ns - d->c.last_act_ns : 0);
+	else
+		snprintf(x->last, sizeof(x->last), "-");
+	if (d->c.comm[0])
+		snprintf(x->proc, sizeof(x->proc), "%.15s/%u", d->c.comm, d->c.pid);
+	else
+		snprintf(x->proc, sizeof(x->proc), "-");
+	snprintf(x->transport, sizeof(x->transport), "%s",
+		 d->has_lease ? tf_lease_name(tf_state(d->li.state[SP_LEASE_TRANSPORT])) : "-");
+	snprintf(x->payload, sizeof(x->payload), "%s",
+		 d->has_lease && d->li.payload_armed
+			 ? tf_lease_name(tf_state(d->li.state[SP_LEASE_PAYLOAD]))
+			 : "-");
+	keepalive_text(x->ka, sizeof(x->ka), &d->c);
+}
+
+/* Columns joined by one space, each padded to its width (LAST and AGE to the right). */
+static void detail_line(char *buf, size_t cap, const struct detail_text *x,
+			const size_t w[DC_MAX])
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int c = 0; c < DC_MAX && off < cap; c++) {
+		const char *v = detail_col(x, c);
+		int pad = (int)w[c] - (int)tf_width(v);
+		bool right = c == DC_LAST || c == DC_AGE;
+
+		if (pad < 0)
+			pad = 0;
+		off += (size_t)snprintf(buf + off, cap - off, "%s%*s%s%*s", c ? " " : "",
+					right ? pad : 0, "", v, right || c == DC_PROC ? 0 : pad,
+					"");
+	}
+}
+
+/*
+ * A peer's connections. Columns are as wide as what they hold, and the lease states and
+ * keepalive come before the age and the process: a narrow screen cuts those first.
+ */
+static void draw_details(struct top *t, int y0, int h)
+{
+	static struct detail_text text[DETAILS_MAX]; /* large: not on the stack */
+	static const struct detail_text head = {
+		"LOCAL", "STATE", "TRANSPORT", "PAYLOAD", "KEEPALIVE", "LAST", "AGE", "PROCESS",
+	};
+	const struct snapshot *s = &t->snap;
+	char line[LINE_CAP], local[TF_CELL_CAP(47)], title[LINE_CAP];
+	size_t i, n, w[DC_MAX];
 
 	tf_fit_endpoint(local, sizeof(local), &t->det_peer.addr, t->det_peer.port, 47, false);
 	for (n = strlen(local); n && local[n - 1] == ' '; n--)
@@ -1152,43 +1277,28 @@ static void draw_details(struct top *t, int y0, int h)
 	put_line(t, y0, title, C_TITLE);
 	if (h < 3)
 		return;
-	snprintf(line, sizeof(line), "%-28s %-11s %-20s %6s %6s %-9s %-9s %s", "LOCAL", "STATE",
-		 "PROCESS", "AGE", "LAST", "TRANSPORT", "PAYLOAD", "KEEPALIVE");
+	if (t->det_sel >= s->n_details)
+		t->det_sel = s->n_details ? s->n_details - 1 : 0;
+	if (t->det_sel < t->det_scroll)
+		t->det_scroll = t->det_sel;
+	if (t->det_sel >= t->det_scroll + (size_t)(h - 2))
+		t->det_scroll = t->det_sel - (size_t)(h - 2) + 1;
+	for (int c = 0; c < DC_MAX; c++)
+		w[c] = tf_width(detail_col(&head, c));
+	for (i = 0; i + t->det_scroll < s->n_details && i < (size_t)(h - 2); i++) {
+		detail_fill(t, &s->details[t->det_scroll + i], &text[i]);
+		for (int c = 0; c < DC_MAX; c++)
+			if (tf_width(detail_col(&text[i], c)) > w[c])
+				w[c] = tf_width(detail_col(&text[i], c));
+	}
+	detail_line(line, sizeof(line), &head, w);
 	put_line(t, y0 + 1, line, C_DIM);
 	if (!s->n_details) {
 		put_line(t, y0 + 2, "  (no open connection followed for this peer)", C_DIM);
 		return;
 	}
-	if (t->det_sel >= s->n_details)
-		t->det_sel = s->n_details - 1;
-	if (t->det_sel < t->det_scroll)
-		t->det_scroll = t->det_sel;
-	if (t->det_sel >= t->det_scroll + (size_t)(h - 2))
-		t->det_scroll = t->det_sel - (size_t)(h - 2) + 1;
-	for (i = 0; i + t->det_scroll < s->n_details && i < (size_t)(h - 2); i++) {
-		const struct detail_row *d = &s->details[t->det_scroll + i];
-		const char *st = tcp_state_name(d->c.state);
-
-		tf_fit_endpoint(local, sizeof(local), &d->c.local, d->c.lport, 28, t->unicode);
-		tf_duration(age, sizeof(age), s->mono_ns > d->c.first_ns ? s->mono_ns - d->c.first_ns
-									  : 0);
-		if (d->c.last_act_ns)
-			tf_duration(last, sizeof(last),
-				    s->mono_ns > d->c.last_act_ns ? s->mono_ns - d->c.last_act_ns : 0);
-		else
-			snprintf(last, sizeof(last), "-");
-		if (d->c.comm[0])
-			snprintf(proc, sizeof(proc), "%.15s/%u", d->c.comm, d->c.pid);
-		else
-			snprintf(proc, sizeof(proc), "-");
-		keepalive_text(ka, sizeof(ka), &d->c);
-		snprintf(line, sizeof(line), "%s %-11s %-20.20s %6s %6s %-9s %-9s %s", local,
-			 st ? st : "?", proc, age, last,
-			 d->has_lease ? tf_lease_name(tf_state(d->li.state[SP_LEASE_TRANSPORT])) : "-",
-			 d->has_lease && d->li.payload_armed
-				 ? tf_lease_name(tf_state(d->li.state[SP_LEASE_PAYLOAD]))
-				 : "-",
-			 ka);
+	for (n = i, i = 0; i < n; i++) {
+		detail_line(line, sizeof(line), &text[i], w);
 		put_line(t, y0 + 2 + (int)i, line,
 			 t->focus == PANE_TABLE && t->det_scroll + i == t->det_sel ? C_SEL : C_NONE);
 	}
@@ -1237,8 +1347,9 @@ static void draw_spikes(const struct top *t, int y0, int h)
 		else
 			tf_fit_endpoint(dest, sizeof(dest), &r->addr, r->port, 30, t->unicode);
 		tf_duration(since, sizeof(since), ago);
-		snprintf(line, sizeof(line), "  %s %llu failures in %us, baseline %.2f/s, for %s",
-			 dest, (unsigned long long)r->failures, r->window_s, r->baseline, since);
+		snprintf(line, sizeof(line),
+			 "  %s %llu failures in the last %us, baseline %.2f/s, for %s", dest,
+			 (unsigned long long)r->failures, r->window_s, r->baseline, since);
 		put_line(t, y0 + 1 + (int)i, line,
 			 t->focus == PANE_SPIKES && i == t->sel_spike ? C_SEL : C_BAD);
 	}
@@ -1338,6 +1449,17 @@ static void draw_screen(struct top *t)
 		ev_h = 2;
 		main_h = rows - 3 - ev_h - sp_h - 1;
 	}
+	/* table rows nobody needs go to the events pane (the table takes them back as it grows) */
+	if (t->view_mode != VIEW_HELP) {
+		int need = t->view_mode == VIEW_DETAILS
+				   ? 2 + (t->snap.n_details > 2 ? (int)t->snap.n_details : 2)
+				   : 1 + (t->n_view > 2 ? (int)t->n_view : 2);
+
+		if (main_h > need) {
+			ev_h += main_h - need;
+			main_h = need;
+		}
+	}
 	switch (t->view_mode) {
 	case VIEW_HELP:
 		draw_help(t, 3, main_h);
@@ -1389,7 +1511,7 @@ static void open_details(struct top *t)
 	t->view_mode = VIEW_DETAILS;
 	t->focus = PANE_TABLE;
 	t->det_sel = t->det_scroll = 0;
-	build_details(t, clock_mono_ns());
+	build_details(t, top_mono_ns(t));
 }
 
 static void move_sel(struct top *t, long delta)
@@ -1611,6 +1733,7 @@ static void on_tick(void *ctx, uint64_t now)
 	/* -EBUSY: the last dump still runs; a dump's sockets carry its generation */
 	if (t->diag_on && !t->diag.busy) {
 		t->diag_gen++;
+		memset(t->diag_pending, 0, sizeof(t->diag_pending));
 		if (sockdiag_start(&t->diag, diag_sock))
 			t->diag_gen--;
 	}
@@ -1750,6 +1873,142 @@ static void stop_screen(struct top *t)
 	t->curses_on = false;
 }
 
+/* ---- --replay FILE ----------------------------------------------------------------------- */
+
+static void replay_emit(void *ctx, const struct sp_event *ev)
+{
+	struct sp_event out = *ev;
+
+	out.real_ns = out.mono_ns; /* the log's clock */
+	on_event(ctx, &out);
+}
+
+static void replay_hold(void *ctx, const struct engine_hold *hold)
+{
+	struct sp_event ev;
+
+	engine_hold_event(hold, &ev);
+	replay_emit(ctx, &ev);
+}
+
+static void replay_feed(void *ctx, const struct sp_event *ev)
+{
+	struct top *t = ctx;
+
+	t->replay_ns = ev->mono_ns;
+	t->replay_events++;
+	if (ev->action == SP_ACT_EVENTS_LOST)
+		t->replay_lost += ev->lost.count;
+	on_event(t, ev);
+	engine_feed(t->agent.engine, ev);
+}
+
+/* Feeds the whole log through the engine and the dashboard's tables, as replay does. */
+static int replay_load(struct top *t)
+{
+	struct engine_config ecfg = t->cfg->engine;
+	const char *path = t->cfg->replay_path, *base = strrchr(path, '/');
+	struct replay_stats st;
+	FILE *f;
+	int err;
+
+	snprintf(t->host, sizeof(t->host), "%s", base ? base + 1 : path);
+	ecfg.stall_ns = 0; /* no wall clock: a gap between two lines is not a stall */
+	t->agent.engine = engine_new(&ecfg, replay_emit, t);
+	if (!t->agent.engine) {
+		pr_warn("top: cannot set up the lease engine: out of memory");
+		return SP_EXIT_FAILURE;
+	}
+	engine_set_hold_fn(t->agent.engine, replay_hold, t);
+	f = fopen(path, "re");
+	if (!f) {
+		pr_warn("top: cannot open %s: %s", path, strerror(errno));
+		return SP_EXIT_FAILURE;
+	}
+	err = replay_stream(f, replay_feed, t, &st);
+	fclose(f);
+	if (err) {
+		pr_warn("top: %s: %s", path,
+			err == -ENODATA ? "no valid event line" : strerror(-err));
+		return SP_EXIT_FAILURE;
+	}
+	if (st.bad)
+		pr_warn("top: %s: %llu malformed line%s skipped (first at line %llu)", path,
+			(unsigned long long)st.bad, st.bad == 1 ? "" : "s",
+			(unsigned long long)st.first_bad);
+	return SP_EXIT_OK;
+}
+
+/* Keys and resizes until q, a hang-up, SIGINT or SIGTERM: nothing else changes the screen. */
+static int replay_loop(struct top *t)
+{
+	struct pollfd p[3] = {
+		{ .fd = STDIN_FILENO, .events = POLLIN },
+		{ .fd = t->winch_fd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
+	};
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+		return -errno;
+	p[2].fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (p[2].fd < 0)
+		return -errno;
+	while (!t->agent.stop) {
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[2].revents)
+			break;
+		if (p[0].revents)
+			on_tty(t, STDIN_FILENO,
+			       p[0].revents & (POLLHUP | POLLERR) ? EPOLLHUP : EPOLLIN);
+		if (p[1].revents)
+			on_winch(t, t->winch_fd, EPOLLIN);
+	}
+	close(p[2].fd);
+	return 0;
+}
+
+static int top_replay(struct top *t)
+{
+	int ret = replay_load(t), err;
+
+	if (ret)
+		goto out;
+	t->hook = "replay";
+	err = start_screen(t);
+	if (err) {
+		stop_screen(t);
+		pr_warn("top: cannot set up the terminal: %s", strerror(-err));
+		ret = SP_EXIT_FAILURE;
+		goto out;
+	}
+	capture_stderr(t);
+	refresh_all(t);
+	draw(t);
+	err = replay_loop(t);
+	stop_screen(t);
+	release_stderr(t);
+	if (err) {
+		pr_warn("top: %s", strerror(-err));
+		ret = SP_EXIT_FAILURE;
+	}
+out:
+	engine_free(t->agent.engine);
+	t->agent.engine = NULL;
+	if (t->winch_fd >= 0)
+		close(t->winch_fd);
+	free_tables(t);
+	return ret;
+}
+
 int top_run(const struct config *cfg)
 {
 	static struct top t; /* large: not on the stack */
@@ -1778,6 +2037,10 @@ int top_run(const struct config *cfg)
 		pr_warn("top: out of memory");
 		ret = SP_EXIT_FAILURE;
 		goto out;
+	}
+	if (cfg->replay_path) {
+		t.replay = true;
+		return top_replay(&t);
 	}
 	ret = agent_open(&t.agent, cfg, &sink);
 	if (ret)

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include "names.h"
 #include "sockpulse.h"
 #include "topfmt.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define ELLIPSIS_U "\xe2\x80\xa6" /* U+2026 */
 #define ELLIPSIS_A "~"
@@ -232,6 +235,31 @@ size_t tf_duration(char *buf, size_t cap, uint64_t ns)
 	return tw_done(&w);
 }
 
+size_t tf_latency(char *buf, size_t cap, uint64_t ns)
+{
+	static const struct {
+		uint64_t div;
+		const char *unit;
+	} units[] = {
+		{ 1000000000ULL, "s" },
+		{ 1000000ULL, "ms" },
+		{ 1000ULL, "us" },
+	};
+	int n;
+
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (ns >= units[i].div) {
+			n = snprintf(buf, cap, "%llu.%llu%s",
+				     (unsigned long long)(ns / units[i].div),
+				     (unsigned long long)(ns % units[i].div * 10 / units[i].div),
+				     units[i].unit);
+			return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
+		}
+	}
+	n = snprintf(buf, cap, "%lluns", (unsigned long long)ns);
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
+}
+
 size_t tf_sparkline(char *buf, size_t cap, const uint32_t *vals, size_t n, size_t width,
 		    bool unicode)
 {
@@ -281,9 +309,9 @@ static const struct {
 	enum tf_align align;
 } cols[TF_COL_MAX] = {
 	[TF_COL_PEER] = { "PEER", 0, TF_LEFT },
-	[TF_COL_CONNS] = { "CONNS", 6, TF_RIGHT },
-	[TF_COL_TRANSPORT] = { "TRANSPORT", 10, TF_LEFT },
-	[TF_COL_PAYLOAD] = { "PAYLOAD", 8, TF_LEFT },
+	[TF_COL_CONNS] = { "CONNS", 6, TF_RIGHT }, /* room for the sort mark */
+	[TF_COL_TRANSPORT] = { "TRANSPORT", 11, TF_LEFT }, /* "12/40 alive" */
+	[TF_COL_PAYLOAD] = { "PAYLOAD", 11, TF_LEFT },
 	[TF_COL_LAST] = { "LAST", 6, TF_RIGHT },
 	[TF_COL_LEFT] = { "LEFT", 6, TF_RIGHT },
 	[TF_COL_FAILS] = { "FAIL/M", 7, TF_RIGHT },
@@ -291,7 +319,13 @@ static const struct {
 };
 
 #define PEER_MAX 47 /* "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535" */
-#define PROC_MIN 9
+#define PEER_MIN 16 /* "127.0.0.1:65535" whole: two peers never look alike */
+#define PROC_MIN 7
+
+/* On narrow screens whole columns go, least telling first, before PEER gets too narrow. */
+static const unsigned int drop_order[] = {
+	TF_COL_PROCESS, TF_COL_CONNS, TF_COL_LEFT, TF_COL_FAILS, TF_COL_LAST, TF_COL_PAYLOAD,
+};
 
 const char *tf_col_name(unsigned int col)
 {
@@ -300,18 +334,36 @@ const char *tf_col_name(unsigned int col)
 
 void tf_layout(size_t width, size_t widths[TF_COL_MAX])
 {
-	size_t fixed = TF_COL_MAX - 1, flex;
+	bool shown[TF_COL_MAX];
+	size_t fixed, flex, n_drop = 0, peer;
 
-	for (unsigned int c = 0; c < TF_COL_MAX; c++) {
-		widths[c] = cols[c].width;
-		fixed += cols[c].width;
+	for (unsigned int c = 0; c < TF_COL_MAX; c++)
+		shown[c] = true;
+	for (;;) {
+		size_t n = 0, need;
+
+		fixed = 0;
+		for (unsigned int c = 0; c < TF_COL_MAX; c++) {
+			if (!shown[c])
+				continue;
+			n++;
+			fixed += cols[c].width;
+		}
+		fixed += n - 1; /* one space between columns */
+		flex = width > fixed ? width - fixed : 0;
+		need = PEER_MIN + (shown[TF_COL_PROCESS] ? PROC_MIN : 0);
+		if (flex >= need || n_drop == ARRAY_SIZE(drop_order))
+			break;
+		shown[drop_order[n_drop++]] = false;
 	}
-	flex = width > fixed ? width - fixed : 0;
-	if (flex >= PROC_MIN * 3) {
-		widths[TF_COL_PEER] = flex - PROC_MIN > PEER_MAX ? PEER_MAX : flex - PROC_MIN;
-	} else {
-		widths[TF_COL_PEER] = flex * 2 / 3;
+	for (unsigned int c = 0; c < TF_COL_MAX; c++)
+		widths[c] = shown[c] ? cols[c].width : 0;
+	if (!shown[TF_COL_PROCESS]) {
+		widths[TF_COL_PEER] = flex;
+		return;
 	}
+	peer = flex > PROC_MIN ? flex - PROC_MIN : flex;
+	widths[TF_COL_PEER] = peer > PEER_MAX ? PEER_MAX : peer;
 	widths[TF_COL_PROCESS] = flex - widths[TF_COL_PEER];
 }
 
@@ -341,6 +393,20 @@ static void signed_duration(char *buf, size_t cap, int64_t ns)
 	}
 }
 
+bool tf_lease_partial(uint8_t st, uint32_t n, uint32_t of)
+{
+	return (st == TF_LEASE_SUSPECT || st == TF_LEASE_EXPIRED) && n && n < of;
+}
+
+/* "expired", or "1/3 expired" when only some of the peer's connections are in that state. */
+static void lease_text(char *buf, size_t cap, uint8_t st, uint32_t n, uint32_t of)
+{
+	if (tf_lease_partial(st, n, of))
+		snprintf(buf, cap, "%u/%u %s", n, of, tf_lease_name(st));
+	else
+		snprintf(buf, cap, "%s", tf_lease_name(st));
+}
+
 size_t tf_cell(char *buf, size_t cap, const struct tf_row *r, unsigned int col, size_t width,
 	       bool unicode)
 {
@@ -353,10 +419,10 @@ size_t tf_cell(char *buf, size_t cap, const struct tf_row *r, unsigned int col, 
 		snprintf(text, sizeof(text), "%u", r->conns);
 		break;
 	case TF_COL_TRANSPORT:
-		snprintf(text, sizeof(text), "%s", tf_lease_name(r->transport));
+		lease_text(text, sizeof(text), r->transport, r->transport_n, r->transport_of);
 		break;
 	case TF_COL_PAYLOAD:
-		snprintf(text, sizeof(text), "%s", tf_lease_name(r->payload));
+		lease_text(text, sizeof(text), r->payload, r->payload_n, r->payload_of);
 		break;
 	case TF_COL_LAST:
 		if (r->has_last)
@@ -393,7 +459,9 @@ size_t tf_header(char *buf, size_t cap, const size_t widths[TF_COL_MAX], unsigne
 	size_t width;
 
 	tw_init(&w, buf, cap);
-	for (unsigned int c = 0; c < TF_COL_MAX; c++) {
+	for (unsigned int c = 0, shown = 0; c < TF_COL_MAX; c++) {
+		if (!widths[c])
+			continue; /* a column the screen has no room for */
 		width = widths[c] < PEER_MAX + 64 ? widths[c] : PEER_MAX + 64;
 		mark = "";
 		if (c == sort_col)
@@ -401,7 +469,7 @@ size_t tf_header(char *buf, size_t cap, const size_t widths[TF_COL_MAX], unsigne
 				       : (reverse ? "^" : "v");
 		snprintf(name, sizeof(name), "%s%s", cols[c].name, mark);
 		tf_fit(cell, sizeof(cell), name, width, cols[c].align, TF_TRUNC_END, unicode);
-		if (c)
+		if (shown++)
 			tw_put(&w, " ", 1);
 		tw_puts(&w, cell);
 	}
@@ -416,10 +484,12 @@ size_t tf_row_line(char *buf, size_t cap, const struct tf_row *r, const size_t w
 	size_t width;
 
 	tw_init(&w, buf, cap);
-	for (unsigned int c = 0; c < TF_COL_MAX; c++) {
+	for (unsigned int c = 0, shown = 0; c < TF_COL_MAX; c++) {
+		if (!widths[c])
+			continue;
 		width = widths[c] < PEER_MAX + 64 ? widths[c] : PEER_MAX + 64;
 		tf_cell(cell, sizeof(cell), r, c, width, unicode);
-		if (c)
+		if (shown++)
 			tw_put(&w, " ", 1);
 		tw_puts(&w, cell);
 	}
@@ -545,6 +615,19 @@ void tf_sort(const struct tf_row **rows, size_t n, unsigned int col, bool revers
 		qsort_r(rows, n, sizeof(*rows), cmp_rows, &ctx);
 }
 
+bool tf_filter_match(const struct port_set *ports, uint16_t family, const struct sp_addr *local,
+		     uint16_t lport, uint16_t rport)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint16_t f = local->family;
+
+	if (f == AF_INET6 && !memcmp(local->bytes, mapped, sizeof(mapped)))
+		f = AF_INET;
+	if (family && f != family)
+		return false;
+	return !ports->count || port_set_has(ports, lport) || port_set_has(ports, rport);
+}
+
 bool tf_event_interesting(const struct sp_event *ev)
 {
 	return ev->action != SP_ACT_ACTIVITY && (unsigned int)ev->action < SP_ACT_MAX;
@@ -580,7 +663,7 @@ static void describe(struct tw *w, const struct sp_event *ev, const char *arrow)
 		break;
 	case SP_ACT_CONNECT:
 		if (ev->has_duration)
-			tf_duration(d, sizeof(d), ev->duration_ns);
+			tf_latency(d, sizeof(d), ev->duration_ns); /* as precise as watch */
 		if (ev->connect.success) {
 			tw_printf(w, "connect ok%s%s", ev->has_duration ? " in " : "",
 				  ev->has_duration ? d : "");

@@ -18,6 +18,7 @@
 
 #include "event.h"
 #include "format.h"
+#include "parse.h"
 
 #define TF_CELL_CAP(w) (4 * (size_t)(w) + 1)
 #define TF_PROC_MAX 32 /* "comm/pid" */
@@ -51,6 +52,9 @@ size_t tf_fit_endpoint(char *buf, size_t cap, const struct sp_addr *addr, uint16
 /* "850ms", "3.2s", "42s", "4m05s", "14m", "2h05m", "3d04h", "120d". Returns bytes written. */
 size_t tf_duration(char *buf, size_t cap, uint64_t ns);
 
+/* A latency as watch writes it, one decimal, truncated: "850ns", "128.3us", "1.5ms", "2.0s". */
+size_t tf_latency(char *buf, size_t cap, uint64_t ns);
+
 /*
  * One character per value for the last width values of vals[0..n) (oldest first), scaled to the
  * largest: a zero is the lowest mark ("▁" / "_"), any non-zero value at least the second level.
@@ -71,6 +75,8 @@ enum tf_lease {
 };
 
 const char *tf_lease_name(unsigned int st); /* "-", "closed", "alive", ... */
+/* n of of connections are in state st, a suspect or expired one, and not all of them are. */
+bool tf_lease_partial(uint8_t st, uint32_t n, uint32_t of);
 
 /* The main table: one row per peer (remote address + service port). */
 enum tf_col {
@@ -90,7 +96,9 @@ struct tf_row {
 	uint32_t netns;
 	uint16_t port;
 	uint32_t conns;
-	uint8_t transport, payload; /* enum tf_lease */
+	uint8_t transport, payload; /* enum tf_lease: the worst among its connections */
+	/* how many of its connections holding that kind of lease are in that worst state */
+	uint32_t transport_n, transport_of, payload_n, payload_of;
 	bool has_last, has_left;
 	uint64_t last_ago_ns; /* since the peer was last heard from */
 	int64_t left_ns;      /* until the earliest lease verdict; negative: overdue */
@@ -102,7 +110,11 @@ struct tf_row {
 };
 
 const char *tf_col_name(unsigned int col);	/* "PEER", "CONNS", ... */
-/* Widths of the columns for a screen width, separated by one space; sums to width - 7. */
+/*
+ * Widths of the columns for a screen width, separated by one space: the shown widths and the
+ * spaces between them sum to width. On narrow screens whole columns get width 0 (PROCESS first,
+ * then CONNS, LEFT, FAIL/M, LAST, PAYLOAD) so PEER keeps room for a whole IPv4 endpoint.
+ */
 void tf_layout(size_t width, size_t widths[TF_COL_MAX]);
 /* One cell of a row, fitted to width. */
 size_t tf_cell(char *buf, size_t cap, const struct tf_row *r, unsigned int col, size_t width,
@@ -130,6 +142,13 @@ void tf_sort(const struct tf_row **rows, size_t n, unsigned int col, bool revers
  * (ECONNREFUSED)". Local time of ev->real_ns. Not fitted: the caller cuts it to the screen.
  */
 size_t tf_event_line(char *buf, size_t cap, const struct sp_event *ev, bool unicode);
+/*
+ * Whether a socket of a sock_diag dump passes -p (local or remote port in @ports, count 0: any)
+ * and -4/-6 (@family, 0: any; IPv4-mapped IPv6 counts as IPv4), as the kernel filters events.
+ */
+bool tf_filter_match(const struct port_set *ports, uint16_t family, const struct sp_addr *local,
+		     uint16_t lport, uint16_t rport);
+
 /* Which events the recent-events pane keeps: all but tcp-activity. */
 bool tf_event_interesting(const struct sp_event *ev);
 

@@ -25,6 +25,7 @@ struct watch {
 	struct outbuf out;
 	struct format_ctx fmt;
 	uint64_t seq;
+	uint64_t last_text_ns; /* the time on the last text line */
 	int exit_code;
 };
 
@@ -49,7 +50,7 @@ static void on_event(void *ctx, const struct sp_event *ev)
 	if (w->cfg->json)
 		n = format_json(line, SP_LINE_MAX, ev, ++w->seq, &w->fmt);
 	else
-		n = format_text(line, SP_LINE_MAX, ev);
+		n = format_text_ordered(line, SP_LINE_MAX, ev, &w->last_text_ns);
 	if (n)
 		outbuf_commit(&w->out, n);
 }
@@ -114,6 +115,13 @@ struct replay_run {
 	struct engine *engine;
 	struct outbuf out;
 	uint64_t seq;
+	bool untrusted; /* the log lacks the renewals lease verdicts need */
+};
+
+/* What the log holds that lease verdicts depend on (the first pass over it). */
+struct replay_scan {
+	uint64_t established;
+	uint64_t activity;
 };
 
 /* The log's own clock: an engine line is stamped with the engine's (log) time. */
@@ -127,6 +135,10 @@ static void replay_emit(void *ctx, const struct sp_event *ev)
 	if (!line)
 		return;
 	out.real_ns = out.mono_ns;
+	if (r->untrusted && (ev->action == SP_ACT_LEASE_SUSPECT ||
+			     ev->action == SP_ACT_LEASE_EXPIRED ||
+			     ev->action == SP_ACT_LEASE_RECOVERED))
+		out.lease.untrusted = true;
 	if (r->cfg->json)
 		n = format_json(line, SP_LINE_MAX, &out, ++r->seq, NULL);
 	else
@@ -152,21 +164,97 @@ static void replay_feed(void *ctx, const struct sp_event *ev)
 		return;
 }
 
+static void replay_count(void *ctx, const struct sp_event *ev)
+{
+	struct replay_scan *s = ctx;
+
+	if (ev->action == SP_ACT_ACTIVITY)
+		s->activity++;
+	else if (ev->action == SP_ACT_STATE_CHANGE && ev->state.new_state == SP_ST_ESTABLISHED)
+		s->established++;
+}
+
+/* A pipe cannot be read twice: spool it to an unnamed temporary file first. */
+static FILE *replay_seekable(FILE *f)
+{
+	char buf[65536];
+	FILE *tmp;
+	size_t n;
+
+	if (fseeko(f, 0, SEEK_CUR) == 0)
+		return f;
+	tmp = tmpfile();
+	if (!tmp)
+		return NULL;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (fwrite(buf, 1, n, tmp) != n) {
+			fclose(tmp);
+			errno = EIO;
+			return NULL;
+		}
+	}
+	if (ferror(f) || fflush(tmp) || fseeko(tmp, 0, SEEK_SET)) {
+		fclose(tmp);
+		errno = EIO;
+		return NULL;
+	}
+	return tmp;
+}
+
+/*
+ * Leases are renewed by tcp-activity lines. A log with established connections and none of them
+ * (tcp-activity left out of the agent's --log-actions) would expire every lease for want of
+ * renewals: say so before any output and mark the verdicts that depend on renewals.
+ */
+static int replay_check_input(struct replay_run *r, FILE *f)
+{
+	struct replay_scan scan = { 0 };
+	struct replay_stats st;
+
+	if (replay_stream(f, replay_count, &scan, &st) == -ENOMEM)
+		return -ENOMEM;
+	if (fseeko(f, 0, SEEK_SET))
+		return -errno;
+	clearerr(f);
+	if (scan.established && !scan.activity) {
+		r->untrusted = true;
+		pr_warn("replay: %s has %llu established connection%s but no tcp-activity line: "
+			"lease suspect/expired/recovered verdicts are marked untrusted (the agent "
+			"logs them unless --log-actions leaves them out)",
+			r->cfg->replay_path, (unsigned long long)scan.established,
+			scan.established == 1 ? "" : "s");
+	}
+	return 0;
+}
+
 int replay_run(const struct config *cfg)
 {
 	struct replay_run r = { .cfg = cfg };
 	struct engine_config ecfg = cfg->engine;
 	struct replay_stats st = { 0 };
 	bool is_stdin = strcmp(cfg->replay_path, "-") == 0;
-	FILE *f;
+	FILE *f, *in;
 	int err, ret = SP_EXIT_OK;
 
 	/* No wall clock in a replay: a gap between two lines is not an agent stall. */
 	ecfg.stall_ns = 0;
-	f = is_stdin ? stdin : fopen(cfg->replay_path, "re");
-	if (!f) {
+	in = is_stdin ? stdin : fopen(cfg->replay_path, "re");
+	if (!in) {
 		pr_warn("replay: cannot open %s: %s", cfg->replay_path, strerror(errno));
 		return SP_EXIT_FAILURE;
+	}
+	f = replay_seekable(in);
+	if (!f) {
+		pr_warn("replay: cannot read %s: %s", cfg->replay_path, strerror(errno));
+		if (!is_stdin)
+			fclose(in);
+		return SP_EXIT_FAILURE;
+	}
+	err = replay_check_input(&r, f);
+	if (err) {
+		pr_warn("replay: reading %s: %s", cfg->replay_path, strerror(-err));
+		ret = SP_EXIT_FAILURE;
+		goto out;
 	}
 	err = outbuf_init(&r.out, STDOUT_FILENO, OUTBUF_BYTES);
 	if (err) {
@@ -198,7 +286,9 @@ int replay_run(const struct config *cfg)
 out:
 	engine_free(r.engine);
 	outbuf_free(&r.out);
-	if (!is_stdin)
+	if (f != in)
 		fclose(f);
+	if (!is_stdin)
+		fclose(in);
 	return ret;
 }

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # `sockpulse top` in a real terminal (tmux, fixed sizes, LANG=C.UTF-8) watching real traffic in
-# namespaces made here: a live connection and its peer row, a refused destination and its
+# namespaces made here (top filtered with -p 80,81): a live connection and its peer row, the
+# conns: header counting only the filtered ports, a refused destination and its
 # failures, sort and filter keys, the details view, resizing to 80x24 and back, q exits 0 and
 # gives the terminal back as it was; SIGTERM does too (with --no-unicode). Without a terminal,
 # `top` says to use watch (status 2) and a bare `sockpulse` streams like watch.
@@ -52,9 +53,10 @@ wait_rc() {
 	echo none
 }
 
-# The peers of the table in screen order (first field of rows starting with 10.1.0.2:).
+# The peers of the table in screen order (first field of rows starting with 10.1.0.2: in the
+# first column; the spike panel's rows are indented).
 peer_order() {
-	awk '$1 ~ /^10\.1\.0\.2:/ { print $1 }' "$SP_TMP/screen.txt" | paste -sd' ' -
+	awk '/^10\.1\.0\.2:/ { print $1 }' "$SP_TMP/screen.txt" | paste -sd' ' -
 }
 
 # row_field PEER N: field N of the table row of PEER (1 peer, 2 conns, 3 transport, 4 payload,
@@ -75,7 +77,8 @@ screen_check() {
 	return 1
 }
 
-run_top main --audit-interval 1s || sp_finish
+# -p 80,81: the table and the conns: header both count only those ports.
+run_top main --audit-interval 1s -p 80,81 || sp_finish
 
 # A live connection with inbound data and keepalive on: its peer row, alive.
 bg_run "$SP_TMP/server.out" nsx b "$SP_CONN" serve 10.1.0.2 80 --count 1 --chunks 120,16,500 \
@@ -87,6 +90,16 @@ bg_run "$SP_TMP/client.out" nsx a "$SP_CONN" connect 10.1.0.2 80 --keepalive 30,
 screen_check "the live connection's peer row appears, alive" \
 	'^10\.1\.0\.2:80 +1 alive +alive ' 15
 check_eq "its owning process is the client" "$(row_field 10.1.0.2:80 8 | cut -d/ -f1)" sp_conn
+
+# A connection on port 82, outside -p: neither a row nor a count in the header.
+bg_run "$SP_TMP/s82.out" nsx b "$SP_CONN" serve 10.1.0.2 82 --count 1 --hold 8 --deadline 20
+wait_for "$SP_TMP/s82.out" '^listening' 10 || fail "the port 82 server did not listen"
+bg_run "$SP_TMP/c82.out" nsx a "$SP_CONN" connect 10.1.0.2 82 --hold 6 --deadline 20
+wait_for "$SP_TMP/c82.out" '^connect .*result=ok' 10 || fail "the port 82 client did not connect"
+sleep 2.5 # two sock_diag dumps (1 s refresh)
+screen_check "the conns: header counts what -p lets through (1 established, not 2)" \
+	'^conns: established 1 ' 3
+check "no row for port 82" test -z "$(awk '/^10\.1\.0\.2:82 / { print }' "$SP_TMP/screen.txt")"
 
 # A refused destination: six failed connects show as failures per minute.
 for i in 1 2 3 4 5 6; do
@@ -127,7 +140,7 @@ tmux_keys "$S" Enter
 screen_check "Enter opens the peer's connections" \
 	'^PEER 10\.1\.0\.2:80: 1 connection \(Esc back\)' 5
 screen_check "the connection: local end, established, owner, keepalive 30/5/3, a dead peer seen in 45 s" \
-	'^10\.1\.0\.1:[0-9]+ +established +sp_conn/[0-9]+ .* alive +alive +30s/5s/3 \(45s\)' 5
+	'^10\.1\.0\.1:[0-9]+ +established +alive +alive +30s/5s/3 \(45s\).* sp_conn/[0-9]+' 5
 tmux_keys "$S" Escape
 screen_check "Esc closes the details" '^PEER +CONNS +TRANSPORT' 5
 SP_CHECKS=$((SP_CHECKS + 1))

@@ -226,6 +226,7 @@ static void test_rollup(void **st)
 	s = conn(8080, 10, false, 0);
 	audit_add(&a, &s, 30000);
 	s = conn(22, 11, true, 7);
+	s.ka.user_timeout_ms = 20000;
 	audit_add(&a, &s, 30000);
 	s = conn(9999, 12, true, 7); /* a third row does not fit */
 	audit_add(&a, &s, 30000);
@@ -242,16 +243,36 @@ static void test_rollup(void **st)
 	assert_int_equal(a.rows[1].without_keepalive, 1);
 	assert_true(a.rows[1].worst_ms == KA_NEVER);
 	assert_int_equal(a.rows[1].best_ms, 10000);
-	assert_int_equal(a.rows[0].worst_ms, 10000);
+	/* the first probe at or past the user timeout */
+	assert_int_equal(a.rows[0].worst_ms, 20000);
 
 	f = open_memstream(&text, &len);
 	audit_print_text(f, &a);
 	fclose(f);
 	assert_non_null(strstr(text, "srv10[10]"));
-	assert_non_null(strstr(text, "never"));
+	/* 2 of 3 with keepalive: the mix, not "off"; detection of those, then never */
+	assert_non_null(strstr(text, " 23s/never "));
+	assert_non_null(strstr(text, " 2/3 on 20s/1s/3 sysctl "));
+	assert_null(strstr(text, " off "));
+	/* TCP_USER_TIMEOUT shows */
+	assert_non_null(strstr(text, " 7s/1s/3 uto=20s sysctl "));
 	assert_non_null(strstr(text, "TCP_KEEPIDLE=15"));
 	assert_non_null(strstr(text, "not shown"));
 	free(text);
+	/* JSON: the mixed row also carries the slowest keepalive it has */
+	{
+		uint64_t seq = 0;
+
+		text = NULL;
+		f = open_memstream(&text, &len);
+		audit_print_json(f, &a, 0, &seq);
+		fclose(f);
+		assert_non_null(
+		    strstr(text, "\"keepalive_on\":{\"enabled\":true,\"idle_ms\":20000"));
+		assert_non_null(strstr(text, "\"keepalive_on_detection_ms\":23000"));
+		assert_non_null(strstr(text, "\"user_timeout_ms\":20000"));
+		free(text);
+	}
 	audit_free(&a);
 }
 

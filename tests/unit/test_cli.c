@@ -63,6 +63,7 @@ static const struct {
 	{ "delay", "100ms", "99ms" },
 	{ "no-color", NULL, NULL },
 	{ "no-unicode", NULL, NULL },
+	{ "replay", "top.jsonl", "" },
 	{ "log", "/tmp/sockpulse-test.jsonl", "" },
 	{ "log-max-size", "0", "4095" },
 	{ "log-keep", "1000", "1001" },

@@ -934,7 +934,7 @@ static void test_text_lines(void **state)
 	ev.keepalive.probes = 2;
 	ev.error = ETIMEDOUT;
 	text_is(&ev, "06:45:12.123 4242    a?[2Jb?         10.0.0.1:43210        10.0.0.2:80"
-		     "           keepalive-timeout probes=2 ETIMEDOUT\n");
+		     "           timeout  keepalive probes=2 ETIMEDOUT\n");
 
 	ev = conn_event(SP_ACT_ACTIVITY);
 	ev.activity.segments = 3;
@@ -947,7 +947,7 @@ static void test_text_lines(void **state)
 	ev.lease.silent_ms = 31500;
 	ev.lease.ttl_ms = 30000;
 	text_is(&ev, "06:45:12.123 4242    curl            10.0.0.1:43210        10.0.0.2:80"
-		     "           lease-expired payload silent=31.5s ttl=30.0s\n");
+		     "           lease    expired payload silent=31.5s ttl=30.0s\n");
 
 	memset(&ev, 0, sizeof(ev));
 	ev.action = SP_ACT_SPIKE;
@@ -993,7 +993,103 @@ static void test_text_lines(void **state)
 	ev.lost.count = 5;
 	ev.lost.kind = "state";
 	text_is(&ev, "00:00:00.000 -       -               -                     -"
-		     "                     events-lost count=5 kind=state\n");
+		     "                     lost     count=5 kind=state\n");
+}
+
+/*
+ * A watch session on loopback, as a reader sees it: every EVENT starts in the header's column
+ * (lease lines too), the end each line is about is marked, and a verdict decided after a later
+ * line shows that line's time, not an earlier one.
+ */
+static void test_text_golden(void **state)
+{
+	static const char want[] =
+	    "TIME         PID     COMM            SOURCE                DESTINATION           "
+	    "EVENT\n"
+	    "06:45:12.123 4242    curl            127.0.0.1:43210*      127.0.0.1:80          "
+	    "connect  ok 72.4us\n"
+	    "06:45:12.123 4242    curl            127.0.0.1:43210*      127.0.0.1:80          "
+	    "state    syn_sent -> established\n"
+	    "06:45:12.123 77      server          127.0.0.1:43210       127.0.0.1:80*         "
+	    "state    syn_recv -> established\n"
+	    "06:45:27.500 77      server          127.0.0.1:43210       127.0.0.1:80*         "
+	    "activity segs=1 bytes=10\n"
+	    "06:45:27.500 4242    curl            127.0.0.1:43210*      127.0.0.1:80          "
+	    "lease    suspect transport silent=15.0s ttl=30.0s\n"
+	    "06:45:27.500 4242    curl            127.0.0.1:43210*      127.0.0.1:80          "
+	    "lease    recovered transport silent=15.3s ttl=30.0s\n"
+	    "06:45:27.500 77      server          127.0.0.1:43210       127.0.0.1:80*         "
+	    "timeout  retransmit ETIMEDOUT\n"
+	    "06:45:28.000 4242    curl            127.0.0.1:43210*      127.0.0.1:80          "
+	    "lease    lost transport reason=reset\n"
+	    "06:45:28.000 -       -               -                     -                     "
+	    "lost     count=2 kind=state\n";
+	struct sp_event evs[9], *e;
+	char out[4096], *p = out;
+	uint64_t last = 0;
+	size_t col;
+
+	(void)state;
+	for (int i = 0; i < 9; i++) {
+		evs[i] = conn_event(SP_ACT_STATE_CHANGE);
+		set_v4(&evs[i].conn.src, 127, 0, 0, 1);
+		set_v4(&evs[i].conn.dst, 127, 0, 0, 1);
+	}
+	e = &evs[0];
+	e->action = SP_ACT_CONNECT;
+	e->connect.success = true;
+	e->has_duration = true;
+	e->duration_ns = 72400;
+	evs[1].state.old_state = SP_ST_SYN_SENT;
+	evs[1].state.new_state = SP_ST_ESTABLISHED;
+	for (int i = 2; i < 7; i += i == 3 ? 3 : 1) { /* 2, 3 and 6: the accepted end */
+		evs[i].conn.direction = SP_DIR_INGRESS;
+		evs[i].conn.pid = 77;
+		strcpy(evs[i].conn.comm, "server");
+	}
+	evs[2].state.old_state = SP_ST_SYN_RECV;
+	evs[2].state.new_state = SP_ST_ESTABLISHED;
+	e = &evs[3];
+	e->action = SP_ACT_ACTIVITY;
+	e->real_ns = T0 + 15377000000ULL;
+	e->activity.segments = 1;
+	e->activity.payload_bytes = 10;
+	e = &evs[4]; /* stamped at its deadline, decided after the activity line */
+	e->action = SP_ACT_LEASE_SUSPECT;
+	e->real_ns = T0 + 15000000000ULL;
+	e->lease.silent_ms = 15000;
+	e->lease.ttl_ms = 30000;
+	e = &evs[5];
+	*e = evs[4];
+	e->action = SP_ACT_LEASE_RECOVERED;
+	e->real_ns = T0 + 15300000000ULL;
+	e->lease.silent_ms = 15300;
+	e = &evs[6];
+	e->action = SP_ACT_RETRANS_TIMEOUT;
+	e->real_ns = T0 + 15377000000ULL;
+	e->error = ETIMEDOUT;
+	e = &evs[7];
+	e->action = SP_ACT_LEASE_LOST;
+	e->real_ns = T0 + 15877000000ULL;
+	e->lease.reason = "reset";
+	e = &evs[8];
+	memset(e, 0, sizeof(*e));
+	e->action = SP_ACT_EVENTS_LOST;
+	e->real_ns = T0 + 15000000000ULL;
+	e->lost.count = 2;
+	e->lost.kind = "state";
+
+	p += format_text_header(p, sizeof(out));
+	for (int i = 0; i < 9; i++)
+		p += format_text_ordered(p, sizeof(out) - (size_t)(p - out), &evs[i], &last);
+	assert_string_equal(out, want);
+	/* every EVENT text starts under the header's EVENT */
+	col = (size_t)(strstr(want, "EVENT") - want);
+	for (const char *l = strchr(want, '\n') + 1; *l; l = strchr(l, '\n') + 1) {
+		assert_true(l[col - 1] == ' ' && l[col] != ' ');
+		/* and what follows the label */
+		assert_true(l[col + 8] == ' ' && l[col + 9] != ' ');
+	}
 }
 
 static void test_text_durations(void **state)
@@ -1054,6 +1150,7 @@ int main(void)
 		cmocka_unit_test(test_json_errno_and_bounds),
 		cmocka_unit_test(test_json_truncation),
 		cmocka_unit_test(test_text_lines),
+		cmocka_unit_test(test_text_golden),
 		cmocka_unit_test(test_text_durations),
 		cmocka_unit_test(test_text_truncation),
 	};

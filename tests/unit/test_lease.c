@@ -138,6 +138,21 @@ static const struct sp_event *only(struct fx *f, enum sp_action a, unsigned int 
 	return &f->cap.ev[0];
 }
 
+/*
+ * A recovery is told a moment after the renewal (a close right behind it makes it moot), stamped
+ * at the renewal: nothing at once, then one line at @at.
+ */
+static const struct sp_event *recovered(struct fx *f, unsigned int kind, uint64_t at)
+{
+	const struct sp_event *e;
+
+	assert_int_equal(f->cap.n, 0);
+	lease_advance(f->t, at + 10 * MS);
+	e = only(f, SP_ACT_LEASE_RECOVERED, kind);
+	assert_int_equal(e->mono_ns, at);
+	return e;
+}
+
 static unsigned int kstate(struct fx *f, uint64_t cookie, unsigned int kind)
 {
 	struct lease_info li;
@@ -181,8 +196,9 @@ static void test_transport_lifecycle(void **state)
 	assert_int_equal(f->cap.n, 0);
 
 	activity(f, 1, 0, T0 + 3601 * SEC);
-	e = only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_TRANSPORT);
-	assert_int_equal(e->mono_ns, T0 + 3601 * SEC);
+	e = recovered(f, SP_LEASE_TRANSPORT, T0 + 3601 * SEC);
+	/* the silence it ended: since the last report plus one coalescing interval */
+	assert_int_equal(e->lease.silent_ms, 3600 * 1000);
 	assert_int_equal(kstate(f, 1, SP_LEASE_TRANSPORT), LEASE_ALIVE);
 	/* Re-armed after recovery: suspect again after another silence. */
 	lease_advance(f->t, T0 + 3620 * SEC);
@@ -192,11 +208,12 @@ static void test_transport_lifecycle(void **state)
 	f->cap.n = 0;
 	/* Recovery from SUSPECT (not only from EXPIRED). */
 	activity(f, 1, 0, T0 + 3621 * SEC);
-	only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_TRANSPORT);
+	recovered(f, SP_LEASE_TRANSPORT, T0 + 3621 * SEC);
 	lease_advance(f->t, T0 + 3628 * SEC);
 	only(f, SP_ACT_LEASE_SUSPECT, SP_LEASE_TRANSPORT);
 	activity(f, 1, 0, T0 + 3629 * SEC);
-	only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_TRANSPORT);
+	e = recovered(f, SP_LEASE_TRANSPORT, T0 + 3629 * SEC);
+	assert_int_equal(e->lease.silent_ms, 7000);
 	assert_int_equal(lease_stats(f->t)->recoveries[SP_LEASE_TRANSPORT], 3);
 	fx_free(f);
 }
@@ -255,7 +272,27 @@ static void test_payload_zombie(void **state)
 	f->cap.n = 0;
 	/* Data again: payload recovers, transport stays quiet. */
 	activity(f, 1, 10, T0 + 31 * SEC);
-	only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_PAYLOAD);
+	recovered(f, SP_LEASE_PAYLOAD, T0 + 31 * SEC);
+	fx_free(f);
+}
+
+/*
+ * The peer's FIN arrives as activity just before the close: a silent lease is not "recovered"
+ * at the moment its connection ends, only closed. A recovery that no close follows is told.
+ */
+static void test_no_recovery_at_close(void **state)
+{
+	struct fx *f = fx_new(NULL);
+
+	established(f, 1, SP_DIR_EGRESS, T0);
+	lease_advance(f->t, T0 + 20 * SEC);
+	assert_int_equal(f->cap.n, 2); /* suspect, expired */
+	f->cap.n = 0;
+	activity(f, 1, 0, T0 + 25 * SEC);			/* the FIN */
+	transition(f, 1, SP_ST_ESTABLISHED, SP_ST_CLOSE_WAIT, T0 + 25 * SEC + 7000);
+	lease_advance(f->t, T0 + 30 * SEC);
+	only(f, SP_ACT_LEASE_CLOSED, SP_LEASE_TRANSPORT);
+	assert_int_equal(lease_stats(f->t)->live, 0);
 	fx_free(f);
 }
 
@@ -587,7 +624,7 @@ static void test_phi_suspicion(void **state)
 	only(f, SP_ACT_LEASE_EXPIRED, SP_LEASE_TRANSPORT);
 	/* The interval that spanned the silence is not a sample. */
 	activity(f, 1, 0, t + 71 * SEC);
-	only(f, SP_ACT_LEASE_RECOVERED, SP_LEASE_TRANSPORT);
+	recovered(f, SP_LEASE_TRANSPORT, t + 71 * SEC);
 	assert_true(lease_get(f->t, 1, &li));
 	assert_int_equal(li.samples[SP_LEASE_TRANSPORT], 20);
 	assert_true(li.mean_s[SP_LEASE_TRANSPORT] < 1.01f);
@@ -733,6 +770,7 @@ int main(void)
 		cmocka_unit_test(test_transport_lifecycle),
 		cmocka_unit_test(test_renewal_never_early),
 		cmocka_unit_test(test_payload_zombie),
+		cmocka_unit_test(test_no_recovery_at_close),
 		cmocka_unit_test(test_closed),
 		cmocka_unit_test(test_lost_reset_first),
 		cmocka_unit_test(test_lost_after_close),

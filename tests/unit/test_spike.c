@@ -72,6 +72,11 @@ static unsigned int count(const struct cap *c, bool start, bool host_wide)
 	return n;
 }
 
+static void keep_incident(void *ctx, const struct spike_incident *inc)
+{
+	*(struct spike_incident *)ctx = *inc;
+}
+
 /* 10 refused connects a second on a quiet destination: flagged within 2 s, one incident. */
 static void test_burst_latency(void **state)
 {
@@ -107,6 +112,14 @@ static void test_burst_latency(void **state)
 	/* The rest of a 20 s burst, then recovery: one end, after leave + merge. */
 	for (t += 100 * MS; t < t0 + 20 * SEC; t += 100 * MS)
 		attempt(s, 1, 443, SP_FAIL_REFUSED, t);
+	/* 20 s in: the incident counts ~200 failures, its last 10 s window ~100 (what top shows) */
+	{
+		struct spike_incident inc = { 0 };
+
+		assert_int_equal(spike_for_each_incident(s, keep_incident, &inc), 1);
+		assert_true(inc.failures >= 180 && inc.failures <= 200);
+		assert_true(inc.window_failures >= 90 && inc.window_failures <= 100);
+	}
 	steady(s, 1, 5, t0 + 20 * SEC, t0 + 200 * SEC);
 	spike_advance(s, t0 + 200 * SEC);
 	assert_int_equal(cap.n, 2);

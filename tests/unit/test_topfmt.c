@@ -229,25 +229,132 @@ static struct tf_row row(const char *ip, uint16_t port, uint32_t conns, uint32_t
 	return r;
 }
 
+static size_t layout_sum(const size_t w[TF_COL_MAX])
+{
+	size_t sum = 0, shown = 0;
+
+	for (int c = 0; c < TF_COL_MAX; c++) {
+		sum += w[c];
+		shown += w[c] != 0;
+	}
+	return sum + shown - 1;
+}
+
 static void test_layout(void **state)
 {
-	size_t w[TF_COL_MAX], sum;
+	size_t w[TF_COL_MAX];
 
 	(void)state;
 	for (size_t width = 80; width <= 300; width += 20) {
 		tf_layout(width, w);
-		sum = TF_COL_MAX - 1;
-		for (int c = 0; c < TF_COL_MAX; c++)
-			sum += w[c];
-		assert_int_equal(sum, width);
-		assert_true(w[TF_COL_PEER] >= 21); /* a whole IPv4 address and port */
+		assert_int_equal(layout_sum(w), width);
+		/* a whole IPv4 address and port; at 80 columns all but the longest */
+		assert_true(w[TF_COL_PEER] >= (width > 80 ? 21 : 19));
 		assert_true(w[TF_COL_PEER] <= 47);
-		assert_true(w[TF_COL_PROCESS] >= 9);
+		assert_true(w[TF_COL_PROCESS] >= 7);
+		assert_true(w[TF_COL_FAILS] && w[TF_COL_CONNS] && w[TF_COL_LEFT]);
 	}
 	tf_layout(120, w);
 	assert_int_equal(w[TF_COL_PEER], 47); /* any IPv6 address whole */
 	tf_layout(10, w); /* absurdly narrow: no underflow */
 	assert_true(w[TF_COL_PEER] <= 10 && w[TF_COL_PROCESS] <= 10);
+}
+
+/* Narrow screens drop whole columns, never PEER, and never below a whole IPv4 endpoint. */
+static void test_layout_narrow(void **state)
+{
+	struct tf_row a = row("127.0.0.1", 6411, 1, 0, "sp_conn", 42);
+	struct tf_row b = row("127.0.0.1", 6412, 1, 0, "sp_conn", 42);
+	size_t w[TF_COL_MAX];
+	char la[512], lb[512];
+
+	(void)state;
+	for (size_t width = 40; width < 80; width++) {
+		tf_layout(width, w);
+		assert_int_equal(layout_sum(w), width);
+		assert_true(w[TF_COL_PEER] >= 15);
+		assert_true(w[TF_COL_TRANSPORT] > 0);
+		tf_row_line(la, sizeof(la), &a, w, false);
+		tf_row_line(lb, sizeof(lb), &b, w, false);
+		assert_int_equal(tf_width(la), width);
+		assert_non_null(strstr(la, "127.0.0.1:6411")); /* two peers stay apart */
+		assert_non_null(strstr(lb, "127.0.0.1:6412"));
+	}
+	tf_layout(60, w);
+	assert_int_equal(w[TF_COL_PROCESS], 0); /* the first to go */
+	assert_true(w[TF_COL_PAYLOAD] > 0 && w[TF_COL_LAST] > 0 && w[TF_COL_FAILS] > 0);
+	tf_layout(50, w);
+	assert_true(w[TF_COL_PEER] >= 16);
+	assert_true(w[TF_COL_PAYLOAD] > 0);
+	tf_header(la, sizeof(la), w, TF_COL_TRANSPORT, false, false);
+	assert_int_equal(tf_width(la), 50);
+	assert_true(strncmp(la, "PEER ", 5) == 0);
+	assert_null(strstr(la, "PROCESS"));
+}
+
+/* A peer with one of three connections expired says so. */
+static void test_partial_lease(void **state)
+{
+	struct tf_row r = row("10.1.0.2", 80, 3, 0, "api", 7);
+	char buf[64];
+
+	(void)state;
+	r.transport = TF_LEASE_EXPIRED;
+	r.transport_n = 1;
+	r.transport_of = 3;
+	r.payload = TF_LEASE_EXPIRED;
+	r.payload_n = 2;
+	r.payload_of = 2;
+	tf_cell(buf, sizeof(buf), &r, TF_COL_TRANSPORT, 11, false);
+	assert_string_equal(buf, "1/3 expired");
+	assert_true(tf_lease_partial(r.transport, r.transport_n, r.transport_of));
+	tf_cell(buf, sizeof(buf), &r, TF_COL_PAYLOAD, 11, false);
+	assert_string_equal(buf, "expired    "); /* all of them: no count */
+	assert_false(tf_lease_partial(r.payload, r.payload_n, r.payload_of));
+	r.transport = TF_LEASE_ALIVE; /* alive is never "partial" */
+	r.transport_n = 2;
+	assert_false(tf_lease_partial(r.transport, r.transport_n, r.transport_of));
+	tf_cell(buf, sizeof(buf), &r, TF_COL_TRANSPORT, 11, false);
+	assert_string_equal(buf, "alive      ");
+}
+
+/* The conns: header counts what -p, -4 and -6 let through, as the table does. */
+static void test_filter_match(void **state)
+{
+	struct sp_addr v4 = addr_of("10.1.0.1"), v6 = addr_of("fd00::1"), mapped = { 0 };
+	struct port_set none = { 0 }, p80 = { 0 };
+
+	(void)state;
+	mapped.family = AF_INET6;
+	mapped.bytes[10] = mapped.bytes[11] = 0xff;
+	mapped.bytes[12] = 10;
+	assert_int_equal(parse_port_list("80", &p80), 0);
+	assert_true(tf_filter_match(&none, 0, &v4, 40000, 5432));
+	assert_true(tf_filter_match(&p80, 0, &v4, 40000, 80));	/* remote port */
+	assert_true(tf_filter_match(&p80, 0, &v4, 80, 40000));	/* local port */
+	assert_false(tf_filter_match(&p80, 0, &v4, 40000, 5432));
+	assert_true(tf_filter_match(&none, AF_INET, &v4, 1, 2));
+	assert_false(tf_filter_match(&none, AF_INET, &v6, 1, 2));
+	assert_true(tf_filter_match(&none, AF_INET6, &v6, 1, 2));
+	assert_true(tf_filter_match(&none, AF_INET, &mapped, 1, 2)); /* v4-mapped is IPv4 */
+	assert_false(tf_filter_match(&none, AF_INET6, &mapped, 1, 2));
+}
+
+static void test_latency(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	tf_latency(buf, sizeof(buf), 850);
+	assert_string_equal(buf, "850ns");
+	tf_latency(buf, sizeof(buf), 128399);
+	assert_string_equal(buf, "128.3us");
+	tf_latency(buf, sizeof(buf), 1599999);
+	assert_string_equal(buf, "1.5ms");
+	tf_latency(buf, sizeof(buf), 2000000000ULL);
+	assert_string_equal(buf, "2.0s");
+	tf_latency(buf, 4, 128399); /* bounded */
+	assert_int_equal(strlen(buf), 3);
 }
 
 static void test_cells_and_line(void **state)
@@ -281,8 +388,8 @@ static void test_cells_and_line(void **state)
 	snprintf(r.comm, sizeof(r.comm), "curl");
 	tf_row_line(buf, sizeof(buf), &r, w, true);
 	assert_int_equal(tf_width(buf), 80);
-	assert_string_equal(buf, "10.1.0.2:80                3 alive      suspect    1.5s  -3.0s      "
-				 "12 curl/4242");
+	assert_string_equal(buf, "10.1.0.2:80              3 alive       suspect       1.5s  "
+				 "-3.0s      12 curl/4\xe2\x80\xa6");
 	tf_header(buf, sizeof(buf), w, TF_COL_FAILS, false, false);
 	assert_int_equal(tf_width(buf), 80);
 	assert_non_null(strstr(buf, "FAIL/Mv"));
@@ -397,6 +504,14 @@ static void test_event_lines(void **state)
 				 "refused (ECONNREFUSED)");
 	assert_true(tf_event_interesting(&ev));
 
+	ev.connect.success = true; /* the latency as precise as watch's */
+	ev.has_duration = true;
+	ev.duration_ns = 128399;
+	tf_event_line(buf, sizeof(buf), &ev, false);
+	assert_non_null(strstr(buf, "connect ok in 128.3us"));
+	ev.has_duration = false;
+	ev.connect.success = false;
+
 	ev.action = SP_ACT_STATE_CHANGE;
 	ev.state.old_state = SP_ST_SYN_SENT;
 	ev.state.new_state = SP_ST_ESTABLISHED;
@@ -448,6 +563,10 @@ int main(void)
 		cmocka_unit_test(test_sparkline_unicode),
 		cmocka_unit_test(test_sparkline_ascii),
 		cmocka_unit_test(test_layout),
+		cmocka_unit_test(test_layout_narrow),
+		cmocka_unit_test(test_partial_lease),
+		cmocka_unit_test(test_latency),
+		cmocka_unit_test(test_filter_match),
 		cmocka_unit_test(test_cells_and_line),
 		cmocka_unit_test(test_sort),
 		cmocka_unit_test(test_sort_left_and_last),
