@@ -48,28 +48,33 @@ mkdir -p /upper/data /upper/work
 mount -t overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work overlay /newroot ||
 	die "cannot mount the overlay"
 
+# The command's environment; any failure here ends the run ("vm-init: ..." on the console).
+mnt() {
+	mount "$@" || die "mount $* failed"
+}
+
 r=/newroot
-mount -t proc proc $r/proc
-mount -t sysfs sys $r/sys
-mount -t devtmpfs dev $r/dev
+mnt -t proc proc $r/proc
+mnt -t sysfs sys $r/sys
+mnt -t devtmpfs dev $r/dev
 mkdir -p $r/dev/pts $r/dev/shm
-mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts $r/dev/pts
+mnt -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts $r/dev/pts
 rm -f $r/dev/ptmx
 ln -s pts/ptmx $r/dev/ptmx
-mount -t tmpfs -o mode=1777 shm $r/dev/shm
+mnt -t tmpfs -o mode=1777 shm $r/dev/shm
 ln -sfn /proc/self/fd $r/dev/fd
 ln -sfn /proc/self/fd/0 $r/dev/stdin
 ln -sfn /proc/self/fd/1 $r/dev/stdout
 ln -sfn /proc/self/fd/2 $r/dev/stderr
-mount -t bpf bpf $r/sys/fs/bpf
-mount -t tracefs tracefs $r/sys/kernel/tracing
-mount -t debugfs debugfs $r/sys/kernel/debug
+mnt -t bpf bpf $r/sys/fs/bpf
+mnt -t tracefs tracefs $r/sys/kernel/tracing
+mnt -t debugfs debugfs $r/sys/kernel/debug
 # The host's /sys/fs/cgroup may be a v1 hierarchy; the guest has a single cgroup2 tree there.
-mount -t cgroup2 cgroup2 $r/sys/fs/cgroup
-mount -t tmpfs -o mode=0755 run $r/run
+mnt -t cgroup2 cgroup2 $r/sys/fs/cgroup
+mnt -t tmpfs -o mode=0755 run $r/run
 mkdir -p $r/run/netns $r/run/sp-vm $r/run/lock
-mount -t tmpfs -o mode=1777 tmp $r/tmp
-mount --move /results $r/run/sp-vm || die "cannot move the results share"
+mnt -t tmpfs -o mode=1777 tmp $r/tmp
+mnt --move /results $r/run/sp-vm
 
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 hostname sp-vm
