@@ -195,7 +195,7 @@ append="console=ttyS0 panic=-1 quiet loglevel=4 sp_fs=$fs"
 qargs=(-nographic -no-reboot -m "$mem" -smp "$smp" -nic none -serial "file:$console"
 	-monitor none -kernel "$vmlinuz" -initrd "$initrd" -append "$append")
 if [ "$accel" = kvm ]; then
-	qargs+=(-accel kvm -cpu host)
+	qargs+=(-accel kvm -cpu host,-arch-capabilities)
 else
 	qargs+=(-accel tcg,thread=multi -cpu max)
 fi
