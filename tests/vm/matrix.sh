@@ -4,7 +4,8 @@
 # The kernel matrix: tests/vm/matrix.sh [--kernels "KVER..."] [--variants "V..."]
 #                                       [--subset full|ci] [--out DIR] [--cell-timeout S]
 #
-# For each kernel (default: every /boot/vmlinuz-* of the Debian packages make vmtest installs),
+# For each kernel (default: every /boot/vmlinuz-* of the Debian packages make vmtest installs;
+# with --subset ci, the newest generic one only),
 # boots a guest with tests/vm/vm.sh and runs `sockpulse check`, then, once per connect-hook
 # variant (default fentry kprobe tracepoint), the integration tests with SP_CONNECT_HOOK set
 # (tests/integration/lib.sh forces the variant on every agent the tests start). A variant that
@@ -58,7 +59,8 @@ for v in $variants; do
 	esac
 done
 if [ -z "$kernels" ]; then
-	kernels=$(ls /boot | sed -n 's/^vmlinuz-//p' | grep -E -- '-(amd64|rt-amd64|cloud-amd64)$' | sort)
+	kernels=$(ls /boot | sed -n 's/^vmlinuz-//p' | grep -E -- '-(amd64|rt-amd64|cloud-amd64)$' | sort -V)
+	[ "$subset" != ci ] || kernels=$(grep -E -- '-[0-9]+-amd64$' <<<"$kernels" | tail -n1)
 	[ -n "$kernels" ] || { echo "matrix.sh: no kernel in /boot (make vmtest installs them)" >&2; exit 2; }
 fi
 [ -x build/sockpulse ] && [ -x build/tools/sp_conn ] ||
