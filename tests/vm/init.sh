@@ -76,6 +76,13 @@ mkdir -p $r/run/netns $r/run/sp-vm $r/run/lock
 mnt -t tmpfs -o mode=1777 tmp $r/tmp
 mnt --move /results $r/run/sp-vm
 
+# The kernel runs its module loader (e.g. inet_diag for sock_diag) in this initramfs' root, not
+# the chroot: hand the request to the host's modprobe inside the new root.
+mkdir -p /sbin
+printf '#!/bin/busybox sh\nexec chroot /newroot /sbin/modprobe "$@"\n' >/sbin/modprobe-root
+chmod 0755 /sbin/modprobe-root
+echo /sbin/modprobe-root >/proc/sys/kernel/modprobe
+
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 hostname sp-vm
 echo "vm-init: ready, running the command"
