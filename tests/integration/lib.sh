@@ -52,9 +52,14 @@ if [ -n "${SP_CONNECT_HOOK:-}" ]; then
 		chmod 0755 "$SP_HOOK_DIR"
 		cat >"$SP_HOOK_DIR/sockpulse" <<-EOF
 			#!/bin/bash
+			h=$SP_CONNECT_HOOK
 			case \${1:-} in
-			watch | top | agent) c=\$1; shift; exec "$SOCKPULSE" "\$c" --connect-hook $SP_CONNECT_HOOK "\$@" ;;
-			-*) exec "$SOCKPULSE" --connect-hook $SP_CONNECT_HOOK "\$@" ;;
+			watch | top | agent)
+				c=\$1
+				shift
+				exec "$SOCKPULSE" "\$c" --connect-hook \$h "\$@"
+				;;
+			-*) exec "$SOCKPULSE" --connect-hook \$h "\$@" ;;
 			*) exec "$SOCKPULSE" "\$@" ;;
 			esac
 		EOF

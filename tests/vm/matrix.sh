@@ -59,9 +59,13 @@ for v in $variants; do
 	esac
 done
 if [ -z "$kernels" ]; then
-	kernels=$(ls /boot | sed -n 's/^vmlinuz-//p' | grep -E -- '-(amd64|rt-amd64|cloud-amd64)$' | sort -V)
+	kernels=$(ls /boot | sed -n 's/^vmlinuz-//p' | grep -E -- '-(amd64|rt-amd64|cloud-amd64)$' |
+		sort -V)
 	[ "$subset" != ci ] || kernels=$(grep -E -- '-[0-9]+-amd64$' <<<"$kernels" | tail -n1)
-	[ -n "$kernels" ] || { echo "matrix.sh: no kernel in /boot (make vmtest installs them)" >&2; exit 2; }
+	if [ -z "$kernels" ]; then
+		echo "matrix.sh: no kernel in /boot (make vmtest installs them)" >&2
+		exit 2
+	fi
 fi
 [ -x build/sockpulse ] && [ -x build/tools/sp_conn ] ||
 	{ echo "matrix.sh: build/sockpulse or build/tools/sp_conn missing (make all)" >&2; exit 2; }
@@ -95,8 +99,8 @@ for k in $kernels; do
 		mkdir -p "$cdir"
 		echo "== $k $v: integration tests${tests[*]:+ (${tests[*]})}"
 		t0=$SECONDS
-		# run.sh writes its per-test logs into build/test-logs, on the guest's tmpfs overlay:
-		# copy them into the results share.
+		# run.sh writes its per-test logs into build/test-logs, on the guest's tmpfs
+		# overlay: copy them into the results share.
 		"$vm" --kernel "$k" --timeout "$cell_timeout" --results "$cdir" -- \
 			env "${guest_env[@]}" SP_CONNECT_HOOK="$v" bash -c \
 			'./tests/run.sh --out build --integration-only "$@"; rc=$?
@@ -105,7 +109,8 @@ for k in $kernels; do
 		rc=$?
 		# the failure lines name the guest's log paths: point them at the copies
 		sed -i "s|$root/build/test-logs/|$cdir/test-logs/|" "$cdir/run.log"
-		summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$cdir/run.log" | tail -n1)
+		summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$cdir/run.log" |
+			tail -n1)
 		if [ -n "$summary" ]; then
 			read -r p _ f _ s _ <<<"$summary"
 			cell[$k/$v]="$p/$f/$s"
@@ -139,7 +144,8 @@ host_row() {
 			failed+=("$name")
 		fi
 	done
-	echo "$p/$f/$s (make test logs of $(date -u -r "$newest" '+%Y-%m-%d %H:%M UTC'))${failed[*]:+ failed: ${failed[*]}}"
+	echo "$p/$f/$s (make test logs of $(date -u -r "$newest" '+%Y-%m-%d %H:%M UTC'))" \
+		"${failed[*]:+failed: ${failed[*]}}"
 }
 
 echo
@@ -171,8 +177,8 @@ for k in $kernels; do
 		*/0/0) ;;
 		*)
 			echo "$k $v: ${cell[$k/$v]}"
-			[ -f "$out/$k/$v/run.log" ] &&
-				grep -E -A8 '^test_[a-z0-9_]+ +FAIL' "$out/$k/$v/run.log" | sed 's/^/   /'
+			[ -f "$out/$k/$v/run.log" ] || continue
+			grep -E -A8 '^test_[a-z0-9_]+ +FAIL' "$out/$k/$v/run.log" | sed 's/^/   /'
 			;;
 		esac
 	done

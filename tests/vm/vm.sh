@@ -54,7 +54,8 @@ while [ $# -gt 0 ]; do
 	*) usage ;;
 	esac
 done
-[ -n "$kver" ] || die "--kernel KVER is required (one of: $(ls /boot | sed -n 's/^vmlinuz-//p' | tr '\n' ' '))"
+[ -n "$kver" ] ||
+	die "--kernel KVER is required (here: $(ls /boot | sed -n 's/^vmlinuz-//p' | tr '\n' ' '))"
 [ $# -gt 0 ] || die "no command given (after --)"
 [[ $mem =~ ^[0-9]+$ ]] && [ "$mem" -ge 256 ] && [ "$mem" -le 65536 ] ||
 	die "--mem $mem: a size in MiB between 256 and 65536"
@@ -167,7 +168,8 @@ rm -f "$results"/{cmd,stdout,stderr,status}
 	echo "export HOME=/root LANG=C.UTF-8 TERM=${TERM:-dumb}"
 	while IFS= read -r var; do
 		printf 'export %s=%q\n' "$var" "${!var}"
-	done < <(compgen -e | grep -E '^(SP_[A-Za-z0-9_]*|SOCKPULSE|TOOLS|ASAN_OPTIONS|UBSAN_OPTIONS)$' || true)
+	done < <(compgen -e |
+		grep -E '^(SP_[A-Za-z0-9_]*|SOCKPULSE|TOOLS|ASAN_OPTIONS|UBSAN_OPTIONS)$' || true)
 	printf 'cd %q || exit 125\n' "$PWD"
 	printf 'exec'
 	printf ' %q' "$@"
