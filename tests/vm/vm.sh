@@ -146,8 +146,9 @@ if [ ! -s "$initrd" ] || [ "$root/tests/vm/init.sh" -nt "$initrd" ] || [ "$0" -n
 		esac
 		echo "$ko" >>"$stage/modules.order"
 	done
-	(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$initrd.tmp"
-	mv "$initrd.tmp" "$initrd"
+	# another vm.sh may build the same image: each writes its own file, the rename is atomic
+	(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$stage.cpio.gz"
+	mv "$stage.cpio.gz" "$initrd"
 	rm -rf "$stage"
 fi
 
@@ -177,6 +178,7 @@ rm -f "$results"/{cmd,stdout,stderr,status}
 } >"$results/cmd"
 
 pids=()
+sockdir=""
 cleanup() {
 	local pid
 	for pid in "${pids[@]}"; do
@@ -188,6 +190,7 @@ cleanup() {
 	if [ "$own_results" = 1 ]; then
 		rm -rf "$results"
 	fi
+	[ -z "$sockdir" ] || rm -rf "$sockdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
