@@ -28,6 +28,12 @@ usage() {
 	exit 2
 }
 
+# --help: the whole comment at the top of this file.
+help() {
+	sed -n '3,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
+}
+
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 2
 
@@ -43,7 +49,7 @@ while [ $# -gt 0 ]; do
 	--subset) [ $# -ge 2 ] || usage; subset=$2; shift 2 ;;
 	--out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
 	--cell-timeout) [ $# -ge 2 ] || usage; cell_timeout=$2; shift 2 ;;
-	-h | --help) usage ;;
+	-h | --help) help ;;
 	*) usage ;;
 	esac
 done

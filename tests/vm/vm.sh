@@ -9,13 +9,15 @@
 # KVER names /boot/vmlinuz-KVER and /lib/modules/KVER (e.g. 6.1.0-57-amd64). The guest's root is
 # this machine's / shared read-only (virtio-9p, or virtiofs through virtiofsd for kernels built
 # without 9p: chosen from /boot/config-KVER unless --fs says), under a tmpfs overlay; a busybox
-# initramfs (built once per kernel into build/vm/) loads the modules, mounts, chroots and runs
-# COMMAND in the current directory with this environment's PATH-independent basics plus every
-# SP_* variable, SOCKPULSE and TOOLS. COMMAND's stdout and stderr are streamed here while it runs;
-# they come back, with its exit status, through a second, writable share (--results DIR, default
-# a temporary directory under build/vm/ removed at the end). The kernel console goes to
-# --console FILE (default: DIR/console.log) and is printed if the guest dies before the command
-# ends.
+# initramfs (built once per kernel into build/vm/) loads the modules, mounts what the tests use
+# (bpffs, tracefs, debugfs, cgroup2, devpts, /dev/fd, tmpfs /run and /tmp), chroots and runs
+# COMMAND in the current directory, with a fixed PATH and HOME plus this environment's SP_*,
+# SOCKPULSE, TOOLS, ASAN_OPTIONS and UBSAN_OPTIONS. COMMAND's stdout and stderr are streamed here
+# while it runs; they come back, with its exit status, through a second, writable share
+# (--results DIR, default a temporary directory under build/vm/ removed at the end). The kernel
+# console goes to --console FILE (default: DIR/console.log) and is printed if the guest dies
+# before the command ends. --accel tcg (default) needs no KVM; a nested KVM guest hung before
+# its first console line where this was written.
 #
 # Exit status: COMMAND's; 124 on timeout (qemu killed); 125 if the guest could not run it (boot,
 # mount or module failure: the console tail says why); 2 on usage error.
@@ -24,6 +26,12 @@ set -euo pipefail
 usage() {
 	sed -n '4,7p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
+}
+
+# --help: the whole comment at the top of this file.
+help() {
+	sed -n '3,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
 }
 
 die() {
@@ -49,7 +57,7 @@ while [ $# -gt 0 ]; do
 	--fs) [ $# -ge 2 ] || usage; fs=$2; shift 2 ;;
 	--results) [ $# -ge 2 ] || usage; results=$2; shift 2 ;;
 	--console) [ $# -ge 2 ] || usage; console=$2; shift 2 ;;
-	-h | --help) usage ;;
+	-h | --help) help ;;
 	--) shift; break ;;
 	*) usage ;;
 	esac
