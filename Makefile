@@ -98,6 +98,25 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@./tools/bench.sh --out $(OUT)
 
+# The kernel matrix (tests/vm/): Debian's 6.1 kernels (generic, PREEMPT_RT, cloud) booted under
+# qemu with this machine's / as root; `sockpulse check` and the integration tests per connect-hook
+# variant (tests/vm/matrix.sh --help). VMTEST_SUBSET=ci: the short subset in the generic kernel
+# only (what CI runs, `make vmtest-ci`). VMTEST_KERNELS="KVER..." picks the kernels.
+VM_PKGS        := qemu-system-x86 busybox-static cpio linux-image-amd64 linux-image-rt-amd64 \
+		  linux-image-cloud-amd64
+VMTEST_SUBSET  ?= full
+VMTEST_KERNELS ?=
+.PHONY: vmtest vmtest-ci
+vmtest: deps
+	@./tools/deps.sh $(VM_PKGS)
+	@$(MAKE) --no-print-directory all
+	@./tests/vm/matrix.sh --subset $(VMTEST_SUBSET) \
+		$(if $(VMTEST_KERNELS),--kernels "$(VMTEST_KERNELS)") \
+		--out build/vm/matrix$(if $(filter ci,$(VMTEST_SUBSET)),-ci)
+
+vmtest-ci:
+	@$(MAKE) --no-print-directory vmtest VMTEST_SUBSET=ci
+
 # Soak (numbers and a verdict, not pass/fail): tools/soak.sh --help.
 MINUTES     ?= 10
 .PHONY: soak

@@ -9,7 +9,10 @@
 # sp_finish. Exit status: 0 pass, 1 fail, 77 skip ("SKIP: reason" on stdout).
 #
 # Environment: SOCKPULSE (the agent binary), TOOLS (directory with sp_conn), SP_KEEP=1 keeps the
-# temporary directory (agent output, helper output) for inspection.
+# temporary directory (agent output, helper output) for inspection. SP_CONNECT_HOOK (fentry,
+# kprobe or tracepoint) runs every watch, top and agent of the test with that --connect-hook
+# (an explicit --connect-hook of the test still wins): tests/vm/matrix.sh runs the suite once per
+# variant.
 #
 # Everything is cleaned by traps: background processes are killed by pid, namespaces deleted.
 # Every wait is bounded in iterations and time.
@@ -31,6 +34,39 @@ SP_CONN=$TOOLS/sp_conn
 SP_TMP=$(mktemp -d "/tmp/sp-t-$$-XXXXXX")
 # Short, unique per run: namespace names are global on the host.
 SP_ID="sp-t-$$"
+
+# SP_CONNECT_HOOK: $SOCKPULSE becomes a script that execs the real binary (same pid) with
+# --connect-hook right after the command, so later options, the test's own, win. It lives in a
+# directory anyone may enter: test_agent_privs runs it as nobody.
+SP_HOOK_DIR=""
+if [ -n "${SP_CONNECT_HOOK:-}" ]; then
+	case $SP_CONNECT_HOOK in
+	fentry | kprobe | tracepoint) ;;
+	*)
+		echo "FAIL: SP_CONNECT_HOOK=$SP_CONNECT_HOOK: fentry, kprobe or tracepoint"
+		exit 1
+		;;
+	esac
+	if [ -x "$SOCKPULSE" ]; then
+		SP_HOOK_DIR=$(mktemp -d "/tmp/sp-hook-$$-XXXXXX")
+		chmod 0755 "$SP_HOOK_DIR"
+		cat >"$SP_HOOK_DIR/sockpulse" <<-EOF
+			#!/bin/bash
+			h=$SP_CONNECT_HOOK
+			case \${1:-} in
+			watch | top | agent)
+				c=\$1
+				shift
+				exec "$SOCKPULSE" "\$c" --connect-hook \$h "\$@"
+				;;
+			-*) exec "$SOCKPULSE" --connect-hook \$h "\$@" ;;
+			*) exec "$SOCKPULSE" "\$@" ;;
+			esac
+		EOF
+		chmod 0755 "$SP_HOOK_DIR/sockpulse"
+		SOCKPULSE=$SP_HOOK_DIR/sockpulse
+	fi
+fi
 
 log() { echo "# $*"; }
 
@@ -66,6 +102,7 @@ sp_cleanup() {
 	for name in "${SP_CGROUPS[@]}"; do
 		rmdir "$name" 2>/dev/null || true
 	done
+	[ -z "$SP_HOOK_DIR" ] || rm -rf "$SP_HOOK_DIR"
 	if [ "${SP_KEEP:-0}" = 1 ]; then
 		echo "# kept $SP_TMP"
 	else
