@@ -2,12 +2,15 @@
 /* The configuration file: `key = value` lines whose keys are the long option names. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "safefile.h"
 
 static char *trim(char *s)
 {
@@ -109,11 +112,19 @@ int config_load(const char *path, const struct option *opts, const char *const *
 	size_t n;
 	char *s;
 	int err = 0;
-	FILE *f = fopen(path, "re");
+	char why[160];
+	FILE *f = NULL;
+	int fd;
 
+	fd = safefile_open(path, O_RDONLY, 0, SAFEFILE_CONFIG, why, sizeof(why));
+	if (fd >= 0 && !(f = fdopen(fd, "r")))
+		close(fd);
 	if (!f) {
-		err = -errno;
-		pr_warn("config %s: %s", path, strerror(-err));
+		err = fd < 0 ? fd : -errno;
+		if (why[0])
+			pr_warn("config %s: refused: %s", path, why);
+		else
+			pr_warn("config %s: %s", path, strerror(-err));
 		return err;
 	}
 	while (fgets(line, sizeof(line), f)) {

@@ -18,6 +18,7 @@
 
 #include "jsonlog.h"
 #include "log.h"
+#include "safefile.h"
 
 #define RETRY_NS 1000000000ULL /* a failed open is retried at most once a second */
 /*
@@ -74,19 +75,20 @@ static int open_file(struct jsonlog *lg)
 		fail(lg, "mkdir", -err);
 		return err;
 	}
-	fd = open(lg->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-		  JSONLOG_MODE);
+	lg->refused[0] = '\0';
+	fd = safefile_open(lg->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL, JSONLOG_MODE,
+			   SAFEFILE_LOG, lg->refused, sizeof(lg->refused));
 	if (fd >= 0) {
 		/* the umask must not widen or narrow the documented mode */
 		if (fchmod(fd, JSONLOG_MODE))
 			pr_debug("log %s: chmod: %s", lg->path, strerror(errno));
-	} else if (errno == EEXIST) {
-		fd = open(lg->path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOCTTY);
+	} else if (fd == -EEXIST) {
+		fd = safefile_open(lg->path, O_RDWR | O_APPEND, 0, SAFEFILE_LOG, lg->refused,
+				   sizeof(lg->refused));
 	}
 	if (fd < 0) {
-		err = -errno;
-		fail(lg, "open", -err);
-		return err;
+		fail(lg, "open", -fd);
+		return fd;
 	}
 	/* One writer per file: two agents appending to one log would interleave two
 	 * event.sequence series, and a gap would no longer mean a lost line. */
@@ -358,7 +360,7 @@ void jsonlog_tick(struct jsonlog *lg, uint64_t now_ns, uint64_t report_every_ns)
 		pr_warn("log %s: %s failed: %s (%llu errors and %llu lines dropped so far; "
 			"reported at most once a minute)",
 			lg->path, lg->last_op ? lg->last_op : "write",
-			strerror(lg->last_errno ? lg->last_errno : EIO),
+			lg->refused[0] ? lg->refused : strerror(lg->last_errno ? lg->last_errno : EIO),
 			(unsigned long long)lg->st.write_errors,
 			(unsigned long long)lg->st.lines_dropped);
 		lg->errors_reported = lg->st.write_errors;

@@ -46,6 +46,7 @@ struct jsonlog {
 	struct jsonlog_stats st;
 	int last_errno;		  /* of the last failure, 0 once writing works again */
 	const char *last_op;	  /* "write", "open", "rename" */
+	char refused[160];	  /* why the last open refused the file (safefile.h), or "" */
 	uint64_t errors_reported; /* write_errors at the last stderr report */
 	uint64_t dropped_reported;
 	uint64_t last_report_ns;
@@ -55,7 +56,9 @@ struct jsonlog {
 /*
  * Creates missing directories (0750) and opens @path for appending (0640 when created).
  * A failure to open is not fatal (-errno returned, lines are queued and the open retried), except
- * for bad arguments and allocation failure. @queue_bytes bounds the memory queue.
+ * for bad arguments and allocation failure. A file refused as unsafe (a symbolic link, not a
+ * regular file, another user's, writable by others: safefile.h) returns -SAFEFILE_REFUSED with
+ * the reason in lg->refused. @queue_bytes bounds the memory queue.
  */
 int jsonlog_open(struct jsonlog *lg, const char *path, uint64_t max_size, unsigned int keep,
 		 size_t queue_bytes);

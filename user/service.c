@@ -254,12 +254,16 @@ static int start_log(struct service *s)
 		jsonlog_close(&s->log, clock_mono_ns());
 		return SP_EXIT_FAILURE;
 	}
+	if (s->log.refused[0]) {
+		pr_warn("log %s: refused: %s", cfg->log_path, s->log.refused);
+		jsonlog_close(&s->log, clock_mono_ns());
+		return SP_EXIT_FAILURE;
+	}
 	if (err == -EINVAL || err == -ENOMEM) {
 		pr_warn("log %s: %s", cfg->log_path, strerror(-err));
 		return SP_EXIT_FAILURE;
 	}
 	s->log_on = true;
-	s->m.self.log_enabled = true;
 	if (err)
 		pr_warn("log %s: %s failed: %s; lines are queued and the open retried every second",
 			cfg->log_path, s->log.last_op, strerror(-err));
@@ -339,6 +343,12 @@ int service_run(const struct config *cfg)
 	err = sdnotify_open(&s.sd);
 	if (err)
 		pr_warn("NOTIFY_SOCKET: %s; not telling systemd", strerror(-err));
+	/* before the programs load: an unsafe log path is refused at once, in one line */
+	if (cfg->log_path) {
+		ret = start_log(&s);
+		if (ret)
+			goto out;
+	}
 	ret = agent_open(&s.agent, cfg, &sink);
 	if (ret)
 		goto out;
@@ -349,11 +359,7 @@ int service_run(const struct config *cfg)
 		ret = SP_EXIT_FAILURE;
 		goto out;
 	}
-	if (cfg->log_path) {
-		ret = start_log(&s);
-		if (ret)
-			goto out;
-	}
+	s.m.self.log_enabled = s.log_on;
 	start_diag(&s);
 	if (s.diag_on && agent_add_fd(&s.agent, sockdiag_fd(&s.diag), on_diag, &s.diag)) {
 		pr_warn("sock_diag: cannot join the event loop: socket table gauges are off");
