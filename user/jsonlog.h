@@ -5,7 +5,9 @@
  * back to the last complete line. Rotation by size renames FILE to FILE.1 (a name that no longer
  * matches *.jsonl), FILE.1 to FILE.2 ... keeping @keep old files, then reopens FILE. Write errors
  * are counted and never fatal: unwritten lines stay queued (bounded) and writing resumes when it
- * can; lines that do not fit the queue are dropped and counted.
+ * can; lines that do not fit the queue are dropped and counted. The file is non-blocking: a sink
+ * that is not ready (EAGAIN) keeps the lines queued and never holds the caller. A file deleted
+ * under us is noticed before each write and reopened, so no line is counted written into it.
  *
  * Time is passed in by the caller (monotonic ns), so the module is testable.
  */
@@ -25,7 +27,8 @@ struct jsonlog_stats {
 	uint64_t lines_written;
 	uint64_t bytes_written;
 	uint64_t lines_dropped; /* did not fit the queue while the file could not be written */
-	uint64_t write_errors;	/* failed write(2)/open(2)/rename(2) calls */
+	uint64_t write_errors;	/* episodes of failing write(2)/open(2)/rename(2): the retries of
+				 * one full disk are one error */
 	uint64_t rotations;
 	uint64_t reopens; /* SIGHUP, or the path no longer names our file */
 };
