@@ -8,9 +8,13 @@
  * Nothing here is fatal once running: log and scrape problems are counted and reported.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
 #include <arpa/inet.h>
 
 #include "agent.h"
@@ -21,8 +25,10 @@
 #include "http.h"
 #include "jsonlog.h"
 #include "log.h"
+#include "logseq.h"
 #include "metrics.h"
 #include "names.h"
+#include "safefile.h"
 #include "sdnotify.h"
 #include "service.h"
 #include "sockdiag.h"
@@ -41,7 +47,7 @@ struct service {
 	bool log_on, http_on, diag_on;
 	struct jsonlog log;
 	uint32_t log_mask;
-	uint64_t seq;
+	struct logseq seq;
 	struct http_server http;
 	struct sockdiag diag;
 	uint64_t next_diag_ns;
@@ -49,6 +55,26 @@ struct service {
 	struct sdnotify sd;
 	uint64_t last_log_check_ns, last_status_ns;
 };
+
+/*
+ * The log-gap line of the pending gap; false if it could not be queued with room for the line
+ * after it (otherwise a nearly full queue would alternate gap lines and drops).
+ */
+static bool write_gap(struct service *s, uint64_t real_ns)
+{
+	char *line = jsonlog_reserve(&s->log, LOGSEQ_LINE_MAX + SP_LINE_MAX);
+	size_t n;
+
+	if (!line)
+		return false;
+	n = logseq_format_gap(&s->seq, line, LOGSEQ_LINE_MAX, real_ns);
+	if (!n)
+		return false;
+	logseq_take(&s->seq);
+	logseq_gap_done(&s->seq);
+	jsonlog_commit(&s->log, n);
+	return true;
+}
 
 static void on_event(void *ctx, const struct sp_event *ev)
 {
@@ -60,12 +86,20 @@ static void on_event(void *ctx, const struct sp_event *ev)
 	if (!s->log_on || (unsigned int)ev->action >= SP_ACT_MAX ||
 	    !(s->log_mask & (1u << ev->action)))
 		return;
+	/* after a loss, the next line written says so */
+	if (logseq_gap_pending(&s->seq) && !write_gap(s, ev->real_ns)) {
+		logseq_drop(&s->seq, s->log.last_errno);
+		return;
+	}
 	line = jsonlog_reserve(&s->log, SP_LINE_MAX);
-	if (!line)
-		return; /* counted as dropped */
-	n = format_json(line, SP_LINE_MAX, ev, s->seq + 1, &s->fmt);
+	if (!line) {
+		/* counted as dropped: its number is gone with it */
+		logseq_drop(&s->seq, s->log.last_errno);
+		return;
+	}
+	n = format_json(line, SP_LINE_MAX, ev, logseq_peek(&s->seq), &s->fmt);
 	if (n) {
-		s->seq++;
+		logseq_take(&s->seq);
 		jsonlog_commit(&s->log, n);
 	}
 }
@@ -239,6 +273,52 @@ static void walk_done(void *ctx, const struct audit *a, bool ok)
 	metrics_ka_end(&s->m);
 }
 
+/* The last event.sequence of the log we append to, or of its newest rotated file; 0: none. */
+static uint64_t last_sequence(const struct jsonlog *lg)
+{
+	char path[PATH_MAX], why[160];
+	uint64_t seq = 0;
+	int fd;
+
+	if (lg->fd >= 0 && logseq_last_in_fd(lg->fd, &seq) == 0)
+		return seq;
+	if (lg->keep == 0 || snprintf(path, sizeof(path), "%s.1", lg->path) >= (int)sizeof(path))
+		return 0;
+	fd = safefile_open(path, O_RDONLY, 0, SAFEFILE_LOG, why, sizeof(why));
+	if (fd < 0)
+		return 0;
+	if (logseq_last_in_fd(fd, &seq))
+		seq = 0;
+	close(fd);
+	return seq;
+}
+
+/* Numbers continue the file's; the first line of this run says it started, with its id. */
+static void start_sequence(struct service *s)
+{
+	uint64_t prev = last_sequence(&s->log);
+	uint8_t rnd[16] = { 0 };
+	char *line;
+	size_t n;
+
+	/* early in boot the pool may not be ready: the clock and pid still tell runs apart */
+	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+		uint64_t t = clock_real_ns(), p = (uint64_t)getpid();
+
+		memcpy(rnd, &t, sizeof(t));
+		memcpy(rnd + 8, &p, sizeof(p));
+	}
+	logseq_init(&s->seq, prev, rnd);
+	line = jsonlog_reserve(&s->log, LOGSEQ_LINE_MAX);
+	n = line ? logseq_format_start(&s->seq, line, LOGSEQ_LINE_MAX, clock_real_ns(), SP_VERSION,
+				       prev)
+		 : 0;
+	if (n) {
+		logseq_take(&s->seq);
+		jsonlog_commit(&s->log, n);
+	}
+}
+
 static int start_log(struct service *s)
 {
 	const struct config *cfg = s->cfg;
@@ -267,6 +347,7 @@ static int start_log(struct service *s)
 	if (err)
 		pr_warn("log %s: %s failed: %s; lines are queued and the open retried every second",
 			cfg->log_path, s->log.last_op, strerror(-err));
+	start_sequence(s);
 	return SP_EXIT_OK;
 }
 
