@@ -168,7 +168,7 @@ static void on_tick(void *ctx, uint64_t now)
 	struct service *s = ctx;
 
 	if (s->http_on)
-		http_run(&s->http); /* connection timeouts */
+		http_run(&s->http, now); /* deadlines */
 	sdnotify_watchdog(&s->sd, now);
 	if (s->diag_on && now >= s->next_diag_ns) {
 		sockdiag_start(&s->diag, NULL); /* -EBUSY: the last one is still running */
@@ -210,7 +210,7 @@ static void on_hup(void *ctx)
 
 static void on_http(void *ctx, int fd, uint32_t events)
 {
-	http_run(ctx);
+	http_run(ctx, clock_mono_ns());
 }
 
 static void on_diag(void *ctx, int fd, uint32_t events)
@@ -370,6 +370,16 @@ static void start_diag(struct service *s)
 	s->next_diag_ns = clock_mono_ns() + s->cfg->sockdiag_interval_ns;
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(a6) ||
+	       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
 static int start_http(struct service *s, char *where, size_t cap)
 {
 	struct sockaddr_storage ss;
@@ -392,6 +402,10 @@ static int start_http(struct service *s, char *where, size_t cap)
 		return SP_EXIT_FAILURE;
 	}
 	s->http_on = true;
+	if (!is_loopback(&ss))
+		pr_warn("metrics: %s is reachable from other hosts, and the metrics name peers and "
+			"processes: bind 127.0.0.1 or [::1] unless a firewall guards the port",
+			s->cfg->metrics);
 	if (ss.ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
 		snprintf(where, cap, "http://[%s]:%u/metrics", host, s->http.port);
