@@ -127,18 +127,19 @@ int config_load(const char *path, const struct option *opts, const char *const *
 			pr_warn("config %s: %s", path, strerror(-err));
 		return err;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	/* zeroed first: bytes after the first NUL then show there was one (fgets hides it) */
+	while ((memset(line, 0, sizeof(line)), fgets(line, sizeof(line), f))) {
 		lineno++;
 		snprintf(where, where_cap, "%s:%u: ", path, lineno);
 		n = strlen(line);
+		if (n + 1 < sizeof(line) && memchr(line + n + 1, '\n', sizeof(line) - n - 1)) {
+			err = line_error(where, "NUL byte in line (is this a text file?)");
+			break;
+		}
 		if (n && line[n - 1] == '\n')
 			line[--n] = '\0';
 		else if (!feof(f)) {
 			err = line_error(where, "line longer than %d bytes", CONFIG_LINE_MAX);
-			break;
-		}
-		if (memchr(line, '\0', n) != NULL && strlen(line) != n) {
-			err = line_error(where, "NUL byte in line");
 			break;
 		}
 		s = trim(line);

@@ -5,7 +5,8 @@
 # root, each with one line on stderr and exit status 1 (log) or 2 (config), before anything is
 # loaded and before anything could block: a symbolic link (to a root-only file, which stays
 # untouched), a FIFO nobody reads, a directory, a device, another user's file, a 0666 file, and
-# a directory writable by everyone. A safe, pre-existing file is used as it is.
+# a directory writable by everyone. A config with a NUL byte is said to have one, and a binary
+# config's control bytes reach stderr escaped. A safe, pre-existing file is used as it is.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 
@@ -64,6 +65,21 @@ ln -s "$SP_TMP/foreign.conf" "$SP_TMP/link.conf"
 refused config "symbolic link" "$SP_TMP/link.conf" 2 "is a symbolic link"
 mkfifo "$SP_TMP/fifo.conf"
 refused config "FIFO" "$SP_TMP/fifo.conf" 2 "is a FIFO, not a regular file"
+
+# Binary content: a NUL byte is named as such, and control bytes never reach stderr raw.
+printf 'log-keep = 3\nlog\0-keep = 4\n' >"$SP_TMP/nul.conf"
+timeout 10 "$SOCKPULSE" agent --config "$SP_TMP/nul.conf" --log off --metrics off \
+	>/dev/null 2>"$SP_TMP/nul.err"
+check_eq "a config with a NUL byte: exit status" "$?" 2
+check_eq "... one line, naming the NUL byte on line 2" \
+	"$(grep -cF "nul.conf:2: NUL byte in line" "$SP_TMP/nul.err"),$(wc -l <"$SP_TMP/nul.err")" "1,1"
+printf '\x1b[2J\x07=\x01\x02\x7f\n' >"$SP_TMP/bin.conf"
+timeout 10 "$SOCKPULSE" agent --config "$SP_TMP/bin.conf" --log off --metrics off \
+	>/dev/null 2>"$SP_TMP/bin.err"
+check_eq "a binary config: exit status" "$?" 2
+check_eq "... one line" "$(wc -l <"$SP_TMP/bin.err")" 1
+check "... with its control bytes escaped (\\x1b)" grep -qF '\x1b[2J\x07' "$SP_TMP/bin.err"
+check "... and none raw" bash -c "! LC_ALL=C grep -q '[[:cntrl:]]' '$SP_TMP/bin.err'"
 
 # A safe file that already exists is appended to.
 printf '{"old":1}\n' >"$D/ok.jsonl" && chmod 0640 "$D/ok.jsonl"
