@@ -3,8 +3,8 @@
 #
 # No verdicts on what the agent could not see. The agent walks only its own namespace. In
 # another one, 40 idle connections are opened (the agent sees them established), then a storm
-# of short connections overflows a tiny ring (--ring-size 4096) while those 40 close, so their
-# ends are lost. Their leases are held, then ended as `unobserved` (lease-lost, event.kind
+# of short connections overflows a tiny ring (--ring-size 4096) and those 40 are closed in the
+# middle of it, so their ends are lost. Their leases are held, then ended as `unobserved` (lease-lost, event.kind
 # event): no lease-expired and no tcp-stuck alert about that namespace follows, though their TTL
 # (5 s) and the stuck threshold (3 s) pass long before the agent stops.
 . "$(dirname "$0")/lib.sh"
@@ -17,14 +17,18 @@ NS=$(ns_inode c)
 bg_run "$SP_TMP/srv.out" nsx c "$SP_CONN" serve 127.0.0.1 5822 --no-accept --backlog 128 --hold 20 \
 	--deadline 25
 wait_for "$SP_TMP/srv.out" '^listening' 10 || fail "server did not listen"
-bg_run "$SP_TMP/fill.out" nsx c "$SP_CONN" fill 127.0.0.1 5822 --count 40 --hold 2 --deadline 20
+bg_run "$SP_TMP/fill.out" nsx c "$SP_CONN" fill 127.0.0.1 5822 --count 40 --hold 30 --deadline 40
 FILL=$BG_PID
 wait_for "$SP_TMP/fill.out" '^fill opened=40' 10 || fail "the 40 connections did not open"
 sleep 0.5
 bg_run "$SP_TMP/burst.out" nsx c bash -c "for i in 1 2 3 4; do '$SP_CONN' burst 127.0.0.1 5821 \
 	--count 2000 --deadline 30; done"
 STORM=$BG_PID
-wait_pid "$FILL" 20
+# the storm is under way (the agent sees it): the 40 close now, while the ring overflows
+wait_for "$L" '"port":5821' 10 || fail "the storm did not start"
+sleep 0.2
+kill -KILL "$FILL"
+wait_pid "$FILL" 10
 wait_pid "$STORM" 60
 check "the ring overflowed" wait_for "$L" '"action":"events-lost"' 5
 # hold (5 s) + TTL (5 s) and the stuck threshold (3 s) pass after the loss
