@@ -106,7 +106,8 @@ size_t logseq_format_start(const struct logseq *ls, char *buf, size_t cap, uint6
 	if (n < 0 || (size_t)n >= cap)
 		return 0;
 	if (previous)
-		snprintf(prev, sizeof(prev), ",\"log\":{\"previous_sequence\":%" PRIu64 "}", previous);
+		snprintf(prev, sizeof(prev), ",\"log\":{\"previous_sequence\":%" PRIu64 "}",
+			 previous);
 	m = snprintf(buf + n, cap - n,
 		     "},\"agent\":{\"ephemeral_id\":\"%s\",\"version\":\"%s\"},"
 		     "\"sockpulse\":{\"schema\":1%s}}\n",
@@ -125,7 +126,8 @@ static uint64_t line_sequence(const char *p, size_t n)
 		return 0;
 	root = json_tokener_parse_ex(tok, p, (int)n);
 	if (root && json_object_object_get_ex(root, "event", &ev) &&
-	    json_object_object_get_ex(ev, "sequence", &seq) && json_object_is_type(seq, json_type_int))
+	    json_object_object_get_ex(ev, "sequence", &seq) &&
+	    json_object_is_type(seq, json_type_int))
 		v = json_object_get_uint64(seq);
 	json_object_put(root);
 	json_tokener_free(tok);

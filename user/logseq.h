@@ -17,15 +17,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOGSEQ_LINE_MAX 512	     /* a log-start or log-gap line */
+#define LOGSEQ_LINE_MAX	  512	      /* a log-start or log-gap line */
 #define LOGSEQ_TAIL_BYTES (64 * 1024) /* how much of a file's end is read for its last line */
 
 struct logseq {
-	uint64_t seq;	     /* the last number given out */
-	uint64_t gap_first;  /* first dropped number of the pending gap; 0: no gap */
-	uint64_t gap_count;  /* numbers dropped in the pending gap */
-	uint64_t dropped;    /* all numbers ever dropped */
-	int gap_errno;	     /* the file's error when the gap began; 0: it was only slow */
+	uint64_t seq;	       /* the last number given out */
+	uint64_t gap_first;    /* first dropped number of the pending gap; 0: no gap */
+	uint64_t gap_count;    /* numbers dropped in the pending gap */
+	uint64_t dropped;      /* all numbers ever dropped */
+	int gap_errno;	       /* the file's error when the gap began; 0: it was only slow */
 	char ephemeral_id[37]; /* this run's UUID (version 4) */
 };
 
@@ -46,8 +46,8 @@ static inline bool logseq_gap_pending(const struct logseq *ls)
 }
 /*
  * The log-gap line for the pending gap, with the next number, '\n'-terminated, into @buf.
- * Returns its length (0 if it did not fit). The caller takes the number (logseq_take) and clears the gap (logseq_gap_done) once
- * the line is queued.
+ * Returns its length (0 if it did not fit). The caller takes the number (logseq_take) and clears
+ * the gap (logseq_gap_done) once the line is queued.
  */
 size_t logseq_format_gap(const struct logseq *ls, char *buf, size_t cap, uint64_t real_ns);
 void logseq_gap_done(struct logseq *ls);

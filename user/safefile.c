@@ -11,8 +11,7 @@
 
 #include "safefile.h"
 
-static int __attribute__((format(printf, 3, 4))) refuse(char *why, size_t cap, const char *fmt,
-							 ...)
+static int __attribute__((format(printf, 3, 4))) refuse(char *why, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -48,7 +47,8 @@ static const char *type_name(mode_t m)
 static int check_dir(const struct stat *dir, char *why, size_t cap)
 {
 	if ((dir->st_mode & S_IWOTH) && !(dir->st_mode & S_ISVTX))
-		return refuse(why, cap, "its directory is writable by others and not sticky (mode %04o)",
+		return refuse(why, cap,
+			      "its directory is writable by others and not sticky (mode %04o)",
 			      (unsigned int)(dir->st_mode & 07777));
 	return 0;
 }
@@ -65,8 +65,8 @@ int safefile_check(const struct stat *st, const struct stat *dir, uid_t euid,
 	if (!S_ISREG(st->st_mode))
 		return refuse(why, cap, "is %s, not a regular file", type_name(st->st_mode));
 	if (st->st_uid != 0 && st->st_uid != euid)
-		return refuse(why, cap, "is owned by uid %u, not by root%s", (unsigned int)st->st_uid,
-			      euid ? " or the agent's user" : "");
+		return refuse(why, cap, "is owned by uid %u, not by root%s",
+			      (unsigned int)st->st_uid, euid ? " or the agent's user" : "");
 	if (st->st_mode & too_wide)
 		return refuse(why, cap, "is writable by %s (mode %04o)",
 			      st->st_mode & S_IWOTH ? "others" : "its group",

@@ -21,8 +21,8 @@
 
 #include "logseq.h"
 
-static const uint8_t rnd[16] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-				 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+static const uint8_t rnd[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+				0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 /* The value at a dotted @path of the one JSON line @line (which must end in '\n'). */
 static struct json_object *get(struct json_object *root, const char *path)
@@ -33,7 +33,8 @@ static struct json_object *get(struct json_object *root, const char *path)
 
 	while (o && *path) {
 		dot = strchr(path, '.');
-		snprintf(key, sizeof(key), "%.*s", dot ? (int)(dot - path) : (int)strlen(path), path);
+		snprintf(key, sizeof(key), "%.*s", dot ? (int)(dot - path) : (int)strlen(path),
+			 path);
 		if (!json_object_object_get_ex(o, key, &o))
 			return NULL;
 		path = dot ? dot + 1 : "";
@@ -65,9 +66,9 @@ static void test_numbers_and_gap(void **state)
 	logseq_take(&ls);
 	logseq_take(&ls);
 	assert_false(logseq_gap_pending(&ls));
-	logseq_drop(&ls, 0);	   /* 3: the file was slow */
+	logseq_drop(&ls, 0);	  /* 3: the file was slow */
 	logseq_drop(&ls, ENOSPC); /* 4: then full */
-	logseq_drop(&ls, 0);	   /* 5: the error is remembered */
+	logseq_drop(&ls, 0);	  /* 5: the error is remembered */
 	assert_true(logseq_gap_pending(&ls));
 	assert_int_equal(logseq_peek(&ls), 6);
 	n = logseq_format_gap(&ls, line, sizeof(line), 1000000000ULL);
@@ -115,12 +116,13 @@ static void test_start_line(void **state)
 	assert_int_equal(json_object_get_int64(get(root, "event.sequence")), 42);
 	assert_int_equal(json_object_get_int64(get(root, "sockpulse.log.previous_sequence")), 41);
 	assert_int_equal(json_object_get_int64(get(root, "sockpulse.schema")), 1);
-	assert_string_equal(json_object_get_string(get(root, "agent.ephemeral_id")), ls.ephemeral_id);
+	assert_string_equal(json_object_get_string(get(root, "agent.ephemeral_id")),
+			    ls.ephemeral_id);
 	assert_string_equal(json_object_get_string(get(root, "agent.version")), "1.2.3");
 	json_object_put(root);
 	/* a new file: no previous_sequence */
 	memset(&other, 0, sizeof(other));
-	logseq_init(&other, 0, (const uint8_t[16]){ 0 });
+	logseq_init(&other, 0, (const uint8_t[16]){0});
 	assert_string_equal(other.ephemeral_id, "00000000-0000-4000-8000-000000000000");
 	n = logseq_format_start(&other, line, sizeof(line), 0, "1.2.3", 0);
 	root = parse_line(line, n);

@@ -90,9 +90,9 @@ static void test_missing_is_an_open_error(void **state)
 	assert_int_equal(safefile_open(at("none"), O_RDONLY, 0, SAFEFILE_CONFIG, why, sizeof(why)),
 			 -ENOENT);
 	assert_string_equal(why, "");
-	assert_int_equal(safefile_open("/nonexistent-dir/x", O_RDONLY, 0, SAFEFILE_CONFIG, why,
-				       sizeof(why)),
-			 -ENOENT);
+	assert_int_equal(
+	    safefile_open("/nonexistent-dir/x", O_RDONLY, 0, SAFEFILE_CONFIG, why, sizeof(why)),
+	    -ENOENT);
 }
 
 static void test_symlink_refused(void **state)
@@ -112,13 +112,14 @@ static void test_not_regular_refused(void **state)
 	char why[160];
 
 	assert_int_equal(mkfifo(at("fifo"), 0600), 0);
-	expect("fifo", O_WRONLY | O_APPEND, SAFEFILE_LOG, "FIFO"); /* would block without a reader */
+	expect("fifo", O_WRONLY | O_APPEND, SAFEFILE_LOG,
+	       "FIFO"); /* would block without a reader */
 	expect("fifo", O_RDONLY, SAFEFILE_CONFIG, "FIFO");
 	assert_int_equal(mkdir(at("sub"), 0700), 0);
 	expect("sub", O_RDONLY, SAFEFILE_CONFIG, "directory");
-	assert_int_equal(safefile_open("/dev/null", O_RDWR | O_APPEND, 0, SAFEFILE_LOG, why,
-				       sizeof(why)),
-			 -SAFEFILE_REFUSED);
+	assert_int_equal(
+	    safefile_open("/dev/null", O_RDWR | O_APPEND, 0, SAFEFILE_LOG, why, sizeof(why)),
+	    -SAFEFILE_REFUSED);
 	assert_non_null(strstr(why, "character device"));
 }
 
@@ -142,7 +143,6 @@ static void test_hard_link_refused(void **state)
 	expect("two", O_RDWR | O_APPEND, SAFEFILE_LOG, "2 hard links");
 }
 
-
 static void test_unsafe_directory_refused(void **state)
 {
 	assert_int_equal(mkdir(at("pub"), 0700), 0);
@@ -158,8 +158,8 @@ static void test_unsafe_directory_refused(void **state)
 
 static void test_check_alone(void **state)
 {
-	struct stat st = { .st_mode = S_IFREG | 0640, .st_uid = 1000, .st_nlink = 1 };
-	struct stat d = { .st_mode = S_IFDIR | 0755 };
+	struct stat st = {.st_mode = S_IFREG | 0640, .st_uid = 1000, .st_nlink = 1};
+	struct stat d = {.st_mode = S_IFDIR | 0755};
 	char why[160];
 
 	/* the agent's own user may own its files; another non-root user may not */
