@@ -2,12 +2,15 @@
 /* The configuration file: `key = value` lines whose keys are the long option names. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "safefile.h"
 
 static char *trim(char *s)
 {
@@ -109,25 +112,34 @@ int config_load(const char *path, const struct option *opts, const char *const *
 	size_t n;
 	char *s;
 	int err = 0;
-	FILE *f = fopen(path, "re");
+	char why[160];
+	FILE *f = NULL;
+	int fd;
 
+	fd = safefile_open(path, O_RDONLY, 0, SAFEFILE_CONFIG, why, sizeof(why));
+	if (fd >= 0 && !(f = fdopen(fd, "r")))
+		close(fd);
 	if (!f) {
-		err = -errno;
-		pr_warn("config %s: %s", path, strerror(-err));
+		err = fd < 0 ? fd : -errno;
+		if (why[0])
+			pr_warn("config %s: refused: %s", path, why);
+		else
+			pr_warn("config %s: %s", path, strerror(-err));
 		return err;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	/* zeroed first: bytes after the first NUL then show there was one (fgets hides it) */
+	while ((memset(line, 0, sizeof(line)), fgets(line, sizeof(line), f))) {
 		lineno++;
 		snprintf(where, where_cap, "%s:%u: ", path, lineno);
 		n = strlen(line);
+		if (n + 1 < sizeof(line) && memchr(line + n + 1, '\n', sizeof(line) - n - 1)) {
+			err = line_error(where, "NUL byte in line (is this a text file?)");
+			break;
+		}
 		if (n && line[n - 1] == '\n')
 			line[--n] = '\0';
 		else if (!feof(f)) {
 			err = line_error(where, "line longer than %d bytes", CONFIG_LINE_MAX);
-			break;
-		}
-		if (memchr(line, '\0', n) != NULL && strlen(line) != n) {
-			err = line_error(where, "NUL byte in line");
 			break;
 		}
 		s = trim(line);

@@ -19,6 +19,8 @@ struct engine {
 	struct portfc *ports;
 	uint64_t now;
 	uint64_t last_tick; /* 0: no tick yet */
+	uint32_t walked[ENGINE_WALKED_MAX]; /* namespaces the last socket-table walk covered */
+	size_t n_walked;
 	struct engine_stats st;
 };
 
@@ -166,8 +168,12 @@ void engine_feed(struct engine *e, const struct sp_event *ev)
 		spike_feed(e->spikes, ev);
 		break;
 	case SP_ACT_EVENTS_LOST:
-		if (ev->lost.count)
+		if (ev->lost.count) {
 			hold(e, e->now, "events-lost", 0, ev->lost.count);
+			/* what was lost may have ended connections no walk can check */
+			lease_blind(e->leases, e->walked, e->n_walked, e->now);
+			stuck_blind(e->stuck, e->walked, e->n_walked, e->now);
+		}
 		break;
 	case SP_ACT_STATE_CHANGE:
 		lease_feed(e->leases, ev);
@@ -251,6 +257,8 @@ void engine_resync_seen(struct engine *e, uint64_t cookie)
 size_t engine_resync_end(struct engine *e, const uint32_t *netns, size_t n_netns,
 			 uint64_t walk_start_ns, uint64_t now_ns)
 {
+	e->n_walked = n_netns < ENGINE_WALKED_MAX ? n_netns : ENGINE_WALKED_MAX;
+	memcpy(e->walked, netns, e->n_walked * sizeof(*netns));
 	return lease_resync_end(e->leases, netns, n_netns, walk_start_ns, now_ns);
 }
 

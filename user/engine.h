@@ -98,7 +98,13 @@ const struct lease_stats *engine_lease_stats(const struct engine *e);
 const struct spike_stats *engine_spike_stats(const struct engine *e);
 /* Read-only access for dashboards and metrics (peer rollup, open incidents, memory). */
 const struct lease_table *engine_leases(const struct engine *e);
-/* Socket-table reconciliation of the lease table: see lease_resync_*(). */
+#define ENGINE_WALKED_MAX 64 /* namespaces remembered from the last walk */
+
+/*
+ * Socket-table reconciliation of the lease table: see lease_resync_*(). The namespaces a walk
+ * covered are remembered: after a ring loss, leases and stuck sockets elsewhere are ended as
+ * unobserved rather than convicted (lease_blind, stuck_blind).
+ */
 void engine_resync_seen(struct engine *e, uint64_t cookie);
 size_t engine_resync_end(struct engine *e, const uint32_t *netns, size_t n_netns,
 			 uint64_t walk_start_ns, uint64_t now_ns);

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 
@@ -20,9 +22,104 @@ typedef enum MHD_Result MHD_RESULT;
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+static struct http_conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* The library closes it when it sees the socket shut: its own bookkeeping stays right. */
+static void conn_shut(struct http_server *h, struct http_conn *hc)
+{
+	if (hc->closing)
+		return;
+	shutdown(hc->fd, SHUT_RDWR);
+	hc->closing = true;
+	h->open--;
+}
+
+/* Slots full: the connection that has waited longest (since accept or its last reply) makes
+ * room; a scrape is answered in a millisecond, a client holding a slot is not. */
+static void evict_oldest(struct http_server *h)
+{
+	struct http_conn *old = NULL;
+
+	for (unsigned int i = 0; i < HTTP_CONN_TRACK; i++) {
+		struct http_conn *hc = &h->conns[i];
+
+		if (hc->c && !hc->closing && (!old || hc->since_ns < old->since_ns))
+			old = hc;
+	}
+	if (old) {
+		conn_shut(h, old);
+		h->evictions++;
+	}
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *h = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct http_conn *hc = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (hc) {
+			if (!hc->closing)
+				h->open--;
+			memset(hc, 0, sizeof(*hc));
+		}
+		return;
+	}
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	for (unsigned int i = 0; i < HTTP_CONN_TRACK && ci; i++) {
+		if (h->conns[i].c)
+			continue;
+		if (h->open >= HTTP_CONN_LIMIT)
+			evict_oldest(h);
+		h->conns[i] = (struct http_conn){ .c = c, .fd = ci->connect_fd,
+						  .since_ns = clock_mono_ns() };
+		h->open++;
+		*socket_context = &h->conns[i];
+		return;
+	}
+	/* not tracked (cannot happen: the library's own limit is our table's size): no deadline
+	 * could close it, so do not keep it */
+	if (ci)
+		shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+static void sweep(struct http_server *h, uint64_t now_ns)
+{
+	for (unsigned int i = 0; i < HTTP_CONN_TRACK; i++) {
+		struct http_conn *hc = &h->conns[i];
+
+		if (hc->c && !hc->closing && now_ns - hc->since_ns > HTTP_DEADLINE_NS) {
+			conn_shut(h, hc);
+			h->deadlines++;
+		}
+	}
+}
+
+/* "%00" stays as it is: a NUL in the decoded URL would cut "/metrics%00" to "/metrics". */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	if (strstr(s, "%00"))
+		return strlen(s);
+	return MHD_http_unescape(s);
+}
+
 static MHD_RESULT reply(struct http_server *h, struct MHD_Connection *c, unsigned int code,
 			const char *type, void *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
+	struct http_conn *hc = conn_of(c);
+
+	/* answered: the next request on this connection has a deadline of its own, and the
+	 * reply is sent within this one */
+	if (hc)
+		hc->since_ns = clock_mono_ns();
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
 	MHD_RESULT ret;
 
@@ -88,11 +185,15 @@ int http_start(struct http_server *h, const struct sockaddr *addr, socklen_t len
 	memset(h, 0, sizeof(*h));
 	h->render = render;
 	h->ctx = ctx;
+	/* "[::]" means both families, as it does for most servers: a second process cannot
+	 * take 127.0.0.1 on our port */
 	if (addr->sa_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+		flags |= MHD_USE_DUAL_STACK;
 	/* port 0 lets the kernel choose; MHD wants a non-zero port argument, the address wins */
 	h->d = MHD_start_daemon(flags, 1, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, addr,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_TRACK,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+				MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)HTTP_PER_IP_LIMIT,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT,
@@ -117,10 +218,20 @@ int http_fd(const struct http_server *h)
 	return info ? info->epoll_fd : -1;
 }
 
-void http_run(struct http_server *h)
+void http_run(struct http_server *h, uint64_t now_ns)
 {
-	if (h->d)
+	MHD_UNSIGNED_LONG_LONG t;
+
+	if (!h->d)
+		return;
+	sweep(h, now_ns);
+	/* The library's epoll is edge-triggered: what it has ready (pipelined requests, replies
+	 * to send) is done now, not when the next tick comes. */
+	for (int i = 0; i < HTTP_RUN_MAX; i++) {
 		MHD_run(h->d);
+		if (MHD_get_timeout(h->d, &t) != MHD_YES || t != 0)
+			break;
+	}
 }
 
 void http_stop(struct http_server *h)

@@ -18,6 +18,7 @@
 
 #include "jsonlog.h"
 #include "log.h"
+#include "safefile.h"
 
 #define RETRY_NS 1000000000ULL /* a failed open is retried at most once a second */
 /*
@@ -27,9 +28,11 @@
  */
 #define WRITE_AT (256 * 1024)
 
+/* One error per episode: the retries of a disk that stays full are not new errors. */
 static void fail(struct jsonlog *lg, const char *op, int err)
 {
-	lg->st.write_errors++;
+	if (!lg->last_errno)
+		lg->st.write_errors++;
 	lg->last_errno = err;
 	lg->last_op = op;
 }
@@ -74,19 +77,20 @@ static int open_file(struct jsonlog *lg)
 		fail(lg, "mkdir", -err);
 		return err;
 	}
-	fd = open(lg->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-		  JSONLOG_MODE);
+	lg->refused[0] = '\0';
+	fd = safefile_open(lg->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL, JSONLOG_MODE,
+			   SAFEFILE_LOG, lg->refused, sizeof(lg->refused));
 	if (fd >= 0) {
 		/* the umask must not widen or narrow the documented mode */
 		if (fchmod(fd, JSONLOG_MODE))
 			pr_debug("log %s: chmod: %s", lg->path, strerror(errno));
-	} else if (errno == EEXIST) {
-		fd = open(lg->path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOCTTY);
+	} else if (fd == -EEXIST) {
+		fd = safefile_open(lg->path, O_RDWR | O_APPEND, 0, SAFEFILE_LOG, lg->refused,
+				   sizeof(lg->refused));
 	}
 	if (fd < 0) {
-		err = -errno;
-		fail(lg, "open", -err);
-		return err;
+		fail(lg, "open", -fd);
+		return fd;
 	}
 	/* One writer per file: two agents appending to one log would interleave two
 	 * event.sequence series, and a gap would no longer mean a lost line. */
@@ -233,6 +237,11 @@ static size_t write_queue(struct jsonlog *lg, size_t *lines, int *err)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN) {
+				/* a slow sink: the lines wait (bounded), the loop does not */
+				*err = -EAGAIN;
+				break;
+			}
 			*err = -errno;
 			fail(lg, "write", errno);
 			break;
@@ -250,9 +259,22 @@ static size_t write_queue(struct jsonlog *lg, size_t *lines, int *err)
 		/* Short write (disk full): keep the whole lines, cut the partial one off. */
 		nl = memrchr(lg->buf + off, '\n', n);
 		keep = nl ? (size_t)(nl - (lg->buf + off)) + 1 : 0;
-		if (ftruncate(lg->fd, lg->size + keep))
+		if (ftruncate(lg->fd, lg->size + keep)) {
+			if (errno == EINVAL) {
+				/* a stream (pipe): nothing can be taken back, the rest of the line
+				 * follows when the reader makes room */
+				k = count_lines(lg->buf + off, (size_t)n);
+				lg->size += (size_t)n;
+				lg->st.bytes_written += (size_t)n;
+				lg->st.lines_written += k;
+				done_lines += k;
+				off += (size_t)n;
+				*err = -EAGAIN;
+				break;
+			}
 			pr_warn("log %s: cannot remove a partial line: %s", lg->path,
 				strerror(errno));
+		}
 		k = count_lines(lg->buf + off, keep);
 		lg->size += keep;
 		lg->st.bytes_written += keep;
@@ -268,8 +290,16 @@ static size_t write_queue(struct jsonlog *lg, size_t *lines, int *err)
 	return off;
 }
 
+static int reopen_file(struct jsonlog *lg)
+{
+	close_file(lg);
+	lg->st.reopens++;
+	return open_file(lg);
+}
+
 static int flush_queue(struct jsonlog *lg)
 {
+	struct stat st;
 	size_t done, lines;
 	int err;
 
@@ -277,6 +307,13 @@ static int flush_queue(struct jsonlog *lg)
 		return 0;
 	if (lg->fd < 0)
 		return lg->last_errno ? -lg->last_errno : -EBADF;
+	/* Deleted under us: what we would write now is lost, so reopen first rather than count
+	 * it as written. */
+	if (!fstat(lg->fd, &st) && st.st_nlink == 0) {
+		err = reopen_file(lg);
+		if (err)
+			return err;
+	}
 	done = write_queue(lg, &lines, &err);
 	if (done) {
 		memmove(lg->buf, lg->buf + done, lg->len - done);
@@ -333,10 +370,8 @@ int jsonlog_reopen(struct jsonlog *lg, uint64_t now_ns)
 {
 	if (lg->fd >= 0)
 		flush_queue(lg);
-	close_file(lg);
-	lg->st.reopens++;
 	lg->last_retry_ns = now_ns;
-	return open_file(lg);
+	return reopen_file(lg);
 }
 
 void jsonlog_tick(struct jsonlog *lg, uint64_t now_ns, uint64_t report_every_ns)
@@ -358,7 +393,7 @@ void jsonlog_tick(struct jsonlog *lg, uint64_t now_ns, uint64_t report_every_ns)
 		pr_warn("log %s: %s failed: %s (%llu errors and %llu lines dropped so far; "
 			"reported at most once a minute)",
 			lg->path, lg->last_op ? lg->last_op : "write",
-			strerror(lg->last_errno ? lg->last_errno : EIO),
+			lg->refused[0] ? lg->refused : strerror(lg->last_errno ? lg->last_errno : EIO),
 			(unsigned long long)lg->st.write_errors,
 			(unsigned long long)lg->st.lines_dropped);
 		lg->errors_reported = lg->st.write_errors;

@@ -5,7 +5,9 @@
  * back to the last complete line. Rotation by size renames FILE to FILE.1 (a name that no longer
  * matches *.jsonl), FILE.1 to FILE.2 ... keeping @keep old files, then reopens FILE. Write errors
  * are counted and never fatal: unwritten lines stay queued (bounded) and writing resumes when it
- * can; lines that do not fit the queue are dropped and counted.
+ * can; lines that do not fit the queue are dropped and counted. The file is non-blocking: a sink
+ * that is not ready (EAGAIN) keeps the lines queued and never holds the caller. A file deleted
+ * under us is noticed before each write and reopened, so no line is counted written into it.
  *
  * Time is passed in by the caller (monotonic ns), so the module is testable.
  */
@@ -25,7 +27,8 @@ struct jsonlog_stats {
 	uint64_t lines_written;
 	uint64_t bytes_written;
 	uint64_t lines_dropped; /* did not fit the queue while the file could not be written */
-	uint64_t write_errors;	/* failed write(2)/open(2)/rename(2) calls */
+	uint64_t write_errors;	/* episodes of failing write(2)/open(2)/rename(2): the retries of
+				 * one full disk are one error */
 	uint64_t rotations;
 	uint64_t reopens; /* SIGHUP, or the path no longer names our file */
 };
@@ -46,6 +49,7 @@ struct jsonlog {
 	struct jsonlog_stats st;
 	int last_errno;		  /* of the last failure, 0 once writing works again */
 	const char *last_op;	  /* "write", "open", "rename" */
+	char refused[160];	  /* why the last open refused the file (safefile.h), or "" */
 	uint64_t errors_reported; /* write_errors at the last stderr report */
 	uint64_t dropped_reported;
 	uint64_t last_report_ns;
@@ -55,7 +59,9 @@ struct jsonlog {
 /*
  * Creates missing directories (0750) and opens @path for appending (0640 when created).
  * A failure to open is not fatal (-errno returned, lines are queued and the open retried), except
- * for bad arguments and allocation failure. @queue_bytes bounds the memory queue.
+ * for bad arguments and allocation failure. A file refused as unsafe (a symbolic link, not a
+ * regular file, another user's, writable by others: safefile.h) returns -SAFEFILE_REFUSED with
+ * the reason in lg->refused. @queue_bytes bounds the memory queue.
  */
 int jsonlog_open(struct jsonlog *lg, const char *path, uint64_t max_size, unsigned int keep,
 		 size_t queue_bytes);

@@ -43,6 +43,8 @@ struct recovery {
 /* lease.mark */
 #define LM_SEEN 0x01 /* the socket-table walk under way found the connection */
 #define LM_GONE 0x02 /* the last walk did not: ended as unobserved if the next one does not either */
+#define LM_BLIND 0x04 /* ring records were lost and no walk covers its namespace: its end may
+		       * have been among them */
 
 /* One cache line: everything a renewal touches is here. cookie 0 marks a free slot. */
 struct lease {
@@ -115,6 +117,7 @@ struct lease_table {
 	uint64_t ttl_ns[LEASE_MAX_PORT_TTL + 1]; /* [0]: default */
 	uint64_t now;
 	uint64_t hold_until;
+	uint64_t blind_since; /* the last ring loss (lease_blind) */
 	double phi_z;
 	uint64_t tomb[TOMB_SIZE];
 	struct lease_stats st;
@@ -789,6 +792,17 @@ static void on_timer(void *ctx, uint32_t id, uint64_t now)
 
 		if (!karmed(l, k) || s == LEASE_EXPIRED)
 			continue;
+		if (!held && (l->mark & LM_BLIND) &&
+		    (now >= expire_at(t, l, k) || (s == LEASE_ALIVE && now >= suspect_at(t, l, k)))) {
+			/* a verdict is due on a connection unheard of since records were lost,
+			 * where no walk can tell whether it still exists: no verdict */
+			if (l->last[SP_LEASE_TRANSPORT] < t->blind_since) {
+				end_lease(t, l, now, SP_LEASE_REASON_UNOBSERVED);
+				t->st.unobserved++;
+				return;
+			}
+			l->mark &= (uint8_t)~LM_BLIND;
+		}
 		if (now >= expire_at(t, l, k)) {
 			if (held)
 				continue;
@@ -917,6 +931,22 @@ void lease_hold(struct lease_table *t, uint64_t until_ns)
 }
 
 /* ---- socket-table reconciliation --------------------------------------------------------- */
+
+static bool netns_in(uint32_t netns, const uint32_t *set, size_t n);
+
+void lease_blind(struct lease_table *t, const uint32_t *walked, size_t n_walked, uint64_t now_ns)
+{
+	if (now_ns > t->blind_since)
+		t->blind_since = now_ns;
+	for (uint32_t i = 0; i < t->hwm; i++) {
+		struct lease *l = &t->slab[i];
+
+		if (l->cookie &&
+		    !netns_in(((const struct addr_key *)itab_rec(&t->addrs, l->laddr))->netns,
+			      walked, n_walked))
+			l->mark |= LM_BLIND;
+	}
+}
 
 void lease_resync_seen(struct lease_table *t, uint64_t cookie)
 {

@@ -63,7 +63,8 @@ struct lease_stats {
 	uint64_t closed;
 	uint64_t lost;
 	uint64_t late_activity;	/* activity for a cookie whose lease just ended: ignored */
-	uint64_t unobserved;	/* ended because the socket table no longer had them (also in lost) */
+	uint64_t unobserved;	/* ended because the socket table no longer had them, or because records
+				 * were lost where no walk could check (also in lost) */
 	uint64_t suspects[SP_LEASE_KIND_MAX];
 	uint64_t expirations[SP_LEASE_KIND_MAX];
 	uint64_t recoveries[SP_LEASE_KIND_MAX];
@@ -134,6 +135,13 @@ void lease_hold(struct lease_table *t, uint64_t until_ns);
  * moves while it runs. Returns how many leases it ended.
  */
 void lease_resync_seen(struct lease_table *t, uint64_t cookie);
+/*
+ * Ring records were lost at now_ns: a connection whose namespace is not in @walked (the last
+ * walk's) may have ended unseen. When a verdict comes due on one (after the hold) and it has not
+ * been heard from since the loss, it ends as LOST with reason "unobserved" instead of SUSPECT or
+ * EXPIRED: no alert about what the agent could not see.
+ */
+void lease_blind(struct lease_table *t, const uint32_t *walked, size_t n_walked, uint64_t now_ns);
 size_t lease_resync_end(struct lease_table *t, const uint32_t *netns, size_t n_netns,
 			uint64_t walk_start_ns, uint64_t now_ns);
 

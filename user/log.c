@@ -17,9 +17,32 @@ enum log_level log_get_level(void)
 	return log_level;
 }
 
+size_t log_escape(char *out, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (!cap)
+		return 0;
+	for (; *s && o + 5 <= cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
 void sp_vlog(enum log_level level, const char *fmt, va_list ap)
 {
-	char line[1024];
+	char line[1024], out[4 * sizeof(line)];
 	int n;
 
 	if (level > log_level)
@@ -32,7 +55,8 @@ void sp_vlog(enum log_level level, const char *fmt, va_list ap)
 	/* libbpf's messages carry their own newline; ours do not. */
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
-	fprintf(stderr, "sockpulse: %s\n", line);
+	log_escape(out, sizeof(out), line);
+	fprintf(stderr, "sockpulse: %s\n", out);
 }
 
 void sp_log(enum log_level level, const char *fmt, ...)

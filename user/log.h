@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Diagnostics on stderr, one line each, prefixed "sockpulse: ". */
+/*
+ * Diagnostics on stderr, one line each, prefixed "sockpulse: ". Control bytes (a binary config
+ * file's, a path's, a peer's) are written as \xHH: one line stays one line, and nothing reaches
+ * the terminal raw.
+ */
 #ifndef SP_LOG_H
 #define SP_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_WARN = 0,
@@ -12,6 +17,8 @@ enum log_level {
 };
 
 void log_set_level(enum log_level level);
+/* @s with bytes below 0x20 and 0x7f as \xHH, cut to fit @cap; returns the length written. */
+size_t log_escape(char *out, size_t cap, const char *s);
 enum log_level log_get_level(void);
 void sp_log(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sp_vlog(enum log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));

@@ -55,6 +55,9 @@ static int u64_field(struct json_object *root, const char *path, uint64_t max, u
 		if (json_object_get_int64(v) < 0 && json_object_get_uint64(v) <= INT64_MAX)
 			return -1;
 		*out = json_object_get_uint64(v);
+		/* json-c turns every number past 2^64 - 1 into 2^64 - 1: it cannot be trusted */
+		if (*out == UINT64_MAX)
+			return -1;
 	} else if (json_object_is_type(v, json_type_string)) {
 		/* Cookies may travel as text for consumers that read numbers as doubles. */
 		s = json_object_get_string(v);
@@ -400,30 +403,53 @@ out:
 	return err;
 }
 
+/*
+ * One line of at most @cap bytes into @buf (without its '\n'); a longer one is read to its end
+ * but not kept (*too_long), so memory stays bounded whatever the input. -1 at the end.
+ */
+static int read_line(FILE *f, char *buf, size_t cap, size_t *len, bool *too_long)
+{
+	size_t n = 0;
+	int c;
+
+	*too_long = false;
+	flockfile(f);
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (n < cap)
+			buf[n++] = (char)c;
+		else
+			*too_long = true;
+	}
+	funlockfile(f);
+	*len = n;
+	return c == EOF && !n && !*too_long ? -1 : 0;
+}
+
 int replay_stream(FILE *f, void (*fn)(void *ctx, const struct sp_event *ev), void *ctx,
 		  struct replay_stats *st)
 {
 	struct replay_stats local;
 	struct sp_event ev;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	char *line = malloc(REPLAY_LINE_MAX + 1);
+	bool too_long;
+	size_t len;
 	int err = 0;
 
+	if (!line)
+		return -ENOMEM;
 	if (!st)
 		st = &local;
 	memset(st, 0, sizeof(*st));
 	errno = 0;
-	while ((n = getline(&line, &cap, f)) >= 0) {
-		size_t len = (size_t)n;
+	while (read_line(f, line, REPLAY_LINE_MAX + 1, &len, &too_long) == 0) {
 		int r;
 
 		st->lines++;
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		while (len && line[len - 1] == '\r')
 			len--;
-		if (!len)
+		if (!len && !too_long)
 			continue;
-		r = len > REPLAY_LINE_MAX ? -EINVAL : replay_parse_line(line, len, &ev);
+		r = too_long || len > REPLAY_LINE_MAX ? -EINVAL : replay_parse_line(line, len, &ev);
 		if (r == 0) {
 			st->events++;
 			fn(ctx, &ev);

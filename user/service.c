@@ -8,9 +8,13 @@
  * Nothing here is fatal once running: log and scrape problems are counted and reported.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
 #include <arpa/inet.h>
 
 #include "agent.h"
@@ -21,8 +25,10 @@
 #include "http.h"
 #include "jsonlog.h"
 #include "log.h"
+#include "logseq.h"
 #include "metrics.h"
 #include "names.h"
+#include "safefile.h"
 #include "sdnotify.h"
 #include "service.h"
 #include "sockdiag.h"
@@ -41,7 +47,7 @@ struct service {
 	bool log_on, http_on, diag_on;
 	struct jsonlog log;
 	uint32_t log_mask;
-	uint64_t seq;
+	struct logseq seq;
 	struct http_server http;
 	struct sockdiag diag;
 	uint64_t next_diag_ns;
@@ -49,6 +55,26 @@ struct service {
 	struct sdnotify sd;
 	uint64_t last_log_check_ns, last_status_ns;
 };
+
+/*
+ * The log-gap line of the pending gap; false if it could not be queued with room for the line
+ * after it (otherwise a nearly full queue would alternate gap lines and drops).
+ */
+static bool write_gap(struct service *s, uint64_t real_ns)
+{
+	char *line = jsonlog_reserve(&s->log, LOGSEQ_LINE_MAX + SP_LINE_MAX);
+	size_t n;
+
+	if (!line)
+		return false;
+	n = logseq_format_gap(&s->seq, line, LOGSEQ_LINE_MAX, real_ns);
+	if (!n)
+		return false;
+	logseq_take(&s->seq);
+	logseq_gap_done(&s->seq);
+	jsonlog_commit(&s->log, n);
+	return true;
+}
 
 static void on_event(void *ctx, const struct sp_event *ev)
 {
@@ -60,12 +86,20 @@ static void on_event(void *ctx, const struct sp_event *ev)
 	if (!s->log_on || (unsigned int)ev->action >= SP_ACT_MAX ||
 	    !(s->log_mask & (1u << ev->action)))
 		return;
+	/* after a loss, the next line written says so */
+	if (logseq_gap_pending(&s->seq) && !write_gap(s, ev->real_ns)) {
+		logseq_drop(&s->seq, s->log.last_errno);
+		return;
+	}
 	line = jsonlog_reserve(&s->log, SP_LINE_MAX);
-	if (!line)
-		return; /* counted as dropped */
-	n = format_json(line, SP_LINE_MAX, ev, s->seq + 1, &s->fmt);
+	if (!line) {
+		/* counted as dropped: its number is gone with it */
+		logseq_drop(&s->seq, s->log.last_errno);
+		return;
+	}
+	n = format_json(line, SP_LINE_MAX, ev, logseq_peek(&s->seq), &s->fmt);
 	if (n) {
-		s->seq++;
+		logseq_take(&s->seq);
 		jsonlog_commit(&s->log, n);
 	}
 }
@@ -134,7 +168,7 @@ static void on_tick(void *ctx, uint64_t now)
 	struct service *s = ctx;
 
 	if (s->http_on)
-		http_run(&s->http); /* connection timeouts */
+		http_run(&s->http, now); /* deadlines */
 	sdnotify_watchdog(&s->sd, now);
 	if (s->diag_on && now >= s->next_diag_ns) {
 		sockdiag_start(&s->diag, NULL); /* -EBUSY: the last one is still running */
@@ -176,7 +210,7 @@ static void on_hup(void *ctx)
 
 static void on_http(void *ctx, int fd, uint32_t events)
 {
-	http_run(ctx);
+	http_run(ctx, clock_mono_ns());
 }
 
 static void on_diag(void *ctx, int fd, uint32_t events)
@@ -239,6 +273,52 @@ static void walk_done(void *ctx, const struct audit *a, bool ok)
 	metrics_ka_end(&s->m);
 }
 
+/* The last event.sequence of the log we append to, or of its newest rotated file; 0: none. */
+static uint64_t last_sequence(const struct jsonlog *lg)
+{
+	char path[PATH_MAX], why[160];
+	uint64_t seq = 0;
+	int fd;
+
+	if (lg->fd >= 0 && logseq_last_in_fd(lg->fd, &seq) == 0)
+		return seq;
+	if (lg->keep == 0 || snprintf(path, sizeof(path), "%s.1", lg->path) >= (int)sizeof(path))
+		return 0;
+	fd = safefile_open(path, O_RDONLY, 0, SAFEFILE_LOG, why, sizeof(why));
+	if (fd < 0)
+		return 0;
+	if (logseq_last_in_fd(fd, &seq))
+		seq = 0;
+	close(fd);
+	return seq;
+}
+
+/* Numbers continue the file's; the first line of this run says it started, with its id. */
+static void start_sequence(struct service *s)
+{
+	uint64_t prev = last_sequence(&s->log);
+	uint8_t rnd[16] = { 0 };
+	char *line;
+	size_t n;
+
+	/* early in boot the pool may not be ready: the clock and pid still tell runs apart */
+	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+		uint64_t t = clock_real_ns(), p = (uint64_t)getpid();
+
+		memcpy(rnd, &t, sizeof(t));
+		memcpy(rnd + 8, &p, sizeof(p));
+	}
+	logseq_init(&s->seq, prev, rnd);
+	line = jsonlog_reserve(&s->log, LOGSEQ_LINE_MAX);
+	n = line ? logseq_format_start(&s->seq, line, LOGSEQ_LINE_MAX, clock_real_ns(), SP_VERSION,
+				       prev)
+		 : 0;
+	if (n) {
+		logseq_take(&s->seq);
+		jsonlog_commit(&s->log, n);
+	}
+}
+
 static int start_log(struct service *s)
 {
 	const struct config *cfg = s->cfg;
@@ -254,15 +334,20 @@ static int start_log(struct service *s)
 		jsonlog_close(&s->log, clock_mono_ns());
 		return SP_EXIT_FAILURE;
 	}
+	if (s->log.refused[0]) {
+		pr_warn("log %s: refused: %s", cfg->log_path, s->log.refused);
+		jsonlog_close(&s->log, clock_mono_ns());
+		return SP_EXIT_FAILURE;
+	}
 	if (err == -EINVAL || err == -ENOMEM) {
 		pr_warn("log %s: %s", cfg->log_path, strerror(-err));
 		return SP_EXIT_FAILURE;
 	}
 	s->log_on = true;
-	s->m.self.log_enabled = true;
 	if (err)
 		pr_warn("log %s: %s failed: %s; lines are queued and the open retried every second",
 			cfg->log_path, s->log.last_op, strerror(-err));
+	start_sequence(s);
 	return SP_EXIT_OK;
 }
 
@@ -283,6 +368,16 @@ static void start_diag(struct service *s)
 	if (err)
 		pr_warn("sock_diag: start-up dump: %s", strerror(-err));
 	s->next_diag_ns = clock_mono_ns() + s->cfg->sockdiag_interval_ns;
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(a6) ||
+	       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
 }
 
 static int start_http(struct service *s, char *where, size_t cap)
@@ -307,6 +402,10 @@ static int start_http(struct service *s, char *where, size_t cap)
 		return SP_EXIT_FAILURE;
 	}
 	s->http_on = true;
+	if (!is_loopback(&ss))
+		pr_warn("metrics: %s is reachable from other hosts, and the metrics name peers and "
+			"processes: bind 127.0.0.1 or [::1] unless a firewall guards the port",
+			s->cfg->metrics);
 	if (ss.ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
 		snprintf(where, cap, "http://[%s]:%u/metrics", host, s->http.port);
@@ -339,6 +438,12 @@ int service_run(const struct config *cfg)
 	err = sdnotify_open(&s.sd);
 	if (err)
 		pr_warn("NOTIFY_SOCKET: %s; not telling systemd", strerror(-err));
+	/* before the programs load: an unsafe log path is refused at once, in one line */
+	if (cfg->log_path) {
+		ret = start_log(&s);
+		if (ret)
+			goto out;
+	}
 	ret = agent_open(&s.agent, cfg, &sink);
 	if (ret)
 		goto out;
@@ -349,11 +454,7 @@ int service_run(const struct config *cfg)
 		ret = SP_EXIT_FAILURE;
 		goto out;
 	}
-	if (cfg->log_path) {
-		ret = start_log(&s);
-		if (ret)
-			goto out;
-	}
+	s.m.self.log_enabled = s.log_on;
 	start_diag(&s);
 	if (s.diag_on && agent_add_fd(&s.agent, sockdiag_fd(&s.diag), on_diag, &s.diag)) {
 		pr_warn("sock_diag: cannot join the event loop: socket table gauges are off");

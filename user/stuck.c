@@ -18,6 +18,7 @@ struct ent {
 	uint32_t proc;	/* rollup slot while alerted, NIL otherwise */
 	uint8_t state;
 	bool used, alerted, seeded;
+	bool blind; /* records were lost since it entered the state, and no walk covers it */
 };
 
 struct stuck {
@@ -285,6 +286,15 @@ static void fire(void *ctx, uint32_t id, uint64_t tick)
 
 	if (!e->used || e->alerted || k < 0)
 		return;
+	if (e->blind) {
+		/* no event since records were lost: it may have left long ago, unseen */
+		uint32_t *link;
+
+		s->st.unobserved++;
+		if (find(s, e->cookie, &link) == id)
+			release(s, id, link, now);
+		return;
+	}
 	e->alerted = true;
 	s->st.stuck[k]++;
 	s->st.alerts[k]++;
@@ -321,6 +331,21 @@ void stuck_advance(struct stuck *s, uint64_t now_ns)
 	if (s->now >= s->next_snapshot) {
 		snapshot(s);
 		s->next_snapshot = s->now + snapshot_period(&s->cfg);
+	}
+}
+
+void stuck_blind(struct stuck *s, const uint32_t *walked, size_t n_walked, uint64_t now_ns)
+{
+	if (now_ns > s->now)
+		s->now = now_ns;
+	for (uint32_t i = 0; i < s->hwm; i++) {
+		struct ent *e = &s->ents[i];
+		bool in = false;
+
+		for (size_t j = 0; j < n_walked && !in; j++)
+			in = walked[j] == e->conn.netns;
+		if (e->used && !e->alerted && !in)
+			e->blind = true;
 	}
 }
 

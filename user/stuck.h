@@ -37,6 +37,7 @@ struct stuck_stats {
 	uint64_t seeded;	       /* found in the socket table */
 	uint64_t untracked;	       /* not watched: the table was full */
 	uint64_t procs_untracked;      /* alerts whose owner found no rollup slot */
+	uint64_t unobserved;	       /* dropped without an alert: records were lost (stuck_blind) */
 };
 
 /* One process of the rollup. */
@@ -73,6 +74,12 @@ bool stuck_seed(struct stuck *s, const struct sp_conn *c, uint8_t state, uint64_
 bool stuck_watching(const struct stuck *s, uint64_t cookie);
 /* Raises the alerts due at or before now_ns. */
 void stuck_advance(struct stuck *s, uint64_t now_ns);
+/*
+ * Ring records were lost at now_ns: a socket not yet alerted whose namespace is not in @walked
+ * may have left its state unseen. If no event about it arrives before its threshold, it is
+ * dropped without a tcp-stuck alert (counted in unobserved).
+ */
+void stuck_blind(struct stuck *s, const uint32_t *walked, size_t n_walked, uint64_t now_ns);
 
 const struct stuck_stats *stuck_stats(const struct stuck *s);
 /* The processes holding stuck sockets, most first; returns how many were written (<= n). */

@@ -70,6 +70,23 @@ enum MHD_Result MHD_run(struct MHD_Daemon *daemon)
 	return MHD_YES;
 }
 
+enum MHD_Result MHD_get_timeout(struct MHD_Daemon *daemon, MHD_UNSIGNED_LONG_LONG *timeout)
+{
+	return MHD_NO;
+}
+
+/* No socket context: the handler must cope with a connection it does not track. */
+const union MHD_ConnectionInfo *MHD_get_connection_info(struct MHD_Connection *connection,
+							enum MHD_ConnectionInfoType info_type, ...)
+{
+	return NULL;
+}
+
+size_t MHD_http_unescape(char *val)
+{
+	return strlen(val);
+}
+
 void MHD_stop_daemon(struct MHD_Daemon *daemon)
 {
 	fuzz_assert(daemon == (struct MHD_Daemon *)&fake_daemon, "stopping another daemon");

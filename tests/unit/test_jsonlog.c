@@ -304,14 +304,15 @@ static void test_short_write_leaves_whole_lines(void **state)
 		put_line(&lg, i, 150);
 	err = jsonlog_flush(&lg, S);
 	assert_int_not_equal(err, 0);
-	assert_true(lg.st.write_errors >= 1);
+	assert_int_equal(lg.st.write_errors, 1);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 900);
 	assert_int_equal(check_file(path, &next), 6);
 	assert_int_equal(lg.len, 14 * 150);
 
-	/* still failing: nothing changes, nothing partial */
+	/* still failing: nothing changes, nothing partial, and it is the same episode */
 	assert_int_not_equal(jsonlog_flush(&lg, 2 * S), 0);
+	assert_int_equal(lg.st.write_errors, 1);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 900);
 
@@ -354,9 +355,99 @@ static void test_queue_full_drops(void **state)
 	}
 	assert_int_equal(lg.st.lines_dropped, 100 - 4096 / 100);
 	assert_int_not_equal(jsonlog_flush(&lg, 5 * S), 0);
-	assert_true(lg.st.write_errors >= 2);
+	/* the failed open and its retry are one episode, not two errors */
+	assert_int_equal(lg.st.write_errors, 1);
 	jsonlog_close(&lg, 6 * S);
 	assert_int_equal(lg.st.lines_dropped, 100);
+}
+
+
+/*
+ * A sink that takes nothing (a pipe nobody reads, with the flags the log file was opened with)
+ * never holds the caller: flushes return at once, the queue fills, further lines are dropped and
+ * counted, and once the sink drains the queued lines follow in order. A blocking log descriptor
+ * would hang here: the alarm turns that into a failure.
+ */
+static void test_stuck_sink_never_blocks(void **state)
+{
+	struct jsonlog lg;
+	char path[300], sink[65536];
+	size_t got = 0;
+	int p[2], flags, dropped = 0;
+	unsigned int i, next = 0, lines = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/stuck.jsonl", dir);
+	assert_int_equal(jsonlog_open(&lg, path, 0, 1, 16384), 0);
+	flags = fcntl(lg.fd, F_GETFL);
+	assert_true(flags & O_NONBLOCK);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fcntl(p[1], F_SETFL, flags & O_NONBLOCK), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0); /* the test's reader */
+	assert_int_equal(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
+	assert_int_equal(dup2(p[1], lg.fd), lg.fd);
+	close(p[1]);
+	alarm(5);
+	for (i = 0; i < 400; i++) {
+		char *q = jsonlog_reserve(&lg, 100);
+
+		if (!q) {
+			dropped++;
+			continue;
+		}
+		snprintf(q, 100, "{\"n\":%u,\"pad\":\"", i - dropped);
+		memset(q + strlen(q), 'x', 100 - strlen(q) - 3);
+		memcpy(q + 97, "\"}\n", 3);
+		jsonlog_commit(&lg, 100);
+		assert_true(jsonlog_flush(&lg, i * S / 100) == 0 ||
+			    jsonlog_flush(&lg, i * S / 100) == -EAGAIN);
+	}
+	alarm(0);
+	/* 4096 bytes in the pipe, 16384 queued: the rest of 40000 bytes dropped, no error */
+	assert_true(dropped > 0);
+	assert_int_equal(lg.st.lines_dropped, (uint64_t)dropped);
+	assert_int_equal(lg.st.lines_written + lg.qlines + dropped, 400);
+	assert_int_equal(lg.st.write_errors, 0);
+	/* the reader wakes up: everything queued follows, whole and in order */
+	for (int k = 0; k < 100 && (lg.qlines || k == 0); k++) {
+		n = read(p[0], sink + got, sizeof(sink) - got);
+		if (n > 0)
+			got += (size_t)n;
+		jsonlog_flush(&lg, 10 * S);
+	}
+	while ((n = read(p[0], sink + got, sizeof(sink) - got)) > 0)
+		got += (size_t)n;
+	for (size_t off = 0; off < got; off += 100) {
+		assert_int_equal(sscanf(sink + off, "{\"n\":%u,", &i), 1);
+		assert_int_equal(i, next++);
+		assert_int_equal(sink[off + 99], '\n');
+		lines++;
+	}
+	assert_int_equal(lg.qlines, 0);
+	assert_int_equal(lines, 400 - dropped);
+	close(p[0]);
+	jsonlog_close(&lg, 11 * S);
+}
+
+/* A log deleted under the agent: lines are written to a new file, not counted into the old one. */
+static void test_deleted_file_reopened_before_write(void **state)
+{
+	struct jsonlog lg;
+	char path[300];
+	unsigned int next = 0;
+
+	snprintf(path, sizeof(path), "%s/del.jsonl", dir);
+	assert_int_equal(jsonlog_open(&lg, path, 0, 1, 65536), 0);
+	put_line(&lg, 0, 50);
+	assert_int_equal(jsonlog_flush(&lg, S), 0);
+	assert_int_equal(unlink(path), 0);
+	put_line(&lg, 1, 50);
+	put_line(&lg, 2, 50);
+	assert_int_equal(jsonlog_flush(&lg, 2 * S), 0); /* before any tick noticed */
+	assert_int_equal(lg.st.reopens, 1);
+	next = 1;
+	assert_int_equal(check_file(path, &next), 2);
+	jsonlog_close(&lg, 3 * S);
 }
 
 int main(void)
@@ -371,6 +462,8 @@ int main(void)
 	    cmocka_unit_test(test_tick_notices_vanished_file),
 	    cmocka_unit_test(test_short_write_leaves_whole_lines),
 	    cmocka_unit_test(test_queue_full_drops),
+	    cmocka_unit_test(test_stuck_sink_never_blocks),
+	    cmocka_unit_test(test_deleted_file_reopened_before_write),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

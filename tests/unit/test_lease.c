@@ -635,6 +635,37 @@ static void test_phi_suspicion(void **state)
 	fx_free(f);
 }
 
+/*
+ * After a ring loss, a lease in a namespace no walk covers is not convicted: when its verdict is
+ * due (after the hold) and it was not heard from since the loss, it ends LOST "unobserved" with
+ * no SUSPECT or EXPIRED line. One heard from after the loss, and one in a walked namespace, get
+ * their verdicts as before.
+ */
+static void test_blind_after_loss(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	const uint32_t walked = 4026531840u;
+
+	established_in(f, 1, SP_DIR_EGRESS, 999, T0); /* unwalked, silent */
+	established_in(f, 2, SP_DIR_EGRESS, 999, T0); /* unwalked, heard after the loss */
+	established(f, 3, SP_DIR_EGRESS, T0);	       /* walked, silent */
+	f->cap.n = 0;
+	lease_hold(f->t, T0 + 3 * SEC);
+	lease_blind(f->t, &walked, 1, T0 + 2 * SEC);
+	activity(f, 2, 0, T0 + 4 * SEC);
+	lease_advance(f->t, T0 + 40 * SEC);
+	assert_int_equal(count_reason(f, 1, SP_LEASE_REASON_UNOBSERVED), 1);
+	assert_int_equal(count_reason(f, 2, SP_LEASE_REASON_UNOBSERVED), 0);
+	assert_int_equal(count_reason(f, 3, SP_LEASE_REASON_UNOBSERVED), 0);
+	for (size_t i = 0; i < f->cap.n; i++)
+		if (f->cap.ev[i].conn.cookie == 1)
+			assert_int_equal(f->cap.ev[i].action, SP_ACT_LEASE_LOST);
+	assert_int_equal(lease_stats(f->t)->expirations[SP_LEASE_TRANSPORT], 2); /* 2 and 3 */
+	assert_int_equal(lease_stats(f->t)->unobserved, 1);
+	assert_false(lease_get(f->t, 1, &(struct lease_info){ 0 }));
+	fx_free(f);
+}
+
 /* Stall guard: verdicts wait for the hold; one line per state, straight to EXPIRED if due. */
 static void test_hold(void **state)
 {
@@ -778,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_preexisting),
 		cmocka_unit_test(test_seed),
 		cmocka_unit_test(test_resync),
+		cmocka_unit_test(test_blind_after_loss),
 		cmocka_unit_test(test_port_ttl),
 		cmocka_unit_test(test_phi_suspicion),
 		cmocka_unit_test(test_hold),

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Replay: JSON lines back into events (round trip through format_json), bad lines, determinism. */
+#define _GNU_SOURCE /* fopencookie */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 
 #include <cmocka.h>
 
@@ -212,6 +214,17 @@ static void test_lines(void **state)
 	assert_int_equal(parse("{\"@timestamp\":\"2026-11-28T06:25:12Z\",\"event\":{\"action\":"
 			       "\"tcp-retransmit-timeout\"},\"sockpulse\":{\"sock\":-1}}"),
 			 -EINVAL);
+	/* json-c saturates numbers past 2^64 - 1: 2^64 must not pass for a cookie or a duration */
+	assert_int_equal(parse("{\"@timestamp\":\"2026-11-28T06:25:12Z\",\"event\":{\"action\":"
+			       "\"tcp-retransmit-timeout\"},\"sockpulse\":{\"sock\":"
+			       "18446744073709551616}}"),
+			 -EINVAL);
+	assert_int_equal(parse("{\"@timestamp\":\"2026-11-28T06:25:12Z\",\"event\":{\"action\":"
+			       "\"tcp-retransmit-timeout\",\"duration\":18446744073709551616}}"),
+			 -EINVAL);
+	assert_int_equal(parse("{\"@timestamp\":\"2026-11-28T06:25:12Z\",\"event\":{\"action\":"
+			       "\"tcp-retransmit-timeout\",\"duration\":18446744073709551614}}"),
+			 0);
 	assert_int_equal(parse("{\"@timestamp\":\"2026-11-28T06:25:12Z\",\"event\":{\"action\":"
 			       "\"tcp-state-change\"},\"sockpulse\":{\"new_state\":\"bogus\"}}"),
 			 -EINVAL);
@@ -288,6 +301,98 @@ static void test_stream_counts(void **state)
 	assert_int_equal(stream_text("garbage\n{}\n", &st, &n), -ENODATA);
 	assert_int_equal(st.bad, 2);
 	assert_int_equal(stream_text("", &st, &n), -ENODATA);
+}
+
+/* A line past REPLAY_LINE_MAX is bad, is never kept whole in memory, and the next line counts. */
+static void test_line_bound(void **state)
+{
+	const char *ok = "{\"@timestamp\":\"2026-11-28T06:25:12Z\",\"event\":{\"action\":"
+			 "\"tcp-retransmit-timeout\"}}";
+	size_t big = 4 * REPLAY_LINE_MAX, n0 = strlen(ok);
+	char *text = malloc(big + 4 * n0 + 64);
+	struct replay_stats st;
+	unsigned int n;
+	size_t off;
+
+	assert_non_null(text);
+	off = (size_t)sprintf(text, "%s\n{\"x\":\"", ok);
+	memset(text + off, 'a', big);
+	off += big;
+	off += (size_t)sprintf(text + off, "\"}\n%s\n", ok);
+	assert_int_equal(stream_text(text, &st, &n), 0);
+	assert_int_equal(st.lines, 3);
+	assert_int_equal(n, 2);
+	assert_int_equal(st.bad, 1);
+	assert_int_equal(st.first_bad, 2);
+	/* exactly at the limit is fine; a byte more is not */
+	memset(text, ' ', REPLAY_LINE_MAX);
+	memcpy(text + REPLAY_LINE_MAX - n0, ok, n0);
+	text[REPLAY_LINE_MAX] = '\0';
+	assert_int_equal(stream_text(text, &st, &n), 0);
+	assert_int_equal(n, 1);
+	memset(text, ' ', REPLAY_LINE_MAX + 1);
+	memcpy(text + REPLAY_LINE_MAX + 1 - n0, ok, n0);
+	text[REPLAY_LINE_MAX + 1] = '\0';
+	assert_int_equal(stream_text(text, &st, &n), -ENODATA);
+	assert_int_equal(st.bad, 1);
+	free(text);
+}
+
+/* A 32 MiB line from a reader that notes the heap once the line has been handed over. */
+struct gen {
+	size_t left;
+	const char *tail;
+	size_t tail_off;
+	size_t heap_at_end;
+};
+
+static size_t heap_now(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+static ssize_t gen_read(void *cookie, char *buf, size_t size)
+{
+	struct gen *g = cookie;
+	size_t n;
+
+	if (g->left) {
+		n = size < g->left ? size : g->left;
+		memset(buf, 'a', n);
+		g->left -= n;
+		return (ssize_t)n;
+	}
+	if (!g->tail_off)
+		g->heap_at_end = heap_now();
+	n = strlen(g->tail + g->tail_off);
+	n = n < size ? n : size;
+	memcpy(buf, g->tail + g->tail_off, n);
+	g->tail_off += n;
+	return (ssize_t)n;
+}
+
+static void test_line_memory_bounded(void **state)
+{
+	struct gen g = { .left = 32u << 20,
+			 .tail = "\n{\"@timestamp\":\"2026-11-28T06:25:12Z\",\"event\":{\"action\":"
+				 "\"tcp-retransmit-timeout\"}}\n" };
+	cookie_io_functions_t io = { .read = gen_read };
+	struct replay_stats st;
+	size_t before = heap_now();
+	unsigned int n = 0;
+	FILE *f = fopencookie(&g, "r", io);
+
+	assert_non_null(f);
+	assert_int_equal(replay_stream(f, count_cb, &n, &st), 0);
+	fclose(f);
+	assert_int_equal(n, 1);
+	assert_int_equal(st.bad, 1);
+	/* the long line was never held: the heap grew by far less than it (0 under ASan) */
+	if (g.heap_at_end > before && g.heap_at_end - before > (4u << 20))
+		fail_msg("heap grew by %zu bytes while reading a 32 MiB line",
+			 g.heap_at_end - before);
 }
 
 /* ---- determinism: a synthetic log replayed twice, and against the live path ------------ */
@@ -479,6 +584,8 @@ int main(void)
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_timestamp_limit),
 		cmocka_unit_test(test_stream_counts),
+		cmocka_unit_test(test_line_bound),
+		cmocka_unit_test(test_line_memory_bounded),
 		cmocka_unit_test(test_deterministic),
 	};
 

@@ -102,6 +102,36 @@ static void test_close_wait_alert_and_end(void **st)
 	stuck_free(s);
 }
 
+/*
+ * Records lost while a socket sat in CLOSE_WAIT in a namespace no walk covers: at its threshold
+ * it is dropped without an alert (its end may have been lost). One that moves again after the
+ * loss, and one in a walked namespace, are alerted as before.
+ */
+static void test_blind_after_loss(void **st)
+{
+	struct cap cap;
+	struct stuck *s = new_stuck(&cap, 60 * SEC, 16, 4);
+	struct sp_conn a = conn(1, 100, "a"), b = conn(2, 100, "b"), w = conn(3, 100, "w");
+	const uint32_t walked = 7;
+
+	(void)st;
+	a.netns = b.netns = 99;
+	w.netns = walked;
+	state(s, &a, SP_ST_ESTABLISHED, SP_ST_CLOSE_WAIT, 1 * SEC);
+	state(s, &b, SP_ST_FIN_WAIT1, SP_ST_FIN_WAIT2, 1 * SEC);
+	state(s, &w, SP_ST_ESTABLISHED, SP_ST_CLOSE_WAIT, 1 * SEC);
+	stuck_blind(s, &walked, 1, 5 * SEC);
+	state(s, &b, SP_ST_FIN_WAIT2, SP_ST_CLOSE, 6 * SEC); /* b ends; then b again, anew */
+	state(s, &b, SP_ST_FIN_WAIT1, SP_ST_FIN_WAIT2, 7 * SEC);
+	run(s, 7 * SEC, 80 * SEC);
+	assert_int_equal(cap.n, 2);
+	assert_int_equal(cap.ev[0].conn.cookie, 3);
+	assert_int_equal(cap.ev[1].conn.cookie, 2);
+	assert_int_equal(stuck_stats(s)->unobserved, 1);
+	assert_false(stuck_watching(s, 1));
+	stuck_free(s);
+}
+
 /* Leaving before the threshold says nothing at all. */
 static void test_short_stay_is_quiet(void **st)
 {
@@ -245,6 +275,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_close_wait_alert_and_end),
 	    cmocka_unit_test(test_short_stay_is_quiet),
+	    cmocka_unit_test(test_blind_after_loss),
 	    cmocka_unit_test(test_fin_wait2),
 	    cmocka_unit_test(test_seed),
 	    cmocka_unit_test(test_rollup_trend),
