@@ -897,6 +897,24 @@ static void put_human_ns(struct wr *w, uint64_t ns)
 	PUTS(w, "ns");
 }
 
+size_t format_human_ns(char *buf, size_t cap, uint64_t ns)
+{
+	char tmp[32];
+	struct wr w;
+	size_t n;
+
+	if (!cap)
+		return 0;
+	wr_init(&w, tmp, sizeof(tmp));
+	put_human_ns(&w, ns);
+	n = wr_finish(&w);
+	if (n >= cap)
+		n = cap - 1; /* cut, like snprintf */
+	memcpy(buf, tmp, n);
+	buf[n] = '\0';
+	return n;
+}
+
 static void put_human_ms(struct wr *w, uint64_t ms)
 {
 	put_human_ns(w, ms > UINT64_MAX / 1000000ULL ? UINT64_MAX : ms * 1000000ULL);

@@ -36,6 +36,8 @@ size_t format_text_ordered(char *buf, size_t cap, const struct sp_event *ev, uin
 size_t format_rfc3339_ns(char *buf, size_t cap, uint64_t real_ns);
 /* IPv4 dotted, IPv6 RFC 5952, IPv4-mapped IPv6 as IPv4; "" for family 0. */
 size_t format_addr(char *buf, size_t cap, const struct sp_addr *addr);
+/* "850ns", "12.3us", "1.5ms", "2.0s": one decimal, truncated (watch's durations); cut to fit. */
+size_t format_human_ns(char *buf, size_t cap, uint64_t ns);
 /* JSON string body escaping (no quotes added): ", \, control chars, invalid UTF-8 as \ufffd. */
 size_t json_escape(char *buf, size_t cap, const char *s, size_t len);
 

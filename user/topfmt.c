@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "format.h"
 #include "names.h"
 #include "sockpulse.h"
 #include "topfmt.h"
@@ -237,27 +238,7 @@ size_t tf_duration(char *buf, size_t cap, uint64_t ns)
 
 size_t tf_latency(char *buf, size_t cap, uint64_t ns)
 {
-	static const struct {
-		uint64_t div;
-		const char *unit;
-	} units[] = {
-		{ 1000000000ULL, "s" },
-		{ 1000000ULL, "ms" },
-		{ 1000ULL, "us" },
-	};
-	int n;
-
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (ns >= units[i].div) {
-			n = snprintf(buf, cap, "%llu.%llu%s",
-				     (unsigned long long)(ns / units[i].div),
-				     (unsigned long long)(ns % units[i].div * 10 / units[i].div),
-				     units[i].unit);
-			return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
-		}
-	}
-	n = snprintf(buf, cap, "%lluns", (unsigned long long)ns);
-	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
+	return format_human_ns(buf, cap, ns); /* the precision watch prints */
 }
 
 size_t tf_sparkline(char *buf, size_t cap, const uint32_t *vals, size_t n, size_t width,
