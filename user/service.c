@@ -343,6 +343,7 @@ int service_run(const struct config *cfg)
 	if (ret)
 		goto out;
 	s.fmt.connect_hook = connect_hook_name(s.agent.loader.hook);
+	s.fmt.cg = s.agent.cg;
 	err = metrics_init(&s.m, SP_VERSION, loader_libbpf_version(), s.fmt.connect_hook);
 	s.m.self.start_time_s = (uint64_t)time(NULL);
 	if (err) {

@@ -87,6 +87,7 @@ int watch_run(const struct config *cfg)
 	if (ret)
 		goto out;
 	w.fmt.connect_hook = connect_hook_name(w.agent.loader.hook);
+	w.fmt.cg = w.agent.cg;
 	agent_walk_start(&w.agent);
 	pr_info("ready: %d programs attached, ring %llu KiB, output %s", agent_programs(&w.agent),
 		(unsigned long long)(cfg->ring_bytes >> 10), cfg->json ? "json" : "text");
