@@ -258,7 +258,6 @@ struct cg_cache {
 	uint32_t mask, hand, count;
 	uint64_t last_walk_ns;
 	bool walked;
-	uint64_t next_intern;
 	struct cg_stats st;
 };
 
@@ -279,7 +278,6 @@ struct cg_cache *cg_cache_new(const struct cg_cache_config *cfg)
 	while (nb < 2 * c->cfg.capacity)
 		nb <<= 1;
 	c->mask = nb - 1;
-	c->next_intern = INTERN_BASE;
 	c->root = cfg->root ? strdup(cfg->root) : NULL;
 	c->e = calloc(c->cfg.capacity, sizeof(*c->e));
 	c->buckets = malloc(nb * sizeof(*c->buckets));
@@ -381,16 +379,32 @@ int cg_cache_add(struct cg_cache *c, uint64_t id, const char *path)
 	return add(c, id, path, true);
 }
 
+/* FNV-1a: a path's id in the interned range, so a path is found by its id's hash chain */
+static uint64_t path_id(const char *path)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *path; path++)
+		h = (h ^ (uint8_t)*path) * 0x100000001b3ULL;
+	return INTERN_BASE | h;
+}
+
 uint64_t cg_cache_intern(struct cg_cache *c, const char *path)
 {
-	uint64_t id;
+	uint64_t id = path_id(path);
 
-	/* replay holds few distinct paths: a scan beats a second index */
-	for (uint32_t i = 0; i < c->cfg.capacity; i++)
-		if (c->e[i].id >= INTERN_BASE && strcmp(c->e[i].attr.path, path) == 0)
-			return c->e[i].id;
-	id = c->next_intern++;
-	return cg_cache_add(c, id, path) < 0 ? 0 : id;
+	/* a collision moves on to the next id; a handful of tries is plenty */
+	for (int i = 0; i < 8; i++, id = INTERN_BASE | (id + 1)) {
+		struct cg_entry *e = find(c, id);
+
+		if (!e)
+			return add(c, id, path, true) < 0 ? 0 : id;
+		if (strcmp(e->attr.path, path) == 0) {
+			e->ref = true;
+			return id;
+		}
+	}
+	return 0;
 }
 
 struct walk {
