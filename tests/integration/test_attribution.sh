@@ -6,7 +6,8 @@
 # cgroup2 hierarchy (found in /proc/mounts: a pure v2 host or the unified mount of a hybrid one).
 # A client in each makes a refused connect to a port of its own; the one in the systemd service
 # also holds a silent connection past a 1 s lease TTL. The lines carry the unit, container, runtime,
-# pod and the path; the lease lines too.
+# pod and the path; the lease lines too. The agent's /metrics counts the connects under each
+# service (the unit, else the container's short id), and `--cgroup UNIT` keeps only the unit's.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 
@@ -33,6 +34,8 @@ done
 
 ns_new n
 agent_start w n --lease-ttl 1s || sp_finish
+agent_start f n --cgroup "$UNIT" || sp_finish
+host_agent_start m n --log off || sp_finish
 
 bg_run "$SP_TMP/srv.out" nsx n "$SP_CONN" serve 127.0.0.1 7001 --count 1 --hold 4 --deadline 15
 SRV=$BG_PID
@@ -47,11 +50,29 @@ for port in "${!SHAPE[@]}"; do
 done
 wait_pid "$HOLD" 15 || fail "holding client did not finish"
 wait_pid "$SRV" 15 || fail "server did not finish"
+refused() { echo ".event.action == \"tcp-connect\" and .destination.port == $1"; }
 J=$(agent_json w)
 wait_for "$J" '"lease-(closed|expired)"' 5 || true
 agent_stop w
+agent_stop f
 
-refused() { echo ".event.action == \"tcp-connect\" and .destination.port == $1"; }
+svc_metric() { echo "sockpulse_service_tcp_connects_total{service=\"$1\",outcome=\"$2\"}"; }
+check "/metrics: the unit's refused connect" wait_metric m "$(svc_metric "$UNIT" failure)" -ge 1 10
+check "/metrics: the unit's held connect" wait_metric m "$(svc_metric "$UNIT" success)" -ge 1 10
+check "/metrics: the docker container by its short id" \
+	wait_metric m "$(svc_metric "${DOCKER:0:12}" failure)" -eq 1 10
+check "/metrics: the kubelet's, cri-o's and podman's containers (one id) by its short id" \
+	wait_metric m "$(svc_metric "${CTR:0:12}" failure)" -eq 3 10
+check "/metrics: the unit's lease under its service" \
+	wait_metric m "sockpulse_service_leases{service=\"$UNIT\",kind=\"transport\",state=\"alive\"}" -eq 0 10
+host_agent_stop m
+
+F=$(agent_json f)
+expect "--cgroup $UNIT: the unit's state changes" "$F" \
+	".event.action == \"tcp-state-change\" and .destination.port == 7101 and .systemd.unit == \"$UNIT\""
+expect_none "--cgroup $UNIT: no other cgroup's state changes" "$F" \
+	".event.action == \"tcp-state-change\" and .destination.port != 7101 and .destination.port != 7001"
+
 path() { echo "\"$REL/${SHAPE[$1]}\""; }
 
 expect "systemd service: unit and path" "$J" \
