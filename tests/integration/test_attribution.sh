@@ -7,7 +7,8 @@
 # A client in each makes a refused connect to a port of its own; the one in the systemd service
 # also holds a silent connection past a 1 s lease TTL. The lines carry the unit, container, runtime,
 # pod and the path; the lease lines too. The agent's /metrics counts the connects under each
-# service (the unit, else the container's short id), and `--cgroup UNIT` keeps only the unit's.
+# service (the unit, else the container's short id), `top` (in tmux) shows them in its SERVICE
+# column and grouped by service (key b), and `--cgroup UNIT` keeps only the unit's.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 
@@ -36,6 +37,9 @@ ns_new n
 agent_start w n --lease-ttl 1s || sp_finish
 agent_start f n --cgroup "$UNIT" || sp_finish
 host_agent_start m n --log off || sp_finish
+tmux_start top 160 40 || sp_finish
+tmux_keys top "clear; $SOCKPULSE top --netns $(ns_path n) --lease-ttl 30s; echo top-exited-\$?" Enter
+wait_screen top '^PEER ' 30 || { fail "top did not start"; show_screen; }
 
 bg_run "$SP_TMP/srv.out" nsx n "$SP_CONN" serve 127.0.0.1 7001 --count 1 --hold 4 --deadline 15
 SRV=$BG_PID
@@ -48,6 +52,20 @@ for port in "${!SHAPE[@]}"; do
 		--deadline 5 >"$SP_TMP/c$port.out" 2>&1
 	grep -q 'ECONNREFUSED' "$SP_TMP/c$port.out" || fail "client in ${SHAPE[$port]} was not refused"
 done
+check "top: the unit in the SERVICE column" wait_screen top "127.0.0.1:7101 .* $UNIT " 10
+tmux_keys top b
+if wait_screen top 'a3b1f0c9d8e7 \(3 peers\)' 10; then
+	pass_check "top grouped by service: the pod's, cri-o's and podman's container (3 peers)"
+	cp "$SP_TMP/screen.txt" "$SP_TMP/top-by-service.txt"
+else
+	fail "top grouped by service: no row for a3b1f0c9d8e7 with 3 peers"
+	show_screen
+fi
+check "top grouped by service: the unit's row" grep -Eq "^$UNIT \([0-9]+ peers?\)" "$SP_TMP/screen.txt"
+check "top grouped by service: the docker container's row" \
+	grep -Eq "^${DOCKER:0:12} \(1 peer\)" "$SP_TMP/screen.txt"
+tmux_keys top q
+wait_screen top 'top-exited-0' 10 || { fail "top did not exit 0 on q"; show_screen; }
 wait_pid "$HOLD" 15 || fail "holding client did not finish"
 wait_pid "$SRV" 15 || fail "server did not finish"
 refused() { echo ".event.action == \"tcp-connect\" and .destination.port == $1"; }
