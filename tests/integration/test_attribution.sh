@@ -34,6 +34,14 @@ for port in "${!SHAPE[@]}"; do
 done
 
 ns_new n
+# a connection older than the agent, from the docker scope: the socket-table walk finds it
+bg_run "$SP_TMP/osrv.out" nsx n "$SP_CONN" serve 127.0.0.1 7002 --count 1 --hold 8 --deadline 20
+OSRV=$BG_PID
+wait_for "$SP_TMP/osrv.out" '^listening' 10 || fail "early server did not listen"
+bg_run "$SP_TMP/ocli.out" cg_run "${DIR[7102]}" ip netns exec "$(ns_name n)" \
+	"$SP_CONN" connect 127.0.0.1 7002 --send 10 --hold 6 --deadline 20
+OCLI=$BG_PID
+wait_for "$SP_TMP/ocli.out" '^connect .*result=ok' 10 || fail "early client did not connect"
 agent_start w n --lease-ttl 1s || sp_finish
 agent_start f n --cgroup "$UNIT" || sp_finish
 host_agent_start m n --log off || sp_finish
@@ -67,6 +75,8 @@ check "top grouped by service: the docker container's row" \
 tmux_keys top q
 wait_screen top 'top-exited-0' 10 || { fail "top did not exit 0 on q"; show_screen; }
 wait_pid "$HOLD" 15 || fail "holding client did not finish"
+wait_pid "$OCLI" 20 || fail "early client did not finish"
+wait_pid "$OSRV" 20 || fail "early server did not finish"
 wait_pid "$SRV" 15 || fail "server did not finish"
 refused() { echo ".event.action == \"tcp-connect\" and .destination.port == $1"; }
 J=$(agent_json w)
@@ -115,6 +125,10 @@ if [ -n "$HOLD_SOCK" ]; then
 else
 	fail "no tcp-connect line for the held connection"
 fi
+
+# the connection older than the agent: its lease lines (the walk found its socket and owner)
+expect "a connection older than the agent: lease lines name its container" "$J" \
+	"(.event.action | startswith(\"lease-\")) and .destination.port == 7002 and .network.direction == \"egress\" and .container.id == \"$DOCKER\" and .container.runtime == \"docker\""
 
 # replay keeps the attribution on the lease lines it makes
 "$SOCKPULSE" replay --json --lease-ttl 1s "$J" >"$SP_TMP/replay.json" 2>"$SP_TMP/replay.err" ||
