@@ -27,7 +27,7 @@
 #include "util.h"
 
 #define WALK_MAX_DEPTH 32
-#define INTERN_BASE (1ULL << 63) /* ids cg_cache_intern() hands out; inodes never get there */
+#define INTERN_BASE    (1ULL << 63) /* ids cg_cache_intern() hands out; inodes never get there */
 
 /* ---- path parsing ---------------------------------------------------------------------- */
 
@@ -63,10 +63,10 @@ static const struct {
 	const char *runtime;
 	size_t exact_len; /* 0: any length */
 } scopes[] = {
-	{ "docker-", "docker", 64 },
-	{ "cri-containerd-", "containerd", 0 },
-	{ "crio-", "cri-o", 0 },
-	{ "libpod-", "podman", 0 },
+    {"docker-", "docker", 64},
+    {"cri-containerd-", "containerd", 0},
+    {"crio-", "cri-o", 0},
+    {"libpod-", "podman", 0},
 };
 
 /* <runtime prefix><hex id>.scope: the container's own scope. */
@@ -455,7 +455,7 @@ static void walk_dir(struct walk *w, int dfd, size_t plen, int depth)
 
 static int walk(struct cg_cache *c, uint64_t want)
 {
-	struct walk w = { .c = c, .want = want };
+	struct walk w = {.c = c, .want = want};
 	struct stat st;
 	int fd;
 
@@ -520,8 +520,8 @@ static bool is_unit_name(const char *s)
 {
 	size_t n = strlen(s);
 
-	return !strchr(s, '/') &&
-	       (ends_with(s, n, ".service") || ends_with(s, n, ".scope") || ends_with(s, n, ".slice"));
+	return !strchr(s, '/') && (ends_with(s, n, ".service") || ends_with(s, n, ".scope") ||
+				   ends_with(s, n, ".slice"));
 }
 
 /* Depth first, bounded: the first directory named `name`. */
@@ -540,7 +540,8 @@ static bool find_dir(char *path, size_t cap, const char *name, int depth, uint32
 		(*budget)--;
 		if ((size_t)snprintf(path + plen, cap - plen, "/%s", de->d_name) >= cap - plen)
 			continue;
-		found = strcmp(de->d_name, name) == 0 || find_dir(path, cap, name, depth + 1, budget);
+		found =
+		    strcmp(de->d_name, name) == 0 || find_dir(path, cap, name, depth + 1, budget);
 		if (!found)
 			path[plen] = '\0';
 	}

@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CG_PATH_MAX 512	   /* a path relative to the mount, '/' first, NUL included */
-#define CG_POD_UID_MAX 40  /* 36 characters of a UUID, NUL included */
-#define CG_SHORT_ID_LEN 12 /* a container's short id, as docker ps prints it */
+#define CG_PATH_MAX	 512 /* a path relative to the mount, '/' first, NUL included */
+#define CG_POD_UID_MAX	 40  /* 36 characters of a UUID, NUL included */
+#define CG_SHORT_ID_LEN	 12  /* a container's short id, as docker ps prints it */
 #define CG_CACHE_DEFAULT 1024
 
 /* A piece of cg_attr.path: offset and length (not NUL-terminated). */
@@ -27,9 +27,9 @@ struct cg_span {
 
 /* What a cgroup path says (docs/EVENTS.md: systemd.unit, container.*, kubernetes.pod.uid). */
 struct cg_attr {
-	const char *runtime;	/* container.runtime: "docker", "containerd", "cri-o", "podman" */
-	bool kubernetes;	/* orchestrator.type: kubernetes */
-	struct cg_span unit;	/* systemd.unit, len 0 when none */
+	const char *runtime;	  /* container.runtime: "docker", "containerd", "cri-o", "podman" */
+	bool kubernetes;	  /* orchestrator.type: kubernetes */
+	struct cg_span unit;	  /* systemd.unit, len 0 when none */
 	struct cg_span container; /* container.id, len 0 when none */
 	char pod_uid[CG_POD_UID_MAX]; /* kubernetes.pod.uid with dashes, "" when none */
 	uint16_t path_len;
@@ -56,19 +56,19 @@ int cg_find_mount(const char *mounts_file, char *out, size_t cap);
 
 struct cg_stats {
 	uint64_t hits, misses;
-	uint64_t walks;		/* walks of the hierarchy */
-	uint64_t walks_limited; /* unknown ids not walked for: the last walk was too recent */
+	uint64_t walks;		 /* walks of the hierarchy */
+	uint64_t walks_limited;	 /* unknown ids not walked for: the last walk was too recent */
 	uint64_t walk_truncated; /* walks that stopped at the directory bound */
-	uint64_t evictions;	/* entries dropped for room */
+	uint64_t evictions;	 /* entries dropped for room */
 	uint64_t entries;
 };
 
 struct cg_cache;
 
 struct cg_cache_config {
-	const char *root;	/* the cgroup2 mount; NULL: no walking (replay) */
-	uint32_t capacity;	/* entries; 0: CG_CACHE_DEFAULT */
-	uint32_t walk_max_dirs; /* 0: 4 x capacity */
+	const char *root;	   /* the cgroup2 mount; NULL: no walking (replay) */
+	uint32_t capacity;	   /* entries; 0: CG_CACHE_DEFAULT */
+	uint32_t walk_max_dirs;	   /* 0: 4 x capacity */
 	uint64_t walk_interval_ns; /* at most one walk per interval; 0: one second */
 	uint64_t (*clock)(void);   /* CLOCK_MONOTONIC ns; NULL: never rate-limited */
 };

@@ -18,11 +18,11 @@
 #include "sockpulse.h"
 #include "stuck.h"
 
-#define SVC_NAME_MAX 96
-#define SVC_MAX 512	    /* services with a slot of their own; the rest go to slot 0 */
+#define SVC_NAME_MAX	96
+#define SVC_MAX		512 /* services with a slot of their own; the rest go to slot 0 */
 #define SVC_TOP_DEFAULT 20  /* --metrics-services */
-#define SVC_TOP_MAX 200	    /* its bound */
-#define SVC_OTHER 0	    /* the slot of everything without one */
+#define SVC_TOP_MAX	200 /* its bound */
+#define SVC_OTHER	0   /* the slot of everything without one */
 
 enum { SVC_LEASE_ALIVE = 0, SVC_LEASE_SUSPECT, SVC_LEASE_EXPIRED, SVC_LEASE_STATES };
 
@@ -47,8 +47,9 @@ void svc_free(struct svc_tab *t);
 /* The index of a name (created if new, SVC_OTHER when full or empty). */
 uint16_t svc_intern(struct svc_tab *t, const char *name, size_t len);
 /*
- * The top @n (<= SVC_TOP_MAX) indexes by activity and stuck sockets held, most active first, into @out (SVC_OTHER never among them);
- * returns how many. *folded: services with numbers that are summed under "other".
+ * The top @n (<= SVC_TOP_MAX) indexes by activity and stuck sockets held, most active first, into
+ * @out (SVC_OTHER never among them); returns how many. *folded: services with numbers that are
+ * summed under "other".
  */
 size_t svc_top(const struct svc_tab *t, size_t n, uint16_t *out, uint32_t *folded);
 

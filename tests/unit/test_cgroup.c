@@ -18,9 +18,9 @@
 #include "cgroup.h"
 
 #define DOCKER_ID "4f1c7e2d9a8b6c5d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
-#define CTR_ID "a3b1f0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1"
-#define POD_UID "1b2c3d4e-5f6a-7b8c-9d0e-1f2a3b4c5d6e"
-#define POD_UID_ "1b2c3d4e_5f6a_7b8c_9d0e_1f2a3b4c5d6e"
+#define CTR_ID	  "a3b1f0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1"
+#define POD_UID	  "1b2c3d4e-5f6a-7b8c-9d0e-1f2a3b4c5d6e"
+#define POD_UID_  "1b2c3d4e_5f6a_7b8c_9d0e_1f2a3b4c5d6e"
 
 struct want {
 	const char *path;
@@ -43,67 +43,64 @@ static void span_eq(const struct cg_attr *a, struct cg_span s, const char *want,
 }
 
 static const struct want shapes[] = {
-	/* systemd */
-	{ "/system.slice/nginx.service", "nginx.service", NULL, NULL, NULL, "nginx.service" },
-	{ "/user.slice/user-1000.slice/session-4.scope", "session-4.scope", NULL, NULL, NULL,
-	  "session-4.scope" },
-	{ "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-firefox-2211.scope",
-	  "app-gnome-firefox-2211.scope", NULL, NULL, NULL, "app-gnome-firefox-2211.scope" },
-	{ "/system.slice/system-getty.slice/getty@tty1.service", "getty@tty1.service", NULL, NULL,
-	  NULL, "getty@tty1.service" },
-	{ "/", NULL, NULL, NULL, NULL, "" },
-	{ "/init.scope", "init.scope", NULL, NULL, NULL, "init.scope" },
-	{ "/system.slice", NULL, NULL, NULL, NULL, "" },
-	/* docker, systemd driver and cgroupfs driver */
-	{ "/system.slice/docker-" DOCKER_ID ".scope", NULL, DOCKER_ID, "docker", NULL,
-	  "4f1c7e2d9a8b" },
-	{ "/docker/" DOCKER_ID, NULL, DOCKER_ID, "docker", NULL, "4f1c7e2d9a8b" },
-	{ "/system.slice/docker.service", "docker.service", NULL, NULL, NULL, "docker.service" },
-	/* a short id is no docker scope: a unit */
-	{ "/system.slice/docker-4f1c7e2d.scope", "docker-4f1c7e2d.scope", NULL, NULL, NULL,
-	  "docker-4f1c7e2d.scope" },
-	/* containerd, cri-o, podman */
-	{ "/system.slice/cri-containerd-" CTR_ID ".scope", NULL, CTR_ID, "containerd", NULL,
-	  "a3b1f0c9d8e7" },
-	{ "/machine.slice/libpod-" CTR_ID ".scope", NULL, CTR_ID, "podman", NULL, "a3b1f0c9d8e7" },
-	{ "/machine.slice/libpod-conmon-" CTR_ID ".scope", "libpod-conmon-" CTR_ID ".scope", NULL,
-	  NULL, NULL, "libpod-conmon-" CTR_ID ".scope" },
-	{ "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" CTR_ID ".scope/container",
-	  "user@1000.service", CTR_ID, "podman", NULL, "user@1000.service" },
-	/* a unit inside the container's scope is still a unit */
-	{ "/system.slice/docker-" DOCKER_ID ".scope/system.slice/redis.service", "redis.service",
-	  DOCKER_ID, "docker", NULL, "redis.service" },
-	/* Kubernetes, systemd driver */
-	{ "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" POD_UID_
-	  ".slice/cri-containerd-" CTR_ID ".scope",
-	  NULL, CTR_ID, "containerd", POD_UID, "a3b1f0c9d8e7" },
-	{ "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" POD_UID_
-	  ".slice/crio-" CTR_ID ".scope",
-	  NULL, CTR_ID, "cri-o", POD_UID, "a3b1f0c9d8e7" },
-	{ "/kubepods.slice/kubepods-pod" POD_UID_ ".slice/crio-" CTR_ID ".scope", NULL, CTR_ID,
-	  "cri-o", POD_UID, "a3b1f0c9d8e7" },
-	{ "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" POD_UID_
-	  ".slice/crio-conmon-" CTR_ID ".scope",
-	  "crio-conmon-" CTR_ID ".scope", NULL, NULL, POD_UID, "crio-conmon-" CTR_ID ".scope" },
-	{ "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" POD_UID_
-	  ".slice/docker-" DOCKER_ID ".scope",
-	  NULL, DOCKER_ID, "docker", POD_UID, "4f1c7e2d9a8b" },
-	/* the pod's own slice (its pause sandbox, before a container) */
-	{ "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" POD_UID_ ".slice", NULL,
-	  NULL, NULL, POD_UID, "" },
-	/* Kubernetes, cgroupfs driver */
-	{ "/kubepods/burstable/pod" POD_UID "/" CTR_ID, NULL, CTR_ID, NULL, POD_UID,
-	  "a3b1f0c9d8e7" },
-	{ "/kubepods/besteffort/pod" POD_UID "/" CTR_ID, NULL, CTR_ID, NULL, POD_UID,
-	  "a3b1f0c9d8e7" },
-	{ "/kubepods/pod" POD_UID "/" CTR_ID, NULL, CTR_ID, NULL, POD_UID, "a3b1f0c9d8e7" },
-	{ "/kubepods/burstable", NULL, NULL, NULL, NULL, "" },
-	/* a pod directory far from kubepods is nobody's pod */
-	{ "/srv/a/b/pod" POD_UID, NULL, NULL, NULL, NULL, "" },
-	/* kind / nested kubelet */
-	{ "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/"
-	  "kubelet-kubepods-burstable-pod" POD_UID_ ".slice/cri-containerd-" CTR_ID ".scope",
-	  NULL, CTR_ID, "containerd", POD_UID, "a3b1f0c9d8e7" },
+    /* systemd */
+    {"/system.slice/nginx.service", "nginx.service", NULL, NULL, NULL, "nginx.service"},
+    {"/user.slice/user-1000.slice/session-4.scope", "session-4.scope", NULL, NULL, NULL,
+     "session-4.scope"},
+    {"/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-firefox-2211.scope",
+     "app-gnome-firefox-2211.scope", NULL, NULL, NULL, "app-gnome-firefox-2211.scope"},
+    {"/system.slice/system-getty.slice/getty@tty1.service", "getty@tty1.service", NULL, NULL, NULL,
+     "getty@tty1.service"},
+    {"/", NULL, NULL, NULL, NULL, ""},
+    {"/init.scope", "init.scope", NULL, NULL, NULL, "init.scope"},
+    {"/system.slice", NULL, NULL, NULL, NULL, ""},
+    /* docker, systemd driver and cgroupfs driver */
+    {"/system.slice/docker-" DOCKER_ID ".scope", NULL, DOCKER_ID, "docker", NULL, "4f1c7e2d9a8b"},
+    {"/docker/" DOCKER_ID, NULL, DOCKER_ID, "docker", NULL, "4f1c7e2d9a8b"},
+    {"/system.slice/docker.service", "docker.service", NULL, NULL, NULL, "docker.service"},
+    /* a short id is no docker scope: a unit */
+    {"/system.slice/docker-4f1c7e2d.scope", "docker-4f1c7e2d.scope", NULL, NULL, NULL,
+     "docker-4f1c7e2d.scope"},
+    /* containerd, cri-o, podman */
+    {"/system.slice/cri-containerd-" CTR_ID ".scope", NULL, CTR_ID, "containerd", NULL,
+     "a3b1f0c9d8e7"},
+    {"/machine.slice/libpod-" CTR_ID ".scope", NULL, CTR_ID, "podman", NULL, "a3b1f0c9d8e7"},
+    {"/machine.slice/libpod-conmon-" CTR_ID ".scope", "libpod-conmon-" CTR_ID ".scope", NULL, NULL,
+     NULL, "libpod-conmon-" CTR_ID ".scope"},
+    {"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" CTR_ID ".scope/container",
+     "user@1000.service", CTR_ID, "podman", NULL, "user@1000.service"},
+    /* a unit inside the container's scope is still a unit */
+    {"/system.slice/docker-" DOCKER_ID ".scope/system.slice/redis.service", "redis.service",
+     DOCKER_ID, "docker", NULL, "redis.service"},
+    /* Kubernetes, systemd driver */
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" POD_UID_
+     ".slice/cri-containerd-" CTR_ID ".scope",
+     NULL, CTR_ID, "containerd", POD_UID, "a3b1f0c9d8e7"},
+    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" POD_UID_
+     ".slice/crio-" CTR_ID ".scope",
+     NULL, CTR_ID, "cri-o", POD_UID, "a3b1f0c9d8e7"},
+    {"/kubepods.slice/kubepods-pod" POD_UID_ ".slice/crio-" CTR_ID ".scope", NULL, CTR_ID, "cri-o",
+     POD_UID, "a3b1f0c9d8e7"},
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" POD_UID_
+     ".slice/crio-conmon-" CTR_ID ".scope",
+     "crio-conmon-" CTR_ID ".scope", NULL, NULL, POD_UID, "crio-conmon-" CTR_ID ".scope"},
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" POD_UID_
+     ".slice/docker-" DOCKER_ID ".scope",
+     NULL, DOCKER_ID, "docker", POD_UID, "4f1c7e2d9a8b"},
+    /* the pod's own slice (its pause sandbox, before a container) */
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" POD_UID_ ".slice", NULL,
+     NULL, NULL, POD_UID, ""},
+    /* Kubernetes, cgroupfs driver */
+    {"/kubepods/burstable/pod" POD_UID "/" CTR_ID, NULL, CTR_ID, NULL, POD_UID, "a3b1f0c9d8e7"},
+    {"/kubepods/besteffort/pod" POD_UID "/" CTR_ID, NULL, CTR_ID, NULL, POD_UID, "a3b1f0c9d8e7"},
+    {"/kubepods/pod" POD_UID "/" CTR_ID, NULL, CTR_ID, NULL, POD_UID, "a3b1f0c9d8e7"},
+    {"/kubepods/burstable", NULL, NULL, NULL, NULL, ""},
+    /* a pod directory far from kubepods is nobody's pod */
+    {"/srv/a/b/pod" POD_UID, NULL, NULL, NULL, NULL, ""},
+    /* kind / nested kubelet */
+    {"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/"
+     "kubelet-kubepods-burstable-pod" POD_UID_ ".slice/cri-containerd-" CTR_ID ".scope",
+     NULL, CTR_ID, "containerd", POD_UID, "a3b1f0c9d8e7"},
 };
 
 static void test_shapes(void **state)
@@ -127,7 +124,8 @@ static void test_shapes(void **state)
 		assert_int_equal(a.kubernetes, w->pod_uid != NULL);
 		svc = cg_service(&a, &len);
 		if (len != strlen(w->service) || memcmp(svc, w->service, len) != 0)
-			fail_msg("%s: service '%.*s', want '%s'", w->path, (int)len, svc, w->service);
+			fail_msg("%s: service '%.*s', want '%s'", w->path, (int)len, svc,
+				 w->service);
 	}
 }
 
@@ -145,8 +143,10 @@ static void test_bad_paths(void **state)
 	assert_int_equal(cg_parse_path(longp, &a), -ENAMETOOLONG);
 	assert_int_equal(a.path_len, 0);
 	/* upper-case hex is no container id the runtimes write */
-	assert_int_equal(cg_parse_path("/docker/4F1C7E2D9A8B6C5D3E2F1A0B9C8D7E6F5A4B3C2D1E0F9A8B7C6D5E4F3A2B1C0D",
-				       &a), 0);
+	assert_int_equal(
+	    cg_parse_path(
+		"/docker/4F1C7E2D9A8B6C5D3E2F1A0B9C8D7E6F5A4B3C2D1E0F9A8B7C6D5E4F3A2B1C0D", &a),
+	    0);
 	assert_int_equal(a.container.len, 0);
 	/* a uid with other characters is no pod */
 	assert_int_equal(cg_parse_path("/kubepods.slice/kubepods-podxyz.slice", &a), 0);
@@ -227,8 +227,8 @@ static void rmd(const char *rel)
 static void test_cache(void **state)
 {
 	char root[128];
-	struct cg_cache_config cfg = { .root = root, .capacity = 4, .clock = fake_clock,
-				       .walk_interval_ns = 1000 };
+	struct cg_cache_config cfg = {
+	    .root = root, .capacity = 4, .clock = fake_clock, .walk_interval_ns = 1000};
 	const struct cg_attr *a;
 	struct cg_cache *c;
 	struct cg_stats st;
@@ -300,7 +300,7 @@ static void test_cache(void **state)
 static void test_walk_bound(void **state)
 {
 	char root[128];
-	struct cg_cache_config cfg = { .root = root, .capacity = 64, .walk_max_dirs = 3 };
+	struct cg_cache_config cfg = {.root = root, .capacity = 64, .walk_max_dirs = 3};
 	struct cg_cache *c;
 	struct cg_stats st;
 
@@ -325,7 +325,7 @@ static void test_walk_bound(void **state)
 
 static void test_intern(void **state)
 {
-	struct cg_cache_config cfg = { .capacity = 2 };
+	struct cg_cache_config cfg = {.capacity = 2};
 	struct cg_cache *c = cg_cache_new(&cfg);
 	uint64_t a, b;
 
@@ -382,10 +382,10 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_shapes),	cmocka_unit_test(test_bad_paths),
-		cmocka_unit_test(test_mounts),	cmocka_unit_test(test_cache),
-		cmocka_unit_test(test_walk_bound), cmocka_unit_test(test_intern),
-		cmocka_unit_test(test_resolve),
+	    cmocka_unit_test(test_shapes),     cmocka_unit_test(test_bad_paths),
+	    cmocka_unit_test(test_mounts),     cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_walk_bound), cmocka_unit_test(test_intern),
+	    cmocka_unit_test(test_resolve),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
