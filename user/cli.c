@@ -116,7 +116,8 @@ const struct sp_option cli_options[] = {
 		  "as /run/netns/NAME or /proc/PID/ns/net, or its inode number",
 	  .cmds = CMDS_LIVE | CMDS_CHECK | CMDS_AUDIT },
 	{ "cgroup", 0, OPT_CUSTOM, .parse = parse_cgroup, .section = SEC_FILTERS, .arg = "PATH|UNIT",
-	  .valid = "a cgroup v2 directory, or a systemd unit (nginx.service) found under the cgroup2 mount",
+	  .valid = "a cgroup v2 directory, or a systemd unit (nginx.service) found under the "
+		   "cgroup2 mount",
 	  .help = "only sockets of a cgroup v2 directory (or a unit's: nginx.service) and its "
 		  "descendants",
 	  .cmds = CMDS_LIVE | CMDS_CHECK },

@@ -921,8 +921,10 @@ static void group_view(struct top *t)
 	}
 	for (size_t g = 0; g < n_groups; g++) {
 		/* the selection follows a service by its name: ports and addresses are 0 */
-		snprintf(t->groups[g].text, sizeof(t->groups[g].text), "%.*s", (int)sizeof(t->groups[g].text) - 1, t->groups[g].service);
-		t->view[g] = &t->groups[g];
+		struct tf_row *r = &t->groups[g];
+
+		snprintf(r->text, sizeof(r->text), "%.*s", (int)sizeof(r->text) - 1, r->service);
+		t->view[g] = r;
 	}
 	t->n_view = n_groups;
 }
