@@ -52,7 +52,7 @@ BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-func
 # Debian packages the build and the tests need (command or header -> package).
 DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
 	       pkg-config iproute2 jq libbpf-tools python3 \
-	       libmicrohttpd-dev libmnl-dev prometheus systemd libcap2-bin util-linux curl \
+	       libmicrohttpd-dev libmnl-dev prometheus prometheus-alertmanager systemd libcap2-bin util-linux curl \
 	       libncurses-dev tmux libclang-rt-14-dev valgrind nftables
 
 # Userspace: the engine-free core is shared by the binary and the unit tests.

@@ -96,6 +96,8 @@ static __always_inline void fill_full(struct sp_sockinfo *r, struct tcp_sock *tp
 	__u32 v;
 
 	r->cookie = bpf_get_socket_cookie(sk);
+	/* the cgroup of the task that made the socket (an accepted one: its listener's) */
+	r->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 	r->uid = uid;
 	if (file)
 		r->inode = file->f_inode->i_ino;

@@ -5,6 +5,7 @@
  * see events within a tick and busy hosts are not woken once per event.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "cgroup.h"
 #include "clock.h"
 #include "engine.h"
 #include "log.h"
@@ -296,6 +298,28 @@ static int port_range(void *ctx, uint32_t netns, struct portfc_ns *out)
 	return err;
 }
 
+/* Attribution is best effort: without a cgroup2 mount lines carry no cgroup fields. */
+static void open_cgroups(struct agent *a)
+{
+	struct cg_cache_config cc = { .clock = clock_mono_ns };
+	char root[PATH_MAX];
+	int err = cg_find_mount("/proc/mounts", root, sizeof(root));
+
+	if (err) {
+		pr_info("no cgroup v2 mount (%s): lines carry no unit, container or pod",
+			strerror(-err));
+		return;
+	}
+	cc.root = root;
+	a->cg = cg_cache_new(&cc);
+	if (!a->cg) {
+		pr_warn("cannot set up the cgroup cache: out of memory");
+		return;
+	}
+	err = cg_cache_walk(a->cg);
+	pr_debug("cgroup v2 at %s: %d cgroups known", root, err);
+}
+
 int agent_open(struct agent *a, const struct config *cfg, const struct agent_sink *sink)
 {
 	int ret, err;
@@ -321,6 +345,7 @@ int agent_open(struct agent *a, const struct config *cfg, const struct agent_sin
 			AGENT_SOCKTAB_SOCKS);
 		return SP_EXIT_FAILURE;
 	}
+	open_cgroups(a);
 	ret = loader_start(&a->loader, cfg);
 	if (ret)
 		return ret;
@@ -522,6 +547,8 @@ void agent_close(struct agent *a)
 	a->walk = NULL;
 	socktab_free(a->socks);
 	a->socks = NULL;
+	cg_cache_free(a->cg);
+	a->cg = NULL;
 	engine_free(a->engine);
 	a->engine = NULL;
 	loader_stop(&a->loader);

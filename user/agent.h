@@ -61,6 +61,7 @@ struct agent_counts {
 };
 
 struct socktab;
+struct cg_cache;
 
 /* Sockets and listeners whose owner and ends the agent keeps (a cache: see socktab.h). */
 #define AGENT_SOCKTAB_SOCKS (1u << 16)
@@ -74,6 +75,7 @@ struct agent {
 	struct tablewalk *walk; /* NULL: no socket-table walks (no engine, or no iterator) */
 	struct socktab *socks;	/* owners and ends the ring records lack */
 	bool owners_wanted;	/* a socket showed up with no known owner: walk for it */
+	struct cg_cache *cg;	/* cgroup ids to units, containers, pods; NULL: no cgroup2 mount */
 	struct agent_sink sink;
 	struct agent_fd fds[AGENT_MAX_FDS];
 	int n_fds;

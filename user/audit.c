@@ -104,6 +104,7 @@ int audit_decode(struct audit_walk *w, const void *rec, size_t len, uint32_t hz,
 	out->state = si.state;
 	out->flags = si.flags;
 	out->inode = si.inode;
+	c->cgroup_id = si.cgroup_id;
 	if (si.flags & SP_W_LISTENER) {
 		w->listen_ports[si.lport / 8] |= (uint8_t)(1u << (si.lport % 8));
 		set_addr(&c->src, si.family, si.laddr);

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -23,7 +24,9 @@
 
 #include "cli.h"
 #include "config.h"
+#include "cgroup.h"
 #include "metrics.h"
+#include "svctab.h"
 #include "names.h"
 #include "sockpulse.h"
 
@@ -112,9 +115,11 @@ const struct sp_option cli_options[] = {
 	  .help = "only one network namespace: a name as 'ip netns list' shows it, a path such "
 		  "as /run/netns/NAME or /proc/PID/ns/net, or its inode number",
 	  .cmds = CMDS_LIVE | CMDS_CHECK | CMDS_AUDIT },
-	{ "cgroup", 0, OPT_CUSTOM, .parse = parse_cgroup, .section = SEC_FILTERS, .arg = "PATH",
-	  .valid = "a cgroup v2 directory",
-	  .help = "only sockets of a cgroup v2 directory and its descendants",
+	{ "cgroup", 0, OPT_CUSTOM, .parse = parse_cgroup, .section = SEC_FILTERS, .arg = "PATH|UNIT",
+	  .valid = "a cgroup v2 directory, or a systemd unit (nginx.service) found under the "
+		   "cgroup2 mount",
+	  .help = "only sockets of a cgroup v2 directory (or a unit's: nginx.service) and its "
+		  "descendants",
 	  .cmds = CMDS_LIVE | CMDS_CHECK },
 
 	/* Kernel side */
@@ -245,6 +250,11 @@ const struct sp_option cli_options[] = {
 	  .help = "Prometheus /metrics (default " SP_DEFAULT_METRICS "), \"[::1]:PORT\", a bare "
 		  "PORT, or \"off\"",
 	  .cmds = CMDS_AGENT },
+	{ "metrics-services", 0, OPT_U32, FIELD(metrics_services), .min = 0, .max = SVC_TOP_MAX,
+	  .section = SEC_AGENT, .arg = "N", .valid = "a number from 0 to 200",
+	  .help = "services with a service label of their own in /metrics, the most active "
+		  "(default 20); the rest are summed under \"other\"",
+	  .cmds = CMDS_AGENT },
 	{ "sockdiag-interval", 0, OPT_OFF_DURATION, FIELD(sockdiag_interval_ns), .min = 100 * MS,
 	  .max = HOUR, .section = SEC_AGENT, .arg = "DUR",
 	  .valid = "off or a duration from 100ms to 1h",
@@ -342,6 +352,7 @@ void config_init(struct config *cfg)
 	/* tcp-activity included: replay needs the renewals to recompute lease verdicts */
 	cfg->log_actions = (1u << SP_ACT_MAX) - 1;
 	cfg->metrics = SP_DEFAULT_METRICS;
+	cfg->metrics_services = SVC_TOP_DEFAULT;
 	cfg->sockdiag_interval_ns = SP_DEFAULT_SOCKDIAG_NS;
 	cfg->refresh_ns = SP_DEFAULT_REFRESH_NS;
 	cfg->audit_interval_ns = SP_DEFAULT_AUDIT_NS;
@@ -475,12 +486,28 @@ static int parse_netns_watch(const struct sp_option *o, const char *arg, struct 
 	return 0;
 }
 
-/* A cgroup v2 directory: its id is its inode number. */
+/*
+ * A cgroup v2 directory: its id is its inode number. A systemd unit name (nginx.service,
+ * foo.scope, bar.slice: no '/') is looked for under the cgroup2 mount.
+ */
 static int parse_cgroup(const struct sp_option *o, const char *arg, struct config *cfg)
 {
+	char root[PATH_MAX], dir[PATH_MAX];
+	size_t n = strlen(arg);
 	struct statfs sfs;
 	struct stat st;
+	int err;
 
+	if (!strchr(arg, '/') && ((n > 8 && !strcmp(arg + n - 8, ".service")) ||
+				  (n > 6 && !strcmp(arg + n - 6, ".scope")) ||
+				  (n > 6 && !strcmp(arg + n - 6, ".slice")))) {
+		err = cg_find_mount("/proc/mounts", root, sizeof(root));
+		if (!err)
+			err = cg_resolve_arg(root, arg, dir, sizeof(dir));
+		if (err)
+			return err;
+		arg = dir;
+	}
 	if (statfs(arg, &sfs) || stat(arg, &st))
 		return -errno;
 	if (sfs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode))

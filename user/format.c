@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "sockpulse.h"
+#include "cgroup.h"
 #include "format.h"
 #include "names.h"
 
@@ -534,6 +535,45 @@ static void j_str(struct json *j, const char *key, size_t klen, const char *s)
 	put_ch(j->w, '"');
 }
 
+/* A string of a known length: escaped. */
+static void j_strn(struct json *j, const char *key, size_t klen, const char *s, size_t n)
+{
+	j_key(j, key, klen);
+	put_ch(j->w, '"');
+	put_escaped(j->w, s, n);
+	put_ch(j->w, '"');
+}
+
+/* Who the socket belongs to, read from its cgroup path (cgroup.h); the path itself is in
+ * sockpulse.cgroup. */
+static void json_cgroup(struct json *j, const struct cg_attr *a)
+{
+	if (a->unit.len) {
+		j_open(j, KEY("systemd"));
+		j_strn(j, KEY("unit"), a->path + a->unit.off, a->unit.len);
+		j_close(j);
+	}
+	if (a->container.len) {
+		j_open(j, KEY("container"));
+		j_strn(j, KEY("id"), a->path + a->container.off, a->container.len);
+		if (a->runtime)
+			j_name(j, KEY("runtime"), a->runtime);
+		j_close(j);
+	}
+	if (a->kubernetes) {
+		j_open(j, KEY("orchestrator"));
+		j_raw(j, KEY("type"), "\"kubernetes\"");
+		j_close(j);
+		if (a->pod_uid[0]) {
+			j_open(j, KEY("kubernetes"));
+			j_open(j, KEY("pod"));
+			j_name(j, KEY("uid"), a->pod_uid);
+			j_close(j);
+			j_close(j);
+		}
+	}
+}
+
 SP_INLINE void json_addr(struct json *j, const char *key, size_t klen, const struct sp_addr *a,
 			 bool has_port, uint16_t port)
 {
@@ -610,12 +650,14 @@ SP_INLINE void json_state_name(struct json *j, const char *key, size_t klen, uns
 }
 
 SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
-			      const struct format_ctx *ctx)
+			      const struct format_ctx *ctx, const struct cg_attr *cg)
 {
 	const char *name;
 
 	j_open(j, KEY("sockpulse"));
 	j_raw(j, KEY("schema"), "1");
+	if (cg)
+		j_strn(j, KEY("cgroup"), cg->path, cg->path_len);
 	/* A JSON number, as docs/EVENTS.md says; consumers that parse numbers as doubles (jq < 1.7,
 	 * JavaScript) round cookies above 2^53, so compare them as text there. */
 	if (ev->has_conn && ev->conn.cookie)
@@ -794,6 +836,7 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 		   const struct format_ctx *ctx)
 {
 	const char *action = ev ? action_name(ev->action) : NULL;
+	const struct cg_attr *cg = NULL;
 	struct wr w;
 	struct json j = { .w = &w, .depth = 0 };
 	bool alert;
@@ -842,10 +885,15 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 		j_u64(&j, KEY("duration"), ev->duration_ns);
 	j_close(&j);
 
-	if (ev->has_conn)
+	if (ev->has_conn) {
 		json_conn(&j, ev);
+		if (ctx && ctx->cg && ev->conn.cgroup_id)
+			cg = cg_lookup(ctx->cg, ev->conn.cgroup_id);
+		if (cg)
+			json_cgroup(&j, cg);
+	}
 	json_error(&j, ev->error);
-	json_sockpulse(&j, ev, ctx);
+	json_sockpulse(&j, ev, ctx, cg);
 	j_close(&j);
 	put_ch(&w, '\n');
 	return wr_finish(&w);

@@ -17,8 +17,12 @@
 #define SP_ADDR_STR_MAX 46 /* INET6_ADDRSTRLEN */
 
 /* Agent-wide facts carried on some lines (build info, connect hook variant). */
+struct cg_cache;
+
 struct format_ctx {
 	const char *connect_hook; /* "tracepoint", ...; NULL to omit */
+	/* cgroup ids to attribution (cgroup.h); NULL: lines carry none */
+	struct cg_cache *cg;
 };
 
 size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t seq,

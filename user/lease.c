@@ -86,6 +86,7 @@ struct addr_key {
 };
 
 struct owner_key {
+	uint64_t cgroup_id; /* the socket's cgroup: who the owner is, for the lines */
 	uint32_t pid;
 	char comm[SP_COMM_MAX];
 	uint8_t source; /* enum sp_owner_source */
@@ -448,6 +449,7 @@ static void fill_conn(const struct lease_table *t, const struct lease *l, struct
 		c->has_pid = true;
 		c->pid = o->pid;
 		c->owner_source = o->source;
+		c->cgroup_id = o->cgroup_id;
 		memcpy(c->comm, o->comm, sizeof(c->comm));
 	}
 }
@@ -671,7 +673,8 @@ static struct lease *create(struct lease_table *t, const struct sp_conn *c, uint
 	if (peer != NIL && !fresh)
 		itab_put(&t->addrs, raddr); /* the peer already holds a reference */
 	if (c->has_pid) {
-		struct owner_key ok = { .pid = c->pid, .source = c->owner_source };
+		struct owner_key ok = { .cgroup_id = c->cgroup_id, .pid = c->pid,
+					.source = c->owner_source };
 
 		memcpy(ok.comm, c->comm, sizeof(ok.comm));
 		owner = itab_get(&t->owners, &ok, &fresh);
@@ -1006,7 +1009,8 @@ size_t lease_resync_end(struct lease_table *t, const uint32_t *netns, size_t n_n
  */
 static void adopt_owner(struct lease_table *t, struct lease *l, const struct sp_conn *c)
 {
-	struct owner_key ok = { .pid = c->pid, .source = c->owner_source };
+	struct owner_key ok = { .cgroup_id = c->cgroup_id, .pid = c->pid,
+				.source = c->owner_source };
 	bool fresh;
 	uint32_t o;
 

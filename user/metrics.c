@@ -17,8 +17,8 @@
 #include "metrics.h"
 #include "names.h"
 #include "parse.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define LEASE_CAP_MIN 1024u
 
 /*
@@ -85,9 +85,12 @@ int metrics_init(struct metrics *m, const char *version, const char *libbpf_vers
 	copy_str(m->version, sizeof(m->version), version);
 	copy_str(m->libbpf_version, sizeof(m->libbpf_version), libbpf_version);
 	copy_str(m->connect_hook, sizeof(m->connect_hook), connect_hook);
+	m->services_top = SVC_TOP_DEFAULT;
 	m->leases = calloc(LEASE_CAP_MIN, sizeof(*m->leases));
-	if (!m->leases)
+	if (!m->leases || svc_init(&m->svc)) {
+		metrics_free(m);
 		return -ENOMEM;
+	}
 	m->lease_cap = LEASE_CAP_MIN;
 	return 0;
 }
@@ -98,9 +101,59 @@ void metrics_free(struct metrics *m)
 		return;
 	free(m->leases);
 	m->leases = NULL;
+	svc_free(&m->svc);
 	free(m->ka_work);
 	m->ka_work = NULL;
 	m->lease_cap = m->lease_used = 0;
+}
+
+/* ---- services ---- */
+
+static uint16_t service_index(struct metrics *m, uint64_t cgroup_id, const char *comm)
+{
+	const char *name = comm;
+	size_t len;
+
+	if (m->service_of)
+		len = m->service_of(m->service_ctx, cgroup_id, comm, &name);
+	else
+		len = strnlen(comm, SP_COMM_MAX);
+	return svc_intern(&m->svc, name, len);
+}
+
+static uint16_t conn_service(struct metrics *m, const struct sp_conn *c)
+{
+	return service_index(m, c->cgroup_id, c->has_pid ? c->comm : "");
+}
+
+static struct metrics_fail_dest *fail_dest_slot(struct metrics *m, const struct sp_addr *dst,
+						 uint16_t port, uint32_t netns)
+{
+	uint64_t k = (uint64_t)port << 32 ^ netns;
+
+	for (int i = 0; i < 16; i += 4) {
+		uint32_t w;
+
+		memcpy(&w, dst->bytes + i, 4);
+		k = sp_hash64(k ^ w);
+	}
+	return &m->fail_dest[k % METRICS_FAIL_DESTS];
+}
+
+static bool same_dest(const struct metrics_fail_dest *f, const struct sp_addr *dst, uint16_t port,
+		      uint32_t netns)
+{
+	return f->port == port && f->netns == netns && f->dst.family == dst->family &&
+	       !memcmp(f->dst.bytes, dst->bytes, sizeof(f->dst.bytes));
+}
+
+/* A lease's state counted in the host gauge and in its service's. */
+static void lease_gauge_add(struct metrics *m, const struct metrics_lease_entry *e, int kind,
+			    uint8_t state, int delta)
+{
+	m->lease_gauge[kind][state] += (uint64_t)(int64_t)delta;
+	if (state >= ML_ALIVE && state - ML_ALIVE < SVC_LEASE_STATES)
+		m->svc.s[e->svc].leases[kind][state - ML_ALIVE] += delta;
 }
 
 /* ---- lease table: open addressing, linear probing, backward-shift deletion ---- */
@@ -160,7 +213,8 @@ static int lease_grow(struct metrics *m)
  * The entry of @cookie, created if new with its transport lease alive (the payload lease is
  * armed by the first inbound data, as the engine does); NULL when the table is full.
  */
-static struct metrics_lease_entry *lease_get(struct metrics *m, uint64_t cookie, bool *created)
+static struct metrics_lease_entry *lease_get(struct metrics *m, uint64_t cookie,
+					     const struct sp_conn *c, bool *created)
 {
 	struct metrics_lease_entry *e = lease_find(m, cookie);
 
@@ -173,8 +227,10 @@ static struct metrics_lease_entry *lease_get(struct metrics *m, uint64_t cookie,
 	}
 	e = lease_slot(m->leases, m->lease_cap, cookie);
 	e->cookie = cookie;
+	e->svc = c ? conn_service(m, c) : SVC_OTHER;
+	m->svc.s[e->svc].activity++;
 	e->state[SP_LEASE_TRANSPORT] = ML_ALIVE;
-	m->lease_gauge[SP_LEASE_TRANSPORT][ML_ALIVE]++;
+	lease_gauge_add(m, e, SP_LEASE_TRANSPORT, ML_ALIVE, 1);
 	m->lease_used++;
 	*created = true;
 	return e;
@@ -186,7 +242,7 @@ static void lease_remove(struct metrics *m, struct metrics_lease_entry *e)
 
 	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
 		if (e->state[k] != ML_NONE)
-			m->lease_gauge[k][e->state[k]]--;
+			lease_gauge_add(m, e, k, e->state[k], -1);
 	/* backward shift: move later entries of the cluster into the hole when they may */
 	for (;;) {
 		j = (j + 1) & mask;
@@ -202,21 +258,22 @@ static void lease_remove(struct metrics *m, struct metrics_lease_entry *e)
 	m->lease_used--;
 }
 
-static void lease_set(struct metrics *m, uint64_t cookie, unsigned int kind, uint8_t state)
+static void lease_set(struct metrics *m, uint64_t cookie, const struct sp_conn *c,
+		      unsigned int kind, uint8_t state)
 {
 	struct metrics_lease_entry *e;
 	bool created;
 
 	if (!cookie || kind >= SP_LEASE_KIND_MAX)
 		return;
-	e = lease_get(m, cookie, &created);
+	e = lease_get(m, cookie, c, &created);
 	if (!e)
 		return;
 	if (e->state[kind] != ML_NONE)
-		m->lease_gauge[kind][e->state[kind]]--;
+		lease_gauge_add(m, e, kind, e->state[kind], -1);
 	e->state[kind] = state;
 	if (state != ML_NONE)
-		m->lease_gauge[kind][state]++;
+		lease_gauge_add(m, e, kind, state, 1);
 	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
 		if (e->state[k] != ML_NONE)
 			return;
@@ -233,7 +290,7 @@ static void lease_end(struct metrics *m, uint64_t cookie, int kind)
 		lease_remove(m, e);
 		return;
 	}
-	lease_set(m, cookie, kind, ML_NONE);
+	lease_set(m, cookie, NULL, kind, ML_NONE);
 }
 
 void metrics_seed_connection(struct metrics *m, uint64_t cookie)
@@ -241,7 +298,7 @@ void metrics_seed_connection(struct metrics *m, uint64_t cookie)
 	bool created;
 
 	if (cookie)
-		lease_get(m, cookie, &created);
+		lease_get(m, cookie, NULL, &created);
 }
 
 /* ---- spike table ---- */
@@ -304,6 +361,12 @@ static void on_spike(struct metrics *m, const struct sp_event *ev)
 		s->netns = netns;
 		copy_str(s->label, sizeof(s->label), label);
 	}
+	if (ev->spike.start && !ev->spike.host_wide && ev->has_conn) {
+		const struct metrics_fail_dest *f =
+		    fail_dest_slot(m, &ev->conn.dst, ev->conn.dport, netns);
+
+		s->svc = same_dest(f, &ev->conn.dst, ev->conn.dport, netns) ? f->svc : SVC_OTHER;
+	}
 	s->active = ev->spike.start;
 	s->changed_ns = ev->mono_ns;
 }
@@ -341,8 +404,11 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 	case SP_ACT_STATE_CHANGE:
 		if (ev->state.old_state < SP_ST_MAX && ev->state.new_state < SP_ST_MAX)
 			m->transitions[ev->state.old_state][ev->state.new_state]++;
-		if (ev->state.new_state == SP_ST_ESTABLISHED)
-			metrics_seed_connection(m, cookie);
+		if (ev->state.new_state == SP_ST_ESTABLISHED && cookie) {
+			bool created;
+
+			lease_get(m, cookie, &ev->conn, &created);
+		}
 		else if (ev->state.new_state == SP_ST_CLOSE)
 			lease_end(m, cookie, -1);
 		break;
@@ -350,15 +416,30 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 		struct metrics_lease_entry *e = cookie ? lease_find(m, cookie) : NULL;
 
 		if (e && ev->activity.payload_bytes && e->state[SP_LEASE_PAYLOAD] == ML_NONE)
-			lease_set(m, cookie, SP_LEASE_PAYLOAD, ML_ALIVE);
+			lease_set(m, cookie, &ev->conn, SP_LEASE_PAYLOAD, ML_ALIVE);
 		break;
 	}
 	case SP_ACT_CONNECT: {
 		int i = ev->connect.success ? 0 : 1;
+		uint16_t svc = ev->has_conn ? conn_service(m, &ev->conn) : SVC_OTHER;
+		struct svc_stat *st = &m->svc.s[svc];
 
 		m->connects[i]++;
-		if (!ev->connect.success && ev->connect.failure < SP_FAIL_MAX)
+		st->connects[i]++;
+		st->activity++;
+		if (!ev->connect.success && ev->connect.failure < SP_FAIL_MAX) {
 			m->failures[ev->connect.failure]++;
+			st->failures[ev->connect.failure]++;
+		}
+		if (!ev->connect.success && ev->has_conn) {
+			struct metrics_fail_dest *f = fail_dest_slot(m, &ev->conn.dst, ev->conn.dport,
+								     ev->conn.netns);
+
+			f->dst = ev->conn.dst;
+			f->port = ev->conn.dport;
+			f->netns = ev->conn.netns;
+			f->svc = svc;
+		}
 		if (ev->has_duration)
 			hist_add(&m->connect_duration[i], ev->duration_ns);
 		break;
@@ -374,15 +455,15 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 			m->resets[ev->reset.direction]++;
 		break;
 	case SP_ACT_LEASE_SUSPECT:
-		lease_set(m, cookie, ev->lease.kind, ML_SUSPECT);
+		lease_set(m, cookie, &ev->conn, ev->lease.kind, ML_SUSPECT);
 		break;
 	case SP_ACT_LEASE_EXPIRED:
 		if (ev->lease.kind < SP_LEASE_KIND_MAX)
 			m->lease_expirations[ev->lease.kind]++;
-		lease_set(m, cookie, ev->lease.kind, ML_EXPIRED);
+		lease_set(m, cookie, &ev->conn, ev->lease.kind, ML_EXPIRED);
 		break;
 	case SP_ACT_LEASE_RECOVERED:
-		lease_set(m, cookie, ev->lease.kind, ML_ALIVE);
+		lease_set(m, cookie, &ev->conn, ev->lease.kind, ML_ALIVE);
 		break;
 	case SP_ACT_LEASE_CLOSED:
 	case SP_ACT_LEASE_LOST:
@@ -433,8 +514,14 @@ void metrics_set_stuck(struct metrics *m, const struct stuck_proc *procs, size_t
 	m->have_stuck = true;
 	m->n_stuck_top = 0;
 	memset(m->stuck_other, 0, sizeof(m->stuck_other));
+	for (uint32_t i = 0; i < m->svc.n; i++)
+		memset(m->svc.s[i].stuck, 0, sizeof(m->svc.s[i].stuck));
 	for (size_t i = 0; i < n; i++) {
 		struct metrics_stuck *t = NULL;
+		struct svc_stat *st = &m->svc.s[service_index(m, procs[i].cgroup_id, procs[i].comm)];
+
+		for (int k = 0; k < STUCK_STATES; k++)
+			st->stuck[k] += procs[i].stuck[k];
 
 		for (unsigned int j = 0; j < m->n_stuck_top && !t; j++)
 			if (!strncmp(m->stuck_top[j].process, procs[i].comm, SP_COMM_MAX))
@@ -859,6 +946,129 @@ static void render_insights(struct sbuf *b, const struct metrics *m)
 		render_ka(b, m);
 }
 
+/*
+ * The service label: the top services by activity under their own name, the rest (owners not
+ * known, names past the table) summed under "other". A service moving in or out of the top makes
+ * "other"'s counters step back: rate() reads that as a reset, which is why the choice is kept to
+ * a few services and the host-wide families stay without the label.
+ */
+static void render_services(struct sbuf *b, const struct metrics *m)
+{
+	static const char *const stuck_names[STUCK_STATES] = {"close_wait", "fin_wait2"};
+	uint16_t top[SVC_TOP_MAX];
+	const char *names[SVC_TOP_MAX + 1];
+	const struct svc_stat *rows[SVC_TOP_MAX + 1];
+	const struct metrics_spike *list[METRICS_SPIKES_MAX];
+	const char *shown_svc[METRICS_TOP_N], *shown_dst[METRICS_TOP_N];
+	struct svc_stat other;
+	char t0[2 * SVC_NAME_MAX], t1[2 * METRICS_DEST_LABEL_MAX];
+	unsigned int n_list = 0, n_shown = 0;
+	uint32_t folded;
+	size_t n = svc_top(&m->svc, m->services_top < SVC_TOP_MAX ? m->services_top : SVC_TOP_MAX,
+			   top, &folded), i;
+
+	other = m->svc.s[SVC_OTHER];
+	for (uint32_t s = 1; s < m->svc.n; s++) {
+		const struct svc_stat *st = &m->svc.s[s];
+		bool shown = false;
+
+		for (i = 0; i < n && !shown; i++)
+			shown = top[i] == s;
+		if (shown)
+			continue;
+		for (int k = 0; k < 2; k++)
+			other.connects[k] += st->connects[k];
+		for (int f = 0; f < SP_FAIL_MAX; f++)
+			other.failures[f] += st->failures[f];
+		for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
+			for (int l = 0; l < SVC_LEASE_STATES; l++)
+				other.leases[k][l] += st->leases[k][l];
+		for (int k = 0; k < STUCK_STATES; k++)
+			other.stuck[k] += st->stuck[k];
+	}
+	for (i = 0; i < n; i++) {
+		rows[i] = &m->svc.s[top[i]];
+		names[i] = rows[i]->name;
+	}
+	rows[n] = &other;
+	names[n] = "other";
+
+	family(b, "service_tcp_connects_total", "counter",
+	       "Outgoing connects by the owner's service and outcome");
+	for (i = 0; i <= n; i++)
+		for (int k = 0; k < 2; k++)
+			sb_printf(b, "sockpulse_service_tcp_connects_total{service=\"%s\",outcome=\"%s\"} "
+				  "%llu\n", esc(t0, sizeof(t0), names[i]), k ? "failure" : "success",
+				  (unsigned long long)rows[i]->connects[k]);
+	family(b, "service_tcp_connect_failures_total", "counter",
+	       "Failed outgoing connects by the owner's service and reason");
+	for (i = 0; i <= n; i++)
+		for (int f = 1; f < SP_FAIL_MAX; f++)
+			if (rows[i]->failures[f] && failure_name(f))
+				sb_printf(b,
+					  "sockpulse_service_tcp_connect_failures_total{service="
+					  "\"%s\",reason=\"%s\"} %llu\n",
+					  esc(t0, sizeof(t0), names[i]), failure_name(f),
+					  (unsigned long long)rows[i]->failures[f]);
+	family(b, "service_leases", "gauge", "Connection leases by the owner's service, kind and state");
+	for (i = 0; i <= n; i++)
+		for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
+			for (int l = 0; l < SVC_LEASE_STATES; l++)
+				sb_printf(b,
+					  "sockpulse_service_leases{service=\"%s\",kind=\"%s\","
+					  "state=\"%s\"} %lld\n",
+					  esc(t0, sizeof(t0), names[i]), lease_kind_name(k),
+					  lease_state_names[ML_ALIVE + l],
+					  (long long)rows[i]->leases[k][l]);
+	if (m->have_stuck) {
+		family(b, "service_tcp_stuck_sockets", "gauge",
+		       "Sockets stuck in CLOSE_WAIT or FIN_WAIT2 now, by the owner's service");
+		for (i = 0; i <= n; i++)
+			for (int k = 0; k < STUCK_STATES; k++)
+				sb_printf(b,
+					  "sockpulse_service_tcp_stuck_sockets{service=\"%s\","
+					  "state=\"%s\"} %llu\n",
+					  esc(t0, sizeof(t0), names[i]), stuck_names[k],
+					  (unsigned long long)rows[i]->stuck[k]);
+	}
+
+	family(b, "service_connect_failure_spike_active", "gauge",
+	       "1 while connect failures to the destination spike, by the service whose connects "
+	       "failed last (the top spikes; host-wide ones are in connect_failure_spike_active)");
+	for (int s = 0; s < METRICS_SPIKES_MAX; s++)
+		if (m->spikes[s].used && strcmp(m->spikes[s].label, "host") != 0 &&
+		    strcmp(m->spikes[s].label, "other") != 0)
+			list[n_list++] = &m->spikes[s];
+	qsort(list, n_list, sizeof(list[0]), spike_cmp);
+	for (unsigned int s = 0; s < n_list && n_shown < METRICS_TOP_N; s++) {
+		const char *svc = "other";
+		bool dup = false;
+
+		for (i = 0; i < n; i++)
+			if (top[i] == list[s]->svc)
+				svc = names[i];
+		/* sorted active first: a pair already shown was shown with its latest state */
+		for (unsigned int j = 0; j < n_shown && !dup; j++)
+			dup = shown_svc[j] == svc && !strcmp(shown_dst[j], list[s]->label);
+		if (dup)
+			continue;
+		shown_svc[n_shown] = svc;
+		shown_dst[n_shown++] = list[s]->label;
+		sb_printf(b,
+			  "sockpulse_service_connect_failure_spike_active{service=\"%s\","
+			  "destination=\"%s\"} %d\n",
+			  esc(t0, sizeof(t0), svc), esc(t1, sizeof(t1), list[s]->label),
+			  list[s]->active ? 1 : 0);
+	}
+
+	family(b, "services_folded", "gauge",
+	       "Services summed under service=\"other\": past --metrics-services");
+	sample(b, "services_folded", folded);
+	family(b, "service_table_full_total", "counter",
+	       "Events of services counted under \"other\" because the service table was full");
+	sample(b, "service_table_full_total", m->svc.full);
+}
+
 long metrics_render(const struct metrics *m, char **out)
 {
 	struct sbuf b = {0};
@@ -955,6 +1165,7 @@ long metrics_render(const struct metrics *m, char **out)
 
 	render_insights(&b, m);
 	render_spikes(&b, m);
+	render_services(&b, m);
 	family(&b, "connect_failure_spikes_total", "counter", "Connect failure spikes started");
 	sample(&b, "connect_failure_spikes_total", m->spikes_total);
 

@@ -23,6 +23,7 @@
 #include "portfc.h"
 #include "sockpulse.h"
 #include "stuck.h"
+#include "svctab.h"
 
 #define METRICS_TOP_N		10	   /* destination labels per metric, besides "other" */
 #define METRICS_DEST_LABEL_MAX	56	   /* "[ffff:...:ffff]:65535" */
@@ -72,6 +73,7 @@ struct metrics_hist {
 struct metrics_lease_entry {
 	uint64_t cookie; /* 0: free slot */
 	uint8_t state[SP_LEASE_KIND_MAX];
+	uint16_t svc; /* svctab.h index */
 };
 
 struct metrics_spike {
@@ -79,8 +81,25 @@ struct metrics_spike {
 	uint32_t netns;
 	bool used;
 	bool active;
+	uint16_t svc;	     /* the service whose connects failed last to it */
 	uint64_t changed_ns; /* event time of the last start/end */
 };
+
+/* The last service whose connect to a destination failed (a small direct-mapped cache). */
+#define METRICS_FAIL_DESTS 64
+struct metrics_fail_dest {
+	struct sp_addr dst;
+	uint32_t netns;
+	uint16_t port;
+	uint16_t svc;
+};
+
+/*
+ * The service a socket belongs to: its name and length (0: not known). cgroup_id 0 and comm ""
+ * when unknown.
+ */
+typedef size_t (*metrics_service_fn)(void *ctx, uint64_t cgroup_id, const char *comm,
+				     const char **name);
 
 /* Stuck sockets held by one process name (the rollup merged by name: labels carry no pid). */
 struct metrics_stuck {
@@ -175,6 +194,13 @@ struct metrics {
 	unsigned int n_ka;
 	struct metrics_ka *ka_work; /* METRICS_KA_PORTS_MAX + 1 entries while an audit runs */
 	unsigned int n_ka_work;
+
+	/* per service (the service label): see svctab.h */
+	struct svc_tab svc;
+	unsigned int services_top; /* services with a label of their own */
+	metrics_service_fn service_of; /* NULL: the command name */
+	void *service_ctx;
+	struct metrics_fail_dest fail_dest[METRICS_FAIL_DESTS];
 
 	struct metrics_self self;
 };

@@ -36,6 +36,7 @@ struct tup {
 	uint16_t tw[PORTFC_TW_S];	 /* TIME_WAIT entries by second */
 	double connect_rate, growth_rate;
 	uint64_t eta_ms;
+	uint64_t cgroup_id; /* the cgroup of the last connect: who the line names */
 };
 
 struct ns_range {
@@ -356,6 +357,7 @@ static void emit(struct portfc *p, struct tup *t, bool start, uint64_t now)
 	ev.conn.has_ports = true;
 	ev.conn.netns = t->k.netns;
 	ev.conn.direction = SP_DIR_EGRESS;
+	ev.conn.cgroup_id = t->cgroup_id;
 	ev.ports.start = start;
 	ev.ports.forecast = t->forecast;
 	ev.ports.range_lo = r->lo;
@@ -472,6 +474,8 @@ void portfc_feed(struct portfc *p, const struct sp_event *ev)
 	roll(t, p->now / SEC > p->sec ? p->now / SEC : p->sec);
 	if (to == SP_ST_SYN_SENT) {
 		t->active++;
+		if (c->cgroup_id)
+			t->cgroup_id = c->cgroup_id;
 		if (t->conn_hist[t->sec % PORTFC_HIST] < UINT16_MAX)
 			t->conn_hist[t->sec % PORTFC_HIST]++;
 		(void)range_of(p, k.netns);

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "names.h"
+#include "cgroup.h"
 #include "replay.h"
 #include "sockpulse.h"
 
@@ -356,6 +357,11 @@ static int parse_action(struct json_object *root, struct sp_event *ev)
 
 int replay_parse_line(const char *line, size_t len, struct sp_event *ev)
 {
+	return replay_parse_line_cg(line, len, ev, NULL);
+}
+
+int replay_parse_line_cg(const char *line, size_t len, struct sp_event *ev, struct cg_cache *cg)
+{
 	struct json_tokener *tok;
 	struct json_object *root;
 	const char *s;
@@ -389,6 +395,10 @@ int replay_parse_line(const char *line, size_t len, struct sp_event *ev)
 	ev->action = (enum sp_action)r;
 	if (parse_conn(root, ev))
 		goto out;
+	/* the attribution fields follow from the path: keep the path, the formatter rederives
+	 * them (ids of the replay's own, cgroup.h) */
+	if (cg && ev->has_conn && (s = str_field(root, "sockpulse.cgroup")) != NULL)
+		ev->conn.cgroup_id = cg_cache_intern(cg, s);
 	if ((r = u64_field(root, "event.duration", UINT64_MAX, &n)) < 0)
 		goto out;
 	if (r) {
@@ -428,6 +438,12 @@ static int read_line(FILE *f, char *buf, size_t cap, size_t *len, bool *too_long
 int replay_stream(FILE *f, void (*fn)(void *ctx, const struct sp_event *ev), void *ctx,
 		  struct replay_stats *st)
 {
+	return replay_stream_cg(f, fn, ctx, st, NULL);
+}
+
+int replay_stream_cg(FILE *f, void (*fn)(void *ctx, const struct sp_event *ev), void *ctx,
+		     struct replay_stats *st, struct cg_cache *cg)
+{
 	struct replay_stats local;
 	struct sp_event ev;
 	char *line = malloc(REPLAY_LINE_MAX + 1);
@@ -449,7 +465,8 @@ int replay_stream(FILE *f, void (*fn)(void *ctx, const struct sp_event *ev), voi
 			len--;
 		if (!len && !too_long)
 			continue;
-		r = too_long || len > REPLAY_LINE_MAX ? -EINVAL : replay_parse_line(line, len, &ev);
+		r = too_long || len > REPLAY_LINE_MAX ? -EINVAL
+							 : replay_parse_line_cg(line, len, &ev, cg);
 		if (r == 0) {
 			st->events++;
 			fn(ctx, &ev);

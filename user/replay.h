@@ -35,6 +35,12 @@ struct replay_stats {
  * -EINVAL: malformed. ev is only meaningful on 0.
  */
 int replay_parse_line(const char *line, size_t len, struct sp_event *ev);
+/*
+ * The same, keeping the owner's cgroup: a sockpulse.cgroup path is interned in @cg and its id put
+ * in ev->conn.cgroup_id, so a formatter given @cg writes the attribution fields again.
+ */
+struct cg_cache;
+int replay_parse_line_cg(const char *line, size_t len, struct sp_event *ev, struct cg_cache *cg);
 
 /*
  * Reads every line of @f and calls @fn for each engine input, in file order. Returns 0 when at
@@ -43,5 +49,7 @@ int replay_parse_line(const char *line, size_t len, struct sp_event *ev);
  */
 int replay_stream(FILE *f, void (*fn)(void *ctx, const struct sp_event *ev), void *ctx,
 		  struct replay_stats *st);
+int replay_stream_cg(FILE *f, void (*fn)(void *ctx, const struct sp_event *ev), void *ctx,
+		     struct replay_stats *st, struct cg_cache *cg);
 
 #endif

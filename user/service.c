@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "audit.h"
+#include "cgroup.h"
 #include "clock.h"
 #include "engine.h"
 #include "format.h"
@@ -102,6 +103,22 @@ static void on_event(void *ctx, const struct sp_event *ev)
 		logseq_take(&s->seq);
 		jsonlog_commit(&s->log, n);
 	}
+}
+
+/* The service label of a socket: its unit, else its container's short id, else the command. */
+static size_t service_of(void *ctx, uint64_t cgroup_id, const char *comm, const char **name)
+{
+	struct service *s = ctx;
+	const struct cg_attr *a = cgroup_id ? cg_lookup(s->agent.cg, cgroup_id) : NULL;
+	size_t len = 0;
+
+	if (a)
+		*name = cg_service(a, &len);
+	if (!len) {
+		*name = comm;
+		len = strnlen(comm, SP_COMM_MAX);
+	}
+	return len;
 }
 
 static void update_self(struct service *s)
@@ -448,7 +465,11 @@ int service_run(const struct config *cfg)
 	if (ret)
 		goto out;
 	s.fmt.connect_hook = connect_hook_name(s.agent.loader.hook);
+	s.fmt.cg = s.agent.cg;
 	err = metrics_init(&s.m, SP_VERSION, loader_libbpf_version(), s.fmt.connect_hook);
+	s.m.service_of = service_of;
+	s.m.service_ctx = &s;
+	s.m.services_top = cfg->metrics_services;
 	s.m.self.start_time_s = (uint64_t)time(NULL);
 	if (err) {
 		ret = SP_EXIT_FAILURE;

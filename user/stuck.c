@@ -147,6 +147,7 @@ static uint32_t proc_slot(struct stuck *s, const struct sp_conn *c)
 	}
 	memset(&s->procs[spare], 0, sizeof(s->procs[spare]));
 	s->procs[spare].pid = pid;
+	s->procs[spare].cgroup_id = c->cgroup_id;
 	memcpy(s->procs[spare].comm, c->comm, SP_COMM_MAX);
 	s->procs[spare].comm[SP_COMM_MAX - 1] = '\0';
 	return spare;

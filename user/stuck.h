@@ -42,6 +42,7 @@ struct stuck_stats {
 
 /* One process of the rollup. */
 struct stuck_proc {
+	uint64_t cgroup_id; /* of its first stuck socket: whose service it is */
 	uint32_t pid; /* 0: owner unknown */
 	char comm[SP_COMM_MAX];
 	uint32_t stuck[STUCK_STATES]; /* stuck sockets it holds now */

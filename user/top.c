@@ -33,6 +33,7 @@
 
 #include "agent.h"
 #include "audit.h"
+#include "cgroup.h"
 #include "clock.h"
 #include "engine.h"
 #include "format.h"
@@ -49,6 +50,7 @@
 #define CONNS_MAX (1u << 16)	  /* connections followed for the details view */
 #define CONN_BUCKETS (1u << 17)
 #define PEERS_MAX 4096
+#define TOP_REPLAY_CGROUPS 4096 /* distinct cgroup paths of a replayed log */
 #define PEER_BUCKETS 8192
 #define PEER_IDLE_NS (120 * SEC_NS) /* a peer with nothing left to show is forgotten */
 #define RECENT_MAX 256		  /* recent-events ring */
@@ -112,6 +114,7 @@ struct peer {
 	uint32_t fail[SPARK_SECS], att[SPARK_SECS];
 	uint32_t pid;
 	char comm[SP_COMM_MAX];
+	uint64_t cgroup_id; /* the owner's: its service */
 	int64_t min_left_ns; /* refresh scratch */
 	bool has_left;
 };
@@ -204,6 +207,8 @@ struct top {
 	struct snapshot snap;
 	const struct tf_row **view; /* filtered and sorted */
 	size_t n_view;
+	bool by_service;	/* the table shows one row per service */
+	struct tf_row *groups;	/* those rows, rebuilt with the view */
 	enum view view_mode, back_mode;
 	enum pane focus;
 	unsigned int sort_col;
@@ -334,6 +339,8 @@ static void set_owner(struct peer *p, const struct sp_conn *c)
 	if (!c->has_pid)
 		return;
 	p->pid = c->pid;
+	if (c->cgroup_id)
+		p->cgroup_id = c->cgroup_id;
 	memcpy(p->comm, c->comm, SP_COMM_MAX);
 	p->comm[SP_COMM_MAX - 1] = '\0';
 }
@@ -710,6 +717,25 @@ static void compute_left(struct top *t, const struct lease_table *lt, uint64_t n
 	}
 }
 
+/* The owner's unit, else its container's short id, else its command. */
+static void row_service(struct top *t, struct tf_row *r, uint64_t cgroup_id)
+{
+	const struct cg_attr *a = cgroup_id ? cg_lookup(t->agent.cg, cgroup_id) : NULL;
+	const char *name = NULL;
+	size_t len = 0;
+
+	if (a)
+		name = cg_service(a, &len);
+	if (!len) {
+		name = r->comm;
+		len = strnlen(r->comm, SP_COMM_MAX);
+	}
+	if (len >= sizeof(r->service))
+		len = sizeof(r->service) - 1;
+	memcpy(r->service, name, len);
+	r->service[len] = '\0';
+}
+
 static void build_rows(struct top *t, uint64_t now)
 {
 	const struct lease_table *lt = t->agent.engine ? engine_leases(t->agent.engine) : NULL;
@@ -761,6 +787,7 @@ static void build_rows(struct top *t, uint64_t now)
 		r->left_ns = p->min_left_ns;
 		r->pid = p->pid;
 		memcpy(r->comm, p->comm, SP_COMM_MAX);
+		row_service(t, r, p->cgroup_id);
 		tf_row_prepare(r);
 		s->n_rows++;
 	}
@@ -871,7 +898,35 @@ static void refresh_snapshot(struct top *t)
 
 static bool same_peer(const struct tf_row *a, const struct tf_row *b)
 {
+	if (a->peers || b->peers)
+		return a->peers && b->peers && !strcmp(a->service, b->service);
 	return a->port == b->port && a->netns == b->netns && same_addr(&a->addr, &b->addr);
+}
+
+/* The filtered rows folded into one row per service (services are few: a scan will do). */
+static void group_view(struct top *t)
+{
+	size_t n_groups = 0;
+
+	for (size_t i = 0; i < t->n_view; i++) {
+		const struct tf_row *r = t->view[i];
+		size_t g;
+
+		for (g = 0; g < n_groups; g++)
+			if (!strcmp(t->groups[g].service, r->service))
+				break;
+		if (g == n_groups)
+			memset(&t->groups[n_groups++], 0, sizeof(t->groups[0]));
+		tf_row_group(&t->groups[g], r);
+	}
+	for (size_t g = 0; g < n_groups; g++) {
+		/* the selection follows a service by its name: ports and addresses are 0 */
+		struct tf_row *r = &t->groups[g];
+
+		snprintf(r->text, sizeof(r->text), "%.*s", (int)sizeof(r->text) - 1, r->service);
+		t->view[g] = r;
+	}
+	t->n_view = n_groups;
 }
 
 /* Filter and sort the snapshot's rows; keep the selected peer selected. */
@@ -883,6 +938,8 @@ static void apply_view(struct top *t)
 	for (i = 0; i < t->snap.n_rows; i++)
 		if (tf_row_match(&t->snap.rows[i], t->filter))
 			t->view[t->n_view++] = &t->snap.rows[i];
+	if (t->by_service)
+		group_view(t);
 	tf_sort(t->view, t->n_view, t->sort_col, t->reverse);
 	if (t->have_sel_key) {
 		for (i = 0; i < t->n_view; i++) {
@@ -1313,7 +1370,8 @@ static void draw_help(const struct top *t, int y0, int h)
 		"  ?, F1         this help (any key closes it)",
 		"  s, <, >       sort column: next, left, right",
 		"  r             reverse the sort",
-		"  /             filter by address, port or process name (Enter keeps, Esc drops)",
+		"  /             filter by address, port, service or process (Enter keeps, Esc drops)",
+		"  b             group the peers by service (Enter on a service: its peers)",
 		"  space         pause the display (events are still counted)",
 		"  Tab           next pane: peers, spikes, events",
 		"  arrows, j/k   move; PgUp/PgDn, g/G: page, first, last",
@@ -1503,6 +1561,14 @@ static void open_details(struct top *t)
 		t->det_peer.addr = r->addr;
 		t->det_peer.netns = r->netns;
 		t->det_peer.port = r->port;
+	} else if (t->focus == PANE_TABLE && t->n_view && t->view[t->sel]->peers) {
+		/* a service's row opens into its peers: filtered by its name, ungrouped */
+		snprintf(t->filter, sizeof(t->filter), "%s", t->view[t->sel]->service);
+		t->by_service = false;
+		t->have_sel_key = false;
+		t->sel = t->scroll = 0;
+		apply_view(t);
+		return;
 	} else if (t->focus == PANE_TABLE && t->n_view) {
 		t->det_peer = *t->view[t->sel];
 	} else {
@@ -1618,6 +1684,12 @@ static bool handle_key(struct top *t, int ch)
 		break;
 	case '<':
 		t->sort_col = (t->sort_col + TF_COL_MAX - 1) % TF_COL_MAX;
+		apply_view(t);
+		break;
+	case 'b':
+		t->by_service = !t->by_service;
+		t->have_sel_key = false;
+		t->sel = t->scroll = 0;
 		apply_view(t);
 		break;
 	case 'r':
@@ -1762,8 +1834,9 @@ static int alloc_tables(struct top *t)
 	t->snap.rows = calloc(PEERS_MAX, sizeof(*t->snap.rows));
 	t->snap.details = calloc(DETAILS_MAX, sizeof(*t->snap.details));
 	t->view = calloc(PEERS_MAX, sizeof(*t->view));
+	t->groups = calloc(PEERS_MAX, sizeof(*t->groups));
 	if (!t->conns || !t->conn_hash || !t->peers || !t->peer_hash || !t->snap.rows ||
-	    !t->snap.details || !t->view)
+	    !t->snap.details || !t->view || !t->groups)
 		return -ENOMEM;
 	memset(t->conn_hash, 0xff, CONN_BUCKETS * sizeof(*t->conn_hash));
 	memset(t->peer_hash, 0xff, PEER_BUCKETS * sizeof(*t->peer_hash));
@@ -1780,6 +1853,7 @@ static void free_tables(struct top *t)
 	free(t->snap.rows);
 	free(t->snap.details);
 	free(t->view);
+	free(t->groups);
 }
 
 /*
@@ -1925,7 +1999,14 @@ static int replay_load(struct top *t)
 		pr_warn("top: cannot open %s: %s", path, strerror(errno));
 		return SP_EXIT_FAILURE;
 	}
-	err = replay_stream(f, replay_feed, t, &st);
+	/* the log's cgroup paths, interned: the SERVICE column reads them as live reads ids */
+	t->agent.cg = cg_cache_new(&(struct cg_cache_config){ .capacity = TOP_REPLAY_CGROUPS });
+	if (!t->agent.cg) {
+		fclose(f);
+		pr_warn("top: cannot set up the cgroup table: out of memory");
+		return SP_EXIT_FAILURE;
+	}
+	err = replay_stream_cg(f, replay_feed, t, &st, t->agent.cg);
 	fclose(f);
 	if (err) {
 		pr_warn("top: %s: %s", path,
@@ -2003,6 +2084,8 @@ static int top_replay(struct top *t)
 out:
 	engine_free(t->agent.engine);
 	t->agent.engine = NULL;
+	cg_cache_free(t->agent.cg);
+	t->agent.cg = NULL;
 	if (t->winch_fd >= 0)
 		close(t->winch_fd);
 	free_tables(t);

@@ -296,16 +296,20 @@ static const struct {
 	[TF_COL_LAST] = { "LAST", 6, TF_RIGHT },
 	[TF_COL_LEFT] = { "LEFT", 6, TF_RIGHT },
 	[TF_COL_FAILS] = { "FAIL/M", 7, TF_RIGHT },
+	[TF_COL_SERVICE] = { "SERVICE", 0, TF_LEFT },
 	[TF_COL_PROCESS] = { "PROCESS", 0, TF_LEFT },
 };
 
 #define PEER_MAX 47 /* "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535" */
 #define PEER_MIN 16 /* "127.0.0.1:65535" whole: two peers never look alike */
 #define PROC_MIN 7
+#define SVC_MIN 12 /* a container's short id whole */
+#define SVC_WIDE 24 /* "nginx.service", "4f1c7e2d9a8b", most unit names whole */
 
 /* On narrow screens whole columns go, least telling first, before PEER gets too narrow. */
 static const unsigned int drop_order[] = {
-	TF_COL_PROCESS, TF_COL_CONNS, TF_COL_LEFT, TF_COL_FAILS, TF_COL_LAST, TF_COL_PAYLOAD,
+	TF_COL_SERVICE, TF_COL_PROCESS, TF_COL_CONNS, TF_COL_LEFT, TF_COL_FAILS, TF_COL_LAST,
+	TF_COL_PAYLOAD,
 };
 
 const char *tf_col_name(unsigned int col)
@@ -316,7 +320,7 @@ const char *tf_col_name(unsigned int col)
 void tf_layout(size_t width, size_t widths[TF_COL_MAX])
 {
 	bool shown[TF_COL_MAX];
-	size_t fixed, flex, n_drop = 0, peer;
+	size_t fixed, flex, n_drop = 0, peer, mins, svc;
 
 	for (unsigned int c = 0; c < TF_COL_MAX; c++)
 		shown[c] = true;
@@ -332,20 +336,32 @@ void tf_layout(size_t width, size_t widths[TF_COL_MAX])
 		}
 		fixed += n - 1; /* one space between columns */
 		flex = width > fixed ? width - fixed : 0;
-		need = PEER_MIN + (shown[TF_COL_PROCESS] ? PROC_MIN : 0);
+		need = PEER_MIN + (shown[TF_COL_PROCESS] ? PROC_MIN : 0) +
+		       (shown[TF_COL_SERVICE] ? SVC_MIN : 0);
 		if (flex >= need || n_drop == ARRAY_SIZE(drop_order))
 			break;
 		shown[drop_order[n_drop++]] = false;
 	}
 	for (unsigned int c = 0; c < TF_COL_MAX; c++)
 		widths[c] = shown[c] ? cols[c].width : 0;
-	if (!shown[TF_COL_PROCESS]) {
+	if (!shown[TF_COL_PROCESS] && !shown[TF_COL_SERVICE]) {
 		widths[TF_COL_PEER] = flex;
 		return;
 	}
-	peer = flex > PROC_MIN ? flex - PROC_MIN : flex;
+	/* PEER first (whole addresses), then SERVICE up to SVC_WIDE, PROCESS what is left */
+	mins = (shown[TF_COL_PROCESS] ? PROC_MIN : 0) + (shown[TF_COL_SERVICE] ? SVC_MIN : 0);
+	peer = flex > mins ? flex - mins : flex;
 	widths[TF_COL_PEER] = peer > PEER_MAX ? PEER_MAX : peer;
-	widths[TF_COL_PROCESS] = flex - widths[TF_COL_PEER];
+	flex -= widths[TF_COL_PEER];
+	if (shown[TF_COL_SERVICE]) {
+		svc = shown[TF_COL_PROCESS] && flex > PROC_MIN ? flex - PROC_MIN : flex;
+		if (shown[TF_COL_PROCESS] && svc > SVC_WIDE)
+			svc = SVC_WIDE + (svc - SVC_WIDE) / 2;
+		widths[TF_COL_SERVICE] = svc;
+		flex -= svc;
+	}
+	if (shown[TF_COL_PROCESS])
+		widths[TF_COL_PROCESS] = flex;
 }
 
 static void process_text(char *buf, size_t cap, const struct tf_row *r)
@@ -395,6 +411,12 @@ size_t tf_cell(char *buf, size_t cap, const struct tf_row *r, unsigned int col, 
 
 	switch (col) {
 	case TF_COL_PEER:
+		/* a service's row names it here too: narrow screens have no SERVICE column */
+		if (r->peers) {
+			snprintf(text, sizeof(text), "%.40s (%u peer%s)",
+				 r->service[0] ? r->service : "-", r->peers, r->peers == 1 ? "" : "s");
+			break;
+		}
 		return tf_fit_endpoint(buf, cap, &r->addr, r->port, width, unicode);
 	case TF_COL_CONNS:
 		snprintf(text, sizeof(text), "%u", r->conns);
@@ -419,6 +441,9 @@ size_t tf_cell(char *buf, size_t cap, const struct tf_row *r, unsigned int col, 
 		break;
 	case TF_COL_FAILS:
 		snprintf(text, sizeof(text), "%u", r->fails_min);
+		break;
+	case TF_COL_SERVICE:
+		snprintf(text, sizeof(text), "%s", r->service[0] ? r->service : "-");
 		break;
 	case TF_COL_PROCESS:
 		process_text(text, sizeof(text), r);
@@ -514,8 +539,54 @@ bool tf_row_match(const struct tf_row *r, const char *filter)
 		return true;
 	if (contains_ci(r->text, strnlen(r->text, sizeof(r->text)), filter))
 		return true;
+	if (contains_ci(r->service, strnlen(r->service, sizeof(r->service)), filter))
+		return true;
 	process_text(proc, sizeof(proc), r);
 	return r->comm[0] && contains_ci(proc, strlen(proc), filter);
+}
+
+/* The worse of two lease states, with how many of how many connections are in it. */
+static void group_lease(uint8_t *st, uint32_t *n, uint32_t *of, uint8_t rst, uint32_t rn,
+			uint32_t rof)
+{
+	if (rst > *st) {
+		*st = rst;
+		*n = rn;
+	} else if (rst == *st) {
+		*n += rn;
+	}
+	*of += rof;
+}
+
+void tf_row_group(struct tf_row *g, const struct tf_row *r)
+{
+	if (!g->peers) {
+		memcpy(g->service, r->service, sizeof(g->service));
+		memcpy(g->comm, r->comm, sizeof(g->comm));
+		g->pid = r->pid;
+		g->netns = r->netns;
+	}
+	g->peers++;
+	g->conns += r->conns;
+	group_lease(&g->transport, &g->transport_n, &g->transport_of, r->transport, r->transport_n,
+		    r->transport_of);
+	group_lease(&g->payload, &g->payload_n, &g->payload_of, r->payload, r->payload_n,
+		    r->payload_of);
+	if (r->has_last && (!g->has_last || r->last_ago_ns < g->last_ago_ns)) {
+		g->has_last = true;
+		g->last_ago_ns = r->last_ago_ns;
+	}
+	if (r->has_left && (!g->has_left || r->left_ns < g->left_ns)) {
+		g->has_left = true;
+		g->left_ns = r->left_ns;
+	}
+	g->fails_min += r->fails_min;
+	g->attempts_min += r->attempts_min;
+	/* a group of several processes names none of them */
+	if (g->pid != r->pid || strncmp(g->comm, r->comm, SP_COMM_MAX)) {
+		g->pid = 0;
+		snprintf(g->comm, sizeof(g->comm), "*");
+	}
 }
 
 struct sort_ctx {
@@ -563,6 +634,10 @@ static int natural(const struct tf_row *a, const struct tf_row *b, unsigned int 
 		return a->left_ns < b->left_ns ? -1 : a->left_ns > b->left_ns;
 	case TF_COL_FAILS:
 		return cmp_u64(b->fails_min, a->fails_min);
+	case TF_COL_SERVICE:
+		if (!a->service[0] != !b->service[0])
+			return a->service[0] ? -1 : 1;
+		return strncmp(a->service, b->service, TF_SERVICE_MAX);
 	case TF_COL_PROCESS: {
 		int d;
 

@@ -22,6 +22,7 @@
 
 #define TF_CELL_CAP(w) (4 * (size_t)(w) + 1)
 #define TF_PROC_MAX 32 /* "comm/pid" */
+#define TF_SERVICE_MAX 64 /* a unit name, a container's short id, a command */
 
 /* Fits src into exactly width display columns. */
 enum tf_align {
@@ -87,6 +88,7 @@ enum tf_col {
 	TF_COL_LAST,
 	TF_COL_LEFT,
 	TF_COL_FAILS,
+	TF_COL_SERVICE,
 	TF_COL_PROCESS,
 	TF_COL_MAX,
 };
@@ -106,6 +108,9 @@ struct tf_row {
 	uint64_t attempts_min;
 	char comm[SP_COMM_MAX];
 	uint32_t pid; /* 0: unknown */
+	/* the owner's unit, else its container's short id, else the command; "" unknown */
+	char service[TF_SERVICE_MAX];
+	uint32_t peers; /* a row of peers grouped by service: how many; 0 a peer's own row */
 	char text[SP_ADDR_STR_MAX + 8]; /* "addr:port" for filtering, filled by tf_row_prepare */
 };
 
@@ -126,9 +131,18 @@ size_t tf_header(char *buf, size_t cap, const size_t widths[TF_COL_MAX], unsigne
 size_t tf_row_line(char *buf, size_t cap, const struct tf_row *r, const size_t widths[TF_COL_MAX],
 		   bool unicode);
 
+/*
+ * Adds a peer's row to the row of its service (a zeroed row the first time): counts summed, the
+ * worst lease states, the most recent activity, the earliest verdict.
+ */
+void tf_row_group(struct tf_row *g, const struct tf_row *r);
+
 /* Fills r->text; call once after the other fields are set. */
 void tf_row_prepare(struct tf_row *r);
-/* Case-insensitive substring of "addr:port", the port, or the process name; "" matches all. */
+/*
+ * Case-insensitive substring of "addr:port", the port, the process name or the service; ""
+ * matches all.
+ */
 bool tf_row_match(const struct tf_row *r, const char *filter);
 /*
  * Sorts row pointers by a column in its natural order (failures, connections and severity

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cgroup.h"
 #include "engine.h"
 #include "format.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #include "watch.h"
 
 #define OUTBUF_BYTES (256 * 1024)
+#define REPLAY_CGROUPS 4096 /* distinct cgroup paths a replay keeps; more: the oldest go */
 
 struct watch {
 	const struct config *cfg;
@@ -87,6 +89,7 @@ int watch_run(const struct config *cfg)
 	if (ret)
 		goto out;
 	w.fmt.connect_hook = connect_hook_name(w.agent.loader.hook);
+	w.fmt.cg = w.agent.cg;
 	agent_walk_start(&w.agent);
 	pr_info("ready: %d programs attached, ring %llu KiB, output %s", agent_programs(&w.agent),
 		(unsigned long long)(cfg->ring_bytes >> 10), cfg->json ? "json" : "text");
@@ -114,6 +117,7 @@ struct replay_run {
 	const struct config *cfg;
 	struct engine *engine;
 	struct outbuf out;
+	struct format_ctx fmt; /* .cg: the log's cgroup paths, interned */
 	uint64_t seq;
 	bool untrusted; /* the log lacks the renewals lease verdicts need */
 };
@@ -140,7 +144,7 @@ static void replay_emit(void *ctx, const struct sp_event *ev)
 			     ev->action == SP_ACT_LEASE_RECOVERED))
 		out.lease.untrusted = true;
 	if (r->cfg->json)
-		n = format_json(line, SP_LINE_MAX, &out, ++r->seq, NULL);
+		n = format_json(line, SP_LINE_MAX, &out, ++r->seq, &r->fmt);
 	else
 		n = format_text(line, SP_LINE_MAX, &out);
 	if (n)
@@ -269,7 +273,13 @@ int replay_run(const struct config *cfg)
 		goto out;
 	}
 	engine_set_hold_fn(r.engine, replay_hold, &r);
-	err = replay_stream(f, replay_feed, &r, &st);
+	r.fmt.cg = cg_cache_new(&(struct cg_cache_config){ .capacity = REPLAY_CGROUPS });
+	if (!r.fmt.cg) {
+		pr_warn("replay: cannot set up the cgroup table: out of memory");
+		ret = SP_EXIT_FAILURE;
+		goto out;
+	}
+	err = replay_stream_cg(f, replay_feed, &r, &st, r.fmt.cg);
 	if (outbuf_flush(&r.out) && !r.out.dropped_lines)
 		ret = SP_EXIT_FAILURE;
 	if (st.bad)
@@ -284,6 +294,7 @@ int replay_run(const struct config *cfg)
 		ret = SP_EXIT_FAILURE;
 	}
 out:
+	cg_cache_free(r.fmt.cg);
 	engine_free(r.engine);
 	outbuf_free(&r.out);
 	if (f != in)

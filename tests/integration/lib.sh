@@ -99,8 +99,9 @@ sp_cleanup() {
 	for name in "${SP_NS_LIST[@]}"; do
 		ip netns del "$name" 2>/dev/null || true
 	done
-	for name in "${SP_CGROUPS[@]}"; do
-		rmdir "$name" 2>/dev/null || true
+	# last made first: a cgroup made inside another goes before it
+	for ((i = ${#SP_CGROUPS[@]} - 1; i >= 0; i--)); do
+		rmdir "${SP_CGROUPS[i]}" 2>/dev/null || true
 	done
 	[ -z "$SP_HOOK_DIR" ] || rm -rf "$SP_HOOK_DIR"
 	if [ "${SP_KEEP:-0}" = 1 ]; then
@@ -204,6 +205,27 @@ cg_new() {
 	CG=$root/$SP_ID-$1
 	mkdir "$CG" || return 1
 	SP_CGROUPS+=("$CG")
+}
+
+# cg_sub REL: makes the directories of REL (a/b/c) under $CG, each removed at exit; sets SUB to
+# the last one.
+cg_sub() {
+	local part dir=$CG
+	local -a parts
+	IFS=/ read -ra parts <<<"$1"
+	for part in "${parts[@]}"; do
+		dir=$dir/$part
+		[ -d "$dir" ] && continue
+		mkdir "$dir" || return 1
+		SP_CGROUPS+=("$dir")
+	done
+	SUB=$dir
+}
+
+# cg_run DIR CMD...: runs CMD with its process moved into cgroup DIR first.
+cg_run() {
+	# shellcheck disable=SC2016 # $$ is the inner shell's pid, which then execs CMD
+	bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$@"
 }
 
 # ---------------------------------------------------------------------------------------------

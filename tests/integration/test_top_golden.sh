@@ -10,7 +10,9 @@
 # The log (hand-made, 14 s, lease TTL 10 s): three connections to 10.1.0.2:5432, one silent
 # from 1 s (its leases expire: "1/3 expired"); two loopback peers 127.0.0.1:6411 and :6412,
 # both ends on the host; an IPv6 connection that ends at 6 s; 52 refused connects to
-# 10.1.0.9:8080, 4 a second from 1 s to 14 s: a spike whose 10 s window holds 40 of them.
+# 10.1.0.9:8080, 4 a second from 1 s to 14 s: a spike whose 10 s window holds 40 of them. The
+# owners' cgroups name a unit (api), a docker container (server) and a pod's container (worker):
+# the SERVICE column, and the peers grouped by service (key b) at 120x40.
 . "$(dirname "$0")/lib.sh"
 
 DATA=$(cd "$(dirname "$0")" && pwd)/data
@@ -78,6 +80,7 @@ golden 60x20 60 20
 golden 50x20 50 20
 golden details-80x24 80 24 Enter
 golden ascii-80x24 80 24 -- --no-unicode
+golden service-120x40 120 40 b
 
 # What the goldens hold, said once more in words, so a reviewer updating them sees the point.
 check "80x24: one of three connections expired, said so" \

@@ -148,7 +148,9 @@ static void test_decode_direction(void **st)
 	assert_int_equal(s.inode, 5000 + 8080);
 
 	out.ka_time_j = 7 * HZ;
+	out.cgroup_id = 4242; /* whose socket: the owner's cgroup */
 	assert_int_equal(audit_decode(&w, &out, sizeof(out), HZ, &s), 0);
+	assert_true(s.conn.cgroup_id == 4242);
 	assert_int_equal(s.conn.direction, SP_DIR_EGRESS);
 	assert_int_equal(s.service_port, 5432);
 	assert_true(s.ka.enabled);

@@ -19,6 +19,7 @@
 
 #include "sockpulse.h"
 #include "decode.h"
+#include "cgroup.h"
 #include "format.h"
 #include "names.h"
 
@@ -322,6 +323,57 @@ static void test_json_connect_refused(void **state)
 	assert_json_absent(o, "/sockpulse/failure");
 	assert_json_absent(o, "/sockpulse/connect_hook");
 	json_object_put(o);
+}
+
+/* The owner's cgroup, resolved through the cache: unit, container, pod and the path. */
+static void test_json_cgroup(void **state)
+{
+	static const char k8s[] =
+		"/kubepods.slice/kubepods-burstable.slice/"
+		"kubepods-burstable-pod1b2c3d4e_5f6a_7b8c_9d0e_1f2a3b4c5d6e.slice/"
+		"cri-containerd-a3b1f0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1.scope";
+	struct cg_cache_config cc = { .capacity = 8 };
+	struct cg_cache *cg = cg_cache_new(&cc);
+	struct format_ctx ctx = { .cg = cg };
+	struct sp_event ev = conn_event(SP_ACT_CONNECT);
+	char buf[SP_LINE_MAX];
+	struct json_object *o;
+	size_t n;
+
+	assert_non_null(cg);
+	assert_int_equal(cg_cache_add(cg, 77, k8s), 1);
+	assert_int_equal(cg_cache_add(cg, 78, "/system.slice/nginx.service"), 1);
+	ev.connect.success = true;
+	ev.conn.cgroup_id = 77;
+	n = format_json(buf, sizeof(buf), &ev, 1, &ctx);
+	o = parse_line(buf, n);
+	assert_json_str(o, "/container/id",
+			"a3b1f0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1");
+	assert_json_str(o, "/container/runtime", "containerd");
+	assert_json_str(o, "/orchestrator/type", "kubernetes");
+	assert_json_str(o, "/kubernetes/pod/uid", "1b2c3d4e-5f6a-7b8c-9d0e-1f2a3b4c5d6e");
+	assert_json_str(o, "/sockpulse/cgroup", k8s);
+	assert_json_absent(o, "/systemd");
+	json_object_put(o);
+
+	ev.conn.cgroup_id = 78;
+	n = format_json(buf, sizeof(buf), &ev, 2, &ctx);
+	o = parse_line(buf, n);
+	assert_json_str(o, "/systemd/unit", "nginx.service");
+	assert_json_str(o, "/sockpulse/cgroup", "/system.slice/nginx.service");
+	assert_json_absent(o, "/container");
+	assert_json_absent(o, "/orchestrator");
+	assert_json_absent(o, "/kubernetes");
+	json_object_put(o);
+
+	/* unknown to the cache (and no hierarchy to walk): nothing */
+	ev.conn.cgroup_id = 79;
+	n = format_json(buf, sizeof(buf), &ev, 3, &ctx);
+	o = parse_line(buf, n);
+	assert_json_absent(o, "/sockpulse/cgroup");
+	assert_json_absent(o, "/systemd");
+	json_object_put(o);
+	cg_cache_free(cg);
 }
 
 /* Through the decoder: an accepted IPv6 connection handing over to TIME_WAIT. */
@@ -1138,6 +1190,7 @@ int main(void)
 		cmocka_unit_test(test_addr),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_json_connect_refused),
+		cmocka_unit_test(test_json_cgroup),
 		cmocka_unit_test(test_json_ipv6_ingress),
 		cmocka_unit_test(test_json_mapped),
 		cmocka_unit_test(test_json_escaped_comm),

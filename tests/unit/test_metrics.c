@@ -601,6 +601,147 @@ static void test_dest_label(void **state)
 	assert_int_equal(metrics_dest_label(buf, 5, &a, 443), 0);
 }
 
+
+/* A fake resolver: cgroup id N is service "svcN"; 0 falls back to the command. */
+static size_t fake_service(void *ctx, uint64_t cgroup_id, const char *comm, const char **name)
+{
+	static char buf[4][16];
+	static int k;
+
+	if (!cgroup_id) {
+		*name = comm;
+		return strlen(comm);
+	}
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "svc%u", (unsigned int)(cgroup_id % 1000));
+	*name = buf[k];
+	return strlen(buf[k]);
+}
+
+static void svc_connects(uint64_t cgroup_id, int n, bool ok)
+{
+	for (int i = 0; i < n; i++) {
+		struct sp_event ev = conn_ev(SP_ACT_CONNECT, 1000 + i);
+
+		ev.conn.cgroup_id = cgroup_id;
+		ev.conn.has_pid = true;
+		strcpy(ev.conn.comm, "curl");
+		ev.connect.success = ok;
+		ev.connect.failure = ok ? SP_FAIL_NONE : SP_FAIL_REFUSED;
+		metrics_on_event(&m, &ev);
+	}
+}
+
+/* Per-service families: the top N by activity by name, the rest summed under "other". */
+static void test_services(void **state)
+{
+	struct sp_event ev;
+	char *t;
+
+	m.service_of = fake_service;
+	m.services_top = 2;
+	svc_connects(4, 1, false); /* svc3 and svc4: folded */
+	svc_connects(3, 1, true);
+	svc_connects(1, 5, false); /* svc1: 5 failures, the last to 10.0.0.2:80 */
+	svc_connects(2, 3, true);  /* svc2: 3 successes */
+	svc_connects(0, 2, true); /* no cgroup: the command */
+	/* a lease of svc2's, expired */
+	ev = conn_ev(SP_ACT_STATE_CHANGE, 77);
+	ev.conn.cgroup_id = 2;
+	ev.state.old_state = SP_ST_SYN_SENT;
+	ev.state.new_state = SP_ST_ESTABLISHED;
+	metrics_on_event(&m, &ev);
+	lease_ev(SP_ACT_LEASE_EXPIRED, 77, SP_LEASE_TRANSPORT);
+	/* a spike to the destination svc1's connects failed to */
+	ev = conn_ev(SP_ACT_SPIKE, 0);
+	ev.spike.start = true;
+	metrics_on_event(&m, &ev);
+
+	t = render();
+	/* svc1 (5) and svc2 (3 + a lease) lead; curl (2), svc3 and svc4 are folded */
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"svc1\",outcome=\"failure\"}"), 5);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_connect_failures_total{service=\"svc1\",reason=\"refused\"}"), 5);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"svc2\",outcome=\"success\"}"), 3);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"other\",outcome=\"success\"}"), 3);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"other\",outcome=\"failure\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"svc3\",outcome=\"success\"}"), -1);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"curl\",outcome=\"success\"}"), -1);
+	assert_int_equal(value_of(t, "sockpulse_services_folded"), 3);
+	assert_int_equal(value_of(t, "sockpulse_service_leases{service=\"svc2\",kind=\"transport\",state=\"expired\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_service_leases{service=\"svc2\",kind=\"transport\",state=\"alive\"}"), 0);
+	assert_int_equal(value_of(t, "sockpulse_service_connect_failure_spike_active{service=\"svc1\",destination=\"10.0.0.2:80\"}"), 1);
+	/* the host-wide families are untouched by the label */
+	assert_int_equal(value_of(t, "sockpulse_tcp_connects_total{outcome=\"success\"}"), 6);
+	free(t);
+
+	/* the lease ends: its service's gauge goes back to 0 */
+	lease_ev(SP_ACT_LEASE_CLOSED, 77, SP_LEASE_TRANSPORT);
+	ev = conn_ev(SP_ACT_SPIKE, 0);
+	metrics_on_event(&m, &ev);
+	t = render();
+	assert_int_equal(value_of(t, "sockpulse_service_leases{service=\"svc2\",kind=\"transport\",state=\"expired\"}"), 0);
+	assert_int_equal(value_of(t, "sockpulse_service_connect_failure_spike_active{service=\"svc1\",destination=\"10.0.0.2:80\"}"), 0);
+	free(t);
+
+	/* N = 0: everything under "other" */
+	m.services_top = 0;
+	t = render();
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"other\",outcome=\"failure\"}"), 6);
+	assert_int_equal(value_of(t, "sockpulse_services_folded"), 5);
+	free(t);
+}
+
+/* Stuck sockets counted by the service of the process that holds them. */
+static void test_services_stuck(void **state)
+{
+	struct stuck_proc procs[2] = {
+		{ .cgroup_id = 9, .pid = 1, .comm = "nginx", .stuck = { 3, 1 } },
+		{ .cgroup_id = 0, .pid = 2, .comm = "java", .stuck = { 2, 0 } },
+	};
+	char *t;
+
+	m.service_of = fake_service;
+	metrics_set_stuck(&m, procs, 2);
+	t = render();
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_stuck_sockets{service=\"svc9\",state=\"close_wait\"}"), 3);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_stuck_sockets{service=\"svc9\",state=\"fin_wait2\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_stuck_sockets{service=\"java\",state=\"close_wait\"}"), 2);
+	free(t);
+	/* the next snapshot replaces the last: svc9, with nothing left, is not shown */
+	metrics_set_stuck(&m, procs + 1, 1);
+	t = render();
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_stuck_sockets{service=\"svc9\",state=\"close_wait\"}"), -1);
+	assert_int_equal(value_of(t, "sockpulse_service_tcp_stuck_sockets{service=\"java\",state=\"close_wait\"}"), 2);
+	free(t);
+}
+
+/* The service table: interning, its bound, the top N. */
+static void test_svctab(void **state)
+{
+	struct svc_tab tab;
+	uint16_t top[SVC_TOP_MAX];
+	uint32_t folded;
+	char name[32];
+
+	assert_int_equal(svc_init(&tab), 0);
+	assert_int_equal(svc_intern(&tab, "a.service", 9), svc_intern(&tab, "a.service", 9));
+	assert_int_not_equal(svc_intern(&tab, "a.service", 9), SVC_OTHER);
+	assert_int_equal(svc_intern(&tab, "", 0), SVC_OTHER);
+	assert_int_equal(svc_intern(&tab, "other", 5), SVC_OTHER);
+	for (int i = 0; i < SVC_MAX + 10; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		tab.s[svc_intern(&tab, name, strlen(name))].activity += (uint64_t)i + 1;
+	}
+	assert_true(tab.full >= 10);
+	assert_int_equal(tab.n, SVC_MAX);
+	assert_int_equal(svc_top(&tab, 3, top, &folded), 3);
+	/* the last names that got a slot are the most active ones */
+	assert_true(tab.s[top[0]].activity >= tab.s[top[1]].activity);
+	assert_true(tab.s[top[1]].activity >= tab.s[top[2]].activity);
+	assert_int_equal(folded, SVC_MAX - 2 - 3); /* a.service has none: not counted */
+	svc_free(&tab);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -612,6 +753,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_insights, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ka_other, setup, teardown),
 	    cmocka_unit_test(test_parse_listen),
+	    cmocka_unit_test_setup_teardown(test_services, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_services_stuck, setup, teardown),
+	    cmocka_unit_test(test_svctab),
 	    cmocka_unit_test(test_dest_label),
 	};
 

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "cgroup.h"
 #include "engine.h"
 #include "format.h"
 #include "prng.h"
@@ -537,6 +538,76 @@ static void run_replay(const char *log, size_t len, struct out *o)
 	engine_free(e);
 }
 
+struct cg_out {
+	struct format_ctx *ctx;
+	char buf[4 * SP_LINE_MAX];
+	size_t len;
+};
+
+static void cg_emit(void *p, const struct sp_event *ev)
+{
+	struct cg_out *o = p;
+	struct sp_event copy = *ev;
+
+	copy.real_ns = copy.mono_ns;
+	if (o->len + SP_LINE_MAX < sizeof(o->buf))
+		o->len += format_json(o->buf + o->len, sizeof(o->buf) - o->len, &copy, 1, o->ctx);
+}
+
+/*
+ * The attribution survives a replay: the live lines' cgroup path is read back, and the engine's
+ * own lines (a lease the replay makes) carry it again.
+ */
+static void test_cgroup_kept(void **state)
+{
+	static const char path[] = "/system.slice/docker-"
+				   "4f1c7e2d9a8b6c5d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
+				   ".scope";
+	struct cg_cache_config cc = { .capacity = 8 };
+	struct cg_cache *live = cg_cache_new(&cc), *back = cg_cache_new(&cc);
+	struct format_ctx lctx = { .cg = live }, rctx = { .cg = back };
+	struct cg_out o = { .ctx = &rctx };
+	struct engine_config cfg;
+	struct engine *e;
+	uint8_t states[][2] = { { SP_ST_CLOSE, SP_ST_SYN_SENT },
+				{ SP_ST_SYN_SENT, SP_ST_ESTABLISHED } };
+
+	assert_non_null(live);
+	assert_non_null(back);
+	assert_int_equal(cg_cache_add(live, 4242, path), 1);
+	engine_config_default(&cfg);
+	cfg.stall_ns = 0;
+	assert_int_equal(engine_parse_lease_ttl(&cfg, "20s"), 0);
+	e = engine_new(&cfg, cg_emit, &o);
+	assert_non_null(e);
+	for (size_t i = 0; i < 2; i++) {
+		struct sp_event ev = { .action = SP_ACT_STATE_CHANGE, .has_conn = true }, in;
+		char line[SP_LINE_MAX], again[SP_LINE_MAX];
+		size_t n;
+
+		ev.conn = mkconn(AF_INET, 777, SP_DIR_EGRESS);
+		ev.conn.cgroup_id = 4242;
+		ev.real_ns = ev.mono_ns = TS0 + i * SEC;
+		ev.state.old_state = states[i][0];
+		ev.state.new_state = states[i][1];
+		n = format_json(line, sizeof(line), &ev, 1, &lctx);
+		assert_non_null(strstr(line, "\"container\":{\"id\":\"4f1c7e2d9a8b"));
+		assert_int_equal(replay_parse_line_cg(line, n, &in, back), 0);
+		assert_true(in.conn.cgroup_id != 0);
+		/* formatted again from the replayed event: the same line */
+		assert_int_equal(format_json(again, sizeof(again), &in, 1, &rctx), n);
+		assert_string_equal(again, line);
+		engine_feed(e, &in);
+	}
+	engine_tick(e, TS0 + 60 * SEC); /* silent past the TTL */
+	engine_free(e);
+	assert_non_null(strstr(o.buf, "\"lease-expired\""));
+	assert_non_null(strstr(o.buf, "\"container\":{\"id\":\"4f1c7e2d9a8b"));
+	assert_non_null(strstr(o.buf, "\"cgroup\":\"/system.slice/docker-"));
+	cg_cache_free(live);
+	cg_cache_free(back);
+}
+
 static void test_deterministic(void **state)
 {
 	struct out a, b, live;
@@ -587,6 +658,7 @@ int main(void)
 		cmocka_unit_test(test_line_bound),
 		cmocka_unit_test(test_line_memory_bounded),
 		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_cgroup_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

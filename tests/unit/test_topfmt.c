@@ -255,7 +255,16 @@ static void test_layout(void **state)
 		assert_true(w[TF_COL_FAILS] && w[TF_COL_CONNS] && w[TF_COL_LEFT]);
 	}
 	tf_layout(120, w);
+	/* a container's short id whole before the longest IPv6 endpoints */
+	assert_int_equal(w[TF_COL_SERVICE], 12);
+	assert_true(w[TF_COL_PEER] >= 45);
+	tf_layout(140, w);
 	assert_int_equal(w[TF_COL_PEER], 47); /* any IPv6 address whole */
+	assert_true(w[TF_COL_SERVICE] >= 12 && w[TF_COL_PROCESS] >= 7);
+	tf_layout(200, w);
+	assert_true(w[TF_COL_SERVICE] >= 24); /* most unit names whole */
+	tf_layout(80, w);
+	assert_int_equal(w[TF_COL_SERVICE], 0); /* the first to go */
 	tf_layout(10, w); /* absurdly narrow: no underflow */
 	assert_true(w[TF_COL_PEER] <= 10 && w[TF_COL_PROCESS] <= 10);
 }
@@ -550,9 +559,59 @@ static void test_event_lines(void **state)
 	assert_int_equal(strlen(buf), 7);
 }
 
+/* The SERVICE column: shown, sorted, matched; peers grouped by service. */
+static void test_service(void **state)
+{
+	struct tf_row a = row("10.1.0.2", 5432, 3, 0, "api", 7);
+	struct tf_row b = row("10.1.0.3", 5432, 1, 4, "api", 8);
+	struct tf_row c = row("10.1.0.9", 80, 0, 9, "worker", 9);
+	const struct tf_row *rows[3] = { &c, &a, &b };
+	struct tf_row g;
+	char buf[256];
+
+	(void)state;
+	snprintf(a.service, sizeof(a.service), "api.service");
+	snprintf(b.service, sizeof(b.service), "api.service");
+	snprintf(c.service, sizeof(c.service), "a3b1f0c9d8e7");
+	tf_cell(buf, sizeof(buf), &a, TF_COL_SERVICE, 14, false);
+	assert_string_equal(buf, "api.service   ");
+	assert_true(tf_row_match(&c, "a3b1f0"));
+	assert_true(tf_row_match(&a, "API.SERV"));
+	assert_false(tf_row_match(&a, "a3b1f0"));
+	tf_sort(rows, 3, TF_COL_SERVICE, false);
+	assert_ptr_equal(rows[0], &c); /* "a3b1..." < "api..." */
+	assert_string_equal(rows[1]->service, "api.service");
+
+	a.transport = TF_LEASE_EXPIRED;
+	a.transport_n = 1;
+	a.transport_of = 3;
+	a.has_last = true;
+	a.last_ago_ns = 2 * SEC;
+	b.transport = TF_LEASE_ALIVE;
+	b.transport_n = b.transport_of = 1;
+	b.has_last = true;
+	b.last_ago_ns = SEC;
+	memset(&g, 0, sizeof(g));
+	tf_row_group(&g, &a);
+	tf_row_group(&g, &b);
+	assert_int_equal(g.peers, 2);
+	assert_int_equal(g.conns, 4);
+	assert_int_equal(g.fails_min, 4);
+	assert_int_equal(g.transport, TF_LEASE_EXPIRED); /* the worst */
+	assert_int_equal(g.transport_n, 1);
+	assert_int_equal(g.transport_of, 4);
+	assert_true(g.last_ago_ns == SEC); /* the most recent */
+	assert_string_equal(g.comm, "*"); /* two processes */
+	tf_cell(buf, sizeof(buf), &g, TF_COL_PEER, 24, false);
+	assert_string_equal(buf, "api.service (2 peers)   ");
+	tf_cell(buf, sizeof(buf), &g, TF_COL_TRANSPORT, 11, false);
+	assert_string_equal(buf, "1/4 expired");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_service),
 		cmocka_unit_test(test_width_utf8),
 		cmocka_unit_test(test_fit_pad_and_truncate),
 		cmocka_unit_test(test_fit_sanitizes),

@@ -19,6 +19,13 @@ def conn(c):
     d["network"] = {"transport": "tcp", "type": "ipv6" if ":" in c["dip"] else "ipv4", "direction": c["dir"]}
     d["process"] = {"pid": c["pid"], "name": c["comm"]}
     return d
+# the owners' cgroups (the SERVICE column): a unit, a docker container, a pod's container; the
+# clients have none (their command is shown)
+CGROUPS = {
+    "api": "/system.slice/api.service",
+    "server": "/system.slice/docker-4f1c7e2d9a8b6c5d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d.scope",
+    "worker": "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f6a_7b8c_9d0e_1f2a3b4c5d6e.slice/cri-containerd-a3b1f0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1.scope",
+}
 def emit(t, action, c, sp=None, ev=None, err=None):
     o = {"@timestamp": ts(t), "event": {"kind": "event", "action": action}}
     if ev: o["event"].update(ev)
@@ -26,6 +33,7 @@ def emit(t, action, c, sp=None, ev=None, err=None):
     if err: o["error"] = {"code": err}
     s = {"schema": 1}
     if c: s["sock"] = c["sock"]; s["netns"] = 4026531840
+    if c and c["comm"] in CGROUPS: s["cgroup"] = CGROUPS[c["comm"]]
     if sp: s.update(sp)
     o["sockpulse"] = s
     lines.append((t, o))
