@@ -1038,10 +1038,12 @@ static __always_inline struct sp_record *rec_for_call(const struct connect_req *
 static __always_inline void emit_call(const struct connect_req *req, __u64 ts, __u8 failure,
 				      int err)
 {
+	struct sock *sk = (struct sock *)req->sk;
 	struct sp_record *r;
 
-	if (!pass_filters(NULL, req->family, sk_lport_core((struct sock *)req->sk), req->rport,
-			  sk_netns_core((struct sock *)req->sk), req->raddr))
+	/* the socket, for --cgroup: the state hook filtered the same socket the same way */
+	if (!pass_filters(sk, req->family, sk_lport_core(sk), req->rport, sk_netns_core(sk),
+			  req->raddr))
 		return;
 	r = rec_for_call(req, ts);
 	if (!r)

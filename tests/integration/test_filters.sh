@@ -56,6 +56,13 @@ if [ $HAVE_CG = 1 ]; then
 	wait_pid "$BG_PID" 20
 	bg_run "$SP_TMP/cgout.out" nsx c "$SP_CONN" connect 10.7.0.2 5704 --send 10 --deadline 20
 	PIDS+=("$BG_PID")
+	# refused connects (a blocking connect()'s return writes its line): inside and outside
+	# shellcheck disable=SC2016
+	bg_run "$SP_TMP/cgrin.out" bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$CG" \
+		ip netns exec "$(ns_name c)" "$SP_CONN" connect 10.7.0.2 5705 --deadline 20
+	PIDS+=("$BG_PID")
+	bg_run "$SP_TMP/cgrout.out" nsx c "$SP_CONN" connect 10.7.0.2 5705 --deadline 20
+	PIDS+=("$BG_PID")
 fi
 for pid in "${PIDS[@]}"; do
 	wait_pid "$pid" 20 || fail "a helper did not finish within 20 s"
@@ -82,7 +89,7 @@ for f in 4 6; do
 done
 
 N=$(agent_json nsino)
-expect_count "netns by inode: the connects of c reported" "$N" ".event.action == \"tcp-connect\"" $((4 + 2 * HAVE_CG))
+expect_count "netns by inode: the connects of c reported" "$N" ".event.action == \"tcp-connect\"" $((4 + 4 * HAVE_CG))
 expect_none "netns by inode: every line is namespace c's" "$N" "$tcp and .sockpulse.netns != $NS_C"
 expect_none "netns by inode: nothing of x's loopback traffic (5703)" "$N" \
 	"$tcp and (.destination.port == 5703 or .source.port == 5703)"
@@ -97,6 +104,14 @@ if [ $HAVE_CG = 1 ]; then
 	expect "cgroup: the client inside the cgroup is reported" "$G" \
 		".event.action == \"tcp-connect\" and $(sock_is "${KIN:-0}") and .event.outcome == \"success\""
 	expect_none "cgroup: nothing of the client outside the cgroup" "$G" "$(sock_is "${KOUT:-0}")"
-	expect_none "cgroup: nothing of sockets outside the cgroup" "$G" "$tcp and $(sock_is "${KIN:-0}" | sed 's/==/!=/')"
+	KRIN=$(kv "$SP_TMP/cgrin.out" connect cookie)
+	KROUT=$(kv "$SP_TMP/cgrout.out" connect cookie)
+	expect "cgroup: the refused client inside the cgroup is reported, refused" "$G" "
+		.event.action == \"tcp-connect\" and $(sock_is "${KRIN:-0}")
+		and .sockpulse.failure == \"refused\" and .error.code == \"ECONNREFUSED\""
+	expect_none "cgroup: nothing of the refused client outside the cgroup" "$G" \
+		"$(sock_is "${KROUT:-0}")"
+	expect_none "cgroup: nothing of sockets outside the cgroup" "$G" "$tcp and
+		$(sock_is "${KIN:-0}" | sed 's/==/!=/') and $(sock_is "${KRIN:-0}" | sed 's/==/!=/')"
 fi
 sp_finish
