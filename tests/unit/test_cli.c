@@ -70,6 +70,7 @@ static const struct {
 	{ "log-actions", "tcp-connect,tcp-reset", "tcp-nothing" },
 	{ "log-activity", NULL, NULL },
 	{ "metrics", "[::1]:9477", "localhost:99999" },
+	{ "web-config", "/etc/sockpulse/web.yml", "" },
 	{ "sockdiag-interval", "100ms", "2h" },
 	{ "config", NULL, NULL },	/* its own test */
 	{ "verbose", NULL, NULL },
