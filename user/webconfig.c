@@ -314,10 +314,13 @@ int webconfig_load(struct webconfig *wc, const char *path, char *why, size_t cap
 	if (!wc->crypt)
 		return -ENOMEM;
 	err = read_all(path, false, WEBCONFIG_FILE_MAX, &text, why, cap);
-	if (err)
+	if (err) {
+		webconfig_free(wc);
 		return err;
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		free(text);
+		webconfig_free(wc);
 		return -ENOMEM;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
