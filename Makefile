@@ -43,6 +43,9 @@ JSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSON_LIBS   := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 # `sockpulse agent`: /metrics server and sock_diag netlink (linked into the binary only)
 AGENT_LIBS  := $(shell $(PKG_CONFIG) --libs libmicrohttpd libmnl 2>/dev/null || echo -lmicrohttpd -lmnl)
+# --web-config (core: the unit tests and fuzzers link it too): libyaml parses, libcrypt checks
+# bcrypt hashes
+WEB_LIBS    := $(shell $(PKG_CONFIG) --libs yaml-0.1 libcrypt 2>/dev/null || echo -lyaml -lcrypt)
 # `sockpulse top`: ncursesw (linked into the binary only; Debian splits out libtinfo)
 CURSES_LIBS := $(shell $(PKG_CONFIG) --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 
@@ -53,7 +56,8 @@ BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-func
 DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
 	       pkg-config iproute2 jq libbpf-tools python3 \
 	       libmicrohttpd-dev libmnl-dev prometheus prometheus-alertmanager systemd libcap2-bin util-linux curl \
-	       libncurses-dev tmux libclang-rt-14-dev valgrind nftables
+	       libncurses-dev tmux libclang-rt-14-dev valgrind nftables \
+	       libyaml-dev libcrypt-dev openssl whois
 
 # Userspace: the engine-free core is shared by the binary and the unit tests.
 # Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.
@@ -166,7 +170,7 @@ $(FUZZ_OUT)/fuzz_http: $(FUZZ_OUT)/obj/http.o
 
 $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_CORE_OBJS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^) $(JSON_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^) $(JSON_LIBS) $(WEB_LIBS) -lm
 
 $(FUZZ_OUT)/gen_seeds: tests/fuzz/gen_seeds.c include/sockpulse.h
 	@mkdir -p $(@D)
@@ -205,16 +209,16 @@ $(OUT)/obj/loader.o: $(OUT)/sockpulse.skel.h $(OUT)/sockpulse_compat.skel.h
 $(OUT)/obj/sockwalk.o: $(OUT)/sockwalk.skel.h
 
 $(OUT)/sockpulse: $(AGENT_OBJS) $(CORE_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(WEB_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
 
 $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(JSON_CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(JSON_LIBS) -lm
+	$(CC) $(CFLAGS) $(JSON_CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(JSON_LIBS) $(WEB_LIBS) -lm
 
 # The engine benchmark links the core (an explicit rule: it wins over the pattern below).
 $(OUT)/tools/bench_engine: tools/bench_engine.c $(CORE_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(JSON_CFLAGS) -o $@ $^ $(LDFLAGS) $(JSON_LIBS) -lm
+	$(CC) $(CFLAGS) $(JSON_CFLAGS) -o $@ $^ $(LDFLAGS) $(JSON_LIBS) $(WEB_LIBS) -lm
 
 $(OUT)/tools/%: tools/%.c
 	@mkdir -p $(@D)

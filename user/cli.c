@@ -83,6 +83,7 @@ static int parse_log(const struct sp_option *o, const char *arg, struct config *
 static int parse_log_max_size(const struct sp_option *o, const char *arg, struct config *cfg);
 static int parse_log_actions(const struct sp_option *o, const char *arg, struct config *cfg);
 static int parse_metrics(const struct sp_option *o, const char *arg, struct config *cfg);
+static int parse_web_config(const struct sp_option *o, const char *arg, struct config *cfg);
 static int parse_config_opt(const struct sp_option *o, const char *arg, struct config *cfg);
 static int parse_top_replay(const struct sp_option *o, const char *arg, struct config *cfg);
 
@@ -254,6 +255,11 @@ const struct sp_option cli_options[] = {
 	  .section = SEC_AGENT, .arg = "N", .valid = "a number from 0 to 200",
 	  .help = "services with a service label of their own in /metrics, the most active "
 		  "(default 20); the rest are summed under \"other\"",
+	  .cmds = CMDS_AGENT },
+	{ "web-config", 0, OPT_CUSTOM, .parse = parse_web_config, .section = SEC_AGENT,
+	  .arg = "FILE", .valid = "a web-config YAML file, or off",
+	  .help = "TLS and basic auth for /metrics: node_exporter's web-config YAML "
+		  "(tls_server_config: cert_file, key_file; basic_auth_users: NAME: bcrypt hash)",
 	  .cmds = CMDS_AGENT },
 	{ "sockdiag-interval", 0, OPT_OFF_DURATION, FIELD(sockdiag_interval_ns), .min = 100 * MS,
 	  .max = HOUR, .section = SEC_AGENT, .arg = "DUR",
@@ -625,6 +631,19 @@ static int parse_metrics(const struct sp_option *o, const char *arg, struct conf
 		return -EINVAL;
 	cfg->metrics = keep_string(cfg, arg);
 	return cfg->metrics ? 0 : -ENOMEM;
+}
+
+/* Only the name: the agent reads the file (and the files it names) before loading anything. */
+static int parse_web_config(const struct sp_option *o, const char *arg, struct config *cfg)
+{
+	if (!*arg)
+		return -EINVAL;
+	if (strcmp(arg, "off") == 0) {
+		cfg->web_config = NULL;
+		return 0;
+	}
+	cfg->web_config = keep_string(cfg, arg);
+	return cfg->web_config ? 0 : -ENOMEM;
 }
 
 /* Applied by load_config() before the rest of the command line. */

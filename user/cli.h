@@ -89,6 +89,7 @@ struct config {
 	bool log_activity;		/* --log-activity: tcp-activity too */
 	const char *metrics;		/* --metrics ADDR:PORT (validated), or "off" */
 	unsigned int metrics_services;	/* --metrics-services: services with their own label */
+	const char *web_config;		/* --web-config FILE: TLS, basic auth; NULL: neither */
 	const char *config_path;	/* --config FILE, applied before the command line */
 	uint64_t sockdiag_interval_ns;	/* socket table refresh; 0: off */
 	const char *netns_watch[SP_NETNS_WATCH_MAX]; /* more namespaces for sock_diag */

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "webconfig.h"
 
 #if MHD_VERSION < 0x00097002
 typedef int MHD_RESULT;
@@ -135,6 +136,49 @@ static MHD_RESULT reply(struct http_server *h, struct MHD_Connection *c, unsigne
 	return ret;
 }
 
+/* 401 with the challenge; the body only says what is missing. */
+static MHD_RESULT deny(struct http_server *h, struct MHD_Connection *c)
+{
+	static const char body[] = "unauthorized: basic auth needed\n";
+	struct http_conn *hc = conn_of(c);
+	struct MHD_Response *r;
+	MHD_RESULT ret;
+
+	if (hc)
+		hc->since_ns = clock_mono_ns();
+	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+					    MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	ret = MHD_queue_basic_auth_fail_response(c, HTTP_REALM, r);
+	MHD_destroy_response(r);
+	h->requests[2]++;
+	h->unauthorized++;
+	return ret;
+}
+
+/* The user and password of the request against the web-config; the password is wiped. */
+static bool authorized(struct http_server *h, struct MHD_Connection *c)
+{
+	enum webconfig_auth a;
+	char *user, *pass = NULL;
+
+	if (!webconfig_auth_on(h->web))
+		return true;
+	user = MHD_basic_auth_get_username_password(c, &pass);
+	a = webconfig_check(h->web, user, pass, clock_mono_ns());
+	if (pass) {
+		explicit_bzero(pass, strlen(pass));
+		MHD_free(pass);
+	}
+	if (user)
+		MHD_free(user);
+	if (a == WEBCONFIG_AUTH_BUSY)
+		pr_debug("metrics: password checks of this second spent: 401 unchecked");
+	return a == WEBCONFIG_AUTH_OK;
+}
+
 static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *url,
 			     const char *method, const char *version, const char *upload,
 			     size_t *upload_len, void **con_cls)
@@ -155,6 +199,9 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
 		*upload_len = 0; /* a body we do not want: discard it */
 		return MHD_YES;
 	}
+	/* before routing: without credentials, nothing about the server is told */
+	if (!authorized(h, c))
+		return deny(h, c);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply(h, c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", (void *)bad_method,
 			     sizeof(bad_method) - 1, MHD_RESPMEM_PERSISTENT);
@@ -173,10 +220,52 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	sp_vlog(LOG_DEBUG, fmt, ap);
 }
 
+/* The TLS options of @web for MHD_OPTION_ARRAY (@o: 4 items); none without TLS. */
+static void tls_options(const struct webconfig *web, struct MHD_OptionItem *o)
+{
+	size_t n = 0;
+
+	if (webconfig_tls(web)) {
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, web->key_pem };
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, web->cert_pem };
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+						  (void *)HTTP_TLS_PRIORITIES };
+	}
+	o[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+}
+
+int http_tls_check(const struct webconfig *web, char *why, size_t cap)
+{
+	struct MHD_OptionItem tls[4];
+	struct MHD_Daemon *d;
+
+	if (!webconfig_tls(web))
+		return 0;
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		snprintf(why, cap, "this libmicrohttpd was built without TLS (GnuTLS): "
+				   "tls_server_config cannot be served");
+		return -ENOTSUP;
+	}
+	tls_options(web, tls);
+	/* a daemon with no socket: GnuTLS reads the pair as the real one will */
+	d = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET | MHD_USE_TLS | MHD_USE_ERROR_LOG, 0, NULL,
+			     NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	if (!d) {
+		snprintf(why, cap, "%s, %s: GnuTLS refused the pair (both PEM? the key of this "
+				   "certificate?)",
+			 web->cert_path, web->key_path);
+		return -EINVAL;
+	}
+	MHD_stop_daemon(d);
+	return 0;
+}
+
 int http_start(struct http_server *h, const struct sockaddr *addr, socklen_t len,
-	       http_metrics_fn render, void *ctx)
+	       struct webconfig *web, http_metrics_fn render, void *ctx)
 {
 	unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls[4];
 	const union MHD_DaemonInfo *info;
 	struct sockaddr_storage bound;
 	socklen_t blen = sizeof(bound);
@@ -185,6 +274,10 @@ int http_start(struct http_server *h, const struct sockaddr *addr, socklen_t len
 	memset(h, 0, sizeof(*h));
 	h->render = render;
 	h->ctx = ctx;
+	h->web = web;
+	tls_options(web, tls);
+	if (webconfig_tls(web))
+		flags |= MHD_USE_TLS;
 	/* "[::]" means both families, as it does for most servers: a second process cannot
 	 * take 127.0.0.1 on our port */
 	if (addr->sa_family == AF_INET6)
@@ -198,7 +291,7 @@ int http_start(struct http_server *h, const struct sockaddr *addr, socklen_t len
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT,
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, 64U, MHD_OPTION_EXTERNAL_LOGGER,
-				mhd_log, NULL, MHD_OPTION_END);
+				mhd_log, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!h->d)
 		return errno ? -errno : -EADDRINUSE;
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_LISTEN_FD);

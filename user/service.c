@@ -33,6 +33,7 @@
 #include "sdnotify.h"
 #include "service.h"
 #include "sockdiag.h"
+#include "webconfig.h"
 
 #define LOG_QUEUE_BYTES (4 << 20)
 #define LOG_REPORT_NS	(60 * 1000000000ULL) /* write errors on stderr at most once a minute */
@@ -50,6 +51,8 @@ struct service {
 	uint32_t log_mask;
 	struct logseq seq;
 	struct http_server http;
+	struct webconfig web; /* --web-config; read once, at start */
+	bool web_on;
 	struct sockdiag diag;
 	uint64_t next_diag_ns;
 	uint64_t seeded;
@@ -397,8 +400,33 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
 }
 
+/* --web-config, and the files it names, read and checked before anything is loaded. */
+static int load_web(struct service *s)
+{
+	char why[1024];
+	int err;
+
+	if (!s->cfg->web_config)
+		return SP_EXIT_OK;
+	err = webconfig_load(&s->web, s->cfg->web_config, why, sizeof(why));
+	if (!err) {
+		s->web_on = true;
+		err = http_tls_check(&s->web, why, sizeof(why));
+	}
+	if (err == -ENOMEM) {
+		pr_warn("web-config: %s", strerror(-err));
+		return SP_EXIT_FAILURE;
+	}
+	if (err) {
+		pr_warn("web-config %s", why);
+		return err == -ENOTSUP ? SP_EXIT_FAILURE : SP_EXIT_USAGE;
+	}
+	return SP_EXIT_OK;
+}
+
 static int start_http(struct service *s, char *where, size_t cap)
 {
+	const char *scheme = webconfig_tls(&s->web) ? "https" : "http";
 	struct sockaddr_storage ss;
 	char host[64] = "";
 	socklen_t len;
@@ -408,7 +436,8 @@ static int start_http(struct service *s, char *where, size_t cap)
 	snprintf(where, cap, "off");
 	if (metrics_parse_listen(s->cfg->metrics, &ss, &len, &off) || off)
 		return SP_EXIT_OK;
-	err = http_start(&s->http, (struct sockaddr *)&ss, len, render, s);
+	err = http_start(&s->http, (struct sockaddr *)&ss, len, s->web_on ? &s->web : NULL, render,
+			 s);
 	if (err) {
 		pr_warn("metrics: cannot listen on %s: %s", s->cfg->metrics, strerror(-err));
 		return SP_EXIT_FAILURE;
@@ -419,16 +448,20 @@ static int start_http(struct service *s, char *where, size_t cap)
 		return SP_EXIT_FAILURE;
 	}
 	s->http_on = true;
-	if (!is_loopback(&ss))
+	if (!is_loopback(&ss) && !webconfig_tls(&s->web))
 		pr_warn("metrics: %s is reachable from other hosts, and the metrics name peers and "
 			"processes: bind 127.0.0.1 or [::1] unless a firewall guards the port",
 			s->cfg->metrics);
+	if (!is_loopback(&ss) && webconfig_tls(&s->web) && !webconfig_auth_on(&s->web))
+		pr_warn("metrics: %s is reachable from other hosts with TLS but no basic_auth_users: "
+			"anyone who reaches it reads the metrics",
+			s->cfg->metrics);
 	if (ss.ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
-		snprintf(where, cap, "http://[%s]:%u/metrics", host, s->http.port);
+		snprintf(where, cap, "%s://[%s]:%u/metrics", scheme, host, s->http.port);
 	} else {
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
-		snprintf(where, cap, "http://%s:%u/metrics", host, s->http.port);
+		snprintf(where, cap, "%s://%s:%u/metrics", scheme, host, s->http.port);
 	}
 	return SP_EXIT_OK;
 }
@@ -461,6 +494,9 @@ int service_run(const struct config *cfg)
 		if (ret)
 			goto out;
 	}
+	ret = load_web(&s);
+	if (ret)
+		goto out;
 	ret = agent_open(&s.agent, cfg, &sink);
 	if (ret)
 		goto out;
@@ -504,6 +540,7 @@ int service_run(const struct config *cfg)
 			(unsigned long long)s.log.st.lines_dropped);
 out:
 	http_stop(&s.http);
+	webconfig_free(&s.web);
 	if (s.diag_on || s.diag.buf)
 		sockdiag_close(&s.diag);
 	if (s.log_on)

@@ -78,6 +78,7 @@ static void check_config(const struct config *c)
 	fuzz_assert(c->log_actions, "log-actions empty");
 	fuzz_assert(c->metrics && *c->metrics, "metrics");
 	fuzz_assert(!c->log_path || *c->log_path, "log path empty");
+	fuzz_assert(!c->web_config || *c->web_config, "web-config path empty");
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -489,7 +489,7 @@ host_agent_start() {
 	SP_AGENT_PID[$tag]=$!
 	SP_AGENT_NS[$tag]=$ns
 	wait_ready "$tag" || return 1
-	SP_METRICS_URL[$tag]=$(sed -n 's|.*ready:.* metrics \(http://[^ ,]*\).*|\1|p' \
+	SP_METRICS_URL[$tag]=$(sed -n 's|.*ready:.* metrics \(https\?://[^ ,]*\).*|\1|p' \
 		"$SP_TMP/$tag.err" | head -n1)
 }
 

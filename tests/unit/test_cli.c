@@ -71,6 +71,7 @@ static const struct {
 	{ "log-activity", NULL, NULL },
 	{ "metrics", "[::1]:9477", "localhost:99999" },
 	{ "metrics-services", "200", "201" },
+	{ "web-config", "/etc/sockpulse/web.yml", "" },
 	{ "sockdiag-interval", "100ms", "2h" },
 	{ "config", NULL, NULL },	/* its own test */
 	{ "verbose", NULL, NULL },
