@@ -19,7 +19,11 @@ agent_start srv s || sp_finish
 declare -A SRV=([4]=10.4.0.2 [6]=fd00:4::2)
 PIDS=()
 for f in 4 6; do
-	bg_run "$SP_TMP/srst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5401 --rst-after-accept --deadline 20
+	# The server holds 1 s, then aborts with SO_LINGER 0: resetting at once, it can beat the
+	# client's connect() back to userspace on a slow machine, which then fails the connect with
+	# ECONNRESET instead of a read of an established connection.
+	bg_run "$SP_TMP/srst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5401 --hold 1 --linger0 \
+		--deadline 20
 	PIDS+=("$BG_PID")
 	bg_run "$SP_TMP/shold$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5402 --hold 5 --deadline 20
 	PIDS+=("$BG_PID")
