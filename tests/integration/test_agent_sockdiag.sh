@@ -13,13 +13,14 @@ command -v ss >/dev/null || skip "ss (iproute2) not installed"
 
 ns_new c
 ns_new o
-# three connections held open for 10 s, made before the agent exists
-bg_run "$SP_TMP/srv.out" nsx c "$SP_CONN" serve 127.0.0.1 6001 --count 3 --hold 10 --deadline 60
+# three connections held open until the test ends them, made before the agent exists (a fixed
+# hold ran out in a TCG guest before the agent had loaded)
+bg_run "$SP_TMP/srv.out" nsx c "$SP_CONN" serve 127.0.0.1 6001 --count 3 --hold 50 --deadline 60
 SRV=$BG_PID
 wait_for "$SP_TMP/srv.out" '^listening' 10 || fail "server did not listen"
 CLIENTS=()
 for i in 1 2 3; do
-	bg_run "$SP_TMP/cli$i.out" nsx c "$SP_CONN" connect 127.0.0.1 6001 --hold 10 --deadline 60
+	bg_run "$SP_TMP/cli$i.out" nsx c "$SP_CONN" connect 127.0.0.1 6001 --hold 50 --deadline 60
 	CLIENTS+=("$BG_PID")
 done
 for i in 1 2 3; do
@@ -50,8 +51,11 @@ check_eq "TIME_WAIT by destination: the burst's listener" \
 check_eq "TIME_WAIT by destination: nothing else" \
 	"$(metric "$P" 'sockpulse_tcp_time_wait_sockets_by_destination{destination="other"}')" 0
 
-# the old connections end (--hold 10): their leases end through the BPF side's events, matched
-# by socket cookie
+# the old connections end (the clients exit, then the server reads EOF and exits): their leases
+# end through the BPF side's events, matched by socket cookie
+for i in 1 2 3; do # the helper's own pid (the background job is a shell around it)
+	kill -TERM "$(kv "$SP_TMP/cli$i.out" connect pid)" 2>/dev/null
+done
 for pid in "${CLIENTS[@]}" "$SRV"; do
 	wait_pid "$pid" 30 || fail "a held connection did not end"
 done

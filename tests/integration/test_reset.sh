@@ -39,7 +39,11 @@ agent_start cli c || sp_finish
 agent_start srv s || sp_finish
 touch "$GO"
 for f in 4 6; do
-	bg_run "$SP_TMP/srst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5401 --rst-after-accept --deadline 20
+	# The server holds 1 s, then aborts with SO_LINGER 0: resetting at once, it can beat the
+	# client's connect() back to userspace on a slow machine, which then fails the connect with
+	# ECONNRESET instead of a read of an established connection.
+	bg_run "$SP_TMP/srst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5401 --hold 1 --linger0 \
+		--deadline 20
 	PIDS+=("$BG_PID")
 	bg_run "$SP_TMP/shold$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5402 --hold 5 --deadline 20
 	PIDS+=("$BG_PID")
