@@ -742,6 +742,31 @@ done:
 	return 0;
 }
 
+#define SO_EE_ORIGIN_ICMP 2
+#define SO_EE_ORIGIN_ICMP6 3
+
+/*
+ * The ICMP error just queued on the socket's error queue (ip_icmp_error() reports it before
+ * tcp_v4_err() stores the soft error on 6.1, and SO_ERROR clears that one later anyway): its
+ * errno, 0 if the newest queued error is not an ICMP one.
+ */
+static __always_inline int queued_icmp_error(struct sock *sk)
+{
+	struct sk_buff *skb;
+	struct sock_extended_err ee = {};
+
+	if (!sk->sk_error_queue.qlen)
+		return 0;
+	skb = sk->sk_error_queue.prev;
+	if (!skb || bpf_probe_read_kernel(&ee, sizeof(ee),
+					  (void *)skb->cb +
+						  bpf_core_field_offset(struct sock_exterr_skb, ee)))
+		return 0;
+	return ee.ee_origin == SO_EE_ORIGIN_ICMP || ee.ee_origin == SO_EE_ORIGIN_ICMP6
+		       ? (int)ee.ee_errno
+		       : 0;
+}
+
 SEC("tp_btf/inet_sk_error_report")
 int BPF_PROG(sp_error_report, struct sock *sk)
 {
@@ -753,6 +778,8 @@ int BPF_PROG(sp_error_report, struct sock *sk)
 	err = sk->sk_err;
 	if (!err)
 		err = sk->sk_err_soft; /* an ICMP error while the owner held the lock */
+	if (!err)
+		err = queued_icmp_error(sk);
 	if (!err)
 		return 0;
 	s = sk_info_get(sk, false);
