@@ -67,7 +67,7 @@ AGENT_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(AGENT_SRCS))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 
-TOOL_SRCS   := $(wildcard tools/*.c)
+TOOL_SRCS   := $(filter-out %.bpf.c,$(wildcard tools/*.c))
 TOOL_BINS   := $(patsubst tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all deps run test unit integration bench install clean format fuzz fuzz-smoke fuzz-seeds \
@@ -196,6 +196,17 @@ $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJS)
 $(OUT)/tools/bench_engine: tools/bench_engine.c $(CORE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(JSON_CFLAGS) -o $@ $^ $(LDFLAGS) $(JSON_LIBS) -lm
+
+# The benchmark's floor: a bare BPF program (tools/floor.bpf.c) and its loader.
+$(OUT)/tools/floor.bpf.o: tools/floor.bpf.c $(OUT)/vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && mv $@.tmp $@
+
+$(OUT)/tools/floor.skel.h: $(OUT)/tools/floor.bpf.o
+	$(BPFTOOL) gen skeleton $< name floor_bpf > $@.tmp && mv $@.tmp $@
+
+$(OUT)/tools/floor: tools/floor.c $(OUT)/tools/floor.skel.h
+	$(CC) $(CFLAGS) -I$(OUT)/tools -o $@ $< $(LDFLAGS) $(BPF_LIBS)
 
 $(OUT)/tools/%: tools/%.c
 	@mkdir -p $(@D)

@@ -9,7 +9,9 @@
 # engine's own numbers (build/tools/bench_engine): `make bench` prints everything README's
 # "Performance" section shows.
 #
-# Tracers: "agent" is `sockpulse agent` logging every transition to a JSON lines file (its
+# Tracers: "floor" is tools/floor (tools/floor.bpf.c): one ring record with the socket cookie per
+# state change and nothing else, drained every 100 ms, the least a tracer of TCP state changes
+# can cost; every figure sits next to its figure. "agent" is `sockpulse agent` logging every transition to a JSON lines file (its
 # default actions: all but tcp-activity; no rotation, metrics off); "watch" is
 # `sockpulse watch --json` to a file; "tcpstates" is libbpf-tools' tcpstates to a file;
 # "baseline" is the agent of another build (BENCH_BASELINE), run the same way in the same rounds,
@@ -34,8 +36,9 @@ Environment:
   BENCH_SECONDS=10      storm duration per run, seconds
   BENCH_WORKERS=        storm client processes (default: storm's, one per CPU)
   BENCH_PAYLOAD=1       bytes each storm connection sends and gets echoed
-  BENCH_TRACERS="agent tcpstates"   tracers measured, in this order: agent, baseline, watch,
-                        tcpstates ("baseline" is added by itself when BENCH_BASELINE is set)
+  BENCH_TRACERS="floor agent tcpstates"   tracers measured, in this order: floor, agent,
+                        baseline, watch, tcpstates ("baseline" is added by itself when
+                        BENCH_BASELINE is set; "floor" is the bare program of tools/floor)
   BENCH_BASELINE=       another sockpulse binary (an older build, say) measured as "baseline"
   BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
   BENCH_ENGINE_LEASES=1000000   leases for build/tools/bench_engine (0: skip the engine)
@@ -84,13 +87,14 @@ PAYLOAD=${BENCH_PAYLOAD:-1}
 AGENT_ARGS=${BENCH_AGENT_ARGS:-}
 TCPSTATES=${BENCH_TCPSTATES:-/usr/sbin/tcpstates}
 KEEP=${BENCH_KEEP:-0}
-WANT_TRACERS=${BENCH_TRACERS-agent tcpstates}
+WANT_TRACERS=${BENCH_TRACERS-floor agent tcpstates}
 BASELINE=${BENCH_BASELINE:-}
 ENGINE_LEASES=${BENCH_ENGINE_LEASES:-1000000}
 QUIET_STEAL=${BENCH_QUIET_STEAL:-5}
 
 AGENT=$OUT/sockpulse
 STORM=$OUT/tools/storm
+FLOOR=$OUT/tools/floor
 ENGINE=$OUT/tools/bench_engine
 NS=sp-bench-$$
 READY_TIMEOUT_S=30
@@ -115,8 +119,8 @@ fi
 	usage_error "BENCH_QUIET_STEAL='$QUIET_STEAL': want a percentage"
 for t in $WANT_TRACERS; do
 	case $t in
-	agent | baseline | watch | tcpstates) ;;
-	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (agent, baseline, watch, tcpstates)" ;;
+	floor | agent | baseline | watch | tcpstates) ;;
+	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, agent, baseline, watch, tcpstates)" ;;
 	esac
 done
 if [ -n "$BASELINE" ]; then
@@ -152,6 +156,13 @@ for t in $WANT_TRACERS; do
 		;;
 	baseline)
 		TRACERS+=(baseline)
+		;;
+	floor)
+		if [ -x "$FLOOR" ]; then
+			TRACERS+=(floor)
+		else
+			echo "bench: warning: $FLOOR not built: measuring without the floor" >&2
+		fi
 		;;
 	tcpstates)
 		if [ -x "$TCPSTATES" ]; then
@@ -296,6 +307,24 @@ start_agent() { start_sockpulse "$1" "$2" agent; }
 start_baseline() { start_sockpulse "$1" "$2" agent "$BASELINE"; }
 start_watch() { start_sockpulse "$1" "$2" watch; }
 
+# The floor prints its counts as one JSON object on stdout when it stops.
+start_floor() {
+	local out=$1 err=$2 i
+
+	env --default-signal=INT "$FLOOR" >"$out" 2>"$err" &
+	TRACER_PID=$!
+	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
+		grep -q ready "$err" && return 0
+		if ! kill -0 "$TRACER_PID" 2>/dev/null; then
+			TRACER_PID=
+			sed 's/^/  | /' "$err" >&2
+			die "the floor ($FLOOR) did not start"
+		fi
+		sleep 0.1
+	done
+	die "the floor printed no 'ready' line within ${READY_TIMEOUT_S}s"
+}
+
 start_tcpstates() {
 	local out=$1 err=$2
 
@@ -328,6 +357,7 @@ events_lost() {
 		{ grep -F '"events-lost"' "$out" 2>/dev/null || true; } |
 			jq -s 'map(.sockpulse.lost.count // 0) | add // 0'
 		;;
+	floor) jq -s 'map(.lost) | add // 0' "$out" ;;
 	tcpstates) # libbpf-tools reports perf buffer losses on stderr
 		{ grep -o 'lost [0-9]* events' "$err" || true; } |
 			awk '{ n += $2 } END { print n + 0 }'
@@ -338,14 +368,14 @@ events_lost() {
 # One storm under a tracer; leaves a JSON object with the measurements in $MEASURED.
 measure_tracer() {
 	local tool=$1 out="$WORK/$1.r$2.out" err="$WORK/$1.r$2.err"
-	local ids before after storm lines0 lines1 cpu0 cpu1 pid lost prefix=
+	local ids before after storm lines0 lines1 cpu0 cpu1 pid lost events prefix=
 
 	sysctl -q -w kernel.bpf_stats_enabled=1 >/dev/null ||
 		die "cannot enable kernel.bpf_stats_enabled"
 	"start_$tool" "$out" "$err"
 	pid=$TRACER_PID
 	ids=$(prog_ids_of "$pid")
-	[ "$tool" = tcpstates ] || prefix=sp_
+	[ "$tool" = tcpstates ] || [ "$tool" = floor ] || prefix=sp_
 	before=$(prog_snapshot "$ids" "$prefix")
 	touch "$out" # the agent creates its log at its first line
 	lines0=$(wc -l <"$out")
@@ -361,11 +391,13 @@ measure_tracer() {
 	[ "$lines0" -ge "$(header_lines "$tool")" ] || lines0=$(header_lines "$tool")
 	lines1=$(wc -l <"$out")
 	lost=$(events_lost "$tool" "$out" "$err")
+	events=$((lines1 - lines0))
+	[ "$tool" != floor ] || events=$(jq -s 'map(.records) | add // 0' "$out")
 	[ "$KEEP" = 1 ] || rm -f "$out"
 
 	MEASURED=$(jq -nc --argjson storm "$storm" \
 		--argjson before "$before" --argjson after "$after" \
-		--argjson events "$((lines1 - lines0))" --argjson lost "${lost:-0}" \
+		--argjson events "$events" --argjson lost "${lost:-0}" \
 		--argjson steal "$STEAL" \
 		--argjson cpu "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" '
 		($before | map({key: (.id | tostring), value: .}) | from_entries) as $b
@@ -379,7 +411,7 @@ measure_tracer() {
 }
 
 ROWS=()
-RESULTS=$WORK/results.jsonl # one object per tracer run: {tool, alone, m}
+RESULTS=$WORK/results.jsonl # one object per run: {round, tool, alone, alone_steal, m}
 : >"$RESULTS"
 
 # One table row; $4 is the tracer's JSON, empty for the storm alone; $5 the alone run's steal %.
@@ -387,13 +419,17 @@ add_row() {
 	local round=$1 alone=$2 tool=$3 m=${4:-} steal=${5:-0}
 
 	if [ -z "$m" ]; then
+		jq -nc --argjson round "$round" --argjson alone "$alone" --argjson steal "$steal" \
+			'{round: $round, tool: "alone", alone: $alone, alone_steal: $steal, m: null}' \
+			>>"$RESULTS"
 		ROWS+=("$(printf '%-5s %-10s %9.0f %9s %6s %9s %7s %7s %6s %9s %8s %6.1f  %s' \
 			"$round" "$tool" "$alone" - - - - - - - - "$steal" -)")
 		return
 	fi
-	jq -nc --arg tool "$tool" --argjson alone "$alone" --argjson m "$m" \
+	jq -nc --argjson round "$round" --arg tool "$tool" --argjson alone "$alone" --argjson m "$m" \
 		--argjson alone_steal "$steal" \
-		'{tool: $tool, alone: $alone, alone_steal: $alone_steal, m: $m}' >>"$RESULTS"
+		'{round: $round, tool: $tool, alone: $alone, alone_steal: $alone_steal, m: $m}' \
+		>>"$RESULTS"
 	ROWS+=("$(jq -r --argjson alone "$alone" --arg round "$round" --arg tool "$tool" '
 		[$round, $tool, $alone, .conn_s,
 		 (if $alone > 0 then .conn_s / $alone else "-" end),
@@ -412,19 +448,16 @@ add_row() {
 
 echo "bench: $ROUNDS round(s) x ${SECONDS_PER_RUN}s, storm in netns $NS," \
 	"tracers: ${TRACERS[*]:-none}" >&2
-ALONE=()
-ALONE_STEAL=()
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "bench: round $r/$ROUNDS: storm alone" >&2
 	run_storm
 	alone=$(jq '.conn_per_s' "$WORK/storm.json")
-	ALONE+=("$alone")
-	ALONE_STEAL+=("$STEAL")
+	alone_steal=$STEAL
 	add_row "$r" "$alone" alone "" "$STEAL"
 	for tool in "${TRACERS[@]}"; do
 		echo "bench: round $r/$ROUNDS: storm under $tool" >&2
 		measure_tracer "$tool" "$r"
-		add_row "$r" "$alone" "$tool" "$MEASURED" "${ALONE_STEAL[r - 1]}"
+		add_row "$r" "$alone" "$tool" "$MEASURED" "$alone_steal"
 	done
 done
 
@@ -453,21 +486,29 @@ echo
 # Medians over the rounds, one row per tracer, then one row per BPF program.
 echo "Summary: median of $ROUNDS round(s) x ${SECONDS_PER_RUN}s; machine: $(uname -r), $(nproc) CPUs," \
 	"$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
-jq -rs --argjson alone "$(printf '%s\n' "${ALONE[@]}" | jq -s .)" \
-	--argjson alone_steal "$(printf '%s\n' "${ALONE_STEAL[@]}" | jq -s .)" \
-	--argjson quiet "$QUIET_STEAL" '
+# "- floor": the tracer's ratio minus the floor's in the same round, median over the rounds.
+jq -rs --argjson quiet "$QUIET_STEAL" '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
-	(["tracer", "conn/s", "ratio", "quiet ratio (n)", "events/s", "lost", "cpu ns/event",
-	  "bpf ns/conn", "steal %"] | @tsv),
-	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-",
+	def ratio: if .alone > 0 then .m.conn_s / .alone else null end;
+	(map(select(.tool == "alone")) | map(.alone)) as $alone
+	| (map(select(.tool == "alone")) | map(.alone_steal)) as $alone_steal
+	| (map(select(.tool == "floor") | {key: (.round | tostring), value: ratio}) | from_entries)
+	  as $floor
+	| (["tracer", "conn/s", "ratio", "- floor", "quiet ratio (n)", "events/s", "lost",
+	    "cpu ns/event", "bpf ns/conn", "steal %"] | @tsv),
+	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-", "-",
 	  ($alone_steal | median | f(1))] | @tsv),
-	(group_by(.tool) | sort_by(.[0].tool | {agent: 0, baseline: 1, watch: 2}[.] // 3)[]
+	(map(select(.tool != "alone")) | group_by(.tool)
+	 | sort_by(.[0].tool | {floor: 0, agent: 1, baseline: 2, watch: 3}[.] // 4)[]
 	 | [.[0].tool, (map(.m.conn_s) | median | f(0)),
-	    (map(select(.alone > 0) | .m.conn_s / .alone) | median | f(3)),
-	    ([.[] | select(.alone > 0 and .alone_steal < $quiet and .m.steal < $quiet)
-	      | .m.conn_s / .alone] | "\(median | f(3)) (\(length))"),
+	    (map(ratio // empty) | median | f(3)),
+	    (if .[0].tool == "floor" then "-" else
+	     (map(ratio as $r | $floor[.round | tostring] as $fl
+		  | select($r != null and $fl != null) | $r - $fl) | median | f(3)) end),
+	    ([.[] | select(.alone > 0 and .alone_steal < $quiet and .m.steal < $quiet) | ratio]
+	     | "\(median | f(3)) (\(length))"),
 	    (map(.m.events / .m.secs) | median | f(0)), (map(.m.lost) | add | tostring),
 	    (map(.m.cpu_ns_ev // empty) | median | f(0)),
 	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0)),
@@ -479,7 +520,8 @@ jq -rs '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 	(["tracer", "program", "ns/run", "runs/conn"] | @tsv),
-	([.[] | .tool as $t | .m.conns as $c | .m.progs[] | {t: $t, name, mean, per: (.cnt / $c)}]
+	([.[] | select(.m != null) | .tool as $t | .m.conns as $c | .m.progs[]
+	  | {t: $t, name, mean, per: (.cnt / $c)}]
 	 | group_by([.t, .name])[]
 	 | [.[0].t, .[0].name, (map(.mean) | median | round | tostring),
 	    (map(.per) | median * 100 | round / 100 | tostring)] | @tsv)' "$RESULTS" |
@@ -499,9 +541,10 @@ if [ -n "$ENGINE_OUT" ]; then
 		"JSON line formatting, the storm's mix" "$(grab 's/^format: \([0-9.]*\) ns per JSON line.*/\1 ns per line/p')"
 fi
 echo
-echo "columns: ratio = conn/s with the tracer / alone in the same round; cpu ns/ev = tracer" \
+echo "columns: ratio = conn/s with the tracer / alone in the same round; - floor = that ratio" \
+	"minus the floor's in the same round (median over rounds); cpu ns/ev = tracer" \
 	"process CPU (user+sys, /proc/PID/stat) from the storm's start until 1 s after its end," \
-	"divided by the lines it wrote; bpf ns/c = BPF run time per storm connection; steal = CPU" \
+	"divided by the lines it wrote (the floor: records it drained); bpf ns/c = BPF run time per storm connection; steal = CPU" \
 	"time the hypervisor took for others during the storm (/proc/stat), the main source of" \
 	"noise on a virtual machine; quiet ratio = median over the rounds where both runs had less" \
 	"than ${QUIET_STEAL}% steal (how many in parentheses); run times" \
