@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# Connection-storm benchmark of the kernel event pipeline: how much a loopback TCP storm slows
+# Connection-storm benchmark of the kernel event pipeline: how much loopback TCP storms slow
 # down while sockpulse (and, for comparison, libbpf-tools' tcpstates) watches it, how many events
 # per second the tracer writes, how many it loses, how much CPU the tracer process spends per
-# event it writes, and what each BPF program costs per run. Rounds alternate: the storm alone,
-# then under each tracer in turn. At the end, one table of medians over the rounds, and the lease
+# event it writes, and what each BPF program costs per run. Two storms (tools/storm.c): "fin",
+# connections that send and echo BENCH_PAYLOAD bytes and close normally (10 state changes each,
+# TIME_WAIT), and "rst", short connections that are aborted with SO_LINGER 0 (6 state changes,
+# no payload by default), the most state changes per second. Rounds alternate: in each round,
+# for each storm, the storm alone, then under each tracer in turn. At the end, one table of medians over the rounds, and the lease
 # engine's own numbers (build/tools/bench_engine): `make bench` prints everything README's
 # "Performance" section shows.
 #
@@ -32,10 +35,14 @@ Usage: tools/bench.sh [--out DIR]
   --out DIR   build directory holding sockpulse and tools/storm (default: build)
 
 Environment:
-  BENCH_ROUNDS=3        rounds; each runs the storm alone, then under each tracer
-  BENCH_SECONDS=10      storm duration per run, seconds
+  BENCH_ROUNDS=3        rounds; each runs each storm alone, then under each tracer
+  BENCH_SECONDS=5       storm duration per run, seconds (a run is rounds x storms x
+                        (1 + tracers) x this)
+  BENCH_STORM=both      fin, rst or both: which storms (fin: normal close, 10 state changes
+                        per connection; rst: abort with SO_LINGER 0, 6 state changes)
   BENCH_WORKERS=        storm client processes (default: storm's, one per CPU)
-  BENCH_PAYLOAD=1       bytes each storm connection sends and gets echoed
+  BENCH_PAYLOAD=1       bytes each connection of the fin storm sends and gets echoed
+  BENCH_RST_PAYLOAD=0   the same for the rst storm (0: connect, then abort)
   BENCH_TRACERS="floor agent tcpstates"   tracers measured, in this order: floor, agent,
                         baseline, watch, tcpstates ("baseline" is added by itself when
                         BENCH_BASELINE is set; "floor" is the bare program of tools/floor)
@@ -81,7 +88,9 @@ while [ $# -gt 0 ]; do
 done
 
 ROUNDS=${BENCH_ROUNDS:-3}
-SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+SECONDS_PER_RUN=${BENCH_SECONDS:-5}
+STORM_KIND=${BENCH_STORM:-both}
+RST_PAYLOAD=${BENCH_RST_PAYLOAD:-0}
 WORKERS=${BENCH_WORKERS:-}
 PAYLOAD=${BENCH_PAYLOAD:-1}
 AGENT_ARGS=${BENCH_AGENT_ARGS:-}
@@ -114,6 +123,12 @@ fi
 [ -z "$WORKERS" ] || [[ $WORKERS =~ ^[1-9][0-9]*$ ]] ||
 	usage_error "BENCH_WORKERS='$WORKERS': want an integer >= 1"
 [[ $PAYLOAD =~ ^[1-9][0-9]*$ ]] || usage_error "BENCH_PAYLOAD='$PAYLOAD': want an integer >= 1"
+[[ $RST_PAYLOAD =~ ^[0-9]+$ ]] || usage_error "BENCH_RST_PAYLOAD='$RST_PAYLOAD': want an integer"
+case $STORM_KIND in
+fin | rst) STORMS=("$STORM_KIND") ;;
+both) STORMS=(fin rst) ;;
+*) usage_error "BENCH_STORM='$STORM_KIND': want fin, rst or both" ;;
+esac
 [[ $ENGINE_LEASES =~ ^[0-9]+$ ]] || usage_error "BENCH_ENGINE_LEASES='$ENGINE_LEASES': want an integer"
 [[ $QUIET_STEAL =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
 	usage_error "BENCH_QUIET_STEAL='$QUIET_STEAL': want a percentage"
@@ -227,7 +242,13 @@ steal_sample() {
 # share moves the storm's rate more than any tracer, and says how far to trust a round.
 # Everything that may die runs in the main shell, never in $(...): the EXIT trap must see it.
 run_storm() {
-	local args=(--duration "$SECONDS_PER_RUN" --payload "$PAYLOAD" --json) rc=0 s0 s1
+	local args=(--duration "$SECONDS_PER_RUN" --close "$1" --json) rc=0 s0 s1
+
+	if [ "$1" = rst ]; then
+		args+=(--payload "$RST_PAYLOAD")
+	else
+		args+=(--payload "$PAYLOAD")
+	fi
 
 	[ -z "$WORKERS" ] || args+=(--workers "$WORKERS")
 	s0=$(steal_sample)
@@ -365,9 +386,10 @@ events_lost() {
 	esac
 }
 
-# One storm under a tracer; leaves a JSON object with the measurements in $MEASURED.
+# measure_tracer TOOL ROUND STORM: one storm under a tracer; leaves a JSON object with the
+# measurements in $MEASURED.
 measure_tracer() {
-	local tool=$1 out="$WORK/$1.r$2.out" err="$WORK/$1.r$2.err"
+	local tool=$1 storm_kind=$3 out="$WORK/$1.$3.r$2.out" err="$WORK/$1.$3.r$2.err"
 	local ids before after storm lines0 lines1 cpu0 cpu1 pid lost events prefix=
 
 	sysctl -q -w kernel.bpf_stats_enabled=1 >/dev/null ||
@@ -380,7 +402,7 @@ measure_tracer() {
 	touch "$out" # the agent creates its log at its first line
 	lines0=$(wc -l <"$out")
 	cpu0=$(cpu_seconds "$pid")
-	run_storm
+	run_storm "$storm_kind"
 	storm=$(cat "$WORK/storm.json")
 	after=$(prog_snapshot "$ids" "$prefix")
 	sleep 1 # let the tracer drain what the storm left in its buffers
@@ -411,27 +433,30 @@ measure_tracer() {
 }
 
 ROWS=()
-RESULTS=$WORK/results.jsonl # one object per run: {round, tool, alone, alone_steal, m}
+# one object per run: {round, storm, tool, alone, alone_steal, m}; m is null for the storm alone
+RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 
-# One table row; $4 is the tracer's JSON, empty for the storm alone; $5 the alone run's steal %.
+# add_row ROUND STORM ALONE TOOL [M [STEAL]]: one table row; M is the tracer's JSON, empty for the
+# storm alone; STEAL the alone run's steal %.
 add_row() {
-	local round=$1 alone=$2 tool=$3 m=${4:-} steal=${5:-0}
+	local round=$1 storm_kind=$2 alone=$3 tool=$4 m=${5:-} steal=${6:-0}
 
 	if [ -z "$m" ]; then
-		jq -nc --argjson round "$round" --argjson alone "$alone" --argjson steal "$steal" \
-			'{round: $round, tool: "alone", alone: $alone, alone_steal: $steal, m: null}' \
-			>>"$RESULTS"
-		ROWS+=("$(printf '%-5s %-10s %9.0f %9s %6s %9s %7s %7s %6s %9s %8s %6.1f  %s' \
-			"$round" "$tool" "$alone" - - - - - - - - "$steal" -)")
+		jq -nc --argjson round "$round" --arg storm "$storm_kind" --argjson alone "$alone" \
+			--argjson steal "$steal" '{round: $round, storm: $storm, tool: "alone",
+				alone: $alone, alone_steal: $steal, m: null}' >>"$RESULTS"
+		ROWS+=("$(printf '%-5s %-5s %-14s %9.0f %9s %6s %9s %7s %7s %6s %9s %8s %6.1f  %s' \
+			"$round" "$storm_kind" "$tool" "$alone" - - - - - - - - "$steal" -)")
 		return
 	fi
-	jq -nc --argjson round "$round" --arg tool "$tool" --argjson alone "$alone" --argjson m "$m" \
-		--argjson alone_steal "$steal" \
-		'{round: $round, tool: $tool, alone: $alone, alone_steal: $alone_steal, m: $m}' \
-		>>"$RESULTS"
-	ROWS+=("$(jq -r --argjson alone "$alone" --arg round "$round" --arg tool "$tool" '
-		[$round, $tool, $alone, .conn_s,
+	jq -nc --argjson round "$round" --arg storm "$storm_kind" --arg tool "$tool" \
+		--argjson alone "$alone" --argjson m "$m" --argjson alone_steal "$steal" \
+		'{round: $round, storm: $storm, tool: $tool, alone: $alone,
+		  alone_steal: $alone_steal, m: $m}' >>"$RESULTS"
+	ROWS+=("$(jq -r --argjson alone "$alone" --arg round "$round" --arg tool "$tool" \
+		--arg storm "$storm_kind" '
+		[$round, $storm, $tool, $alone, .conn_s,
 		 (if $alone > 0 then .conn_s / $alone else "-" end),
 		 .events / .secs, (if .conns > 0 then .events / .conns else "-" end),
 		 .lost, .cpu / .secs * 100, (.cpu_ns_ev // "-"),
@@ -440,26 +465,30 @@ add_row() {
 		  | if . == "" then "-" else . end)]
 		| @tsv' <<<"$m" |
 		awk -F'\t' 'function f(v, fmt) { return v == "-" ? v : sprintf(fmt, v) }
-			{ printf "%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n", $1, $2,
-				f($3, "%.0f"), f($4, "%.0f"), f($5, "%.3f"), f($6, "%.0f"),
-				f($7, "%.1f"), $8, f($9, "%.1f"), f($10, "%.0f"), f($11, "%.0f"),
-				f($12, "%.1f"), $13 }')")
+			{ printf "%-5s %-5s %-14s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n",
+				$1, $2, $3, f($4, "%.0f"), f($5, "%.0f"), f($6, "%.3f"),
+				f($7, "%.0f"), f($8, "%.1f"), $9, f($10, "%.1f"), f($11, "%.0f"),
+				f($12, "%.0f"), f($13, "%.1f"), $14 }')")
 }
 
-echo "bench: $ROUNDS round(s) x ${SECONDS_PER_RUN}s, storm in netns $NS," \
-	"tracers: ${TRACERS[*]:-none}" >&2
+echo "bench: $ROUNDS round(s) x ${SECONDS_PER_RUN}s, storms: ${STORMS[*]}, in netns $NS," \
+	"tracers: ${TRACERS[*]:-none}; load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= ROUNDS; r++)); do
-	echo "bench: round $r/$ROUNDS: storm alone" >&2
-	run_storm
-	alone=$(jq '.conn_per_s' "$WORK/storm.json")
-	alone_steal=$STEAL
-	add_row "$r" "$alone" alone "" "$STEAL"
-	for tool in "${TRACERS[@]}"; do
-		echo "bench: round $r/$ROUNDS: storm under $tool" >&2
-		measure_tracer "$tool" "$r"
-		add_row "$r" "$alone" "$tool" "$MEASURED" "$alone_steal"
+	for storm_kind in "${STORMS[@]}"; do
+		echo "bench: round $r/$ROUNDS, $storm_kind storm: alone" >&2
+		run_storm "$storm_kind"
+		alone=$(jq '.conn_per_s' "$WORK/storm.json")
+		alone_steal=$STEAL
+		add_row "$r" "$storm_kind" "$alone" alone "" "$STEAL"
+		for tool in "${TRACERS[@]}"; do
+			echo "bench: round $r/$ROUNDS, $storm_kind storm: under $tool" >&2
+			measure_tracer "$tool" "$r" "$storm_kind"
+			add_row "$r" "$storm_kind" "$alone" "$tool" "$MEASURED" "$alone_steal"
+		done
 	done
 done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The lease engine alone (no kernel): renew, expiry, memory, spike detector.
 ENGINE_OUT=
@@ -477,7 +506,7 @@ fi
 
 echo
 echo "Per run:"
-printf '%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n' round tracer "alone/s" \
+printf '%-5s %-5s %-14s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n' round storm tracer "alone/s" \
 	"with/s" ratio "events/s" "ev/conn" lost "cpu%" "cpu ns/ev" "bpf ns/c" "steal%" \
 	"mean ns/run per BPF program"
 printf '%s\n' "${ROWS[@]}"
@@ -485,24 +514,27 @@ echo
 
 # Medians over the rounds, one row per tracer, then one row per BPF program.
 echo "Summary: median of $ROUNDS round(s) x ${SECONDS_PER_RUN}s; machine: $(uname -r), $(nproc) CPUs," \
-	"$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
-# "- floor": the tracer's ratio minus the floor's in the same round, median over the rounds.
+	"$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null);" \
+	"load average (1, 5, 15 min) $LOAD_START at the start, $LOAD_END at the end"
+# "- floor": the tracer's ratio minus the floor's in the same round and storm, median over the
+# rounds.
 jq -rs --argjson quiet "$QUIET_STEAL" '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
 	def ratio: if .alone > 0 then .m.conn_s / .alone else null end;
-	(map(select(.tool == "alone")) | map(.alone)) as $alone
-	| (map(select(.tool == "alone")) | map(.alone_steal)) as $alone_steal
-	| (map(select(.tool == "floor") | {key: (.round | tostring), value: ratio}) | from_entries)
-	  as $floor
-	| (["tracer", "conn/s", "ratio", "- floor", "quiet ratio (n)", "events/s", "lost",
-	    "cpu ns/event", "bpf ns/conn", "steal %"] | @tsv),
-	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-", "-",
-	  ($alone_steal | median | f(1))] | @tsv),
+	(["storm", "tracer", "conn/s", "ratio", "- floor", "quiet ratio (n)", "events/s", "lost",
+	  "cpu ns/event", "bpf ns/conn", "steal %"] | @tsv),
+	(group_by(.storm) | sort_by(.[0].storm)[] | .[0].storm as $storm
+	 | (map(select(.tool == "alone")) | map(.alone)) as $alone
+	 | (map(select(.tool == "alone")) | map(.alone_steal)) as $alone_steal
+	 | (map(select(.tool == "floor") | {key: (.round | tostring), value: ratio})
+	    | from_entries) as $floor
+	 | ([$storm, "alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-", "-",
+	   ($alone_steal | median | f(1))] | @tsv),
 	(map(select(.tool != "alone")) | group_by(.tool)
 	 | sort_by(.[0].tool | {floor: 0, agent: 1, baseline: 2, watch: 3}[.] // 4)[]
-	 | [.[0].tool, (map(.m.conn_s) | median | f(0)),
+	 | [$storm, .[0].tool, (map(.m.conn_s) | median | f(0)),
 	    (map(ratio // empty) | median | f(3)),
 	    (if .[0].tool == "floor" then "-" else
 	     (map(ratio as $r | $floor[.round | tostring] as $fl
@@ -512,18 +544,18 @@ jq -rs --argjson quiet "$QUIET_STEAL" '
 	    (map(.m.events / .m.secs) | median | f(0)), (map(.m.lost) | add | tostring),
 	    (map(.m.cpu_ns_ev // empty) | median | f(0)),
 	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0)),
-	    (map(.m.steal) | median | f(1))] | @tsv)' \
+	    (map(.m.steal) | median | f(1))] | @tsv))' \
 	"$RESULTS" | column -t -s $'\t'
 echo
 echo "BPF programs, mean ns per run (median over rounds; runs per storm connection):"
 jq -rs '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-	(["tracer", "program", "ns/run", "runs/conn"] | @tsv),
-	([.[] | select(.m != null) | .tool as $t | .m.conns as $c | .m.progs[]
-	  | {t: $t, name, mean, per: (.cnt / $c)}]
-	 | group_by([.t, .name])[]
-	 | [.[0].t, .[0].name, (map(.mean) | median | round | tostring),
+	(["storm", "tracer", "program", "ns/run", "runs/conn"] | @tsv),
+	([.[] | select(.m != null) | .storm as $s | .tool as $t | .m.conns as $c | .m.progs[]
+	  | {s: $s, t: $t, name, mean, per: (.cnt / $c)}]
+	 | group_by([.s, .t, .name])[]
+	 | [.[0].s, .[0].t, .[0].name, (map(.mean) | median | round | tostring),
 	    (map(.per) | median * 100 | round / 100 | tostring)] | @tsv)' "$RESULTS" |
 	column -t -s $'\t'
 if [ -n "$ENGINE_OUT" ]; then
