@@ -20,6 +20,13 @@
 # "baseline" is the agent of another build (BENCH_BASELINE), run the same way in the same rounds,
 # so a change is measured against what it replaces on the same machine at the same time.
 #
+# Attribution (BENCH_ABLATE=1): the agent again, once per part with that part switched off, in
+# the same rounds. A part's share of the agent's overhead (1 - ratio) is how much of it goes away
+# with the part off. The parts inside BPF programs are builds of their own (make ablate:
+# build/ablate/<part>/sockpulse, compiled with -DSP_ABLATE_NO_<PART>); the others are switched
+# when the agent starts, by SOCKPULSE_ABLATE=<part> in its environment (user/ablate.h), which is
+# for this benchmark only.
+#
 # The storm runs in a network namespace this script creates and removes, so the host's port range,
 # TIME_WAIT table and sysctls stay untouched. The tracers run in the host namespace: they see
 # every namespace anyway.
@@ -48,6 +55,17 @@ Environment:
                         BENCH_BASELINE is set; "floor" is the bare program of tools/floor)
   BENCH_BASELINE=       another sockpulse binary (an older build, say) measured as "baseline"
   BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
+  BENCH_ABLATE=0        1: attribution runs, the agent with one part off each (make ablate
+                        builds what they need; BENCH_ABLATE=1 make bench does it):
+                          storage    socket storage (sk_info_get finds nothing; build-time)
+                          syscalls   the connect/accept hooks (programs not loaded)
+                          tcp_probe  the per-segment program (not loaded)
+                          owners     the accept() owner map: no insert, no lookup (build-time)
+                          engine     the lease and spike engine (and its lines)
+                          format     lines counted instead of formatted (nothing written)
+                          write      lines formatted, then discarded
+                        The agent reads the run-time ones from SOCKPULSE_ABLATE=part[,part].
+  BENCH_ABLATE_PARTS="storage syscalls tcp_probe owners engine format write"   which of them
   BENCH_ENGINE_LEASES=1000000   leases for build/tools/bench_engine (0: skip the engine)
   BENCH_TCPSTATES=/usr/sbin/tcpstates   comparison tracer; skipped when not installed
   BENCH_KEEP=0          1: keep the tracers' output files and print where they are
@@ -100,6 +118,8 @@ WANT_TRACERS=${BENCH_TRACERS-floor agent tcpstates}
 BASELINE=${BENCH_BASELINE:-}
 ENGINE_LEASES=${BENCH_ENGINE_LEASES:-1000000}
 QUIET_STEAL=${BENCH_QUIET_STEAL:-5}
+ABLATE=${BENCH_ABLATE:-0}
+ABLATE_PARTS=${BENCH_ABLATE_PARTS:-storage syscalls tcp_probe owners engine format write}
 
 AGENT=$OUT/sockpulse
 STORM=$OUT/tools/storm
@@ -138,6 +158,26 @@ for t in $WANT_TRACERS; do
 	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, agent, baseline, watch, tcpstates)" ;;
 	esac
 done
+ABLATED=
+case $ABLATE in
+0) ;;
+1)
+	for p in $ABLATE_PARTS; do
+		case $p in
+		storage | syscalls | tcp_probe | owners | engine | format | write) ;;
+		*) usage_error "BENCH_ABLATE_PARTS: unknown part '$p' (see --help)" ;;
+		esac
+		ABLATED+=" no-$p"
+	done
+	# right after the agent: the reference of every share
+	case " $WANT_TRACERS " in
+	*" agent "*) WANT_TRACERS=" $WANT_TRACERS "
+		WANT_TRACERS=${WANT_TRACERS/ agent / agent$ABLATED } ;;
+	*) WANT_TRACERS="agent$ABLATED $WANT_TRACERS" ;;
+	esac
+	;;
+*) usage_error "BENCH_ABLATE='$ABLATE': want 0 or 1" ;;
+esac
 if [ -n "$BASELINE" ]; then
 	[ -x "$BASELINE" ] || usage_error "BENCH_BASELINE='$BASELINE': not an executable"
 	# right after the agent, so the two run back to back in every round
@@ -171,6 +211,15 @@ for t in $WANT_TRACERS; do
 		;;
 	baseline)
 		TRACERS+=(baseline)
+		;;
+	no-storage | no-owners)
+		[ -x "$OUT/ablate/${t#no-}/sockpulse" ] ||
+			die "$OUT/ablate/${t#no-}/sockpulse not built (make ablate)"
+		TRACERS+=("$t")
+		;;
+	no-*)
+		[ -x "$AGENT" ] || die "$AGENT not built"
+		TRACERS+=("$t")
 		;;
 	floor)
 		if [ -x "$FLOOR" ]; then
@@ -294,16 +343,18 @@ cpu_seconds() {
 		/proc/"$1"/stat 2>/dev/null || echo 0
 }
 
-# start_sockpulse OUT ERR MODE [BINARY]: `sockpulse watch --json` with stdout to OUT, or
-# `sockpulse agent` with its log in OUT (never rotated: every line counts; /metrics off).
+# start_sockpulse OUT ERR MODE [BINARY [ABLATE]]: `sockpulse watch --json` with stdout to OUT,
+# or `sockpulse agent` with its log in OUT (never rotated: every line counts; /metrics off);
+# ABLATE: the parts it is told to switch off at start.
 start_sockpulse() {
-	local out=$1 err=$2 mode=$3 bin=${4:-$AGENT} i
+	local out=$1 err=$2 mode=$3 bin=${4:-$AGENT} ablate=${5:-} i
 	local -a extra=()
 
 	# shellcheck disable=SC2206 # word splitting of the extra flags is intended
 	[ -z "$AGENT_ARGS" ] || extra=($AGENT_ARGS)
+	: >"$err" # before the tracer opens it: the wait below reads it at once
 	if [ "$mode" = agent ]; then
-		env --default-signal=INT "$bin" agent --log "$out" --log-max-size 0 --metrics off \
+		env --default-signal=INT SOCKPULSE_ABLATE="$ablate" "$bin" agent --log "$out" --log-max-size 0 --metrics off \
 			"${extra[@]}" >/dev/null 2>"$err" &
 	else
 		env --default-signal=INT "$bin" watch --json "${extra[@]}" >"$out" 2>"$err" &
@@ -328,10 +379,21 @@ start_agent() { start_sockpulse "$1" "$2" agent; }
 start_baseline() { start_sockpulse "$1" "$2" agent "$BASELINE"; }
 start_watch() { start_sockpulse "$1" "$2" watch; }
 
+# The agent with one part off: a build of its own for the parts inside BPF programs.
+start_ablated() {
+	local part=${3#no-}
+
+	case $part in
+	storage | owners) start_sockpulse "$1" "$2" agent "$OUT/ablate/$part/sockpulse" ;;
+	*) start_sockpulse "$1" "$2" agent "$AGENT" "$part" ;;
+	esac
+}
+
 # The floor prints its counts as one JSON object on stdout when it stops.
 start_floor() {
 	local out=$1 err=$2 i
 
+	: >"$err"
 	env --default-signal=INT "$FLOOR" >"$out" 2>"$err" &
 	TRACER_PID=$!
 	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
@@ -374,6 +436,10 @@ events_lost() {
 	local tool=$1 out=$2 err=$3
 
 	case $tool in
+	no-*) # format and write may be off: the agent's exit summary has the count
+		{ grep -o 'summary: lost [0-9]*' "$err" || true; } |
+			awk '{ n += $3 } END { print n + 0 }'
+		;;
 	agent | baseline | watch)
 		{ grep -F '"events-lost"' "$out" 2>/dev/null || true; } |
 			jq -s 'map(.sockpulse.lost.count // 0) | add // 0'
@@ -394,7 +460,10 @@ measure_tracer() {
 
 	sysctl -q -w kernel.bpf_stats_enabled=1 >/dev/null ||
 		die "cannot enable kernel.bpf_stats_enabled"
-	"start_$tool" "$out" "$err"
+	case $tool in
+	no-*) start_ablated "$out" "$err" "$tool" ;;
+	*) "start_$tool" "$out" "$err" ;;
+	esac
 	pid=$TRACER_PID
 	ids=$(prog_ids_of "$pid")
 	[ "$tool" = tcpstates ] || [ "$tool" = floor ] || prefix=sp_
@@ -533,7 +602,8 @@ jq -rs --argjson quiet "$QUIET_STEAL" '
 	 | ([$storm, "alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-", "-",
 	   ($alone_steal | median | f(1))] | @tsv),
 	(map(select(.tool != "alone")) | group_by(.tool)
-	 | sort_by(.[0].tool | {floor: 0, agent: 1, baseline: 2, watch: 3}[.] // 4)[]
+	 | sort_by(.[0].tool | {floor: 0, agent: 1, baseline: 3, watch: 4}[.]
+		   // (if startswith("no-") then 2 else 5 end))[]
 	 | [$storm, .[0].tool, (map(.m.conn_s) | median | f(0)),
 	    (map(ratio // empty) | median | f(3)),
 	    (if .[0].tool == "floor" then "-" else
@@ -546,6 +616,37 @@ jq -rs --argjson quiet "$QUIET_STEAL" '
 	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0)),
 	    (map(.m.steal) | median | f(1))] | @tsv))' \
 	"$RESULTS" | column -t -s $'\t'
+if [ "$ABLATE" = 1 ]; then
+	echo
+	echo "Attribution: the agent with one part off. gain = its ratio minus the whole agent's in" \
+		"the same round (median over rounds); share = gain / (1 - the agent's ratio): the part" \
+		"of the agent's overhead that goes away with the part; cpu % = the agent process's CPU" \
+		"time over the storm's. Parts overlap (storage off also idles tcp_probe's and the" \
+		"owners' work; format off also writes nothing; engine off also drops its lines): shares" \
+		"need not add up to 100 %."
+	jq -rs '
+	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
+	def ratio: if .alone > 0 then .m.conn_s / .alone else null end;
+	(["storm", "run", "ratio", "gain", "share of overhead", "cpu %", "lost"] | @tsv),
+	(group_by(.storm) | sort_by(.[0].storm)[] | .[0].storm as $storm
+	 | (map(select(.tool == "agent") | {key: (.round | tostring), value: ratio})
+	    | from_entries) as $agent
+	 | (map(select(.tool == "agent") | ratio // empty) | median) as $agent_ratio
+	 | (map(select(.tool == "floor" or .tool == "agent")) | group_by(.tool) | reverse[]
+	    | [$storm, .[0].tool, (map(ratio // empty) | median | f(3)), "-", "-",
+	       (map(.m.cpu / .m.secs * 100) | median | f(1)), (map(.m.lost) | add | tostring)]
+	    | @tsv),
+	 (map(select(.tool | startswith("no-"))) | group_by(.tool)[]
+	  | (map(ratio as $r | $agent[.round | tostring] as $a
+		 | select($r != null and $a != null) | $r - $a) | median) as $gain
+	  | [$storm, .[0].tool, (map(ratio // empty) | median | f(3)), ($gain | f(3)),
+	     (if $gain == null or $agent_ratio == null or $agent_ratio >= 1 then "-"
+	      else "\($gain / (1 - $agent_ratio) * 100 | round) %" end),
+	     (map(.m.cpu / .m.secs * 100) | median | f(1)), (map(.m.lost) | add | tostring)]
+	  | @tsv))' "$RESULTS" | column -t -s $'\t'
+fi
 echo
 echo "BPF programs, mean ns per run (median over rounds; runs per storm connection):"
 jq -rs '

@@ -12,6 +12,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "ablate.h"
 #include "loader.h"
 #include "log.h"
 #include "names.h"
@@ -217,6 +218,8 @@ static void configure(struct sockpulse_bpf *skel, const struct config *cfg, unsi
 		v = prog_variant(name);
 		if (v != SP_HOOK_NONE)
 			load = v == (int)hook;
+		if (ablate_prog_off(cfg->ablate, name))
+			load = false;
 		bpf_program__set_autoload(prog, load);
 	}
 }

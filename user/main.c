@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "ablate.h"
 #include "auditcmd.h"
 #include "cli.h"
 #include "loader.h"
@@ -21,6 +22,7 @@ int main(int argc, char **argv)
 		return ret;
 	if (cfg.verbose)
 		log_set_level(LOG_DEBUG);
+	cfg.ablate = ablate_from_env();
 	/* No command: the dashboard for a person at a terminal, the stream for everyone else. */
 	if (cfg.cmd == CMD_WATCH && !cfg.cmd_given && !cfg.json && isatty(STDIN_FILENO) &&
 	    isatty(STDOUT_FILENO))

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <arpa/inet.h>
 
+#include "ablate.h"
 #include "agent.h"
 #include "audit.h"
 #include "clock.h"
@@ -60,10 +61,18 @@ static void on_event(void *ctx, const struct sp_event *ev)
 	if (!s->log_on || (unsigned int)ev->action >= SP_ACT_MAX ||
 	    !(s->log_mask & (1u << ev->action)))
 		return;
+	if (s->cfg->ablate & ABLATE_FORMAT) {
+		s->seq++;
+		return;
+	}
 	line = jsonlog_reserve(&s->log, SP_LINE_MAX);
 	if (!line)
 		return; /* counted as dropped */
 	n = format_json(line, SP_LINE_MAX, ev, s->seq + 1, &s->fmt);
+	if (n && (s->cfg->ablate & ABLATE_WRITE)) {
+		s->seq++;
+		return; /* reserved, never committed: discarded */
+	}
 	if (n) {
 		s->seq++;
 		jsonlog_commit(&s->log, n);
