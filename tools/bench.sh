@@ -42,7 +42,8 @@ Usage: tools/bench.sh [--out DIR]
   --out DIR   build directory holding sockpulse and tools/storm (default: build)
 
 Environment:
-  BENCH_ROUNDS=3        rounds; each runs each storm alone, then under each tracer
+  BENCH_ROUNDS=3        rounds; each runs each storm alone, then under each tracer (each
+                        round starting one tracer further down the list)
   BENCH_SECONDS=5       storm duration per run, seconds (a run is rounds x storms x
                         (1 + tracers) x this)
   BENCH_STORM=both      fin, rst or both: which storms (fin: normal close, 10 state changes
@@ -337,8 +338,16 @@ prog_snapshot() {
 		     ns: (.run_time_ns // 0), cnt: (.run_cnt // 0)}]'
 }
 
-# CPU time of a process in seconds (user + system).
+# CPU time of a process in seconds (user + system), all its threads: the scheduler's own count
+# in ns (/proc/PID/task/*/schedstat), not /proc/PID/stat's 10 ms ticks, which round a light
+# tracer (the floor) to nothing. Falls back to the ticks where schedstat is missing.
 cpu_seconds() {
+	local f=(/proc/"$1"/task/*/schedstat)
+
+	if [ -r "${f[0]}" ]; then
+		awk '{ ns += $1 } END { printf "%.6f", ns / 1e9 }' "${f[@]}" 2>/dev/null || echo 0
+		return
+	fi
 	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' \
 		/proc/"$1"/stat 2>/dev/null || echo 0
 }
@@ -550,7 +559,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		alone=$(jq '.conn_per_s' "$WORK/storm.json")
 		alone_steal=$STEAL
 		add_row "$r" "$storm_kind" "$alone" alone "" "$STEAL"
-		for tool in "${TRACERS[@]}"; do
+		# Each round starts one tracer further on, so none is always the furthest from
+		# the storm alone it is compared with while the load drifts.
+		for ((i = 0; i < ${#TRACERS[@]}; i++)); do
+			tool=${TRACERS[(i + r - 1) % ${#TRACERS[@]}]}
 			echo "bench: round $r/$ROUNDS, $storm_kind storm: under $tool" >&2
 			measure_tracer "$tool" "$r" "$storm_kind"
 			add_row "$r" "$storm_kind" "$alone" "$tool" "$MEASURED" "$alone_steal"
@@ -676,7 +688,8 @@ fi
 echo
 echo "columns: ratio = conn/s with the tracer / alone in the same round; - floor = that ratio" \
 	"minus the floor's in the same round (median over rounds); cpu ns/ev = tracer" \
-	"process CPU (user+sys, /proc/PID/stat) from the storm's start until 1 s after its end," \
+	"process CPU (all threads, /proc/PID/task/*/schedstat) from the storm's start until 1 s" \
+	"after its end," \
 	"divided by the lines it wrote (the floor: records it drained); bpf ns/c = BPF run time per storm connection; steal = CPU" \
 	"time the hypervisor took for others during the storm (/proc/stat), the main source of" \
 	"noise on a virtual machine; quiet ratio = median over the rounds where both runs had less" \
