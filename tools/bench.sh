@@ -2,23 +2,24 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # Connection-storm benchmark of the kernel event pipeline: how much loopback TCP storms slow
-# down while sockpulse (and, for comparison, libbpf-tools' tcpstates) watches it, how many events
-# per second the tracer writes, how many it loses, how much CPU the tracer process spends per
-# event it writes, and what each BPF program costs per run. Two storms (tools/storm.c): "fin",
-# connections that send and echo BENCH_PAYLOAD bytes and close normally (10 state changes each,
-# TIME_WAIT), and "rst", short connections that are aborted with SO_LINGER 0 (6 state changes,
-# no payload by default), the most state changes per second. Rounds alternate: in each round,
-# for each storm, the storm alone, then under each tracer in turn. At the end, one table of medians over the rounds, and the lease
-# engine's own numbers (build/tools/bench_engine): `make bench` prints everything README's
-# "Performance" section shows.
+# down while sockpulse (and, for comparison, libbpf-tools' tcpstates) watches them, how many
+# events per second the tracer writes, how many it loses, how much CPU the tracer process spends
+# per event it writes, and what each BPF program costs per run. Two storms (tools/storm.c):
+# "fin", connections that send and echo BENCH_PAYLOAD bytes and close normally (10 state changes
+# each, TIME_WAIT), and "rst", short connections aborted with SO_LINGER 0 (6 state changes, no
+# payload by default), the most state changes per second. In each round, for each storm: the
+# storm alone, then under each tracer in turn. At the end, tables of medians over the rounds, and
+# the lease engine's own numbers (build/tools/bench_engine): `make bench` prints everything
+# README's "Performance" section shows.
 #
 # Tracers: "floor" is tools/floor (tools/floor.bpf.c): one ring record with the socket cookie per
 # state change and nothing else, drained every 100 ms, the least a tracer of TCP state changes
-# can cost; every figure sits next to its figure. "agent" is `sockpulse agent` logging every transition to a JSON lines file (its
-# default actions: all but tcp-activity; no rotation, metrics off); "watch" is
-# `sockpulse watch --json` to a file; "tcpstates" is libbpf-tools' tcpstates to a file;
-# "baseline" is the agent of another build (BENCH_BASELINE), run the same way in the same rounds,
-# so a change is measured against what it replaces on the same machine at the same time.
+# can cost; every tracer's ratio is also given minus the floor's in the same round. "agent" is
+# `sockpulse agent` logging every transition to a JSON lines file (its default actions: all but
+# tcp-activity; no rotation, metrics off); "watch" is `sockpulse watch --json` to a file;
+# "tcpstates" is libbpf-tools' tcpstates to a file; "baseline" is the agent of another build
+# (BENCH_BASELINE), run the same way in the same rounds, so a change is measured against what it
+# replaces on the same machine at the same time.
 #
 # Attribution (BENCH_ABLATE=1): the agent again, once per part with that part switched off, in
 # the same rounds. A part's share of the agent's overhead (1 - ratio) is how much of it goes away
