@@ -8,7 +8,8 @@
 # make fuzz FUZZ_SECONDS=N  build the libFuzzer targets, run each for N seconds (default 60)
 # make fuzz-smoke  each fuzz target over its seeds for a fixed number of runs (make test does it)
 # make valgrind    every unit test binary under valgrind (leaks and memory errors fail)
-# make bench      connection-storm benchmark (numbers, not pass/fail)
+# make bench      connection-storm benchmark (numbers, not pass/fail); BENCH_ABLATE=1 make bench
+#                 adds the attribution of the agent's cost to its parts (tools/bench.sh --help)
 # make soak MINUTES=N   the agent under churn in namespaces for N minutes (default 10): RSS, fds,
 #                 events/s, lost, log size every 10 s, and a verdict
 # make install    PREFIX=/usr/local DESTDIR=
@@ -71,7 +72,7 @@ AGENT_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(AGENT_SRCS))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 
-TOOL_SRCS   := $(wildcard tools/*.c)
+TOOL_SRCS   := $(filter-out %.bpf.c,$(wildcard tools/*.c))
 TOOL_BINS   := $(patsubst tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all deps run test unit integration bench install clean format fuzz fuzz-smoke fuzz-seeds \
@@ -99,7 +100,7 @@ integration: all
 	@./tests/run.sh --out $(OUT) --integration-only
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(if $(filter 1,$(BENCH_ABLATE)),ablate)
 	@./tools/bench.sh --out $(OUT)
 
 # The kernel matrix (tests/vm/): Debian's 6.1 kernels (generic, PREEMPT_RT, cloud) booted under
@@ -120,6 +121,43 @@ vmtest: deps
 
 vmtest-ci:
 	@$(MAKE) --no-print-directory vmtest VMTEST_SUBSET=ci
+
+# Attribution builds (BENCH_ABLATE=1 make bench, or make ablate): the agent with one part of its
+# BPF side compiled out, -DSP_ABLATE_NO_<PART> (bpf/sockpulse.bpf.c), in build/ablate/<part>/.
+# The parts that are whole programs, and the agent's own, are switched at run time instead
+# (user/ablate.h). Built only when asked: the normal objects never see these macros.
+ABLATE_BPF   := storage owners
+ABLATE_BINS  := $(patsubst %,$(OUT)/ablate/%/sockpulse,$(ABLATE_BPF))
+ABLATE_DEF    = -DSP_ABLATE_NO_$(shell echo $* | tr a-z- A-Z_)
+
+.PHONY: ablate
+ablate: $(ABLATE_BINS)
+
+$(OUT)/ablate/%/sockpulse.bpf.o: bpf/sockpulse.bpf.c $(wildcard bpf/*.bpf.h) include/sockpulse.h $(OUT)/vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) $(ABLATE_DEF) -c $< -o $@.tmp && mv $@.tmp $@
+
+$(OUT)/ablate/%/sockpulse_compat.bpf.o: bpf/sockpulse.bpf.c $(wildcard bpf/*.bpf.h) include/sockpulse.h $(OUT)/vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) $(ABLATE_DEF) -DSP_FD_WALK_COMPAT -c $< -o $@.tmp && mv $@.tmp $@
+
+$(OUT)/ablate/%/sockpulse.skel.h: $(OUT)/ablate/%/sockpulse.bpf.o
+	$(BPFTOOL) gen skeleton $< name sockpulse_bpf > $@.tmp && mv $@.tmp $@
+
+$(OUT)/ablate/%/sockpulse_compat.skel.h: $(OUT)/ablate/%/sockpulse_compat.bpf.o
+	$(BPFTOOL) gen skeleton $< name sockpulse_compat_bpf > $@.tmp && mv $@.tmp $@
+
+# The loader is the only object that includes the skeletons: its directory goes first.
+$(OUT)/ablate/%/loader.o: user/loader.c $(wildcard user/*.h) include/sockpulse.h \
+		$(OUT)/ablate/%/sockpulse.skel.h $(OUT)/ablate/%/sockpulse_compat.skel.h
+	$(CC) -I$(@D) $(CFLAGS) $(JSON_CFLAGS) -c $< -o $@
+
+$(OUT)/ablate/%/sockpulse: $(OUT)/ablate/%/loader.o $(filter-out $(OUT)/obj/loader.o,$(AGENT_OBJS)) \
+		$(CORE_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
+
+.SECONDARY: $(foreach p,$(ABLATE_BPF),$(addprefix $(OUT)/ablate/$(p)/,sockpulse.bpf.o \
+	sockpulse_compat.bpf.o sockpulse.skel.h sockpulse_compat.skel.h loader.o))
 
 # Soak (numbers and a verdict, not pass/fail): tools/soak.sh --help.
 MINUTES     ?= 10
@@ -219,6 +257,17 @@ $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJS)
 $(OUT)/tools/bench_engine: tools/bench_engine.c $(CORE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(JSON_CFLAGS) -o $@ $^ $(LDFLAGS) $(JSON_LIBS) $(WEB_LIBS) -lm
+
+# The benchmark's floor: a bare BPF program (tools/floor.bpf.c) and its loader.
+$(OUT)/tools/floor.bpf.o: tools/floor.bpf.c $(OUT)/vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && mv $@.tmp $@
+
+$(OUT)/tools/floor.skel.h: $(OUT)/tools/floor.bpf.o
+	$(BPFTOOL) gen skeleton $< name floor_bpf > $@.tmp && mv $@.tmp $@
+
+$(OUT)/tools/floor: tools/floor.c $(OUT)/tools/floor.skel.h
+	$(CC) $(CFLAGS) -I$(OUT)/tools -o $@ $< $(LDFLAGS) $(BPF_LIBS)
 
 $(OUT)/tools/%: tools/%.c
 	@mkdir -p $(@D)

@@ -388,6 +388,9 @@ static __always_inline void owner_refine(struct sock *sk, struct sk_info *s)
 	__u64 key;
 	struct owner *o;
 
+#ifdef SP_ABLATE_NO_OWNERS /* benchmark attribution only (Makefile: build/ablate/) */
+	return;
+#endif
 	if ((s->flags & SKF_OWNER) || !s->owner_tries)
 		return;
 	s->owner_tries--;
@@ -445,6 +448,9 @@ static __always_inline struct sp_record *rec_for_sk(__u32 type, __u64 now, struc
 
 static __always_inline struct sk_info *sk_info_get(struct sock *sk, bool create)
 {
+#ifdef SP_ABLATE_NO_STORAGE /* benchmark attribution only (Makefile: build/ablate/) */
+	return NULL;
+#endif
 	return bpf_sk_storage_get(&sk_infos, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 }
 
@@ -1351,6 +1357,9 @@ static __always_inline void accept_exit(long ret)
 	struct owner o = {};
 	__u64 key;
 
+#ifdef SP_ABLATE_NO_OWNERS /* benchmark attribution only (Makefile: build/ablate/) */
+	return;
+#endif
 	if (ret < 0)
 		return;
 	sk = fd_tcp_sock((int)ret, false);

@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# Connection-storm benchmark of the kernel event pipeline: how much a loopback TCP storm slows
-# down while sockpulse (and, for comparison, libbpf-tools' tcpstates) watches it, how many events
-# per second the tracer writes, how many it loses, how much CPU the tracer process spends per
-# event it writes, and what each BPF program costs per run. Rounds alternate: the storm alone,
-# then under each tracer in turn. At the end, one table of medians over the rounds, and the lease
-# engine's own numbers (build/tools/bench_engine): `make bench` prints everything README's
-# "Performance" section shows.
+# Connection-storm benchmark of the kernel event pipeline: how much loopback TCP storms slow
+# down while sockpulse (and, for comparison, libbpf-tools' tcpstates) watches them, how many
+# events per second the tracer writes, how many it loses, how much CPU the tracer process spends
+# per event it writes, and what each BPF program costs per run. Two storms (tools/storm.c):
+# "fin", connections that send and echo BENCH_PAYLOAD bytes and close normally (10 state changes
+# each, TIME_WAIT), and "rst", short connections aborted with SO_LINGER 0 (6 state changes, no
+# payload by default), the most state changes per second. In each round, for each storm: the
+# storm alone, then under each tracer in turn. At the end, tables of medians over the rounds, and
+# the lease engine's own numbers (build/tools/bench_engine): `make bench` prints everything
+# README's "Performance" section shows.
 #
-# Tracers: "agent" is `sockpulse agent` logging every transition to a JSON lines file (its
-# default actions: all, tcp-activity included; no rotation, metrics off); "watch" is
-# `sockpulse watch --json` to a file; "tcpstates" is libbpf-tools' tcpstates to a file;
-# "baseline" is the agent of another build (BENCH_BASELINE), run the same way in the same rounds,
-# so a change is measured against what it replaces on the same machine at the same time.
+# Tracers: "floor" is tools/floor (tools/floor.bpf.c): one ring record with the socket cookie per
+# state change and nothing else, drained every 100 ms, the least a tracer of TCP state changes
+# can cost; every tracer's ratio is also given minus the floor's in the same round. "agent" is
+# `sockpulse agent` logging every transition to a JSON lines file (its default actions: all,
+# tcp-activity included; no rotation, metrics off); "watch" is `sockpulse watch --json` to a file;
+# "tcpstates" is libbpf-tools' tcpstates to a file; "baseline" is the agent of another build
+# (BENCH_BASELINE), run the same way in the same rounds, so a change is measured against what it
+# replaces on the same machine at the same time.
+#
+# Attribution (BENCH_ABLATE=1): the agent again, once per part with that part switched off, in
+# the same rounds. A part's share of the agent's overhead (1 - ratio) is how much of it goes away
+# with the part off. The parts inside BPF programs are builds of their own (make ablate:
+# build/ablate/<part>/sockpulse, compiled with -DSP_ABLATE_NO_<PART>); the others are switched
+# when the agent starts, by SOCKPULSE_ABLATE=<part> in its environment (user/ablate.h), which is
+# for this benchmark only.
 #
 # The storm runs in a network namespace this script creates and removes, so the host's port range,
 # TIME_WAIT table and sysctls stay untouched. The tracers run in the host namespace: they see
@@ -30,14 +43,31 @@ Usage: tools/bench.sh [--out DIR]
   --out DIR   build directory holding sockpulse and tools/storm (default: build)
 
 Environment:
-  BENCH_ROUNDS=3        rounds; each runs the storm alone, then under each tracer
-  BENCH_SECONDS=10      storm duration per run, seconds
+  BENCH_ROUNDS=3        rounds; each runs each storm alone, then under each tracer (each
+                        round starting one tracer further down the list)
+  BENCH_SECONDS=5       storm duration per run, seconds (a run is rounds x storms x
+                        (1 + tracers) x this)
+  BENCH_STORM=both      fin, rst or both: which storms (fin: normal close, 10 state changes
+                        per connection; rst: abort with SO_LINGER 0, 6 state changes)
   BENCH_WORKERS=        storm client processes (default: storm's, one per CPU)
-  BENCH_PAYLOAD=1       bytes each storm connection sends and gets echoed
-  BENCH_TRACERS="agent tcpstates"   tracers measured, in this order: agent, baseline, watch,
-                        tcpstates ("baseline" is added by itself when BENCH_BASELINE is set)
+  BENCH_PAYLOAD=1       bytes each connection of the fin storm sends and gets echoed
+  BENCH_RST_PAYLOAD=0   the same for the rst storm (0: connect, then abort)
+  BENCH_TRACERS="floor agent tcpstates"   tracers measured, in this order: floor, agent,
+                        baseline, watch, tcpstates ("baseline" is added by itself when
+                        BENCH_BASELINE is set; "floor" is the bare program of tools/floor)
   BENCH_BASELINE=       another sockpulse binary (an older build, say) measured as "baseline"
   BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
+  BENCH_ABLATE=0        1: attribution runs, the agent with one part off each (make ablate
+                        builds what they need; BENCH_ABLATE=1 make bench does it):
+                          storage    socket storage (sk_info_get finds nothing; build-time)
+                          syscalls   the connect/accept hooks (programs not loaded)
+                          tcp_probe  the per-segment program (not loaded)
+                          owners     the accept() owner map: no insert, no lookup (build-time)
+                          engine     the lease and spike engine (and its lines)
+                          format     lines counted instead of formatted (nothing written)
+                          write      lines formatted, then discarded
+                        The agent reads the run-time ones from SOCKPULSE_ABLATE=part[,part].
+  BENCH_ABLATE_PARTS="storage syscalls tcp_probe owners engine format write"   which of them
   BENCH_ENGINE_LEASES=1000000   leases for build/tools/bench_engine (0: skip the engine)
   BENCH_TCPSTATES=/usr/sbin/tcpstates   comparison tracer; skipped when not installed
   BENCH_KEEP=0          1: keep the tracers' output files and print where they are
@@ -78,19 +108,24 @@ while [ $# -gt 0 ]; do
 done
 
 ROUNDS=${BENCH_ROUNDS:-3}
-SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+SECONDS_PER_RUN=${BENCH_SECONDS:-5}
+STORM_KIND=${BENCH_STORM:-both}
+RST_PAYLOAD=${BENCH_RST_PAYLOAD:-0}
 WORKERS=${BENCH_WORKERS:-}
 PAYLOAD=${BENCH_PAYLOAD:-1}
 AGENT_ARGS=${BENCH_AGENT_ARGS:-}
 TCPSTATES=${BENCH_TCPSTATES:-/usr/sbin/tcpstates}
 KEEP=${BENCH_KEEP:-0}
-WANT_TRACERS=${BENCH_TRACERS-agent tcpstates}
+WANT_TRACERS=${BENCH_TRACERS-floor agent tcpstates}
 BASELINE=${BENCH_BASELINE:-}
 ENGINE_LEASES=${BENCH_ENGINE_LEASES:-1000000}
 QUIET_STEAL=${BENCH_QUIET_STEAL:-5}
+ABLATE=${BENCH_ABLATE:-0}
+ABLATE_PARTS=${BENCH_ABLATE_PARTS:-storage syscalls tcp_probe owners engine format write}
 
 AGENT=$OUT/sockpulse
 STORM=$OUT/tools/storm
+FLOOR=$OUT/tools/floor
 ENGINE=$OUT/tools/bench_engine
 NS=sp-bench-$$
 READY_TIMEOUT_S=30
@@ -110,15 +145,41 @@ fi
 [ -z "$WORKERS" ] || [[ $WORKERS =~ ^[1-9][0-9]*$ ]] ||
 	usage_error "BENCH_WORKERS='$WORKERS': want an integer >= 1"
 [[ $PAYLOAD =~ ^[1-9][0-9]*$ ]] || usage_error "BENCH_PAYLOAD='$PAYLOAD': want an integer >= 1"
+[[ $RST_PAYLOAD =~ ^[0-9]+$ ]] || usage_error "BENCH_RST_PAYLOAD='$RST_PAYLOAD': want an integer"
+case $STORM_KIND in
+fin | rst) STORMS=("$STORM_KIND") ;;
+both) STORMS=(fin rst) ;;
+*) usage_error "BENCH_STORM='$STORM_KIND': want fin, rst or both" ;;
+esac
 [[ $ENGINE_LEASES =~ ^[0-9]+$ ]] || usage_error "BENCH_ENGINE_LEASES='$ENGINE_LEASES': want an integer"
 [[ $QUIET_STEAL =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
 	usage_error "BENCH_QUIET_STEAL='$QUIET_STEAL': want a percentage"
 for t in $WANT_TRACERS; do
 	case $t in
-	agent | baseline | watch | tcpstates) ;;
-	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (agent, baseline, watch, tcpstates)" ;;
+	floor | agent | baseline | watch | tcpstates) ;;
+	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, agent, baseline, watch, tcpstates)" ;;
 	esac
 done
+ABLATED=
+case $ABLATE in
+0) ;;
+1)
+	for p in $ABLATE_PARTS; do
+		case $p in
+		storage | syscalls | tcp_probe | owners | engine | format | write) ;;
+		*) usage_error "BENCH_ABLATE_PARTS: unknown part '$p' (see --help)" ;;
+		esac
+		ABLATED+=" no-$p"
+	done
+	# right after the agent: the reference of every share
+	case " $WANT_TRACERS " in
+	*" agent "*) WANT_TRACERS=" $WANT_TRACERS "
+		WANT_TRACERS=${WANT_TRACERS/ agent / agent$ABLATED } ;;
+	*) WANT_TRACERS="agent$ABLATED $WANT_TRACERS" ;;
+	esac
+	;;
+*) usage_error "BENCH_ABLATE='$ABLATE': want 0 or 1" ;;
+esac
 if [ -n "$BASELINE" ]; then
 	[ -x "$BASELINE" ] || usage_error "BENCH_BASELINE='$BASELINE': not an executable"
 	# right after the agent, so the two run back to back in every round
@@ -152,6 +213,22 @@ for t in $WANT_TRACERS; do
 		;;
 	baseline)
 		TRACERS+=(baseline)
+		;;
+	no-storage | no-owners)
+		[ -x "$OUT/ablate/${t#no-}/sockpulse" ] ||
+			die "$OUT/ablate/${t#no-}/sockpulse not built (make ablate)"
+		TRACERS+=("$t")
+		;;
+	no-*)
+		[ -x "$AGENT" ] || die "$AGENT not built"
+		TRACERS+=("$t")
+		;;
+	floor)
+		if [ -x "$FLOOR" ]; then
+			TRACERS+=(floor)
+		else
+			echo "bench: warning: $FLOOR not built: measuring without the floor" >&2
+		fi
 		;;
 	tcpstates)
 		if [ -x "$TCPSTATES" ]; then
@@ -216,7 +293,13 @@ steal_sample() {
 # share moves the storm's rate more than any tracer, and says how far to trust a round.
 # Everything that may die runs in the main shell, never in $(...): the EXIT trap must see it.
 run_storm() {
-	local args=(--duration "$SECONDS_PER_RUN" --payload "$PAYLOAD" --json) rc=0 s0 s1
+	local args=(--duration "$SECONDS_PER_RUN" --close "$1" --json) rc=0 s0 s1
+
+	if [ "$1" = rst ]; then
+		args+=(--payload "$RST_PAYLOAD")
+	else
+		args+=(--payload "$PAYLOAD")
+	fi
 
 	[ -z "$WORKERS" ] || args+=(--workers "$WORKERS")
 	s0=$(steal_sample)
@@ -256,22 +339,32 @@ prog_snapshot() {
 		     ns: (.run_time_ns // 0), cnt: (.run_cnt // 0)}]'
 }
 
-# CPU time of a process in seconds (user + system).
+# CPU time of a process in seconds (user + system), all its threads: the scheduler's own count
+# in ns (/proc/PID/task/*/schedstat), not /proc/PID/stat's 10 ms ticks, which round a light
+# tracer (the floor) to nothing. Falls back to the ticks where schedstat is missing.
 cpu_seconds() {
+	local f=(/proc/"$1"/task/*/schedstat)
+
+	if [ -r "${f[0]}" ]; then
+		awk '{ ns += $1 } END { printf "%.6f", ns / 1e9 }' "${f[@]}" 2>/dev/null || echo 0
+		return
+	fi
 	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' \
 		/proc/"$1"/stat 2>/dev/null || echo 0
 }
 
-# start_sockpulse OUT ERR MODE [BINARY]: `sockpulse watch --json` with stdout to OUT, or
-# `sockpulse agent` with its log in OUT (never rotated: every line counts; /metrics off).
+# start_sockpulse OUT ERR MODE [BINARY [ABLATE]]: `sockpulse watch --json` with stdout to OUT,
+# or `sockpulse agent` with its log in OUT (never rotated: every line counts; /metrics off);
+# ABLATE: the parts it is told to switch off at start.
 start_sockpulse() {
-	local out=$1 err=$2 mode=$3 bin=${4:-$AGENT} i
+	local out=$1 err=$2 mode=$3 bin=${4:-$AGENT} ablate=${5:-} i
 	local -a extra=()
 
 	# shellcheck disable=SC2206 # word splitting of the extra flags is intended
 	[ -z "$AGENT_ARGS" ] || extra=($AGENT_ARGS)
+	: >"$err" # before the tracer opens it: the wait below reads it at once
 	if [ "$mode" = agent ]; then
-		env --default-signal=INT "$bin" agent --log "$out" --log-max-size 0 --metrics off \
+		env --default-signal=INT SOCKPULSE_ABLATE="$ablate" "$bin" agent --log "$out" --log-max-size 0 --metrics off \
 			"${extra[@]}" >/dev/null 2>"$err" &
 	else
 		env --default-signal=INT "$bin" watch --json "${extra[@]}" >"$out" 2>"$err" &
@@ -295,6 +388,35 @@ start_sockpulse() {
 start_agent() { start_sockpulse "$1" "$2" agent; }
 start_baseline() { start_sockpulse "$1" "$2" agent "$BASELINE"; }
 start_watch() { start_sockpulse "$1" "$2" watch; }
+
+# The agent with one part off: a build of its own for the parts inside BPF programs.
+start_ablated() {
+	local part=${3#no-}
+
+	case $part in
+	storage | owners) start_sockpulse "$1" "$2" agent "$OUT/ablate/$part/sockpulse" ;;
+	*) start_sockpulse "$1" "$2" agent "$AGENT" "$part" ;;
+	esac
+}
+
+# The floor prints its counts as one JSON object on stdout when it stops.
+start_floor() {
+	local out=$1 err=$2 i
+
+	: >"$err"
+	env --default-signal=INT "$FLOOR" >"$out" 2>"$err" &
+	TRACER_PID=$!
+	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
+		grep -q ready "$err" && return 0
+		if ! kill -0 "$TRACER_PID" 2>/dev/null; then
+			TRACER_PID=
+			sed 's/^/  | /' "$err" >&2
+			die "the floor ($FLOOR) did not start"
+		fi
+		sleep 0.1
+	done
+	die "the floor printed no 'ready' line within ${READY_TIMEOUT_S}s"
+}
 
 start_tcpstates() {
 	local out=$1 err=$2
@@ -324,10 +446,15 @@ events_lost() {
 	local tool=$1 out=$2 err=$3
 
 	case $tool in
+	no-*) # format and write may be off: the agent's exit summary has the count
+		{ grep -o 'summary: lost [0-9]*' "$err" || true; } |
+			awk '{ n += $3 } END { print n + 0 }'
+		;;
 	agent | baseline | watch)
 		{ grep -F '"events-lost"' "$out" 2>/dev/null || true; } |
 			jq -s 'map(.sockpulse.lost.count // 0) | add // 0'
 		;;
+	floor) jq -s 'map(.lost) | add // 0' "$out" ;;
 	tcpstates) # libbpf-tools reports perf buffer losses on stderr
 		{ grep -o 'lost [0-9]* events' "$err" || true; } |
 			awk '{ n += $2 } END { print n + 0 }'
@@ -335,22 +462,26 @@ events_lost() {
 	esac
 }
 
-# One storm under a tracer; leaves a JSON object with the measurements in $MEASURED.
+# measure_tracer TOOL ROUND STORM: one storm under a tracer; leaves a JSON object with the
+# measurements in $MEASURED.
 measure_tracer() {
-	local tool=$1 out="$WORK/$1.r$2.out" err="$WORK/$1.r$2.err"
-	local ids before after storm lines0 lines1 cpu0 cpu1 pid lost prefix=
+	local tool=$1 storm_kind=$3 out="$WORK/$1.$3.r$2.out" err="$WORK/$1.$3.r$2.err"
+	local ids before after storm lines0 lines1 cpu0 cpu1 pid lost events prefix=
 
 	sysctl -q -w kernel.bpf_stats_enabled=1 >/dev/null ||
 		die "cannot enable kernel.bpf_stats_enabled"
-	"start_$tool" "$out" "$err"
+	case $tool in
+	no-*) start_ablated "$out" "$err" "$tool" ;;
+	*) "start_$tool" "$out" "$err" ;;
+	esac
 	pid=$TRACER_PID
 	ids=$(prog_ids_of "$pid")
-	[ "$tool" = tcpstates ] || prefix=sp_
+	[ "$tool" = tcpstates ] || [ "$tool" = floor ] || prefix=sp_
 	before=$(prog_snapshot "$ids" "$prefix")
 	touch "$out" # the agent creates its log at its first line
 	lines0=$(wc -l <"$out")
 	cpu0=$(cpu_seconds "$pid")
-	run_storm
+	run_storm "$storm_kind"
 	storm=$(cat "$WORK/storm.json")
 	after=$(prog_snapshot "$ids" "$prefix")
 	sleep 1 # let the tracer drain what the storm left in its buffers
@@ -361,11 +492,13 @@ measure_tracer() {
 	[ "$lines0" -ge "$(header_lines "$tool")" ] || lines0=$(header_lines "$tool")
 	lines1=$(wc -l <"$out")
 	lost=$(events_lost "$tool" "$out" "$err")
+	events=$((lines1 - lines0))
+	[ "$tool" != floor ] || events=$(jq -s 'map(.records) | add // 0' "$out")
 	[ "$KEEP" = 1 ] || rm -f "$out"
 
 	MEASURED=$(jq -nc --argjson storm "$storm" \
 		--argjson before "$before" --argjson after "$after" \
-		--argjson events "$((lines1 - lines0))" --argjson lost "${lost:-0}" \
+		--argjson events "$events" --argjson lost "${lost:-0}" \
 		--argjson steal "$STEAL" \
 		--argjson cpu "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" '
 		($before | map({key: (.id | tostring), value: .}) | from_entries) as $b
@@ -379,23 +512,30 @@ measure_tracer() {
 }
 
 ROWS=()
-RESULTS=$WORK/results.jsonl # one object per tracer run: {tool, alone, m}
+# one object per run: {round, storm, tool, alone, alone_steal, m}; m is null for the storm alone
+RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 
-# One table row; $4 is the tracer's JSON, empty for the storm alone; $5 the alone run's steal %.
+# add_row ROUND STORM ALONE TOOL [M [STEAL]]: one table row; M is the tracer's JSON, empty for the
+# storm alone; STEAL the alone run's steal %.
 add_row() {
-	local round=$1 alone=$2 tool=$3 m=${4:-} steal=${5:-0}
+	local round=$1 storm_kind=$2 alone=$3 tool=$4 m=${5:-} steal=${6:-0}
 
 	if [ -z "$m" ]; then
-		ROWS+=("$(printf '%-5s %-10s %9.0f %9s %6s %9s %7s %7s %6s %9s %8s %6.1f  %s' \
-			"$round" "$tool" "$alone" - - - - - - - - "$steal" -)")
+		jq -nc --argjson round "$round" --arg storm "$storm_kind" --argjson alone "$alone" \
+			--argjson steal "$steal" '{round: $round, storm: $storm, tool: "alone",
+				alone: $alone, alone_steal: $steal, m: null}' >>"$RESULTS"
+		ROWS+=("$(printf '%-5s %-5s %-14s %9.0f %9s %6s %9s %7s %7s %6s %9s %8s %6.1f  %s' \
+			"$round" "$storm_kind" "$tool" "$alone" - - - - - - - - "$steal" -)")
 		return
 	fi
-	jq -nc --arg tool "$tool" --argjson alone "$alone" --argjson m "$m" \
-		--argjson alone_steal "$steal" \
-		'{tool: $tool, alone: $alone, alone_steal: $alone_steal, m: $m}' >>"$RESULTS"
-	ROWS+=("$(jq -r --argjson alone "$alone" --arg round "$round" --arg tool "$tool" '
-		[$round, $tool, $alone, .conn_s,
+	jq -nc --argjson round "$round" --arg storm "$storm_kind" --arg tool "$tool" \
+		--argjson alone "$alone" --argjson m "$m" --argjson alone_steal "$steal" \
+		'{round: $round, storm: $storm, tool: $tool, alone: $alone,
+		  alone_steal: $alone_steal, m: $m}' >>"$RESULTS"
+	ROWS+=("$(jq -r --argjson alone "$alone" --arg round "$round" --arg tool "$tool" \
+		--arg storm "$storm_kind" '
+		[$round, $storm, $tool, $alone, .conn_s,
 		 (if $alone > 0 then .conn_s / $alone else "-" end),
 		 .events / .secs, (if .conns > 0 then .events / .conns else "-" end),
 		 .lost, .cpu / .secs * 100, (.cpu_ns_ev // "-"),
@@ -404,29 +544,33 @@ add_row() {
 		  | if . == "" then "-" else . end)]
 		| @tsv' <<<"$m" |
 		awk -F'\t' 'function f(v, fmt) { return v == "-" ? v : sprintf(fmt, v) }
-			{ printf "%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n", $1, $2,
-				f($3, "%.0f"), f($4, "%.0f"), f($5, "%.3f"), f($6, "%.0f"),
-				f($7, "%.1f"), $8, f($9, "%.1f"), f($10, "%.0f"), f($11, "%.0f"),
-				f($12, "%.1f"), $13 }')")
+			{ printf "%-5s %-5s %-14s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n",
+				$1, $2, $3, f($4, "%.0f"), f($5, "%.0f"), f($6, "%.3f"),
+				f($7, "%.0f"), f($8, "%.1f"), $9, f($10, "%.1f"), f($11, "%.0f"),
+				f($12, "%.0f"), f($13, "%.1f"), $14 }')")
 }
 
-echo "bench: $ROUNDS round(s) x ${SECONDS_PER_RUN}s, storm in netns $NS," \
-	"tracers: ${TRACERS[*]:-none}" >&2
-ALONE=()
-ALONE_STEAL=()
+echo "bench: $ROUNDS round(s) x ${SECONDS_PER_RUN}s, storms: ${STORMS[*]}, in netns $NS," \
+	"tracers: ${TRACERS[*]:-none}; load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= ROUNDS; r++)); do
-	echo "bench: round $r/$ROUNDS: storm alone" >&2
-	run_storm
-	alone=$(jq '.conn_per_s' "$WORK/storm.json")
-	ALONE+=("$alone")
-	ALONE_STEAL+=("$STEAL")
-	add_row "$r" "$alone" alone "" "$STEAL"
-	for tool in "${TRACERS[@]}"; do
-		echo "bench: round $r/$ROUNDS: storm under $tool" >&2
-		measure_tracer "$tool" "$r"
-		add_row "$r" "$alone" "$tool" "$MEASURED" "${ALONE_STEAL[r - 1]}"
+	for storm_kind in "${STORMS[@]}"; do
+		echo "bench: round $r/$ROUNDS, $storm_kind storm: alone" >&2
+		run_storm "$storm_kind"
+		alone=$(jq '.conn_per_s' "$WORK/storm.json")
+		alone_steal=$STEAL
+		add_row "$r" "$storm_kind" "$alone" alone "" "$STEAL"
+		# Each round starts one tracer further on, so none is always the furthest from
+		# the storm alone it is compared with while the load drifts.
+		for ((i = 0; i < ${#TRACERS[@]}; i++)); do
+			tool=${TRACERS[(i + r - 1) % ${#TRACERS[@]}]}
+			echo "bench: round $r/$ROUNDS, $storm_kind storm: under $tool" >&2
+			measure_tracer "$tool" "$r" "$storm_kind"
+			add_row "$r" "$storm_kind" "$alone" "$tool" "$MEASURED" "$alone_steal"
+		done
 	done
 done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The lease engine alone (no kernel): renew, expiry, memory, spike detector.
 ENGINE_OUT=
@@ -444,7 +588,7 @@ fi
 
 echo
 echo "Per run:"
-printf '%-5s %-10s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n' round tracer "alone/s" \
+printf '%-5s %-5s %-14s %9s %9s %6s %9s %7s %7s %6s %9s %8s %6s  %s\n' round storm tracer "alone/s" \
 	"with/s" ratio "events/s" "ev/conn" lost "cpu%" "cpu ns/ev" "bpf ns/c" "steal%" \
 	"mean ns/run per BPF program"
 printf '%s\n' "${ROWS[@]}"
@@ -452,36 +596,80 @@ echo
 
 # Medians over the rounds, one row per tracer, then one row per BPF program.
 echo "Summary: median of $ROUNDS round(s) x ${SECONDS_PER_RUN}s; machine: $(uname -r), $(nproc) CPUs," \
-	"$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
-jq -rs --argjson alone "$(printf '%s\n' "${ALONE[@]}" | jq -s .)" \
-	--argjson alone_steal "$(printf '%s\n' "${ALONE_STEAL[@]}" | jq -s .)" \
-	--argjson quiet "$QUIET_STEAL" '
+	"$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null);" \
+	"load average (1, 5, 15 min) $LOAD_START at the start, $LOAD_END at the end"
+# "- floor": the tracer's ratio minus the floor's in the same round and storm, median over the
+# rounds.
+jq -rs --argjson quiet "$QUIET_STEAL" '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
-	(["tracer", "conn/s", "ratio", "quiet ratio (n)", "events/s", "lost", "cpu ns/event",
-	  "bpf ns/conn", "steal %"] | @tsv),
-	(["alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-",
-	  ($alone_steal | median | f(1))] | @tsv),
-	(group_by(.tool) | sort_by(.[0].tool | {agent: 0, baseline: 1, watch: 2}[.] // 3)[]
-	 | [.[0].tool, (map(.m.conn_s) | median | f(0)),
-	    (map(select(.alone > 0) | .m.conn_s / .alone) | median | f(3)),
-	    ([.[] | select(.alone > 0 and .alone_steal < $quiet and .m.steal < $quiet)
-	      | .m.conn_s / .alone] | "\(median | f(3)) (\(length))"),
+	def ratio: if .alone > 0 then .m.conn_s / .alone else null end;
+	(["storm", "tracer", "conn/s", "ratio", "- floor", "quiet ratio (n)", "events/s", "lost",
+	  "cpu ns/event", "bpf ns/conn", "steal %"] | @tsv),
+	(group_by(.storm) | sort_by(.[0].storm)[] | .[0].storm as $storm
+	 | (map(select(.tool == "alone")) | map(.alone)) as $alone
+	 | (map(select(.tool == "alone")) | map(.alone_steal)) as $alone_steal
+	 | (map(select(.tool == "floor") | {key: (.round | tostring), value: ratio})
+	    | from_entries) as $floor
+	 | ([$storm, "alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-", "-",
+	   ($alone_steal | median | f(1))] | @tsv),
+	(map(select(.tool != "alone")) | group_by(.tool)
+	 | sort_by(.[0].tool | {floor: 0, agent: 1, baseline: 3, watch: 4}[.]
+		   // (if startswith("no-") then 2 else 5 end))[]
+	 | [$storm, .[0].tool, (map(.m.conn_s) | median | f(0)),
+	    (map(ratio // empty) | median | f(3)),
+	    (if .[0].tool == "floor" then "-" else
+	     (map(ratio as $r | $floor[.round | tostring] as $fl
+		  | select($r != null and $fl != null) | $r - $fl) | median | f(3)) end),
+	    ([.[] | select(.alone > 0 and .alone_steal < $quiet and .m.steal < $quiet) | ratio]
+	     | "\(median | f(3)) (\(length))"),
 	    (map(.m.events / .m.secs) | median | f(0)), (map(.m.lost) | add | tostring),
 	    (map(.m.cpu_ns_ev // empty) | median | f(0)),
 	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0)),
-	    (map(.m.steal) | median | f(1))] | @tsv)' \
+	    (map(.m.steal) | median | f(1))] | @tsv))' \
 	"$RESULTS" | column -t -s $'\t'
+if [ "$ABLATE" = 1 ]; then
+	echo
+	echo "Attribution: the agent with one part off. gain = its ratio minus the whole agent's in" \
+		"the same round (median over rounds); share = gain / (1 - the agent's ratio): the part" \
+		"of the agent's overhead that goes away with the part; cpu % = the agent process's CPU" \
+		"time over the storm's. Parts overlap (storage off also idles tcp_probe's and the" \
+		"owners' work; format off also writes nothing; engine off also drops its lines): shares" \
+		"need not add up to 100 %."
+	jq -rs '
+	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
+	def ratio: if .alone > 0 then .m.conn_s / .alone else null end;
+	(["storm", "run", "ratio", "gain", "share of overhead", "cpu %", "lost"] | @tsv),
+	(group_by(.storm) | sort_by(.[0].storm)[] | .[0].storm as $storm
+	 | (map(select(.tool == "agent") | {key: (.round | tostring), value: ratio})
+	    | from_entries) as $agent
+	 | (map(select(.tool == "agent") | ratio // empty) | median) as $agent_ratio
+	 | (map(select(.tool == "floor" or .tool == "agent")) | group_by(.tool) | reverse[]
+	    | [$storm, .[0].tool, (map(ratio // empty) | median | f(3)), "-", "-",
+	       (map(.m.cpu / .m.secs * 100) | median | f(1)), (map(.m.lost) | add | tostring)]
+	    | @tsv),
+	 (map(select(.tool | startswith("no-"))) | group_by(.tool)[]
+	  | (map(ratio as $r | $agent[.round | tostring] as $a
+		 | select($r != null and $a != null) | $r - $a) | median) as $gain
+	  | [$storm, .[0].tool, (map(ratio // empty) | median | f(3)), ($gain | f(3)),
+	     (if $gain == null or $agent_ratio == null or $agent_ratio >= 1 then "-"
+	      else "\($gain / (1 - $agent_ratio) * 100 | round) %" end),
+	     (map(.m.cpu / .m.secs * 100) | median | f(1)), (map(.m.lost) | add | tostring)]
+	  | @tsv))' "$RESULTS" | column -t -s $'\t'
+fi
 echo
 echo "BPF programs, mean ns per run (median over rounds; runs per storm connection):"
 jq -rs '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-	(["tracer", "program", "ns/run", "runs/conn"] | @tsv),
-	([.[] | .tool as $t | .m.conns as $c | .m.progs[] | {t: $t, name, mean, per: (.cnt / $c)}]
-	 | group_by([.t, .name])[]
-	 | [.[0].t, .[0].name, (map(.mean) | median | round | tostring),
+	(["storm", "tracer", "program", "ns/run", "runs/conn"] | @tsv),
+	([.[] | select(.m != null) | .storm as $s | .tool as $t | .m.conns as $c | .m.progs[]
+	  | {s: $s, t: $t, name, mean, per: (.cnt / $c)}]
+	 | group_by([.s, .t, .name])[]
+	 | [.[0].s, .[0].t, .[0].name, (map(.mean) | median | round | tostring),
 	    (map(.per) | median * 100 | round / 100 | tostring)] | @tsv)' "$RESULTS" |
 	column -t -s $'\t'
 if [ -n "$ENGINE_OUT" ]; then
@@ -499,9 +687,11 @@ if [ -n "$ENGINE_OUT" ]; then
 		"JSON line formatting, the storm's mix" "$(grab 's/^format: \([0-9.]*\) ns per JSON line.*/\1 ns per line/p')"
 fi
 echo
-echo "columns: ratio = conn/s with the tracer / alone in the same round; cpu ns/ev = tracer" \
-	"process CPU (user+sys, /proc/PID/stat) from the storm's start until 1 s after its end," \
-	"divided by the lines it wrote; bpf ns/c = BPF run time per storm connection; steal = CPU" \
+echo "columns: ratio = conn/s with the tracer / alone in the same round; - floor = that ratio" \
+	"minus the floor's in the same round (median over rounds); cpu ns/ev = tracer" \
+	"process CPU (all threads, /proc/PID/task/*/schedstat) from the storm's start until 1 s" \
+	"after its end," \
+	"divided by the lines it wrote (the floor: records it drained); bpf ns/c = BPF run time per storm connection; steal = CPU" \
 	"time the hypervisor took for others during the storm (/proc/stat), the main source of" \
 	"noise on a virtual machine; quiet ratio = median over the rounds where both runs had less" \
 	"than ${QUIET_STEAL}% steal (how many in parentheses); run times" \

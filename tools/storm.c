@@ -3,11 +3,14 @@
  * storm: a loopback TCP connection-storm generator for benchmarking the event pipeline.
  *
  * One forked server process accepts with epoll, echoes the payload and closes; N forked client
- * workers loop connect / send / recv / close until the duration elapses. Every connection thus
- * walks the full TCP state machine and carries inbound data on both sides. Clients close
- * normally (no SO_LINGER tricks) so TIME_WAIT accumulates as it would in real traffic; run it
- * in a network namespace with a wide ip_local_port_range and tcp_tw_reuse=1 (tools/bench.sh
- * does) to keep ephemeral ports from running out.
+ * workers loop connect / send / recv / close until the duration elapses. Two ways to close:
+ *   fin (default): clients close normally, so every connection walks the full TCP state
+ *     machine (10 state changes) and TIME_WAIT accumulates as it would in real traffic; run it
+ *     in a network namespace with a wide ip_local_port_range and tcp_tw_reuse=1 (tools/bench.sh
+ *     does) to keep ephemeral ports from running out.
+ *   rst: clients abort with SO_LINGER 0 and the server waits for the reset: 6 state changes per
+ *     connection (CLOSE->SYN_SENT->ESTABLISHED->CLOSE on each side, LISTEN->SYN_RECV for the
+ *     child), no TIME_WAIT. With --payload 0 this is the short-connection storm: connect, abort.
  *
  * Processes, not threads, so the tool builds with plain libc. Counters live in a shared
  * anonymous mapping, one slot per process and one writer per slot: no locking, and the parent
@@ -64,7 +67,8 @@ struct config {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	unsigned int port; /* 0: pick a free one */
-	unsigned int payload;
+	unsigned int payload; /* 0: connect and close, nothing sent */
+	bool close_rst;	      /* clients abort with SO_LINGER 0 */
 	bool json;
 };
 
@@ -100,7 +104,10 @@ static const char usage_text[] =
 	"  -a, --addr ADDR         IPv4 or IPv6 address to serve on (default 127.0.0.1)\n"
 	"  -p, --port PORT         server port, 1-65535 (default: a free one)\n"
 	"  -b, --payload BYTES     bytes each client sends and the server echoes back,\n"
-	"                          1-16777216 (default 1)\n"
+	"                          0-16777216 (default 1; 0: connect, then close)\n"
+	"  -c, --close fin|rst     how clients close: fin, a normal close (10 state changes per\n"
+	"                          connection, TIME_WAIT); rst, an abort with SO_LINGER 0 (6 state\n"
+	"                          changes, the server closes after the reset) (default fin)\n"
 	"  -j, --json              print the summary as one JSON object\n"
 	"  -h, --help              this text\n"
 	"\n"
@@ -226,6 +233,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		{ "addr", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "payload", required_argument, NULL, 'b' },
+		{ "close", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -243,7 +251,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	};
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":d:w:a:p:b:jh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":d:w:a:p:b:c:jh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			if (parse_seconds(optarg, &cfg->duration_s)) {
@@ -275,13 +283,20 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			cfg->port = v;
 			break;
 		case 'b':
-			if (parse_uint(optarg, 1, MAX_PAYLOAD, &v)) {
+			if (parse_uint(optarg, 0, MAX_PAYLOAD, &v)) {
 				fprintf(stderr,
-					"storm: --payload '%s': want an integer in [1, %u]\n",
+					"storm: --payload '%s': want an integer in [0, %u]\n",
 					optarg, MAX_PAYLOAD);
 				return -EINVAL;
 			}
 			cfg->payload = v;
+			break;
+		case 'c':
+			if (strcmp(optarg, "fin") && strcmp(optarg, "rst")) {
+				fprintf(stderr, "storm: --close '%s': want fin or rst\n", optarg);
+				return -EINVAL;
+			}
+			cfg->close_rst = optarg[0] == 'r';
 			break;
 		case 'j':
 			cfg->json = true;
@@ -363,6 +378,7 @@ struct conn {
 	uint32_t pend_len;
 	uint32_t pend_off;
 	bool open;
+	bool echoed; /* counted: the whole payload went back */
 };
 
 struct server {
@@ -498,10 +514,20 @@ static void server_io(struct server *sv, int fd)
 			return;
 		}
 	}
-	if (c->sent >= sv->s->cfg.payload) {
+	if (c->sent < sv->s->cfg.payload)
+		return;
+	if (!c->echoed) {
+		c->echoed = true;
 		sv->st->echoed++;
-		server_close(sv, fd); /* normal close: the server side goes through FIN_WAIT */
 	}
+	if (sv->s->cfg.close_rst) {
+		/* The client aborts: close only after its reset (or an EOF), which already moved
+		 * the socket to CLOSE, so no FIN of ours adds state changes. */
+		n = recv(fd, sv->buf, sizeof(sv->buf), 0);
+		if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+			return;
+	}
+	server_close(sv, fd); /* fin: a normal close, the server side goes through FIN_WAIT */
 	return;
 fail:
 	/* Past the deadline, clients abandon connections mid-echo: resets then are expected. */
@@ -591,8 +617,10 @@ static int client_once(struct storm *s, char *buf, size_t buflen)
 {
 	const struct config *cfg = &s->cfg;
 	struct timespec limit = now();
+	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
 	uint32_t sent = 0, got = 0;
 	int fd, ret, revents = POLLOUT;
+	socklen_t errlen = sizeof(ret);
 	size_t len;
 	ssize_t n;
 
@@ -603,6 +631,21 @@ static int client_once(struct storm *s, char *buf, size_t buflen)
 	if (connect(fd, (struct sockaddr *)&cfg->addr, cfg->addr_len) && errno != EINPROGRESS) {
 		ret = -errno;
 		goto out;
+	}
+	if (!cfg->payload) {
+		/* Nothing to send: wait for the handshake, so the close comes from ESTABLISHED. */
+		revents = wait_fd(fd, POLLOUT, &limit, &s->deadline);
+		if (revents < 0) {
+			ret = revents;
+			goto out;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &ret, &errlen))
+			ret = errno;
+		if (ret) {
+			ret = -ret;
+			goto out;
+		}
+		goto done;
 	}
 	for (;;) {
 		if (sent < cfg->payload && (revents & (POLLOUT | POLLERR | POLLHUP))) {
@@ -638,7 +681,12 @@ static int client_once(struct storm *s, char *buf, size_t buflen)
 			goto out;
 		}
 	}
+done:
 	ret = 0;
+	/* A failure here would only make this close a normal one: count it, not the connection. */
+	if (cfg->close_rst &&
+	    setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close)))
+		ret = -errno;
 out:
 	close(fd);
 	return ret;
@@ -829,11 +877,11 @@ static uint64_t report(const struct storm *s, double elapsed_s, int failed)
 
 	if (cfg->json) {
 		printf("{\"addr\":\"%s\",\"port\":%u,\"workers\":%u,\"payload\":%u,"
-		       "\"duration_s\":%.3f,\"elapsed_s\":%.3f,\"connections\":%llu,"
+		       "\"close\":\"%s\",\"duration_s\":%.3f,\"elapsed_s\":%.3f,\"connections\":%llu,"
 		       "\"conn_per_s\":%.1f,\"error_total\":%llu,\"short_replies\":%llu,"
 		       "\"errors\":",
-		       cfg->addr_str, cfg->port, cfg->workers, cfg->payload, cfg->duration_s,
-		       elapsed_s, (unsigned long long)sum.connections, rate,
+		       cfg->addr_str, cfg->port, cfg->workers, cfg->payload,
+		       cfg->close_rst ? "rst" : "fin", cfg->duration_s, elapsed_s, (unsigned long long)sum.connections, rate,
 		       (unsigned long long)errs, (unsigned long long)sum.short_replies);
 		print_errors_json(&sum);
 		printf(",\"server\":{\"accepted\":%llu,\"echoed\":%llu,\"errors\":",
@@ -843,8 +891,9 @@ static uint64_t report(const struct storm *s, double elapsed_s, int failed)
 		printf("},\"failed_children\":%d,\"interrupted\":%s}\n", failed,
 		       s->interrupted ? "true" : "false");
 	} else {
-		printf("storm: %s port %u, %u workers, payload %u B, %.3f s%s\n", cfg->addr_str,
-		       cfg->port, cfg->workers, cfg->payload, elapsed_s,
+		printf("storm: %s port %u, %u workers, payload %u B, close %s, %.3f s%s\n",
+		       cfg->addr_str, cfg->port, cfg->workers, cfg->payload,
+		       cfg->close_rst ? "rst" : "fin", elapsed_s,
 		       s->interrupted ? " (interrupted)" : "");
 		printf("  connections %llu  conn/s %.1f  errors %llu  short replies %llu\n",
 		       (unsigned long long)sum.connections, rate, (unsigned long long)errs,

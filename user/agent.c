@@ -17,6 +17,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "ablate.h"
 #include "agent.h"
 #include "cgroup.h"
 #include "clock.h"
@@ -329,7 +330,7 @@ int agent_open(struct agent *a, const struct config *cfg, const struct agent_sin
 	a->epfd = a->tfd = a->sfd = -1;
 	if (sink)
 		a->sink = *sink;
-	if (!cfg->no_engine) {
+	if (!cfg->no_engine && !(cfg->ablate & ABLATE_ENGINE)) {
 		a->engine = engine_new(&cfg->engine, engine_emit, a);
 		if (!a->engine) {
 			pr_warn("cannot set up the lease engine (%u leases): out of memory",

@@ -74,6 +74,7 @@ struct config {
 	unsigned int hook;	/* enum sp_connect_hook; SP_HOOK_NONE: probe */
 	struct engine_config engine; /* leases and spikes (--lease-ttl, --spike-*) */
 	bool no_engine;		/* --no-leases: the kernel's events only */
+	unsigned int ablate;	/* enum ablate_part bits: parts off for a benchmark (ablate.h) */
 	const char *replay_path; /* `sockpulse replay FILE` ("-": stdin), `top --replay FILE` */
 
 	/* `sockpulse top` */

@@ -15,6 +15,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "ablate.h"
 #include "bpfmsg.h"
 #include "loader.h"
 #include "log.h"
@@ -254,6 +255,8 @@ static int configure(struct sockpulse_bpf *skel, const struct config *cfg, unsig
 		v = prog_variant(name);
 		if (v != SP_HOOK_NONE)
 			load = v == (int)hook;
+		if (ablate_prog_off(cfg->ablate, name))
+			load = false;
 		err = bpf_program__set_autoload(prog, load);
 		if (err)
 			return err;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <stdio.h>
 
+#include "ablate.h"
 #include "auditcmd.h"
 #include "cli.h"
 #include "loader.h"
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (cfg.verbose)
 		log_set_level(LOG_DEBUG);
+	cfg.ablate = ablate_from_env();
 	ret = run(&cfg);
 out:
 	config_release(&cfg);

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <arpa/inet.h>
 
+#include "ablate.h"
 #include "agent.h"
 #include "audit.h"
 #include "cgroup.h"
@@ -90,6 +91,10 @@ static void on_event(void *ctx, const struct sp_event *ev)
 	if (!s->log_on || (unsigned int)ev->action >= SP_ACT_MAX ||
 	    !(s->log_mask & (1u << ev->action)))
 		return;
+	if (s->cfg->ablate & ABLATE_FORMAT) {
+		logseq_take(&s->seq);
+		return;
+	}
 	/* after a loss, the next line written says so */
 	if (logseq_gap_pending(&s->seq) && !write_gap(s, ev->real_ns)) {
 		logseq_drop(&s->seq, s->log.last_errno);
@@ -102,6 +107,10 @@ static void on_event(void *ctx, const struct sp_event *ev)
 		return;
 	}
 	n = format_json(line, SP_LINE_MAX, ev, logseq_peek(&s->seq), &s->fmt);
+	if (n && (s->cfg->ablate & ABLATE_WRITE)) {
+		logseq_take(&s->seq);
+		return; /* reserved, never committed: discarded */
+	}
 	if (n) {
 		logseq_take(&s->seq);
 		jsonlog_commit(&s->log, n);
