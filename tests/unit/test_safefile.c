@@ -20,30 +20,11 @@
 
 #include "safefile.h"
 
-static char dir[256];
+#include "tmpdir.h"
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/sp-safefile-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *at(const char *name)
-{
-	static char p[2][512]; /* two at a time: symlink(at(a), at(b)) */
-	static int i;
-
-	i = !i;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
+	return tmpdir_make("safefile");
 }
 
 static void make_file(const char *name, mode_t mode)

@@ -32,30 +32,11 @@
 #define CERT	    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 #define KEY	    "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
 
-static char dir[256];
+#include "tmpdir.h"
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/sp-webconfig-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *at(const char *name)
-{
-	static char p[2][512]; /* two at a time: symlink(at(a), at(b)) */
-	static int i;
-
-	i = !i;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
+	return tmpdir_make("webconfig");
 }
 
 static void write_file(const char *name, mode_t mode, const char *text)
