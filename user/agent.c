@@ -507,6 +507,21 @@ static void summary_engine(const struct agent *a, bool all)
 	summary_health(a, all);
 }
 
+/* The owner table is a cache: what it forgot to make room is said (and looked up again). */
+static void summary_owners(const struct agent *a, bool all)
+{
+	struct socktab_stats ts;
+
+	if (!a->socks)
+		return;
+	socktab_stats(a->socks, &ts);
+	if (all || ts.evicted)
+		pr_info("summary: owners: %llu lines completed, %llu sockets forgotten to make room, "
+			"%llu owner walks",
+			(unsigned long long)ts.inferred, (unsigned long long)ts.evicted,
+			(unsigned long long)(a->walk ? a->walk->owner_walks : 0));
+}
+
 /*
  * At exit, what has something to say: the events and losses always (scripts read them), the
  * engine's and the walks' counts when they counted anything; all of it with -v.
@@ -535,6 +550,7 @@ void agent_summary(const struct agent *a)
 		bad += a->counts.decode_errors[r];
 	if (bad)
 		pr_warn("summary: %llu malformed ring records dropped", (unsigned long long)bad);
+	summary_owners(a, all);
 }
 
 void agent_close(struct agent *a)
