@@ -37,7 +37,7 @@ ARCH        := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -
 
 CFLAGS      ?= -O2 -g
 CFLAGS      += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wformat=2 -Wshadow \
-	       -Iinclude -Iuser -I$(OUT) -DSP_VERSION='"$(VERSION)"' $(SANFLAGS)
+	       -Iinclude $(addprefix -I,$(USER_DIRS)) -I$(OUT) -DSP_VERSION='"$(VERSION)"' $(SANFLAGS)
 LDFLAGS     += $(SANFLAGS)
 BPF_LIBS    := -lbpf -lelf -lz
 JSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
@@ -60,12 +60,17 @@ DEB_PKGS    := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcmocka-dev
 	       libncurses-dev tmux libclang-rt-14-dev valgrind nftables \
 	       libyaml-dev libcrypt-dev openssl whois
 
-# Userspace: the engine-free core is shared by the binary and the unit tests.
-# Every user/*.c except the agent's own files below is "core": no libbpf, unit-testable.
-AGENT_SRCS  := user/main.c user/loader.c user/agent.c user/watch.c \
-	       user/service.c user/http.c user/sockdiag.c user/top.c user/sockwalk.c \
-	       user/tablewalk.c user/auditcmd.c
-CORE_SRCS   := $(filter-out $(AGENT_SRCS),$(wildcard user/*.c))
+# Userspace, by layer (ARCHITECTURE.md). The folders decide what links where:
+#   core  (lib, decode, engine, output): no libbpf, no netlink, no HTTP, no curses; linked into
+#         the binary, the unit tests, the fuzzers and the engine benchmark;
+#   agent (kernel, cmd): the BPF loader, the ring and the socket walks, the commands and their
+#         front ends; linked into the binary only.
+CORE_DIRS   := lib decode engine output
+AGENT_DIRS  := kernel cmd
+USER_DIRS   := $(addprefix user/,$(CORE_DIRS) $(AGENT_DIRS))
+USER_HDRS   := $(wildcard $(addsuffix /*.h,$(USER_DIRS)))
+CORE_SRCS   := $(wildcard $(patsubst %,user/%/*.c,$(CORE_DIRS)))
+AGENT_SRCS  := $(wildcard $(patsubst %,user/%/*.c,$(AGENT_DIRS)))
 CORE_OBJS   := $(patsubst user/%.c,$(OUT)/obj/%.o,$(CORE_SRCS))
 AGENT_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(AGENT_SRCS))
 
@@ -125,7 +130,7 @@ vmtest-ci:
 # Attribution builds (BENCH_ABLATE=1 make bench, or make ablate): the agent with one part of its
 # BPF side compiled out, -DSP_ABLATE_NO_<PART> (bpf/sockpulse.bpf.c), in build/ablate/<part>/.
 # The parts that are whole programs, and the agent's own, are switched at run time instead
-# (user/ablate.h). Built only when asked: the normal objects never see these macros.
+# (user/engine/ablate.h). Built only when asked: the normal objects never see these macros.
 ABLATE_BPF   := storage owners
 ABLATE_BINS  := $(patsubst %,$(OUT)/ablate/%/sockpulse,$(ABLATE_BPF))
 ABLATE_DEF    = -DSP_ABLATE_NO_$(shell echo $* | tr a-z- A-Z_)
@@ -148,11 +153,11 @@ $(OUT)/ablate/%/sockpulse_compat.skel.h: $(OUT)/ablate/%/sockpulse_compat.bpf.o
 	$(BPFTOOL) gen skeleton $< name sockpulse_compat_bpf > $@.tmp && mv $@.tmp $@
 
 # The loader is the only object that includes the skeletons: its directory goes first.
-$(OUT)/ablate/%/loader.o: user/loader.c $(wildcard user/*.h) include/sockpulse.h \
+$(OUT)/ablate/%/loader.o: user/kernel/loader.c $(USER_HDRS) include/sockpulse.h \
 		$(OUT)/ablate/%/sockpulse.skel.h $(OUT)/ablate/%/sockpulse_compat.skel.h
 	$(CC) -I$(@D) $(CFLAGS) $(JSON_CFLAGS) -c $< -o $@
 
-$(OUT)/ablate/%/sockpulse: $(OUT)/ablate/%/loader.o $(filter-out $(OUT)/obj/loader.o,$(AGENT_OBJS)) \
+$(OUT)/ablate/%/sockpulse: $(OUT)/ablate/%/loader.o $(filter-out $(OUT)/obj/kernel/loader.o,$(AGENT_OBJS)) \
 		$(CORE_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
 
@@ -174,8 +179,8 @@ FUZZ_OUT       := build/fuzz
 FUZZ_SECONDS   ?= 60
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 		  -fno-omit-frame-pointer
-FUZZ_CFLAGS    := -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Iinclude -Iuser \
-		  -Itests/fuzz -DSP_VERSION='"$(VERSION)"' $(FUZZ_SAN) $(JSON_CFLAGS)
+FUZZ_CFLAGS    := -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Iinclude \
+		  $(addprefix -I,$(USER_DIRS)) -Itests/fuzz -DSP_VERSION='"$(VERSION)"' $(FUZZ_SAN) $(JSON_CFLAGS)
 FUZZ_SRCS      := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS      := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/%,$(FUZZ_SRCS))
 FUZZ_CORE_OBJS := $(patsubst user/%.c,$(FUZZ_OUT)/obj/%.o,$(CORE_SRCS))
@@ -196,15 +201,15 @@ valgrind: deps
 	@$(MAKE) --no-print-directory $(UNIT_BINS)
 	@./tests/valgrind.sh $(UNIT_BINS)
 
-$(FUZZ_OUT)/obj/%.o: user/%.c $(wildcard user/*.h) include/sockpulse.h
+$(FUZZ_OUT)/obj/%.o: user/%.c $(USER_HDRS) include/sockpulse.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 # Kept between builds (make would delete them as intermediates of the pattern rule below).
-.SECONDARY: $(FUZZ_CORE_OBJS) $(FUZZ_OUT)/obj/http.o
+.SECONDARY: $(FUZZ_CORE_OBJS) $(FUZZ_OUT)/obj/cmd/http.o
 
-# fuzz_http drives the request handler of user/http.c (agent-only) with libmicrohttpd stubbed.
-$(FUZZ_OUT)/fuzz_http: $(FUZZ_OUT)/obj/http.o
+# fuzz_http drives the request handler of user/cmd/http.c (agent-only) with libmicrohttpd stubbed.
+$(FUZZ_OUT)/fuzz_http: $(FUZZ_OUT)/obj/cmd/http.o
 
 $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_CORE_OBJS)
 	@mkdir -p $(@D)
@@ -238,13 +243,13 @@ $(OUT)/sockwalk.bpf.o: bpf/sockwalk.bpf.c $(wildcard bpf/*.bpf.h) include/sockpu
 $(OUT)/sockwalk.skel.h: $(OUT)/sockwalk.bpf.o
 	$(BPFTOOL) gen skeleton $< name sockwalk_bpf > $@.tmp && mv $@.tmp $@
 
-$(OUT)/obj/%.o: user/%.c $(wildcard user/*.h) include/sockpulse.h
+$(OUT)/obj/%.o: user/%.c $(USER_HDRS) include/sockpulse.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(JSON_CFLAGS) -c $< -o $@
 
 # Only the loader and the socket-table walk include a skeleton.
-$(OUT)/obj/loader.o: $(OUT)/sockpulse.skel.h $(OUT)/sockpulse_compat.skel.h
-$(OUT)/obj/sockwalk.o: $(OUT)/sockwalk.skel.h
+$(OUT)/obj/kernel/loader.o: $(OUT)/sockpulse.skel.h $(OUT)/sockpulse_compat.skel.h
+$(OUT)/obj/kernel/sockwalk.o: $(OUT)/sockwalk.skel.h
 
 $(OUT)/sockpulse: $(AGENT_OBJS) $(CORE_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(WEB_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
@@ -287,7 +292,7 @@ install: all
 	install -m 0644 tools/sockpulse.sysusers $(DESTDIR)$(SYSUSERSDIR)/sockpulse.conf
 
 format:
-	clang-format -i bpf/*.c include/*.h user/*.c user/*.h tests/unit/*.c tools/*.c
+	clang-format -i bpf/*.c $(wildcard bpf/*.h) include/*.h $(wildcard user/*/*.[ch]) tests/unit/*.c tools/*.c
 
 clean:
 	rm -rf build

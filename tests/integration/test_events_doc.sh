@@ -3,9 +3,9 @@
 #
 # docs/EVENTS.md is the public contract: every event.action and every sockpulse_* metric the code
 # emits must be named there. The names are read from the code, where each kind of name is born:
-#   - actions: the action table of user/names.c, the audit lines' line_new("...") in
-#     user/audit.c, and any literal "action\":\"..." written by hand anywhere in user/;
-#   - metrics: every family() of user/metrics.c, by its literal name or, when it passes an
+#   - actions: the action table of user/output/names.c, the audit lines' line_new("...") in
+#     user/engine/audit.c, and any literal "action\":\"..." written by hand anywhere in user/;
+#   - metrics: every family() of user/output/metrics*.c, by its literal name or, when it passes an
 #     array element, by the literals of that array.
 # Each name must appear in the document in backquotes (`lease-expired`, `sockpulse_leases`).
 # Also checks that README and --help point at the document. No BPF, no traffic.
@@ -21,18 +21,18 @@ if [ ! -f "$doc" ]; then
 fi
 
 # One line per C file, comments left in: names only come from the patterns below.
-flat() { tr '\n\t' '  ' <"$1"; }
+flat() { cat "$@" | tr '\n\t' '  '; }
 
 actions=$(
 	{
-		flat "$src/names.c" | grep -o 'action_names\[\] = {[^}]*}' |
+		flat "$src/output/names.c" | grep -o 'action_names\[\] = {[^}]*}' |
 			grep -o '\] = "[a-z][a-z-]*"' | grep -o '"[^"]*"'
-		flat "$src/audit.c" | grep -o 'line_new( *"[a-z][a-z-]*"' | grep -o '"[^"]*"'
-		cat "$src"/*.c | grep -o 'action\\":\\"[a-z][a-z-]*' | sed 's/.*"//; s/^/"/; s/$/"/'
+		flat "$src/engine/audit.c" | grep -o 'line_new( *"[a-z][a-z-]*"' | grep -o '"[^"]*"'
+		cat "$src"/*/*.c | grep -o 'action\\":\\"[a-z][a-z-]*' | sed 's/.*"//; s/^/"/; s/$/"/'
 	} | tr -d '"' | sort -u
 )
 
-metrics_c=$(flat "$src/metrics.c")
+metrics_c=$(flat "$src"/output/metrics*.c)
 metrics=$(
 	{
 		echo "$metrics_c" | grep -o 'family( *&\?b, *"[a-z_0-9]*"' | grep -o '"[^"]*"' |

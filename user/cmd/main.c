@@ -6,7 +6,7 @@
 #include "cli.h"
 #include "loader.h"
 #include "log.h"
-#include "service.h"
+#include "agent.h"
 #include "top.h"
 #include "watch.h"
 
@@ -24,7 +24,7 @@ static int run(struct config *cfg)
 	case CMD_CHECK:
 		return loader_check(cfg);
 	case CMD_AGENT:
-		return service_run(cfg);
+		return agent_run(cfg);
 	case CMD_TOP:
 		return top_run(cfg);
 	case CMD_AUDIT:

@@ -31,7 +31,7 @@
 
 #include <ncursesw/curses.h>
 
-#include "agent.h"
+#include "runtime.h"
 #include "audit.h"
 #include "cgroup.h"
 #include "clock.h"
@@ -170,7 +170,7 @@ struct snapshot {
 
 struct top {
 	const struct config *cfg;
-	struct agent agent;
+	struct runtime rt;
 	bool unicode, color, curses_on;
 	uint64_t refresh_ns;
 	char host[64];
@@ -720,7 +720,7 @@ static void compute_left(struct top *t, const struct lease_table *lt, uint64_t n
 /* The owner's unit, else its container's short id, else its command. */
 static void row_service(struct top *t, struct tf_row *r, uint64_t cgroup_id)
 {
-	const struct cg_attr *a = cgroup_id ? cg_lookup(t->agent.cg, cgroup_id) : NULL;
+	const struct cg_attr *a = cgroup_id ? cg_lookup(t->rt.cg, cgroup_id) : NULL;
 	const char *name = NULL;
 	size_t len = 0;
 
@@ -738,7 +738,7 @@ static void row_service(struct top *t, struct tf_row *r, uint64_t cgroup_id)
 
 static void build_rows(struct top *t, uint64_t now)
 {
-	const struct lease_table *lt = t->agent.engine ? engine_leases(t->agent.engine) : NULL;
+	const struct lease_table *lt = t->rt.engine ? engine_leases(t->rt.engine) : NULL;
 	struct snapshot *s = &t->snap;
 	struct lease_peer_info lp;
 
@@ -809,7 +809,7 @@ static void incident_failures(void *ctx, const struct spike_incident *inc)
 
 static void build_details(struct top *t, uint64_t now)
 {
-	const struct lease_table *lt = t->agent.engine ? engine_leases(t->agent.engine) : NULL;
+	const struct lease_table *lt = t->rt.engine ? engine_leases(t->rt.engine) : NULL;
 	struct snapshot *s = &t->snap;
 	uint32_t pi = peer_find(t, &t->det_peer.addr, t->det_peer.netns, t->det_peer.port);
 
@@ -840,8 +840,8 @@ static void refresh_snapshot(struct top *t)
 	size_t k;
 
 	for (int r = 1; r < SP_REC_TYPE_MAX; r++) {
-		received += t->agent.counts.received[r];
-		lost += t->agent.counts.lost[r];
+		received += t->rt.counts.received[r];
+		lost += t->rt.counts.lost[r];
 	}
 	if (t->prev_mono && now > t->prev_mono)
 		s->events_per_s = (double)(received - t->prev_received) * 1e9 /
@@ -879,14 +879,14 @@ static void refresh_snapshot(struct top *t)
 	s->host_spike = false;
 	for (k = 0; k < s->n_spikes; k++)
 		s->host_spike |= s->spikes[k].host_wide;
-	if (t->agent.engine) {
-		spike_for_each_incident(engine_spikes(t->agent.engine), incident_failures, s);
-		const struct stuck_stats *st = stuck_stats(engine_stuck(t->agent.engine));
+	if (t->rt.engine) {
+		spike_for_each_incident(engine_spikes(t->rt.engine), incident_failures, s);
+		const struct stuck_stats *st = stuck_stats(engine_stuck(t->rt.engine));
 
-		s->leases_live = engine_lease_stats(t->agent.engine)->live;
+		s->leases_live = engine_lease_stats(t->rt.engine)->live;
 		s->stuck = st->stuck[0] + st->stuck[1];
-		s->has_stuck_top = stuck_top_procs(engine_stuck(t->agent.engine), &s->stuck_top, 1);
-		s->has_ports = portfc_top(engine_ports(t->agent.engine), &s->ports, 1) &&
+		s->has_stuck_top = stuck_top_procs(engine_stuck(t->rt.engine), &s->stuck_top, 1);
+		s->has_ports = portfc_top(engine_ports(t->rt.engine), &s->ports, 1) &&
 			       (s->ports.alert || s->ports.used * 2 >= s->ports.capacity);
 	}
 	s->n_recent = t->n_recent;
@@ -1473,8 +1473,8 @@ static void draw_screen(struct top *t);
  */
 static void drain_ring(struct top *t)
 {
-	if (t->agent.ring)
-		agent_drain(&t->agent);
+	if (t->rt.ring)
+		runtime_drain(&t->rt);
 }
 
 static void draw(struct top *t)
@@ -1766,7 +1766,7 @@ static bool process_keys(struct top *t)
 	while ((ch = getch()) != ERR) {
 		any = true;
 		if (!handle_key(t, ch)) {
-			agent_stop(&t->agent, SP_EXIT_OK);
+			runtime_stop(&t->rt, SP_EXIT_OK);
 			return true;
 		}
 	}
@@ -1780,7 +1780,7 @@ static void on_tty(void *ctx, int fd, uint32_t events)
 	struct top *t = ctx;
 
 	if (!process_keys(t) && (events & (EPOLLHUP | EPOLLERR)))
-		agent_stop(&t->agent, SP_EXIT_OK); /* the terminal went away */
+		runtime_stop(&t->rt, SP_EXIT_OK); /* the terminal went away */
 }
 
 static void on_winch(void *ctx, int fd, uint32_t events)
@@ -1820,7 +1820,7 @@ static void on_hup(void *ctx)
 {
 	struct top *t = ctx;
 
-	agent_stop(&t->agent, SP_EXIT_OK); /* our terminal hung up */
+	runtime_stop(&t->rt, SP_EXIT_OK); /* our terminal hung up */
 }
 
 /* ---- set-up and tear-down ------------------------------------------------------------------ */
@@ -1974,7 +1974,7 @@ static void replay_feed(void *ctx, const struct sp_event *ev)
 	if (ev->action == SP_ACT_EVENTS_LOST)
 		t->replay_lost += ev->lost.count;
 	on_event(t, ev);
-	engine_feed(t->agent.engine, ev);
+	engine_feed(t->rt.engine, ev);
 }
 
 /* Feeds the whole log through the engine and the dashboard's tables, as replay does. */
@@ -1988,25 +1988,25 @@ static int replay_load(struct top *t)
 
 	snprintf(t->host, sizeof(t->host), "%s", base ? base + 1 : path);
 	ecfg.stall_ns = 0; /* no wall clock: a gap between two lines is not a stall */
-	t->agent.engine = engine_new(&ecfg, replay_emit, t);
-	if (!t->agent.engine) {
+	t->rt.engine = engine_new(&ecfg, replay_emit, t);
+	if (!t->rt.engine) {
 		pr_warn("top: cannot set up the lease engine: out of memory");
 		return SP_EXIT_FAILURE;
 	}
-	engine_set_hold_fn(t->agent.engine, replay_hold, t);
+	engine_set_hold_fn(t->rt.engine, replay_hold, t);
 	f = fopen(path, "re");
 	if (!f) {
 		pr_warn("top: cannot open %s: %s", path, strerror(errno));
 		return SP_EXIT_FAILURE;
 	}
 	/* the log's cgroup paths, interned: the SERVICE column reads them as live reads ids */
-	t->agent.cg = cg_cache_new(&(struct cg_cache_config){ .capacity = TOP_REPLAY_CGROUPS });
-	if (!t->agent.cg) {
+	t->rt.cg = cg_cache_new(&(struct cg_cache_config){ .capacity = TOP_REPLAY_CGROUPS });
+	if (!t->rt.cg) {
 		fclose(f);
 		pr_warn("top: cannot set up the cgroup table: out of memory");
 		return SP_EXIT_FAILURE;
 	}
-	err = replay_stream_cg(f, replay_feed, t, &st, t->agent.cg);
+	err = replay_stream_cg(f, replay_feed, t, &st, t->rt.cg);
 	fclose(f);
 	if (err) {
 		pr_warn("top: %s: %s", path,
@@ -2039,7 +2039,7 @@ static int replay_loop(struct top *t)
 	p[2].fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (p[2].fd < 0)
 		return -errno;
-	while (!t->agent.stop) {
+	while (!t->rt.stop) {
 		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -2082,10 +2082,10 @@ static int top_replay(struct top *t)
 		ret = SP_EXIT_FAILURE;
 	}
 out:
-	engine_free(t->agent.engine);
-	t->agent.engine = NULL;
-	cg_cache_free(t->agent.cg);
-	t->agent.cg = NULL;
+	engine_free(t->rt.engine);
+	t->rt.engine = NULL;
+	cg_cache_free(t->rt.cg);
+	t->rt.cg = NULL;
 	if (t->winch_fd >= 0)
 		close(t->winch_fd);
 	free_tables(t);
@@ -2095,7 +2095,7 @@ out:
 int top_run(const struct config *cfg)
 {
 	static struct top t; /* large: not on the stack */
-	const struct agent_sink sink = {
+	const struct runtime_sink sink = {
 	    .ctx = &t,
 	    .on_event = on_event,
 	    .on_tick = on_tick,
@@ -2125,28 +2125,28 @@ int top_run(const struct config *cfg)
 		t.replay = true;
 		return top_replay(&t);
 	}
-	ret = agent_open(&t.agent, cfg, &sink);
+	ret = runtime_open(&t.rt, cfg, &sink);
 	if (ret)
 		goto out;
-	t.hook = connect_hook_name(t.agent.loader.hook);
+	t.hook = connect_hook_name(t.rt.loader.hook);
 	if (!t.hook)
 		t.hook = "?";
 	if (cfg->sockdiag_interval_ns) {
 		err = sockdiag_open(&t.diag, cfg, diag_done, &t);
 		if (!err)
-			err = agent_add_fd(&t.agent, sockdiag_fd(&t.diag), on_diag, &t.diag);
+			err = runtime_add_fd(&t.rt, sockdiag_fd(&t.diag), on_diag, &t.diag);
 		if (err)
 			pr_warn("sock_diag: %s: state counts come from events", strerror(-err));
 		else
 			t.diag_on = true;
 	}
-	agent_walk_start(&t.agent);
-	pr_info("ready: %d programs attached, dashboard on the terminal", agent_programs(&t.agent));
+	runtime_walk_start(&t.rt);
+	pr_info("ready: %d programs attached, dashboard on the terminal", runtime_programs(&t.rt));
 	err = start_screen(&t);
 	if (!err)
-		err = agent_add_fd(&t.agent, STDIN_FILENO, on_tty, &t);
+		err = runtime_add_fd(&t.rt, STDIN_FILENO, on_tty, &t);
 	if (!err)
-		err = agent_add_fd(&t.agent, t.winch_fd, on_winch, &t);
+		err = runtime_add_fd(&t.rt, t.winch_fd, on_winch, &t);
 	if (err) {
 		stop_screen(&t);
 		pr_warn("top: cannot set up the terminal: %s", strerror(-err));
@@ -2157,10 +2157,10 @@ int top_run(const struct config *cfg)
 	refresh_all(&t);
 	draw(&t);
 	t.next_refresh_ns = clock_mono_ns() + t.refresh_ns;
-	ret = agent_run(&t.agent);
+	ret = runtime_run(&t.rt);
 	stop_screen(&t);
 	release_stderr(&t);
-	agent_summary(&t.agent);
+	runtime_summary(&t.rt);
 	if (t.refreshes && t.draws)
 		pr_info("summary: top refreshed %llu times (mean %.2f ms, slowest %.2f ms), drew %llu "
 			"screens (mean %.2f ms, slowest %.2f ms)",
@@ -2177,7 +2177,7 @@ out:
 	release_stderr(&t);
 	if (t.diag_on || t.diag.buf)
 		sockdiag_close(&t.diag);
-	agent_close(&t.agent);
+	runtime_close(&t.rt);
 	if (t.winch_fd >= 0)
 		close(t.winch_fd);
 	free_tables(&t);

@@ -18,7 +18,7 @@
 #include <arpa/inet.h>
 
 #include "ablate.h"
-#include "agent.h"
+#include "runtime.h"
 #include "audit.h"
 #include "cgroup.h"
 #include "clock.h"
@@ -32,7 +32,7 @@
 #include "names.h"
 #include "safefile.h"
 #include "sdnotify.h"
-#include "service.h"
+#include "agent.h"
 #include "sockdiag.h"
 #include "webconfig.h"
 
@@ -42,9 +42,9 @@
 #define STATUS_NS	(10 * 1000000000ULL)
 #define SEED_TIMEOUT_MS 5000
 
-struct service {
+struct agent {
 	const struct config *cfg;
-	struct agent agent;
+	struct runtime rt;
 	struct format_ctx fmt;
 	struct metrics m;
 	bool log_on, http_on, diag_on;
@@ -65,7 +65,7 @@ struct service {
  * The log-gap line of the pending gap; false if it could not be queued with room for the line
  * after it (otherwise a nearly full queue would alternate gap lines and drops).
  */
-static bool write_gap(struct service *s, uint64_t real_ns)
+static bool write_gap(struct agent *s, uint64_t real_ns)
 {
 	char *line = jsonlog_reserve(&s->log, LOGSEQ_LINE_MAX + SP_LINE_MAX);
 	size_t n;
@@ -83,7 +83,7 @@ static bool write_gap(struct service *s, uint64_t real_ns)
 
 static void on_event(void *ctx, const struct sp_event *ev)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 	char *line;
 	size_t n;
 
@@ -120,8 +120,8 @@ static void on_event(void *ctx, const struct sp_event *ev)
 /* The service label of a socket: its unit, else its container's short id, else the command. */
 static size_t service_of(void *ctx, uint64_t cgroup_id, const char *comm, const char **name)
 {
-	struct service *s = ctx;
-	const struct cg_attr *a = cgroup_id ? cg_lookup(s->agent.cg, cgroup_id) : NULL;
+	struct agent *s = ctx;
+	const struct cg_attr *a = cgroup_id ? cg_lookup(s->rt.cg, cgroup_id) : NULL;
 	size_t len = 0;
 
 	if (a)
@@ -133,7 +133,7 @@ static size_t service_of(void *ctx, uint64_t cgroup_id, const char *comm, const 
 	return len;
 }
 
-static void update_self(struct service *s)
+static void update_self(struct agent *s)
 {
 	struct metrics_self *me = &s->m.self;
 	uint64_t bad = 0;
@@ -153,37 +153,37 @@ static void update_self(struct service *s)
 		me->diag_last_duration_s = s->diag.last_duration_ns / 1e9;
 	}
 	for (int r = 1; r < DECODE_RESULT_MAX; r++)
-		bad += s->agent.counts.decode_errors[r];
+		bad += s->rt.counts.decode_errors[r];
 	me->decode_errors = bad;
-	me->loop_stalls = s->agent.counts.loop_stalls;
+	me->loop_stalls = s->rt.counts.loop_stalls;
 }
 
 static long render(void *ctx, char **body)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 
 	update_self(s);
-	if (s->agent.engine) {
+	if (s->rt.engine) {
 		struct stuck_proc procs[4 * METRICS_TOP_N];
 		struct portfc_tuple top[METRICS_TOP_N];
 		size_t n;
 
-		n = stuck_top_procs(engine_stuck(s->agent.engine), procs, 4 * METRICS_TOP_N);
+		n = stuck_top_procs(engine_stuck(s->rt.engine), procs, 4 * METRICS_TOP_N);
 		metrics_set_stuck(&s->m, procs, n);
-		n = portfc_top(engine_ports(s->agent.engine), top, METRICS_TOP_N);
+		n = portfc_top(engine_ports(s->rt.engine), top, METRICS_TOP_N);
 		metrics_set_ports(&s->m, top, n);
 	}
 	return metrics_render(&s->m, body);
 }
 
-static void send_status(struct service *s)
+static void send_status(struct agent *s)
 {
 	char msg[256];
 	uint64_t events = 0, lost = 0;
 
 	for (int t = 1; t < SP_REC_TYPE_MAX; t++) {
-		events += s->agent.counts.received[t];
-		lost += s->agent.counts.lost[t];
+		events += s->rt.counts.received[t];
+		lost += s->rt.counts.lost[t];
 	}
 	snprintf(msg, sizeof(msg), "STATUS=%llu events, %llu lost, %llu log lines, %llu log errors",
 		 (unsigned long long)events, (unsigned long long)lost,
@@ -194,7 +194,7 @@ static void send_status(struct service *s)
 
 static void on_tick(void *ctx, uint64_t now)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 
 	if (s->http_on)
 		http_run(&s->http, now); /* deadlines */
@@ -215,7 +215,7 @@ static void on_tick(void *ctx, uint64_t now)
 
 static bool on_flush(void *ctx)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 
 	if (s->log_on)
 		jsonlog_flush(&s->log, clock_mono_ns()); /* errors are counted, never fatal */
@@ -224,7 +224,7 @@ static bool on_flush(void *ctx)
 
 static void on_hup(void *ctx)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 	int err;
 
 	if (!s->log_on)
@@ -249,7 +249,7 @@ static void on_diag(void *ctx, int fd, uint32_t events)
 
 static void diag_done(void *ctx, const struct diag_tally *t, bool ok)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 	struct metrics_dest top[METRICS_TOP_N];
 	uint64_t other;
 	unsigned int n;
@@ -264,29 +264,29 @@ static void diag_done(void *ctx, const struct diag_tally *t, bool ok)
  */
 static void seed_sock(void *ctx, const struct diag_tally *t, const struct diag_sock *ds)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 	struct sp_conn c;
 
 	if (ds->state != SP_ST_ESTABLISHED || !ds->cookie)
 		return;
 	metrics_seed_connection(&s->m, ds->cookie);
-	if (s->agent.engine) {
+	if (s->rt.engine) {
 		diag_to_conn(t, ds, &c);
-		engine_seed(s->agent.engine, &c, clock_mono_ns());
+		engine_seed(s->rt.engine, &c, clock_mono_ns());
 	}
 	s->seeded++;
 }
 
 static void walk_start(void *ctx)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 
 	metrics_ka_begin(&s->m);
 }
 
 static void walk_sock(void *ctx, const struct audit_sock *as, uint64_t target_ms)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 
 	(void)target_ms;
 	if (as->state == SP_ST_ESTABLISHED)
@@ -295,7 +295,7 @@ static void walk_sock(void *ctx, const struct audit_sock *as, uint64_t target_ms
 
 static void walk_done(void *ctx, const struct audit *a, bool ok)
 {
-	struct service *s = ctx;
+	struct agent *s = ctx;
 
 	(void)a;
 	(void)ok;
@@ -323,7 +323,7 @@ static uint64_t last_sequence(const struct jsonlog *lg)
 }
 
 /* Numbers continue the file's; the first line of this run says it started, with its id. */
-static void start_sequence(struct service *s)
+static void start_sequence(struct agent *s)
 {
 	uint64_t prev = last_sequence(&s->log);
 	uint8_t rnd[16] = { 0 };
@@ -348,7 +348,7 @@ static void start_sequence(struct service *s)
 	}
 }
 
-static int start_log(struct service *s)
+static int start_log(struct agent *s)
 {
 	const struct config *cfg = s->cfg;
 	int err;
@@ -380,7 +380,7 @@ static int start_log(struct service *s)
 	return SP_EXIT_OK;
 }
 
-static void start_diag(struct service *s)
+static void start_diag(struct agent *s)
 {
 	int err;
 
@@ -410,7 +410,7 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 }
 
 /* --web-config, and the files it names, read and checked before anything is loaded. */
-static int load_web(struct service *s)
+static int load_web(struct agent *s)
 {
 	char why[1024];
 	int err;
@@ -433,7 +433,7 @@ static int load_web(struct service *s)
 	return SP_EXIT_OK;
 }
 
-static int start_http(struct service *s, char *where, size_t cap)
+static int start_http(struct agent *s, char *where, size_t cap)
 {
 	const char *scheme = webconfig_tls(&s->web) ? "https" : "http";
 	struct sockaddr_storage ss;
@@ -451,7 +451,7 @@ static int start_http(struct service *s, char *where, size_t cap)
 		pr_warn("metrics: cannot listen on %s: %s", s->cfg->metrics, strerror(-err));
 		return SP_EXIT_FAILURE;
 	}
-	err = agent_add_fd(&s->agent, http_fd(&s->http), on_http, &s->http);
+	err = runtime_add_fd(&s->rt, http_fd(&s->http), on_http, &s->http);
 	if (err) {
 		pr_warn("metrics: %s", strerror(-err));
 		return SP_EXIT_FAILURE;
@@ -475,10 +475,10 @@ static int start_http(struct service *s, char *where, size_t cap)
 	return SP_EXIT_OK;
 }
 
-int service_run(const struct config *cfg)
+int agent_run(const struct config *cfg)
 {
-	static struct service s; /* large (agent, metrics): not on the stack */
-	const struct agent_sink sink = {
+	static struct agent s; /* large (agent, metrics): not on the stack */
+	const struct runtime_sink sink = {
 	    .ctx = &s,
 	    .on_event = on_event,
 	    .on_tick = on_tick,
@@ -506,11 +506,11 @@ int service_run(const struct config *cfg)
 	ret = load_web(&s);
 	if (ret)
 		goto out;
-	ret = agent_open(&s.agent, cfg, &sink);
+	ret = runtime_open(&s.rt, cfg, &sink);
 	if (ret)
 		goto out;
-	s.fmt.connect_hook = connect_hook_name(s.agent.loader.hook);
-	s.fmt.cg = s.agent.cg;
+	s.fmt.connect_hook = connect_hook_name(s.rt.loader.hook);
+	s.fmt.cg = s.rt.cg;
 	err = metrics_init(&s.m, SP_VERSION, loader_libbpf_version(), s.fmt.connect_hook);
 	s.m.service_of = service_of;
 	s.m.service_ctx = &s;
@@ -522,27 +522,27 @@ int service_run(const struct config *cfg)
 	}
 	s.m.self.log_enabled = s.log_on;
 	start_diag(&s);
-	if (s.diag_on && agent_add_fd(&s.agent, sockdiag_fd(&s.diag), on_diag, &s.diag)) {
+	if (s.diag_on && runtime_add_fd(&s.rt, sockdiag_fd(&s.diag), on_diag, &s.diag)) {
 		pr_warn("sock_diag: cannot join the event loop: socket table gauges are off");
 		s.diag_on = false;
 	}
 	ret = start_http(&s, metrics_at, sizeof(metrics_at));
 	if (ret)
 		goto out;
-	agent_walk_start(&s.agent);
+	runtime_walk_start(&s.rt);
 
 	pr_info("ready: %d programs attached, log %s, metrics %s, sock_diag %s "
 		"(%d namespaces, %llu established connections seeded)",
-		agent_programs(&s.agent), cfg->log_path ? cfg->log_path : "off", metrics_at,
+		runtime_programs(&s.rt), cfg->log_path ? cfg->log_path : "off", metrics_at,
 		s.diag_on ? "on" : "off", s.diag_on ? s.diag.n_ns : 0,
 		(unsigned long long)s.seeded);
 	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=watching: %d programs attached, metrics %s",
-		 agent_programs(&s.agent), metrics_at);
+		 runtime_programs(&s.rt), metrics_at);
 	sdnotify_send(&s.sd, msg);
 
-	ret = agent_run(&s.agent);
+	ret = runtime_run(&s.rt);
 	sdnotify_send(&s.sd, "STOPPING=1");
-	agent_summary(&s.agent);
+	runtime_summary(&s.rt);
 	if (s.log_on && (s.log.st.write_errors || s.log.st.lines_dropped))
 		pr_warn("summary: log %s: %llu write errors, %llu lines dropped", s.log.path,
 			(unsigned long long)s.log.st.write_errors,
@@ -554,7 +554,7 @@ out:
 		sockdiag_close(&s.diag);
 	if (s.log_on)
 		jsonlog_close(&s.log, clock_mono_ns());
-	agent_close(&s.agent);
+	runtime_close(&s.rt);
 	metrics_free(&s.m);
 	sdnotify_close(&s.sd);
 	return ret;

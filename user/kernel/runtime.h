@@ -5,8 +5,8 @@
  * descriptors the mode adds (terminal, metrics server). Events, decoded or made by the engine,
  * go to the mode's sink callbacks.
  */
-#ifndef SP_AGENT_H
-#define SP_AGENT_H
+#ifndef SP_RUNTIME_H
+#define SP_RUNTIME_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,8 +17,8 @@
 #include "loader.h"
 #include "sockpulse.h"
 
-#define AGENT_MAX_FDS 8
-#define AGENT_BATCH 64 /* decoded events handed to the engine at once */
+#define RUNTIME_MAX_FDS 8
+#define RUNTIME_BATCH 64 /* decoded events handed to the engine at once */
 
 struct ring_buffer;
 struct engine;
@@ -26,7 +26,7 @@ struct tablewalk;
 struct audit;
 struct audit_sock;
 
-struct agent_sink {
+struct runtime_sink {
 	void *ctx;
 	/* every event, in order; ev->real_ns is filled */
 	void (*on_event)(void *ctx, const struct sp_event *ev);
@@ -43,15 +43,15 @@ struct agent_sink {
 	void (*on_walk_done)(void *ctx, const struct audit *a, bool ok);
 };
 
-typedef void (*agent_fd_fn)(void *ctx, int fd, uint32_t events);
+typedef void (*runtime_fd_fn)(void *ctx, int fd, uint32_t events);
 
-struct agent_fd {
+struct runtime_fd {
 	int fd;
-	agent_fd_fn fn;
+	runtime_fd_fn fn;
 	void *ctx;
 };
 
-struct agent_counts {
+struct runtime_counts {
 	uint64_t received[SP_REC_TYPE_MAX];	/* decoded ring records by kind */
 	uint64_t lost[SP_REC_TYPE_MAX];		/* reported kernel drops by kind */
 	uint64_t decode_errors[DECODE_RESULT_MAX];
@@ -64,10 +64,10 @@ struct socktab;
 struct cg_cache;
 
 /* Sockets and listeners whose owner and ends the agent keeps (a cache: see socktab.h). */
-#define AGENT_SOCKTAB_SOCKS (1u << 16)
-#define AGENT_SOCKTAB_LISTENERS 4096u
+#define RUNTIME_SOCKTAB_SOCKS (1u << 16)
+#define RUNTIME_SOCKTAB_LISTENERS 4096u
 
-struct agent {
+struct runtime {
 	const struct config *cfg;
 	struct loader loader;
 	struct ring_buffer *ring;
@@ -76,41 +76,41 @@ struct agent {
 	struct socktab *socks;	/* owners and ends the ring records lack */
 	bool owners_wanted;	/* a socket showed up with no known owner: walk for it */
 	struct cg_cache *cg;	/* cgroup ids to units, containers, pods; NULL: no cgroup2 mount */
-	struct agent_sink sink;
-	struct agent_fd fds[AGENT_MAX_FDS];
+	struct runtime_sink sink;
+	struct runtime_fd fds[RUNTIME_MAX_FDS];
 	int n_fds;
 	int epfd, tfd, sfd;
 	int64_t real_offset;
 	uint64_t start_mono;
 	uint64_t last_tick;
 	uint64_t last_lost_check;
-	struct agent_counts counts;
-	struct sp_event batch[AGENT_BATCH]; /* awaiting the engine */
+	struct runtime_counts counts;
+	struct sp_event batch[RUNTIME_BATCH]; /* awaiting the engine */
 	int n_batch;
 	bool stop;
 	int exit_code;
 };
 
 /* Loads and attaches the BPF side, sets up the ring, the engine and the loop. enum sp_exit. */
-int agent_open(struct agent *a, const struct config *cfg, const struct agent_sink *sink);
+int runtime_open(struct runtime *a, const struct config *cfg, const struct runtime_sink *sink);
 /*
  * Walks the socket table once now, then every --audit-interval from the tick: call when the
  * sinks are ready for what the walk hands them (before "ready"). Without an engine, or when the
  * iterator cannot load (said once), there are no walks.
  */
-void agent_walk_start(struct agent *a);
+void runtime_walk_start(struct runtime *a);
 /* BPF programs the agent has attached: the tracing ones, and the socket-table iterator. */
-int agent_programs(const struct agent *a);
+int runtime_programs(const struct runtime *a);
 /* Adds a descriptor to the loop (EPOLLIN); 0 or -errno. */
-int agent_add_fd(struct agent *a, int fd, agent_fd_fn fn, void *ctx);
-/* Runs until --duration, SIGINT/SIGTERM, agent_stop() or a sink asking to stop. enum sp_exit. */
-int agent_run(struct agent *a);
-void agent_stop(struct agent *a, int exit_code);
+int runtime_add_fd(struct runtime *a, int fd, runtime_fd_fn fn, void *ctx);
+/* Runs until --duration, SIGINT/SIGTERM, runtime_stop() or a sink asking to stop. enum sp_exit. */
+int runtime_run(struct runtime *a);
+void runtime_stop(struct runtime *a, int exit_code);
 /* Hands everything waiting in the ring to the sink and the engine now (a mode that works for
  * a while between ticks, like drawing the dashboard, keeps the ring from filling). */
-void agent_drain(struct agent *a);
+void runtime_drain(struct runtime *a);
 /* Events per kind and losses, on stderr. */
-void agent_summary(const struct agent *a);
-void agent_close(struct agent *a);
+void runtime_summary(const struct runtime *a);
+void runtime_close(struct runtime *a);
 
 #endif

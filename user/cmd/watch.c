@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "runtime.h"
 #include "cgroup.h"
 #include "engine.h"
 #include "format.h"
@@ -23,7 +23,7 @@
 
 struct watch {
 	const struct config *cfg;
-	struct agent agent;
+	struct runtime rt;
 	struct outbuf out;
 	struct format_ctx fmt;
 	uint64_t seq;
@@ -75,7 +75,7 @@ static bool on_flush(void *ctx)
 int watch_run(const struct config *cfg)
 {
 	struct watch w = { .cfg = cfg };
-	const struct agent_sink sink = { .ctx = &w, .on_event = on_event, .on_flush = on_flush };
+	const struct runtime_sink sink = { .ctx = &w, .on_event = on_event, .on_flush = on_flush };
 	char header[SP_LINE_MAX];
 	size_t n;
 	int ret, err;
@@ -85,28 +85,28 @@ int watch_run(const struct config *cfg)
 		pr_warn("cannot allocate the output buffer: %s", strerror(-err));
 		return SP_EXIT_FAILURE;
 	}
-	ret = agent_open(&w.agent, cfg, &sink);
+	ret = runtime_open(&w.rt, cfg, &sink);
 	if (ret)
 		goto out;
-	w.fmt.connect_hook = connect_hook_name(w.agent.loader.hook);
-	w.fmt.cg = w.agent.cg;
-	agent_walk_start(&w.agent);
-	pr_info("ready: %d programs attached, ring %llu KiB, output %s", agent_programs(&w.agent),
+	w.fmt.connect_hook = connect_hook_name(w.rt.loader.hook);
+	w.fmt.cg = w.rt.cg;
+	runtime_walk_start(&w.rt);
+	pr_info("ready: %d programs attached, ring %llu KiB, output %s", runtime_programs(&w.rt),
 		(unsigned long long)(cfg->ring_bytes >> 10), cfg->json ? "json" : "text");
 	if (!cfg->json && !cfg->no_header) {
 		n = format_text_header(header, sizeof(header));
 		if (n)
 			write_line(&w, header, n);
 	}
-	ret = agent_run(&w.agent);
+	ret = runtime_run(&w.rt);
 	if (!ret)
 		ret = w.exit_code;
-	agent_summary(&w.agent);
+	runtime_summary(&w.rt);
 	if (w.out.dropped_lines)
 		pr_warn("summary: %llu output lines could not be written",
 			(unsigned long long)w.out.dropped_lines);
 out:
-	agent_close(&w.agent);
+	runtime_close(&w.rt);
 	outbuf_free(&w.out);
 	return ret;
 }

@@ -18,7 +18,7 @@
 #include <bpf/libbpf.h>
 
 #include "ablate.h"
-#include "agent.h"
+#include "runtime.h"
 #include "cgroup.h"
 #include "clock.h"
 #include "engine.h"
@@ -31,7 +31,7 @@
 #define TICK_NS (100 * 1000000ULL)	    /* drain and flush period */
 #define LOST_CHECK_NS (1000 * 1000000ULL) /* kernel drop counters read period */
 
-static void deliver(struct agent *a, struct sp_event *ev)
+static void deliver(struct runtime *a, struct sp_event *ev)
 {
 	if (!ev->real_ns)
 		ev->real_ns = ev->mono_ns + a->real_offset;
@@ -40,7 +40,7 @@ static void deliver(struct agent *a, struct sp_event *ev)
 }
 
 /* Batches let the engine overlap the cache misses of many lease lookups. */
-static void feed_engine(struct agent *a)
+static void feed_engine(struct runtime *a)
 {
 	if (a->engine && a->n_batch)
 		engine_feed_batch(a->engine, a->batch, a->n_batch);
@@ -49,7 +49,7 @@ static void feed_engine(struct agent *a)
 
 static void engine_emit(void *ctx, const struct sp_event *ev)
 {
-	struct agent *a = ctx;
+	struct runtime *a = ctx;
 	struct sp_event out = *ev;
 
 	a->counts.engine_events++;
@@ -59,7 +59,7 @@ static void engine_emit(void *ctx, const struct sp_event *ev)
 /* The stall guard holds verdicts: say so in one line, in the stream. */
 static void engine_hold(void *ctx, const struct engine_hold *hold)
 {
-	struct agent *a = ctx;
+	struct runtime *a = ctx;
 	struct sp_event ev;
 
 	engine_hold_event(hold, &ev);
@@ -68,7 +68,7 @@ static void engine_hold(void *ctx, const struct engine_hold *hold)
 
 static int on_record(void *ctx, void *data, size_t size)
 {
-	struct agent *a = ctx;
+	struct runtime *a = ctx;
 	struct sp_event ev;
 	enum decode_result r = decode_record(data, size, a->real_offset, &ev);
 	__u32 type;
@@ -88,14 +88,14 @@ static int on_record(void *ctx, void *data, size_t size)
 	deliver(a, &ev);
 	if (a->engine) {
 		a->batch[a->n_batch++] = ev;
-		if (a->n_batch == AGENT_BATCH)
+		if (a->n_batch == RUNTIME_BATCH)
 			feed_engine(a);
 	}
 	return 0;
 }
 
 /* Turns growth of the kernel's drop counters into events-lost events. */
-static void check_lost(struct agent *a, uint64_t now)
+static void check_lost(struct runtime *a, uint64_t now)
 {
 	struct sp_stats st;
 	struct sp_event ev;
@@ -126,7 +126,7 @@ static void check_lost(struct agent *a, uint64_t now)
 	}
 }
 
-static void drain(struct agent *a)
+static void drain(struct runtime *a)
 {
 	int n = ring_buffer__consume(a->ring);
 
@@ -135,7 +135,7 @@ static void drain(struct agent *a)
 	feed_engine(a);
 }
 
-static void on_signal(struct agent *a)
+static void on_signal(struct runtime *a)
 {
 	struct signalfd_siginfo si;
 
@@ -149,7 +149,7 @@ static void on_signal(struct agent *a)
 	}
 }
 
-static void on_tick(struct agent *a, uint64_t deadline)
+static void on_tick(struct runtime *a, uint64_t deadline)
 {
 	uint64_t expirations, now;
 
@@ -177,7 +177,7 @@ static void on_tick(struct agent *a, uint64_t deadline)
 		a->stop = true;
 }
 
-static int setup_loop(struct agent *a)
+static int setup_loop(struct runtime *a)
 {
 	struct itimerspec its = {
 		.it_interval = { .tv_sec = 0, .tv_nsec = TICK_NS },
@@ -220,7 +220,7 @@ static int setup_loop(struct agent *a)
 
 static void walk_start(void *ctx)
 {
-	struct agent *a = ctx;
+	struct runtime *a = ctx;
 
 	if (a->sink.on_walk_start)
 		a->sink.on_walk_start(a->sink.ctx);
@@ -228,7 +228,7 @@ static void walk_start(void *ctx)
 
 static void walk_sock(void *ctx, const struct audit_sock *s, uint64_t target_ms)
 {
-	struct agent *a = ctx;
+	struct runtime *a = ctx;
 
 	if (a->sink.on_walk_sock)
 		a->sink.on_walk_sock(a->sink.ctx, s, target_ms);
@@ -236,7 +236,7 @@ static void walk_sock(void *ctx, const struct audit_sock *s, uint64_t target_ms)
 
 static void walk_done(void *ctx, const struct audit *au, bool ok)
 {
-	struct agent *a = ctx;
+	struct runtime *a = ctx;
 
 	if (a->sink.on_walk_done)
 		a->sink.on_walk_done(a->sink.ctx, au, ok);
@@ -247,7 +247,7 @@ static void walk_done(void *ctx, const struct audit *au, bool ok)
  * arrives as events) and then every --audit-interval. Without it the engine still sees every
  * change from now on; only the past is missing, which is said once.
  */
-void agent_walk_start(struct agent *a)
+void runtime_walk_start(struct runtime *a)
 {
 	struct tablewalk_hooks hooks = {
 	    .ctx = a,
@@ -300,7 +300,7 @@ static int port_range(void *ctx, uint32_t netns, struct portfc_ns *out)
 }
 
 /* Attribution is best effort: without a cgroup2 mount lines carry no cgroup fields. */
-static void open_cgroups(struct agent *a)
+static void open_cgroups(struct runtime *a)
 {
 	struct cg_cache_config cc = { .clock = clock_mono_ns };
 	char root[PATH_MAX];
@@ -321,7 +321,7 @@ static void open_cgroups(struct agent *a)
 	pr_debug("cgroup v2 at %s: %d cgroups known", root, err);
 }
 
-int agent_open(struct agent *a, const struct config *cfg, const struct agent_sink *sink)
+int runtime_open(struct runtime *a, const struct config *cfg, const struct runtime_sink *sink)
 {
 	int ret, err;
 
@@ -340,10 +340,10 @@ int agent_open(struct agent *a, const struct config *cfg, const struct agent_sin
 		engine_set_hold_fn(a->engine, engine_hold, a);
 		portfc_set_range_fn(engine_ports(a->engine), port_range, a);
 	}
-	a->socks = socktab_new(AGENT_SOCKTAB_SOCKS, AGENT_SOCKTAB_LISTENERS);
+	a->socks = socktab_new(RUNTIME_SOCKTAB_SOCKS, RUNTIME_SOCKTAB_LISTENERS);
 	if (!a->socks) {
 		pr_warn("cannot set up the socket table (%u sockets): out of memory",
-			AGENT_SOCKTAB_SOCKS);
+			RUNTIME_SOCKTAB_SOCKS);
 		return SP_EXIT_FAILURE;
 	}
 	open_cgroups(a);
@@ -364,24 +364,24 @@ int agent_open(struct agent *a, const struct config *cfg, const struct agent_sin
 	return SP_EXIT_OK;
 }
 
-int agent_programs(const struct agent *a)
+int runtime_programs(const struct runtime *a)
 {
 	return a->loader.n_links + (a->walk ? 1 : 0);
 }
 
-int agent_add_fd(struct agent *a, int fd, agent_fd_fn fn, void *ctx)
+int runtime_add_fd(struct runtime *a, int fd, runtime_fd_fn fn, void *ctx)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
 
-	if (a->n_fds >= AGENT_MAX_FDS)
+	if (a->n_fds >= RUNTIME_MAX_FDS)
 		return -E2BIG;
 	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev))
 		return -errno;
-	a->fds[a->n_fds++] = (struct agent_fd){ .fd = fd, .fn = fn, .ctx = ctx };
+	a->fds[a->n_fds++] = (struct runtime_fd){ .fd = fd, .fn = fn, .ctx = ctx };
 	return 0;
 }
 
-static void dispatch(struct agent *a, const struct epoll_event *ev, uint64_t deadline)
+static void dispatch(struct runtime *a, const struct epoll_event *ev, uint64_t deadline)
 {
 	int fd = ev->data.fd;
 
@@ -402,9 +402,9 @@ static void dispatch(struct agent *a, const struct epoll_event *ev, uint64_t dea
 	drain(a); /* the ring */
 }
 
-int agent_run(struct agent *a)
+int runtime_run(struct runtime *a)
 {
-	struct epoll_event evs[AGENT_MAX_FDS + 3];
+	struct epoll_event evs[RUNTIME_MAX_FDS + 3];
 	uint64_t deadline;
 	int n;
 
@@ -432,12 +432,12 @@ int agent_run(struct agent *a)
 	return a->exit_code;
 }
 
-void agent_drain(struct agent *a)
+void runtime_drain(struct runtime *a)
 {
 	drain(a);
 }
 
-void agent_stop(struct agent *a, int exit_code)
+void runtime_stop(struct runtime *a, int exit_code)
 {
 	a->stop = true;
 	if (exit_code)
@@ -468,7 +468,7 @@ static void summary_line(const char *what, const uint64_t *counts)
 }
 
 /* Stuck sockets, the port forecast, the socket-table walks: what was raised, what was dropped. */
-static void summary_health(const struct agent *a, bool all)
+static void summary_health(const struct runtime *a, bool all)
 {
 	const struct stuck_stats *st = stuck_stats(engine_stuck(a->engine));
 	const struct portfc_stats *ps = portfc_stats(engine_ports(a->engine));
@@ -488,7 +488,7 @@ static void summary_health(const struct agent *a, bool all)
 			a->walk->last_duration_ns / 1e6);
 }
 
-static void summary_engine(const struct agent *a, bool all)
+static void summary_engine(const struct runtime *a, bool all)
 {
 	const struct lease_stats *ls = engine_lease_stats(a->engine);
 	const struct spike_stats *ss = engine_spike_stats(a->engine);
@@ -508,7 +508,7 @@ static void summary_engine(const struct agent *a, bool all)
 }
 
 /* The owner table is a cache: what it forgot to make room is said (and looked up again). */
-static void summary_owners(const struct agent *a, bool all)
+static void summary_owners(const struct runtime *a, bool all)
 {
 	struct socktab_stats ts;
 
@@ -526,7 +526,7 @@ static void summary_owners(const struct agent *a, bool all)
  * At exit, what has something to say: the events and losses always (scripts read them), the
  * engine's and the walks' counts when they counted anything; all of it with -v.
  */
-void agent_summary(const struct agent *a)
+void runtime_summary(const struct runtime *a)
 {
 	bool all = log_get_level() >= LOG_DEBUG;
 	uint64_t bad = 0;
@@ -553,7 +553,7 @@ void agent_summary(const struct agent *a)
 	summary_owners(a, all);
 }
 
-void agent_close(struct agent *a)
+void runtime_close(struct runtime *a)
 {
 	if (!a)
 		return;
