@@ -18,7 +18,7 @@
 #include <arpa/inet.h>
 
 #include "ablate.h"
-#include "runtime.h"
+#include "agent.h"
 #include "audit.h"
 #include "cgroup.h"
 #include "clock.h"
@@ -30,9 +30,9 @@
 #include "logseq.h"
 #include "metrics.h"
 #include "names.h"
+#include "runtime.h"
 #include "safefile.h"
 #include "sdnotify.h"
-#include "agent.h"
 #include "sockdiag.h"
 #include "webconfig.h"
 

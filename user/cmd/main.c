@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "loader.h"
 #include "log.h"
+#include "replaycmd.h"
 #include "agent.h"
 #include "top.h"
 #include "watch.h"

@@ -6,7 +6,5 @@
 
 /* Runs `sockpulse watch` until --duration, SIGINT or SIGTERM; returns an enum sp_exit. */
 int watch_run(const struct config *cfg);
-/* Runs `sockpulse replay FILE`: the engine over a JSON lines log; returns an enum sp_exit. */
-int replay_run(const struct config *cfg);
 
 #endif

@@ -18,13 +18,13 @@
 #include <bpf/libbpf.h>
 
 #include "ablate.h"
-#include "runtime.h"
 #include "cgroup.h"
 #include "clock.h"
 #include "engine.h"
 #include "log.h"
 #include "names.h"
 #include "netns.h"
+#include "runtime.h"
 #include "socktab.h"
 #include "tablewalk.h"
 
