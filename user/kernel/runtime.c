@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * One epoll loop over the ring buffer, a timerfd, a signalfd and the mode's descriptors. The
- * ring wakes us only past a fill threshold; the timer drains it every tick, so quiet hosts still
- * see events within a tick and busy hosts are not woken once per event.
+ * The runtime every command shares: the BPF side, the ring, the engine and the loop (loop.h)
+ * over the ring buffer, the tick and the mode's descriptors. The ring wakes us only past a fill
+ * threshold; the timer drains it every tick, so quiet hosts still see events within a tick and
+ * busy hosts are not woken once per event.
  */
 #include <errno.h>
 #include <limits.h>
@@ -10,10 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #include <bpf/libbpf.h>
 
@@ -22,6 +19,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "log.h"
+#include "loop.h"
 #include "names.h"
 #include "netns.h"
 #include "runtime.h"
@@ -135,27 +133,21 @@ static void drain(struct runtime *a)
 	feed_engine(a);
 }
 
-static void on_signal(struct runtime *a)
+static void on_signal(void *ctx, int signo)
 {
-	struct signalfd_siginfo si;
+	struct runtime *a = ctx;
 
-	while (read(a->sfd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
-			if (a->sink.on_hup)
-				a->sink.on_hup(a->sink.ctx);
-		} else {
-			a->stop = true;
-		}
-	}
+	if (signo != SIGHUP)
+		a->stop = true;
+	else if (a->sink.on_hup)
+		a->sink.on_hup(a->sink.ctx);
 }
 
-static void on_tick(struct runtime *a, uint64_t deadline)
+static void on_tick(void *ctx)
 {
-	uint64_t expirations, now;
+	struct runtime *a = ctx;
+	uint64_t now = clock_mono_ns();
 
-	while (read(a->tfd, &expirations, sizeof(expirations)) == sizeof(expirations))
-		;
-	now = clock_mono_ns();
 	/* A tick a second late means we were not running: say so once per stall. */
 	if (a->last_tick && now - a->last_tick > 10 * TICK_NS)
 		a->counts.loop_stalls++;
@@ -173,49 +165,21 @@ static void on_tick(struct runtime *a, uint64_t deadline)
 		a->owners_wanted = false;
 	if (a->sink.on_tick)
 		a->sink.on_tick(a->sink.ctx, now);
-	if (deadline && now >= deadline)
+	if (a->deadline && now >= a->deadline)
 		a->stop = true;
+}
+
+static void on_ring(void *ctx, int fd, uint32_t events)
+{
+	drain(ctx);
 }
 
 static int setup_loop(struct runtime *a)
 {
-	struct itimerspec its = {
-		.it_interval = { .tv_sec = 0, .tv_nsec = TICK_NS },
-		.it_value = { .tv_sec = 0, .tv_nsec = TICK_NS },
-	};
-	struct epoll_event ev = { .events = EPOLLIN };
-	sigset_t mask;
+	const struct loop_ops ops = { .ctx = a, .on_tick = on_tick, .on_signal = on_signal };
+	int err = loop_open(&a->loop, TICK_NS, &ops);
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	/* An ignored signal is discarded before signalfd sees it, and a script's background
-	 * jobs (or nohup) start with SIGINT/SIGHUP ignored: the agent's contract is to stop
-	 * cleanly on SIGINT and SIGTERM and to reopen on SIGHUP, so take them back. */
-	if (sigprocmask(SIG_BLOCK, &mask, NULL))
-		return -errno;
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGPIPE, SIG_IGN);
-	a->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	a->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	a->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (a->sfd < 0 || a->tfd < 0 || a->epfd < 0)
-		return -errno;
-	if (timerfd_settime(a->tfd, 0, &its, NULL))
-		return -errno;
-	ev.data.fd = a->sfd;
-	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->sfd, &ev))
-		return -errno;
-	ev.data.fd = a->tfd;
-	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->tfd, &ev))
-		return -errno;
-	ev.data.fd = ring_buffer__epoll_fd(a->ring);
-	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
-		return -errno;
-	return 0;
+	return err ? err : loop_add_fd(&a->loop, ring_buffer__epoll_fd(a->ring), on_ring, a);
 }
 
 static void walk_start(void *ctx)
@@ -327,7 +291,7 @@ int runtime_open(struct runtime *a, const struct config *cfg, const struct runti
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
-	a->epfd = a->tfd = a->sfd = -1;
+	a->loop.epfd = a->loop.tfd = a->loop.sfd = -1;
 	if (sink)
 		a->sink = *sink;
 	if (!cfg->no_engine && !(cfg->ablate & ABLATE_ENGINE)) {
@@ -369,58 +333,24 @@ int runtime_programs(const struct runtime *a)
 	return a->loader.n_links + (a->walk ? 1 : 0);
 }
 
-int runtime_add_fd(struct runtime *a, int fd, runtime_fd_fn fn, void *ctx)
+int runtime_add_fd(struct runtime *a, int fd, loop_fd_fn fn, void *ctx)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
-
-	if (a->n_fds >= RUNTIME_MAX_FDS)
-		return -E2BIG;
-	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev))
-		return -errno;
-	a->fds[a->n_fds++] = (struct runtime_fd){ .fd = fd, .fn = fn, .ctx = ctx };
-	return 0;
-}
-
-static void dispatch(struct runtime *a, const struct epoll_event *ev, uint64_t deadline)
-{
-	int fd = ev->data.fd;
-
-	if (fd == a->sfd) {
-		on_signal(a);
-		return;
-	}
-	if (fd == a->tfd) {
-		on_tick(a, deadline);
-		return;
-	}
-	for (int i = 0; i < a->n_fds; i++) {
-		if (a->fds[i].fd == fd) {
-			a->fds[i].fn(a->fds[i].ctx, fd, ev->events);
-			return;
-		}
-	}
-	drain(a); /* the ring */
+	return loop_add_fd(&a->loop, fd, fn, ctx);
 }
 
 int runtime_run(struct runtime *a)
 {
-	struct epoll_event evs[RUNTIME_MAX_FDS + 3];
-	uint64_t deadline;
 	int n;
 
 	a->start_mono = clock_mono_ns();
 	a->last_lost_check = a->start_mono;
-	deadline = a->cfg->duration_ns ? a->start_mono + a->cfg->duration_ns : 0;
+	a->deadline = a->cfg->duration_ns ? a->start_mono + a->cfg->duration_ns : 0;
 	while (!a->stop) {
-		n = epoll_wait(a->epfd, evs, sizeof(evs) / sizeof(evs[0]), -1);
+		n = loop_wait(&a->loop, -1);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			pr_warn("epoll_wait: %s", strerror(errno));
+			pr_warn("epoll_wait: %s", strerror(-n));
 			return SP_EXIT_FAILURE;
 		}
-		for (int i = 0; i < n; i++)
-			dispatch(a, &evs[i], deadline);
 		if (a->sink.on_flush && !a->sink.on_flush(a->sink.ctx))
 			a->stop = true;
 	}
@@ -569,11 +499,5 @@ void runtime_close(struct runtime *a)
 	engine_free(a->engine);
 	a->engine = NULL;
 	loader_stop(&a->loader);
-	if (a->epfd >= 0)
-		close(a->epfd);
-	if (a->tfd >= 0)
-		close(a->tfd);
-	if (a->sfd >= 0)
-		close(a->sfd);
-	a->epfd = a->tfd = a->sfd = -1;
+	loop_close(&a->loop);
 }

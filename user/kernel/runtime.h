@@ -15,9 +15,9 @@
 #include "decode.h"
 #include "event.h"
 #include "loader.h"
+#include "loop.h"
 #include "sockpulse.h"
 
-#define RUNTIME_MAX_FDS 8
 #define RUNTIME_BATCH 64 /* decoded events handed to the engine at once */
 
 struct ring_buffer;
@@ -41,14 +41,6 @@ struct runtime_sink {
 	void (*on_walk_start)(void *ctx);
 	void (*on_walk_sock)(void *ctx, const struct audit_sock *s, uint64_t target_ms);
 	void (*on_walk_done)(void *ctx, const struct audit *a, bool ok);
-};
-
-typedef void (*runtime_fd_fn)(void *ctx, int fd, uint32_t events);
-
-struct runtime_fd {
-	int fd;
-	runtime_fd_fn fn;
-	void *ctx;
 };
 
 struct runtime_counts {
@@ -77,9 +69,8 @@ struct runtime {
 	bool owners_wanted;	/* a socket showed up with no known owner: walk for it */
 	struct cg_cache *cg;	/* cgroup ids to units, containers, pods; NULL: no cgroup2 mount */
 	struct runtime_sink sink;
-	struct runtime_fd fds[RUNTIME_MAX_FDS];
-	int n_fds;
-	int epfd, tfd, sfd;
+	struct loop loop;
+	uint64_t deadline; /* --duration ends the run at this CLOCK_MONOTONIC time; 0: never */
 	int64_t real_offset;
 	uint64_t start_mono;
 	uint64_t last_tick;
@@ -102,7 +93,7 @@ void runtime_walk_start(struct runtime *a);
 /* BPF programs the agent has attached: the tracing ones, and the socket-table iterator. */
 int runtime_programs(const struct runtime *a);
 /* Adds a descriptor to the loop (EPOLLIN); 0 or -errno. */
-int runtime_add_fd(struct runtime *a, int fd, runtime_fd_fn fn, void *ctx);
+int runtime_add_fd(struct runtime *a, int fd, loop_fd_fn fn, void *ctx);
 /* Runs until --duration, SIGINT/SIGTERM, runtime_stop() or a sink asking to stop. enum sp_exit. */
 int runtime_run(struct runtime *a);
 void runtime_stop(struct runtime *a, int exit_code);
