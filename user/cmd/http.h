@@ -22,11 +22,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "util.h"
+
 #define HTTP_CONN_LIMIT	  64		  /* open connections we serve */
 #define HTTP_CONN_TRACK	  (2 * HTTP_CONN_LIMIT) /* accepted, counting those being closed */
 #define HTTP_PER_IP_LIMIT 16
 #define HTTP_TIMEOUT_S	  10		  /* idle */
-#define HTTP_DEADLINE_NS  (5 * 1000000000ULL) /* a whole request and its reply */
+#define HTTP_DEADLINE_NS  (5 * NSEC_PER_SEC) /* a whole request and its reply */
 #define HTTP_MEMORY_LIMIT (32 * 1024)
 #define HTTP_RUN_MAX	  64 /* libmicrohttpd passes per wake-up: a bound, not a pace */
 

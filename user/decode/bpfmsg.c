@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bpfmsg.h"
+#include "util.h"
 
 #define LOG_BEGIN "-- BEGIN PROG LOAD LOG --"
 #define LOG_END "-- END PROG LOAD LOG --"
@@ -17,7 +18,7 @@ static bool is_statistics(const char *line, size_t n)
 	static const char *const stats[] = { "processed ", "verification time ", "stack depth ",
 					     "max_states_per_insn ", "func#" };
 
-	for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(stats); i++) {
 		size_t k = strlen(stats[i]);
 
 		if (n >= k && strncmp(line, stats[i], k) == 0)

@@ -8,8 +8,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "sockpulse.h"
 #include "decode.h"
+#include "sockpulse.h"
+#include "util.h"
 
 static const char *const decode_result_names[] = {
 	[DECODE_OK] = "ok",
@@ -18,7 +19,7 @@ static const char *const decode_result_names[] = {
 	[DECODE_TYPE] = "type",
 	[DECODE_FIELD] = "field",
 };
-_Static_assert(sizeof(decode_result_names) / sizeof(decode_result_names[0]) == DECODE_RESULT_MAX,
+_Static_assert(ARRAY_SIZE(decode_result_names) == DECODE_RESULT_MAX,
 	       "decode result table");
 
 const char *decode_result_name(enum decode_result r)

@@ -12,6 +12,7 @@
 
 #include "netns.h"
 #include "parse.h"
+#include "util.h"
 
 int netns_inode(const char *path, uint32_t *ino)
 {
@@ -31,7 +32,7 @@ int netns_find_path(uint32_t ino, char *path, size_t cap)
 	uint32_t got;
 	DIR *d;
 
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		d = opendir(dirs[i]);
 		if (!d)
 			continue;

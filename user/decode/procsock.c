@@ -10,6 +10,7 @@
 
 #include "parse.h"
 #include "procsock.h"
+#include "util.h"
 
 #define COMM_LEN 16
 #define SOCK_PREFIX "socket:["
@@ -56,18 +57,10 @@ uint32_t procsock_count(const struct procsock *ps)
 	return ps ? ps->count : 0;
 }
 
-/* Socket inodes come from one counter: spread consecutive ones over the table. */
-static size_t hash(uint64_t inode)
-{
-	uint64_t h = inode * 0x9e3779b97f4a7c15ULL;
-
-	return (size_t)(h ^ (h >> 32));
-}
-
 /* The slot holding @inode, or the free slot where it would go (linear probing). */
 static struct ps_entry *probe(const struct procsock *ps, uint64_t inode)
 {
-	size_t i = hash(inode) & ps->mask;
+	size_t i = sp_hash64(inode) & ps->mask;
 
 	while (ps->slot[i].inode && ps->slot[i].inode != inode)
 		i = (i + 1) & ps->mask;

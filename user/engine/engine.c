@@ -6,6 +6,7 @@
 
 #include "engine.h"
 #include "parse.h"
+#include "util.h"
 
 struct engine {
 	struct engine_config cfg;
@@ -201,8 +202,8 @@ void engine_hold_event(const struct engine_hold *hold, struct sp_event *ev)
 	ev->action = SP_ACT_LEASE_HOLD;
 	ev->mono_ns = hold->mono_ns;
 	ev->hold.reason = hold->reason;
-	ev->hold.grace_ms = (hold->until_ns - hold->mono_ns) / 1000000ULL;
-	ev->hold.stall_ms = hold->stall_ns / 1000000ULL;
+	ev->hold.grace_ms = (hold->until_ns - hold->mono_ns) / NSEC_PER_MSEC;
+	ev->hold.stall_ms = hold->stall_ns / NSEC_PER_MSEC;
 	ev->hold.lost = hold->lost;
 }
 

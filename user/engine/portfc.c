@@ -7,9 +7,9 @@
 
 #include "portfc.h"
 #include "sockpulse.h"
+#include "util.h"
 
 #define NIL	 UINT32_MAX
-#define SEC	 1000000000ULL
 #define TW_LEN_S 60	 /* TCP_TIMEWAIT_LEN */
 #define TW_REUSE_S 2 /* a reusable TIME_WAIT port: free a second after its last segment */
 #define MIN_HIST 3	 /* seconds of history before a forecast counts */
@@ -65,8 +65,8 @@ void portfc_config_default(struct portfc_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->usage_ratio = 0.8;
-	cfg->horizon_ns = 60 * SEC;
-	cfg->quiet_ns = 10 * SEC;
+	cfg->horizon_ns = 60 * NSEC_PER_SEC;
+	cfg->quiet_ns = 10 * NSEC_PER_SEC;
 	cfg->max_tuples = 4096;
 	cfg->default_lo = 32768; /* the kernel's defaults */
 	cfg->default_hi = 60999;
@@ -395,7 +395,7 @@ static void verdict(struct portfc *p, struct tup *t, uint64_t now)
 	t->eta_ms = used ? portfc_eta_ms(free, t->growth_rate) : UINT64_MAX;
 	by_usage = (double)used >= p->cfg.usage_ratio * cap;
 	by_forecast = p->cfg.horizon_ns && n >= MIN_HIST && used &&
-		      t->eta_ms <= p->cfg.horizon_ns / 1000000ULL;
+		      t->eta_ms <= p->cfg.horizon_ns / NSEC_PER_MSEC;
 	if (!t->alert) {
 		if (!by_usage && !by_forecast)
 			return;
@@ -432,7 +432,7 @@ static bool idle(const struct tup *t)
 
 void portfc_advance(struct portfc *p, uint64_t now_ns)
 {
-	uint64_t sec = now_ns / SEC;
+	uint64_t sec = now_ns / NSEC_PER_SEC;
 
 	if (p->cfg.off || now_ns < p->now)
 		return;
@@ -471,7 +471,7 @@ void portfc_feed(struct portfc *p, const struct sp_event *ev)
 	t = get(p, &k, to == SP_ST_SYN_SENT);
 	if (!t)
 		return;
-	roll(t, p->now / SEC > p->sec ? p->now / SEC : p->sec);
+	roll(t, p->now / NSEC_PER_SEC > p->sec ? p->now / NSEC_PER_SEC : p->sec);
 	if (to == SP_ST_SYN_SENT) {
 		t->active++;
 		if (c->cgroup_id)
@@ -498,7 +498,7 @@ void portfc_resync_begin(struct portfc *p, uint32_t netns, uint64_t now_ns)
 
 		if (!t->used || t->k.netns != netns)
 			continue;
-		roll(t, p->now / SEC);
+		roll(t, p->now / NSEC_PER_SEC);
 		t->active = 0;
 		t->tw_total = 0;
 		memset(t->tw, 0, sizeof(t->tw));
@@ -510,7 +510,7 @@ void portfc_resync_add(struct portfc *p, uint32_t netns, const struct sp_addr *s
 		       const struct sp_addr *dst, uint16_t dport, bool time_wait,
 		       uint64_t tw_left_ms)
 {
-	uint64_t sec = p->now / SEC, left_s, entered;
+	uint64_t sec = p->now / NSEC_PER_SEC, left_s, entered;
 	struct key k;
 	struct tup *t;
 

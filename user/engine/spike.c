@@ -6,6 +6,7 @@
 
 #include "sockpulse.h"
 #include "spike.h"
+#include "util.h"
 
 #define NIL UINT32_MAX
 #define NS_PER_S 1000000000ull
@@ -145,9 +146,9 @@ static uint32_t hash_key(const struct spike *s, const uint8_t *addr, uint32_t ne
 
 	memcpy(&a, addr, 8);
 	memcpy(&b, addr + 8, 8);
-	h = (a ^ ((uint64_t)netns << 32 | (uint64_t)family << 16 | port)) * 0x9e3779b97f4a7c15ull;
-	h = (h ^ b ^ (h >> 31)) * 0xbf58476d1ce4e5b9ull;
-	return (uint32_t)(h >> 32) & (s->nbuckets - 1);
+	h = sp_hash64(a ^ ((uint64_t)netns << 32 | (uint64_t)family << 16 | port));
+	h = sp_hash64(h ^ b);
+	return (uint32_t)h & (s->nbuckets - 1);
 }
 
 /* Singly linked: adding touches no other destination's cache line; spike_advance unlinks. */

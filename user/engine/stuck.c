@@ -4,11 +4,12 @@
 #include <string.h>
 
 #include "stuck.h"
+#include "util.h"
 #include "wheel.h"
 
 #define NIL		UINT32_MAX
 #define TICK_NS		100000000ULL /* wheel resolution: the agent ticks every 100 ms */
-#define MIN_SNAPSHOT_NS 1000000000ULL
+#define MIN_SNAPSHOT_NS NSEC_PER_SEC
 
 struct ent {
 	uint64_t cookie;
@@ -40,7 +41,7 @@ struct stuck {
 
 void stuck_config_default(struct stuck_config *cfg)
 {
-	cfg->after_ns = 60ULL * 1000000000ULL;
+	cfg->after_ns = 60ULL * NSEC_PER_SEC;
 	cfg->max_sockets = 65536;
 	cfg->max_procs = 1024;
 }
@@ -58,9 +59,7 @@ static uint64_t snapshot_period(const struct stuck_config *cfg)
 
 static uint32_t bucket_of(const struct stuck *s, uint64_t cookie)
 {
-	cookie ^= cookie >> 31;
-	cookie *= 0x9e3779b97f4a7c15ULL;
-	return (uint32_t)(cookie >> 32) & (s->nbuckets - 1);
+	return (uint32_t)sp_hash64(cookie) & (s->nbuckets - 1);
 }
 
 struct stuck *stuck_new(const struct stuck_config *cfg, stuck_emit_fn emit, void *ctx,
@@ -166,8 +165,8 @@ static void emit(struct stuck *s, const struct ent *e, bool start, uint64_t now)
 	ev.stuck.start = start;
 	ev.stuck.seeded = e->seeded;
 	ev.stuck.state = e->state;
-	ev.stuck.age_ms = (now - e->entered_ns) / 1000000ULL;
-	ev.stuck.after_ms = s->cfg.after_ns / 1000000ULL;
+	ev.stuck.age_ms = (now - e->entered_ns) / NSEC_PER_MSEC;
+	ev.stuck.after_ms = s->cfg.after_ns / NSEC_PER_MSEC;
 	ev.stuck.proc_stuck = p ? proc_total(p) : 0;
 	ev.stuck.trend = p ? trend_of(p) : 0;
 	if (!start) {

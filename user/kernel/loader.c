@@ -22,6 +22,7 @@
 #include "names.h"
 #include "sockpulse.skel.h"
 #include "sockpulse_compat.skel.h"
+#include "util.h"
 
 #define CAP_SYS_ADMIN_BIT 21
 #define CAP_PERFMON_BIT 38
@@ -143,7 +144,7 @@ const char *loader_fd_walk(void)
 
 static bool prog_optional(const char *name)
 {
-	for (size_t i = 0; i < sizeof(optional_progs) / sizeof(optional_progs[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(optional_progs); i++)
 		if (strcmp(optional_progs[i], name) == 0)
 			return true;
 	return false;
@@ -424,7 +425,7 @@ int loader_start(struct loader *ld, const struct config *cfg)
 	ret = loader_setup(ld);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < sizeof(hook_order) / sizeof(hook_order[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(hook_order); i++) {
 		unsigned int hook = hook_order[i];
 
 		if (cfg->hook != SP_HOOK_NONE && cfg->hook != hook)
@@ -499,7 +500,7 @@ static int prog_rec_type(const char *name)
 		{ "sp_kretprobe", SP_REC_CONNECT },
 	};
 
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
 		if (!strncmp(name, kinds[i].prefix, strlen(kinds[i].prefix)))
 			return kinds[i].type;
 	return SP_REC_STATE; /* state changes, error reports, retransmissions */
@@ -562,7 +563,7 @@ int loader_check(const struct config *cfg)
 	ret = loader_setup(&ld);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < sizeof(hook_order) / sizeof(hook_order[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(hook_order); i++) {
 		unsigned int hook = hook_order[i];
 		int err = try_variant(&ld, cfg, hook, true, &load_err);
 		const char *lacks = ld.lacks[hook];

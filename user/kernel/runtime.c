@@ -25,9 +25,10 @@
 #include "runtime.h"
 #include "socktab.h"
 #include "tablewalk.h"
+#include "util.h"
 
-#define TICK_NS (100 * 1000000ULL)	    /* drain and flush period */
-#define LOST_CHECK_NS (1000 * 1000000ULL) /* kernel drop counters read period */
+#define TICK_NS (100 * NSEC_PER_MSEC)	    /* drain and flush period */
+#define LOST_CHECK_NS (1000 * NSEC_PER_MSEC) /* kernel drop counters read period */
 
 static void deliver(struct runtime *a, struct sp_event *ev)
 {
@@ -244,7 +245,7 @@ void runtime_walk_start(struct runtime *a)
 	}
 	pr_debug("socket table: %llu sockets, %llu stuck already, walk took %.1f ms",
 		 (unsigned long long)a->walk->sockets, (unsigned long long)a->walk->seeded_stuck,
-		 a->walk->last_duration_ns / 1e6);
+		 a->walk->last_duration_ns / (double)NSEC_PER_MSEC);
 }
 
 /*
@@ -415,7 +416,7 @@ static void summary_health(const struct runtime *a, bool all)
 	if (a->walk && (all || a->walk->errors))
 		pr_info("summary: socket table walks %llu (%llu incomplete), last %.1f ms",
 			(unsigned long long)a->walk->walks, (unsigned long long)a->walk->errors,
-			a->walk->last_duration_ns / 1e6);
+			a->walk->last_duration_ns / (double)NSEC_PER_MSEC);
 }
 
 static void summary_engine(const struct runtime *a, bool all)

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "netns.h"
 #include "sockdiag.h"
+#include "util.h"
 
 #define RX_BYTES (64 * 1024)
 
@@ -307,7 +308,7 @@ void sockdiag_process(struct sockdiag *sd)
 
 int sockdiag_dump_sync(struct sockdiag *sd, sockdiag_sock_fn on_sock, int timeout_ms)
 {
-	uint64_t deadline = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ULL, now;
+	uint64_t deadline = clock_mono_ns() + (uint64_t)timeout_ms * NSEC_PER_MSEC, now;
 	struct pollfd pfd = {.fd = sd->epfd, .events = POLLIN};
 	int err = sockdiag_start(sd, on_sock);
 
@@ -317,7 +318,7 @@ int sockdiag_dump_sync(struct sockdiag *sd, sockdiag_sock_fn on_sock, int timeou
 		now = clock_mono_ns();
 		if (now >= deadline)
 			return -ETIMEDOUT; /* the loop finishes it later */
-		if (poll(&pfd, 1, (int)((deadline - now) / 1000000ULL) + 1) < 0 && errno != EINTR)
+		if (poll(&pfd, 1, (int)((deadline - now) / NSEC_PER_MSEC) + 1) < 0 && errno != EINTR)
 			return -errno;
 		sockdiag_process(sd);
 	}

@@ -13,6 +13,7 @@
 #include "socktab.h"
 #include "sockwalk.h"
 #include "tablewalk.h"
+#include "util.h"
 
 #define AUDIT_ROWS_MAX 4096
 #define PENDING_MAX 4096 /* stuck sockets of one walk waiting for their owner; more: no owner */
@@ -31,8 +32,8 @@ uint64_t tablewalk_target_ms(const struct config *cfg, uint16_t port)
 
 	for (uint32_t i = lc->n_port_ttl; i > 0; i--)
 		if (lc->port_ttl[i - 1].port == port)
-			return lc->port_ttl[i - 1].ttl_ns / 1000000ULL;
-	return lc->ttl_ns / 1000000ULL;
+			return lc->port_ttl[i - 1].ttl_ns / NSEC_PER_MSEC;
+	return lc->ttl_ns / NSEC_PER_MSEC;
 }
 
 int tablewalk_open(struct tablewalk *tw, const struct config *cfg, struct engine *engine,
@@ -82,7 +83,7 @@ static void seed(struct tablewalk *tw, const struct sp_conn *c, uint8_t state, u
  */
 static void stuck_found(struct tablewalk *tw, const struct audit_sock *s)
 {
-	uint64_t entered = tw->now_ns - s->last_recv_ms * 1000000ULL;
+	uint64_t entered = tw->now_ns - s->last_recv_ms * NSEC_PER_MSEC;
 	struct tablewalk_pending *p;
 
 	if (stuck_watching(engine_stuck(tw->engine), s->conn.cookie))

@@ -22,6 +22,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "util.h"
 
 struct engine;
 struct socktab;
@@ -88,7 +89,7 @@ void tablewalk_tick(struct tablewalk *tw, uint64_t now_ns);
  * agent, or accepted by a listener older than the agent before accept() ran). No audit, no
  * engine. At most one every TABLEWALK_OWNER_GAP_NS; returns -EAGAIN before that.
  */
-#define TABLEWALK_OWNER_GAP_NS (2 * 1000000000ULL)
+#define TABLEWALK_OWNER_GAP_NS (2 * NSEC_PER_SEC)
 int tablewalk_owners(struct tablewalk *tw, uint64_t now_ns);
 /* Whether walks cover network namespace @netns (the last walk did). */
 bool tablewalk_covers(const struct tablewalk *tw, uint32_t netns);

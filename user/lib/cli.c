@@ -22,13 +22,14 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cli.h"
 #include "config.h"
-#include "cgroup.h"
 #include "metrics.h"
-#include "svctab.h"
 #include "names.h"
 #include "sockpulse.h"
+#include "svctab.h"
+#include "util.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -37,10 +38,9 @@
 #define NSFS_MAGIC 0x6e736673
 #endif
 #ifndef ARRAY_SIZE
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #endif
 
-#define MS (1000000ULL)
+#define MS (NSEC_PER_MSEC)
 #define SECS (1000ULL * MS)
 #define HOUR (3600ULL * SECS)
 #define DAY (24ULL * HOUR)

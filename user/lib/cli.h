@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "parse.h"
+#include "util.h"
 
 /* Exit codes, documented in --help and README. */
 enum sp_exit {
@@ -45,18 +46,18 @@ enum sp_command {
 #define CMDS_LIVE (CMDS_WATCH | CMDS_TOP | CMDS_AGENT) /* the ones that run the BPF programs */
 #define CMDS_ALL (CMDS_LIVE | CMDS_AUDIT | CMDS_REPLAY | CMDS_CHECK)
 
-#define SP_DEFAULT_COALESCE_NS 1000000000ULL
+#define SP_DEFAULT_COALESCE_NS NSEC_PER_SEC
 #define SP_DEFAULT_RING_BYTES (8ULL << 20)
-#define SP_DEFAULT_REFRESH_NS 1000000000ULL
+#define SP_DEFAULT_REFRESH_NS NSEC_PER_SEC
 
 /* `sockpulse agent` defaults (README, "sockpulse agent") */
 #define SP_DEFAULT_LOG_PATH "/var/log/sockpulse/events.jsonl"
 #define SP_DEFAULT_LOG_MAX_SIZE (100ULL << 20)
 #define SP_DEFAULT_LOG_KEEP 5
 #define SP_DEFAULT_METRICS "127.0.0.1:9477"
-#define SP_DEFAULT_SOCKDIAG_NS (5ULL * 1000000000ULL)
+#define SP_DEFAULT_SOCKDIAG_NS (5ULL * NSEC_PER_SEC)
 #define SP_NETNS_WATCH_MAX 16
-#define SP_DEFAULT_AUDIT_NS (60ULL * 1000000000ULL)
+#define SP_DEFAULT_AUDIT_NS (60ULL * NSEC_PER_SEC)
 
 struct config {
 	enum sp_command cmd;

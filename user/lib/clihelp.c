@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "util.h"
 
 #ifndef ARRAY_SIZE
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #endif
 
 #define HELP_WIDTH 80

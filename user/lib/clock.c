@@ -2,13 +2,14 @@
 #include <time.h>
 
 #include "clock.h"
+#include "util.h"
 
 static uint64_t read_clock(clockid_t id)
 {
 	struct timespec ts;
 
 	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t clock_mono_ns(void)

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "safefile.h"
+#include "util.h"
 
 static char *trim(char *s)
 {
@@ -46,7 +47,7 @@ static int parse_bool(const char *v)
 	static const char *const yes[] = {"true", "yes", "on", "1"};
 	static const char *const no[] = {"false", "no", "off", "0"};
 
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
 		if (strcasecmp(v, yes[i]) == 0)
 			return 1;
 		if (strcasecmp(v, no[i]) == 0)

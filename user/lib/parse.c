@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "parse.h"
+#include "util.h"
 
 static bool is_digit(char c)
 {
@@ -41,10 +42,10 @@ static const struct {
 } duration_units[] = {
 	{ "ns", 1ULL },
 	{ "us", 1000ULL },
-	{ "ms", 1000000ULL },
-	{ "s", 1000000000ULL },
-	{ "m", 60ULL * 1000000000ULL },
-	{ "h", 3600ULL * 1000000000ULL },
+	{ "ms", NSEC_PER_MSEC },
+	{ "s", NSEC_PER_SEC },
+	{ "m", 60ULL * NSEC_PER_SEC },
+	{ "h", 3600ULL * NSEC_PER_SEC },
 };
 
 /*
@@ -77,9 +78,9 @@ int parse_duration(const char *s, uint64_t *ns)
 		}
 	}
 	if (!*p) {
-		mult = 1000000000ULL;
+		mult = NSEC_PER_SEC;
 	} else {
-		for (i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++) {
+		for (i = 0; i < ARRAY_SIZE(duration_units); i++) {
 			if (!strcmp(p, duration_units[i].name)) {
 				mult = duration_units[i].ns;
 				break;

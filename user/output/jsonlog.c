@@ -19,8 +19,9 @@
 #include "jsonlog.h"
 #include "log.h"
 #include "safefile.h"
+#include "util.h"
 
-#define RETRY_NS 1000000000ULL /* a failed open is retried at most once a second */
+#define RETRY_NS NSEC_PER_SEC /* a failed open is retried at most once a second */
 /*
  * A healthy file gets what is queued in pieces of this size, while the lines are still in the
  * CPU's cache: copying a cold multi-megabyte queue into the page cache cost the agent a third of

@@ -6,11 +6,11 @@
 #include <errno.h>
 
 #include "event.h"
-#include "sockpulse.h"
 #include "names.h"
+#include "sockpulse.h"
+#include "util.h"
 
 #ifndef ARRAY_SIZE
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #endif
 
 #define LOOKUP(table, i) ((i) < ARRAY_SIZE(table) ? (table)[i] : NULL)

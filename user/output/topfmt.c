@@ -16,8 +16,8 @@
 #include "names.h"
 #include "sockpulse.h"
 #include "topfmt.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define ELLIPSIS_U "\xe2\x80\xa6" /* U+2026 */
 #define ELLIPSIS_A "~"
@@ -209,7 +209,7 @@ size_t tf_fit_endpoint(char *buf, size_t cap, const struct sp_addr *addr, uint16
 
 size_t tf_duration(char *buf, size_t cap, uint64_t ns)
 {
-	uint64_t ms = ns / 1000000ULL, s = ns / 1000000000ULL;
+	uint64_t ms = ns / NSEC_PER_MSEC, s = ns / NSEC_PER_SEC;
 	struct tw w;
 
 	tw_init(&w, buf, cap);
@@ -748,8 +748,8 @@ static void describe(struct tw *w, const struct sp_event *ev, const char *arrow)
 		char t[32];
 
 		s = lease_kind_name(ev->lease.kind);
-		tf_duration(d, sizeof(d), ev->lease.silent_ms * 1000000ULL);
-		tf_duration(t, sizeof(t), ev->lease.ttl_ms * 1000000ULL);
+		tf_duration(d, sizeof(d), ev->lease.silent_ms * NSEC_PER_MSEC);
+		tf_duration(t, sizeof(t), ev->lease.ttl_ms * NSEC_PER_MSEC);
 		tw_printf(w, "lease %s %s, silent %s of %s", s ? s : "?",
 			  ev->action == SP_ACT_LEASE_SUSPECT   ? "suspect"
 			  : ev->action == SP_ACT_LEASE_EXPIRED ? "EXPIRED"
@@ -777,7 +777,7 @@ static void describe(struct tw *w, const struct sp_event *ev, const char *arrow)
 			  ev->lost.kind ? ev->lost.kind : "?");
 		break;
 	case SP_ACT_TCP_STUCK:
-		tf_duration(d, sizeof(d), ev->stuck.age_ms * 1000000ULL);
+		tf_duration(d, sizeof(d), ev->stuck.age_ms * NSEC_PER_MSEC);
 		if (ev->stuck.start)
 			tw_printf(w, "STUCK in %s %s%s, process holds %u",
 				  state_or(ev->stuck.state), ev->stuck.seeded ? ">= " : "", d,
@@ -790,7 +790,7 @@ static void describe(struct tw *w, const struct sp_event *ev, const char *arrow)
 			  ev->ports.start ? "running out" : "ok again", ev->ports.used,
 			  ev->ports.capacity, ev->ports.time_wait);
 		if (ev->ports.start && ev->ports.eta_ms != UINT64_MAX) {
-			tf_duration(d, sizeof(d), ev->ports.eta_ms * 1000000ULL);
+			tf_duration(d, sizeof(d), ev->ports.eta_ms * NSEC_PER_MSEC);
 			tw_printf(w, ", gone in %s", d);
 		}
 		break;
@@ -810,7 +810,7 @@ size_t tf_event_line(char *buf, size_t cap, const struct sp_event *ev, bool unic
 {
 	const char *arrow = unicode ? "\xe2\x86\x92" : "->";
 	const struct sp_conn *c = &ev->conn;
-	time_t secs = (time_t)(ev->real_ns / 1000000000ULL);
+	time_t secs = (time_t)(ev->real_ns / NSEC_PER_SEC);
 	char comm[SP_COMM_MAX * 4], proc[TF_PROC_MAX];
 	struct tm tm;
 	struct tw w;

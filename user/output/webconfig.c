@@ -15,9 +15,9 @@
 
 #include "log.h"
 #include "safefile.h"
+#include "util.h"
 #include "webconfig.h"
 
-#define NS_PER_S 1000000000ULL
 
 /* where a problem is: the file, and the line of the node (libyaml counts from 0) */
 struct wc_parse {
@@ -392,8 +392,8 @@ enum webconfig_auth webconfig_check(struct webconfig *wc, const char *user, cons
 		explicit_bzero(pw, sizeof(pw));
 		return WEBCONFIG_AUTH_OK;
 	}
-	if (now_ns / NS_PER_S != wc->budget_s) {
-		wc->budget_s = now_ns / NS_PER_S;
+	if (now_ns / NSEC_PER_SEC != wc->budget_s) {
+		wc->budget_s = now_ns / NSEC_PER_SEC;
 		wc->checks = 0;
 	}
 	if (wc->checks >= WEBCONFIG_CHECKS_PER_S) {
