@@ -141,14 +141,25 @@ ROUTES=("4 10.5.0.1 ENETUNREACH noroute" "4 10.6.0.1 EHOSTUNREACH prohibit"
 	"4 10.8.0.1 EHOSTUNREACH unreachable" "6 fd00:5::1 ENETUNREACH noroute"
 	"6 fd00:6::1 EACCES prohibit" "6 fd00:8::1 ENETUNREACH unreachable")
 # The router answers a route error with ICMP at most 5 at once, then 1 a second per sender
-# (net.ipv4.route.error_burst/error_cost, global sysctls left alone): six clients at once may
-# each need a SYN retransmission (1 s, 3 s, 7 s) to get theirs, so they wait up to 15 s.
+# (ip_error(): net.ipv4.route.error_burst/error_cost, global sysctls left alone). All the cases
+# start at once, so each v4 route case connects from an address of its own: a sender of its own
+# for that budget. They still wait up to 15 s (SYN retransmissions at 1 s, 3 s, 7 s).
+C=$(ns_name c)
+src=10
 for r in "${ROUTES[@]}"; do
 	read -r f d e t <<<"$r"
 	for m in block nonblock; do
+		bind=()
+		if [ "$f" = 4 ]; then
+			src=$((src + 1))
+			ip -n "$C" addr add "10.2.0.$src/24" dev v2
+			ip -n "$R" neigh replace "10.2.0.$src" lladdr \
+				"$(ip -n "$C" -j link show dev v2 | jq -r '.[0].address')" dev v2 nud permanent
+			bind=(--bind "10.2.0.$src")
+		fi
 		# shellcheck disable=SC2086
 		run "v$f-route-$t-$m" $f "$d" 5390 "$(class_of "$e")" "$e" "$d" 5390 --timeout 15 \
-			${MODE[$m]/--timeout 6/--timeout 15}
+			"${bind[@]}" ${MODE[$m]/--timeout 6/--timeout 15}
 	done
 done
 # the blackhole: timeouts and connects ended by the application
