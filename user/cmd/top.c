@@ -43,16 +43,16 @@
 #include "sockdiag.h"
 #include "top.h"
 #include "topfmt.h"
+#include "util.h"
 
 #define NIL UINT32_MAX
-#define SEC_NS 1000000000ULL
 #define SPARK_SECS 60
 #define CONNS_MAX (1u << 16)	  /* connections followed for the details view */
 #define CONN_BUCKETS (1u << 17)
 #define PEERS_MAX 4096
 #define TOP_REPLAY_CGROUPS 4096 /* distinct cgroup paths of a replayed log */
 #define PEER_BUCKETS 8192
-#define PEER_IDLE_NS (120 * SEC_NS) /* a peer with nothing left to show is forgotten */
+#define PEER_IDLE_NS (120 * NSEC_PER_SEC) /* a peer with nothing left to show is forgotten */
 #define RECENT_MAX 256		  /* recent-events ring */
 #define SPIKES_MAX 64
 #define DETAILS_MAX 512
@@ -241,14 +241,6 @@ static void restore_terminal(void)
 
 /* ---- tables ------------------------------------------------------------------------------- */
 
-static uint32_t hash64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return (uint32_t)x;
-}
-
 static uint32_t peer_hash(const struct sp_addr *a, uint32_t netns, uint16_t port)
 {
 	uint64_t h = 1469598103934665603ULL;
@@ -258,7 +250,7 @@ static uint32_t peer_hash(const struct sp_addr *a, uint32_t netns, uint16_t port
 	h = (h ^ a->family) * 1099511628211ULL;
 	h = (h ^ netns) * 1099511628211ULL;
 	h = (h ^ port) * 1099511628211ULL;
-	return hash64(h) & (PEER_BUCKETS - 1);
+	return (uint32_t)(sp_hash64(h) & (PEER_BUCKETS - 1));
 }
 
 static bool same_addr(const struct sp_addr *a, const struct sp_addr *b)
@@ -298,7 +290,7 @@ static uint32_t peer_get(struct top *t, const struct sp_addr *a, uint32_t netns,
 	p->addr = *a;
 	p->netns = netns;
 	p->port = port;
-	p->sec = now / SEC_NS;
+	p->sec = now / NSEC_PER_SEC;
 	p->touched_ns = now;
 	b = peer_hash(a, netns, port);
 	p->hnext = t->peer_hash[b];
@@ -323,7 +315,7 @@ static void peer_free(struct top *t, uint32_t i)
 /* Moves a per-second ring to the second of now, zeroing the seconds skipped. */
 static void ring_roll(uint64_t *sec, uint32_t *fail, uint32_t *att, uint64_t now)
 {
-	uint64_t s = now / SEC_NS, k;
+	uint64_t s = now / NSEC_PER_SEC, k;
 
 	if (s <= *sec)
 		return;
@@ -366,7 +358,7 @@ static void peer_key(const struct sp_conn *c, struct sp_addr *remote, uint16_t *
 
 static uint32_t conn_find(const struct top *t, uint64_t cookie)
 {
-	uint32_t i = t->conn_hash[hash64(cookie) & (CONN_BUCKETS - 1)];
+	uint32_t i = t->conn_hash[sp_hash64(cookie) & (CONN_BUCKETS - 1)];
 
 	for (; i != NIL; i = t->conns[i].hnext)
 		if (t->conns[i].cookie == cookie)
@@ -411,7 +403,7 @@ static struct conn *conn_get(struct top *t, const struct sp_event *ev)
 	cn->peer = peer_get(t, &remote, c->netns, svc, ev->mono_ns);
 	if (cn->peer != NIL)
 		t->peers[cn->peer].live++;
-	b = hash64(c->cookie) & (CONN_BUCKETS - 1);
+	b = sp_hash64(c->cookie) & (CONN_BUCKETS - 1);
 	cn->hnext = t->conn_hash[b];
 	t->conn_hash[b] = i;
 	t->n_conns++;
@@ -421,7 +413,7 @@ static struct conn *conn_get(struct top *t, const struct sp_event *ev)
 static void conn_free(struct top *t, uint32_t i)
 {
 	struct conn *cn = &t->conns[i];
-	uint32_t *pp = &t->conn_hash[hash64(cn->cookie) & (CONN_BUCKETS - 1)];
+	uint32_t *pp = &t->conn_hash[sp_hash64(cn->cookie) & (CONN_BUCKETS - 1)];
 
 	while (*pp != NIL && *pp != i)
 		pp = &t->conns[*pp].hnext;
@@ -1033,11 +1025,11 @@ static void draw_header(const struct top *t)
 	char line[LINE_CAP], up[32], spark[SPARK_SECS * 4 + 1], clk[16];
 	struct sysinfo si;
 	size_t off, spark_w;
-	time_t secs = (time_t)(s->real_ns / SEC_NS);
+	time_t secs = (time_t)(s->real_ns / NSEC_PER_SEC);
 	struct tm tm;
 
 	if (sysinfo(&si) == 0)
-		tf_duration(up, sizeof(up), (uint64_t)si.uptime * SEC_NS);
+		tf_duration(up, sizeof(up), (uint64_t)si.uptime * NSEC_PER_SEC);
 	else
 		snprintf(up, sizeof(up), "?");
 	clk[0] = '\0';
@@ -1073,7 +1065,7 @@ static void draw_header(const struct top *t)
 			       !s->states_exact     ? " (seen)"
 			       : t->cfg->cgroup_id ? " (every cgroup)"
 						   : "");
-	for (size_t i = 0; i < sizeof(shown) && off < sizeof(line); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(shown) && off < sizeof(line); i++) {
 		uint8_t st = shown[i];
 
 		if (!s->states[st] && st != SP_ST_ESTABLISHED && st != SP_ST_TIME_WAIT &&
@@ -1214,7 +1206,7 @@ static void keepalive_text(char *buf, size_t cap, const struct conn *c)
 			n = (size_t)snprintf(buf, cap, "off (never)");
 		}
 		if (n < cap && c->has_diag && c->diag_timer == 2) {
-			tf_duration(d, sizeof(d), (uint64_t)c->diag_expires_ms * 1000000ULL);
+			tf_duration(d, sizeof(d), (uint64_t)c->diag_expires_ms * NSEC_PER_MSEC);
 			snprintf(buf + n, cap - n, ", probe in %.12s", d);
 		}
 		return;
@@ -1228,7 +1220,7 @@ static void keepalive_text(char *buf, size_t cap, const struct conn *c)
 		snprintf(buf, cap, "off");
 		break;
 	case 2: /* the keepalive timer is pending */
-		tf_duration(d, sizeof(d), (uint64_t)c->diag_expires_ms * 1000000ULL);
+		tf_duration(d, sizeof(d), (uint64_t)c->diag_expires_ms * NSEC_PER_MSEC);
 		if (c->diag_retrans)
 			snprintf(buf, cap, "on, probe in %s, %u unanswered", d, c->diag_retrans);
 		else
@@ -1383,7 +1375,7 @@ static void draw_help(const struct top *t, int y0, int h)
 		"from; LEFT: until the earliest lease verdict; FAIL/M: connect failures in 60 s.",
 	};
 
-	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]) && (int)i < h; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(lines) && (int)i < h; i++)
 		put_line(t, y0 + (int)i, lines[i], i == 0 ? C_TITLE : C_NONE);
 }
 
@@ -2112,7 +2104,7 @@ int top_run(const struct config *cfg)
 	memset(&t, 0, sizeof(t));
 	t.cfg = cfg;
 	t.winch_fd = t.stderr_saved = t.stderr_capture = -1;
-	t.refresh_ns = cfg->refresh_ns ? cfg->refresh_ns : SEC_NS;
+	t.refresh_ns = cfg->refresh_ns ? cfg->refresh_ns : NSEC_PER_SEC;
 	t.sort_col = TF_COL_TRANSPORT;
 	if (gethostname(t.host, sizeof(t.host) - 1))
 		snprintf(t.host, sizeof(t.host), "?");
