@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "audit.h"
 #include "cli.h"
@@ -197,6 +198,24 @@ struct top {
 	uint64_t refresh_max_ns, draw_max_ns, refresh_sum_ns, draw_sum_ns, refreshes, draws;
 	int exit_code;
 };
+
+static inline bool top_same_addr(const struct sp_addr *a, const struct sp_addr *b)
+{
+	return a->family == b->family && memcmp(a->bytes, b->bytes, 16) == 0;
+}
+
+/* top_model.c: the tables events feed */
+int top_alloc_tables(struct top *t);
+void top_free_tables(struct top *t);
+void top_on_event(void *ctx, const struct sp_event *ev);
+void top_walk_sock(void *ctx, const struct audit_sock *as, uint64_t target_ms);
+void top_diag_start(struct top *t);
+void top_diag_done(void *ctx, const struct diag_tally *tally, bool ok);
+uint32_t top_peer_find(const struct top *t, const struct sp_addr *a, uint32_t netns,
+		       uint16_t port);
+void top_peer_free(struct top *t, uint32_t i);
+/* Moves a per-second ring to the second of now, zeroing the seconds skipped. */
+void top_ring_roll(uint64_t *sec, uint32_t *fail, uint32_t *att, uint64_t now);
 
 /* top.c */
 void top_drain_ring(struct top *t);
