@@ -217,6 +217,12 @@ void top_peer_free(struct top *t, uint32_t i);
 /* Moves a per-second ring to the second of now, zeroing the seconds skipped. */
 void top_ring_roll(uint64_t *sec, uint32_t *fail, uint32_t *att, uint64_t now);
 
+/* top_snapshot.c: what the screen shows */
+uint64_t top_mono_ns(const struct top *t);
+void top_refresh(struct top *t);
+void top_apply_view(struct top *t);
+void top_build_details(struct top *t, uint64_t now);
+
 /* top.c */
 void top_drain_ring(struct top *t);
 
