@@ -223,6 +223,9 @@ void top_refresh(struct top *t);
 void top_apply_view(struct top *t);
 void top_build_details(struct top *t, uint64_t now);
 
+/* top_input.c: the keys. Handles every key waiting, then redraws once; false if none was. */
+bool top_process_keys(struct top *t);
+
 /* top.c */
 void top_drain_ring(struct top *t);
 
