@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * `sockpulse top`: the live dashboard. A sink on the agent core like watch: events update small
- * tables here (peers with their connect failures per second, connections by cookie, recent
- * events, spikes) in O(1) each; the lease engine and sock_diag are read once per refresh. The
- * screen is drawn at most once per refresh interval and once per batch of keys, from a snapshot,
- * so drawing never competes with draining the ring. The terminal is one more descriptor of the
+ * tables (peers with their connect failures per second, connections by cookie, recent events,
+ * spikes) in O(1) each; the lease engine and sock_diag are read once per refresh. The screen is
+ * drawn at most once per refresh interval and once per batch of keys, from a snapshot, so
+ * drawing never competes with draining the ring. The terminal is one more descriptor of the
  * agent's epoll loop; SIGWINCH arrives through a signalfd (no signal handler does work).
  *
- * The screen is drawn by top_draw.c.
+ * This file sets the dashboard up (the terminal, the sink on the runtime, sock_diag, the signalfd),
+ * runs it live or over a replayed log, and gives the terminal back. The rest, by concern:
+ * top_model.c the tables events feed, top_snapshot.c what the screen shows (snapshot and view),
+ * top_draw.c drawing, top_input.c the keys; top_int.h is what they share.
  */
 #define _GNU_SOURCE
 #define NCURSES_WIDECHAR 1
@@ -24,18 +27,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
-#include <sys/sysinfo.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ncursesw/curses.h>
 
 #include "runtime.h"
-#include "audit.h"
 #include "cgroup.h"
 #include "clock.h"
 #include "engine.h"
-#include "format.h"
 #include "log.h"
 #include "names.h"
 #include "replay.h"
@@ -57,6 +56,8 @@ static void restore_terminal(void)
 	curses_active = false;
 }
 
+/* ---- the loop's callbacks: terminal, resize, tick, sock_diag, hang-up ----------------------- */
+
 /*
  * Drains the ring between the steps of a refresh and a draw, so that none of them is added to
  * the time the kernel has to hold records (a small --ring-size fills in a few milliseconds under
@@ -67,8 +68,6 @@ void top_drain_ring(struct top *t)
 	if (t->rt.ring)
 		runtime_drain(&t->rt);
 }
-
-/* ---- the loop's callbacks: terminal, resize, tick, sock_diag, hang-up ----------------------- */
 
 static void on_resize(struct top *t)
 {
