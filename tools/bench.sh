@@ -25,7 +25,7 @@
 # the same rounds. A part's share of the agent's overhead (1 - ratio) is how much of it goes away
 # with the part off. The parts inside BPF programs are builds of their own (make ablate:
 # build/ablate/<part>/sockpulse, compiled with -DSP_ABLATE_NO_<PART>); the others are switched
-# when the agent starts, by SOCKPULSE_ABLATE=<part> in its environment (user/ablate.h), which is
+# when the agent starts, by SOCKPULSE_ABLATE=<part> in its environment (user/engine/ablate.h), which is
 # for this benchmark only.
 #
 # The storm runs in a network namespace this script creates and removes, so the host's port range,

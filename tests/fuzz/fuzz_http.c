@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The metrics HTTP request path: our part of it is the request handler user/http.c gives
+ * The metrics HTTP request path: our part of it is the request handler user/cmd/http.c gives
  * libmicrohttpd (method and URL routing, upload discarding, the render call and who frees its
  * body). HTTP parsing itself is libmicrohttpd's, so the library is replaced here by stubs that
  * capture the handler at http_start() and record what it queues; the handler is then driven
@@ -49,7 +49,7 @@ static struct {
 
 static char fake_daemon, fake_connection;
 
-/* ---- libmicrohttpd stubs: the functions user/http.c calls ---- */
+/* ---- libmicrohttpd stubs: the functions user/cmd/http.c calls ---- */
 
 struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port, MHD_AcceptPolicyCallback apc,
 				    void *apc_cls, MHD_AccessHandlerCallback dh, void *dh_cls, ...)
