@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <langinfo.h>
 #include <locale.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "log.h"
+#include "loop.h"
 #include "names.h"
 #include "replay.h"
 #include "sockdiag.h"
@@ -291,41 +291,29 @@ static int replay_load(struct top *t)
 	return SP_EXIT_OK;
 }
 
+static void replay_signal(void *ctx, int signo)
+{
+	((struct top *)ctx)->rt.stop = true;
+}
+
 /* Keys and resizes until q, a hang-up, SIGINT or SIGTERM: nothing else changes the screen. */
 static int replay_loop(struct top *t)
 {
-	struct pollfd p[3] = {
-		{ .fd = STDIN_FILENO, .events = POLLIN },
-		{ .fd = t->winch_fd, .events = POLLIN },
-		{ .fd = -1, .events = POLLIN },
-	};
-	sigset_t mask;
+	const struct loop_ops ops = { .ctx = t, .on_signal = replay_signal };
+	struct loop l;
+	int err;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL))
-		return -errno;
-	p[2].fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (p[2].fd < 0)
-		return -errno;
-	while (!t->rt.stop) {
-		if (poll(p, 3, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p[2].revents)
-			break;
-		if (p[0].revents)
-			on_tty(t, STDIN_FILENO,
-			       p[0].revents & (POLLHUP | POLLERR) ? EPOLLHUP : EPOLLIN);
-		if (p[1].revents)
-			on_winch(t, t->winch_fd, EPOLLIN);
+	err = loop_open(&l, 3600 * NSEC_PER_SEC, &ops); /* no ticks wanted: one an hour */
+	if (!err)
+		err = loop_add_fd(&l, STDIN_FILENO, on_tty, t);
+	if (!err)
+		err = loop_add_fd(&l, t->winch_fd, on_winch, t);
+	while (!err && !t->rt.stop) {
+		err = loop_wait(&l, -1);
+		err = err < 0 ? err : 0;
 	}
-	close(p[2].fd);
-	return 0;
+	loop_close(&l);
+	return err;
 }
 
 static int top_replay(struct top *t)

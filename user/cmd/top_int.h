@@ -196,7 +196,6 @@ struct top {
 	uint64_t replay_ns, replay_events, replay_lost;
 	/* what the screen costs the loop: the slowest refresh and draw, and their totals */
 	uint64_t refresh_max_ns, draw_max_ns, refresh_sum_ns, draw_sum_ns, refreshes, draws;
-	int exit_code;
 };
 
 static inline bool top_same_addr(const struct sp_addr *a, const struct sp_addr *b)
