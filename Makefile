@@ -111,17 +111,22 @@ bench: deps
 # The kernel matrix (tests/vm/): Debian's 6.1 kernels (generic, PREEMPT_RT, cloud) booted under
 # qemu with this machine's / as root; `sockpulse check` and the integration tests per connect-hook
 # variant (tests/vm/matrix.sh --help). VMTEST_SUBSET=ci: the short subset in the generic kernel
-# only (what CI runs, `make vmtest-ci`). VMTEST_KERNELS="KVER..." picks the kernels.
+# only (what CI runs, `make vmtest-ci`). VMTEST_KERNELS="KVER..." picks the kernels,
+# VMTEST_VARIANTS="fentry kprobe tracepoint" the variants, VMTEST_TESTS="test_..." the tests.
 VM_PKGS        := qemu-system-x86 busybox-static cpio linux-image-amd64 linux-image-rt-amd64 \
 		  linux-image-cloud-amd64
 VMTEST_SUBSET  ?= full
 VMTEST_KERNELS ?=
+VMTEST_VARIANTS ?=
+VMTEST_TESTS   ?=
 .PHONY: vmtest vmtest-ci
 vmtest: deps
 	@./tools/deps.sh $(VM_PKGS)
 	@$(MAKE) --no-print-directory all
 	@./tests/vm/matrix.sh --subset $(VMTEST_SUBSET) \
 		$(if $(VMTEST_KERNELS),--kernels "$(VMTEST_KERNELS)") \
+		$(if $(VMTEST_VARIANTS),--variants "$(VMTEST_VARIANTS)") \
+		$(if $(VMTEST_TESTS),--tests "$(VMTEST_TESTS)") \
 		--out build/vm/matrix$(if $(filter ci,$(VMTEST_SUBSET)),-ci)
 
 vmtest-ci:

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # The kernel matrix: tests/vm/matrix.sh [--kernels "KVER..."] [--variants "V..."]
-#                                       [--subset full|ci] [--out DIR] [--cell-timeout S]
+#                                       [--subset full|ci] [--tests "NAME..."] [--out DIR]
+#                                       [--cell-timeout S]
 #
 # For each kernel (default: every /boot/vmlinuz-* of the Debian packages make vmtest installs;
 # with --subset ci, the newest generic one only),
@@ -13,6 +14,7 @@
 #   --subset full  every integration test (about 12 min a cell under TCG);
 #   --subset ci    test_check, test_connect and test_filters: every BPF program loaded and
 #                  attached under every variant, real traffic checked (about 1 min a cell).
+#   --tests "NAME..."  these integration tests instead of the subset's.
 # Prints, per kernel, check's lines; then the matrix kernel x variant -> passed/failed/skipped,
 # and each failing test with its FAIL lines. This machine's kernel row comes from the last
 # `make test` logs in build/test-logs, if any. Logs per cell: DIR/KVER/VARIANT/ (run.log: the
@@ -24,7 +26,7 @@
 set -uo pipefail
 
 usage() {
-	sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -42,11 +44,13 @@ variants="fentry kprobe tracepoint"
 subset=full
 out=build/vm/matrix
 cell_timeout=2400
+only=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernels) [ $# -ge 2 ] || usage; kernels=$2; shift 2 ;;
 	--variants) [ $# -ge 2 ] || usage; variants=$2; shift 2 ;;
 	--subset) [ $# -ge 2 ] || usage; subset=$2; shift 2 ;;
+	--tests) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
 	--out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
 	--cell-timeout) [ $# -ge 2 ] || usage; cell_timeout=$2; shift 2 ;;
 	-h | --help) help ;;
@@ -58,6 +62,13 @@ full) tests=() ;;
 ci) tests=(test_check test_connect test_filters) ;;
 *) echo "matrix.sh: --subset $subset: full or ci" >&2; exit 2 ;;
 esac
+if [ -n "$only" ]; then
+	read -r -a tests <<<"$only"
+	for t in "${tests[@]}"; do
+		[ -f "tests/integration/$t.sh" ] ||
+			{ echo "matrix.sh: --tests: no tests/integration/$t.sh" >&2; exit 2; }
+	done
+fi
 for v in $variants; do
 	case $v in
 	fentry | kprobe | tracepoint) ;;
