@@ -18,6 +18,7 @@
 #include "cgroup.h"
 #include "format.h"
 #include "names.h"
+#include "util.h"
 
 /*
  * The writer is on the agent's hottest path (a dozen lines per connection under a connect storm),
@@ -317,7 +318,7 @@ static void put_rfc3339(struct wr *w, uint64_t real_ns)
 {
 	static time_t cached_secs = -1;
 	static char cached[19];
-	time_t secs = (time_t)(real_ns / 1000000000ULL);
+	time_t secs = (time_t)(real_ns / NSEC_PER_SEC);
 	struct tm tm;
 	struct wr cw;
 
@@ -350,7 +351,7 @@ static void put_rfc3339(struct wr *w, uint64_t real_ns)
 		return;
 	memcpy(w->p, cached, sizeof(cached));
 	w->p[sizeof(cached)] = '.';
-	dec_write(w->p + sizeof(cached) + 10, real_ns % 1000000000ULL, 9);
+	dec_write(w->p + sizeof(cached) + 10, real_ns % NSEC_PER_SEC, 9);
 	w->p[sizeof(cached) + 10] = 'Z';
 	w->p += sizeof(cached) + 11;
 }
@@ -926,13 +927,13 @@ static void put_human_ns(struct wr *w, uint64_t ns)
 		uint64_t div;
 		const char *unit;
 	} units[] = {
-		{ 1000000000ULL, "s" },
-		{ 1000000ULL, "ms" },
+		{ NSEC_PER_SEC, "s" },
+		{ NSEC_PER_MSEC, "ms" },
 		{ 1000ULL, "us" },
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(units); i++) {
 		if (ns >= units[i].div) {
 			put_u64(w, ns / units[i].div);
 			put_ch(w, '.');
@@ -965,7 +966,7 @@ size_t format_human_ns(char *buf, size_t cap, uint64_t ns)
 
 static void put_human_ms(struct wr *w, uint64_t ms)
 {
-	put_human_ns(w, ms > UINT64_MAX / 1000000ULL ? UINT64_MAX : ms * 1000000ULL);
+	put_human_ns(w, ms > UINT64_MAX / NSEC_PER_MSEC ? UINT64_MAX : ms * NSEC_PER_MSEC);
 }
 
 static void put_text_addr(struct wr *w, const struct sp_addr *a, bool has_port, uint16_t port)
@@ -1247,7 +1248,7 @@ size_t format_text(char *buf, size_t cap, const struct sp_event *ev)
 {
 	const struct sp_conn *c = &ev->conn;
 	int local_end;
-	time_t secs = (time_t)(ev->real_ns / 1000000000ULL);
+	time_t secs = (time_t)(ev->real_ns / NSEC_PER_SEC);
 	bool no_dst = ev->action == SP_ACT_SPIKE && ev->spike.host_wide;
 	struct tm tm;
 	struct wr w;
@@ -1263,7 +1264,7 @@ size_t format_text(char *buf, size_t cap, const struct sp_event *ev)
 	put_ch(&w, ':');
 	put_u64_pad(&w, (uint64_t)tm.tm_sec, 2);
 	put_ch(&w, '.');
-	put_u64_pad(&w, ev->real_ns % 1000000000ULL / 1000000ULL, 3);
+	put_u64_pad(&w, ev->real_ns % NSEC_PER_SEC / NSEC_PER_MSEC, 3);
 	pad_col(&w, from, COL_TIME);
 
 	from = w.p;
