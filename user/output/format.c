@@ -650,6 +650,99 @@ SP_INLINE void json_state_name(struct json *j, const char *key, size_t klen, uns
 		j_name(j, key, klen, name);
 }
 
+/* sockpulse.activity: inbound traffic not yet reported. */
+SP_INLINE void json_activity(struct json *j, uint64_t segments, uint64_t payload_bytes)
+{
+	j_open(j, KEY("activity"));
+	j_u64(j, KEY("segments"), segments);
+	j_u64(j, KEY("payload_bytes"), payload_bytes);
+	j_close(j);
+}
+
+SP_INLINE void json_lease(struct json *j, const struct sp_event *ev)
+{
+	const char *name = lease_kind_name(ev->lease.kind);
+
+	j_open(j, KEY("lease"));
+	if (name)
+		j_name(j, KEY("kind"), name);
+	/* Silence and TTL describe a live lease; a closed or lost one has neither. */
+	if (ev->action != SP_ACT_LEASE_CLOSED && ev->action != SP_ACT_LEASE_LOST) {
+		j_u64(j, KEY("silent_ms"), ev->lease.silent_ms);
+		j_u64(j, KEY("ttl_ms"), ev->lease.ttl_ms);
+		if (ev->lease.untrusted)
+			j_raw(j, KEY("untrusted"), "true");
+	}
+	j_close(j);
+}
+
+SP_INLINE void json_spike(struct json *j, const struct sp_event *ev)
+{
+	const char *name = failure_name(ev->spike.failure);
+
+	j_open(j, KEY("spike"));
+	j_u64(j, KEY("failures"), ev->spike.failures);
+	j_u64(j, KEY("window_s"), ev->spike.window_s);
+	if (isfinite(ev->spike.baseline_per_s)) {
+		j_key(j, KEY("baseline_per_s"));
+		put_double(j->w, ev->spike.baseline_per_s);
+	}
+	if (name)
+		j_name(j, KEY("failure"), name);
+	if (ev->spike.host_wide && ev->spike.destinations)
+		j_u64(j, KEY("destinations"), ev->spike.destinations);
+	j_close(j);
+}
+
+SP_INLINE void json_stuck(struct json *j, const struct sp_event *ev)
+{
+	j_open(j, KEY("stuck"));
+	json_state_name(j, KEY("state"), ev->stuck.state);
+	j_u64(j, KEY("age_ms"), ev->stuck.age_ms);
+	j_u64(j, KEY("after_ms"), ev->stuck.after_ms);
+	if (ev->stuck.seeded)
+		j_raw(j, KEY("since_start"), "true");
+	j_open(j, KEY("process"));
+	j_u64(j, KEY("sockets"), ev->stuck.proc_stuck);
+	j_name(j, KEY("trend"),
+	       ev->stuck.trend > 0   ? "growing"
+	       : ev->stuck.trend < 0 ? "shrinking"
+				     : "steady");
+	j_close(j);
+	j_close(j);
+}
+
+SP_INLINE void json_ports(struct json *j, const struct sp_event *ev)
+{
+	j_open(j, KEY("ports"));
+	j_u64(j, KEY("used"), ev->ports.used);
+	j_u64(j, KEY("time_wait"), ev->ports.time_wait);
+	j_u64(j, KEY("capacity"), ev->ports.capacity);
+	j_key(j, KEY("used_ratio"));
+	put_double(j->w, ev->ports.capacity ? (double)ev->ports.used / ev->ports.capacity : 0);
+	j_u64(j, KEY("range_start"), ev->ports.range_lo);
+	j_u64(j, KEY("range_end"), ev->ports.range_hi);
+	j_key(j, KEY("connect_rate"));
+	put_double(j->w, ev->ports.connect_rate);
+	j_key(j, KEY("growth_rate"));
+	put_double(j->w, ev->ports.growth_rate);
+	if (ev->ports.eta_ms != UINT64_MAX)
+		j_u64(j, KEY("exhaustion_ms"), ev->ports.eta_ms);
+	j_close(j);
+}
+
+SP_INLINE void json_hold(struct json *j, const struct sp_event *ev)
+{
+	j_open(j, KEY("hold"));
+	j_u64(j, KEY("grace_ms"), ev->hold.grace_ms);
+	if (ev->hold.stall_ms)
+		j_u64(j, KEY("stall_ms"), ev->hold.stall_ms);
+	if (ev->hold.lost)
+		j_u64(j, KEY("lost"), ev->hold.lost);
+	j_close(j);
+}
+
+/* The line's own namespace: the socket's identity, then the fields of its action. */
 SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 			      const struct format_ctx *ctx, const struct cg_attr *cg)
 {
@@ -680,18 +773,11 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 		json_state_name(j, KEY("new_state"), ev->state.new_state);
 		if (ev->state.time_wait)
 			j_raw(j, KEY("time_wait"), "true");
-		if (ev->state.segments) {
-			j_open(j, KEY("activity"));
-			j_u64(j, KEY("segments"), ev->state.segments);
-			j_u64(j, KEY("payload_bytes"), ev->state.payload_bytes);
-			j_close(j);
-		}
+		if (ev->state.segments)
+			json_activity(j, ev->state.segments, ev->state.payload_bytes);
 		break;
 	case SP_ACT_ACTIVITY:
-		j_open(j, KEY("activity"));
-		j_u64(j, KEY("segments"), ev->activity.segments);
-		j_u64(j, KEY("payload_bytes"), ev->activity.payload_bytes);
-		j_close(j);
+		json_activity(j, ev->activity.segments, ev->activity.payload_bytes);
 		break;
 	case SP_ACT_CONNECT:
 		name = ev->connect.success ? NULL : failure_name(ev->connect.failure);
@@ -718,76 +804,19 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 	case SP_ACT_LEASE_RECOVERED:
 	case SP_ACT_LEASE_CLOSED:
 	case SP_ACT_LEASE_LOST:
-		j_open(j, KEY("lease"));
-		name = lease_kind_name(ev->lease.kind);
-		if (name)
-			j_name(j, KEY("kind"), name);
-		/* Silence and TTL describe a live lease; a closed or lost one has neither. */
-		if (ev->action != SP_ACT_LEASE_CLOSED && ev->action != SP_ACT_LEASE_LOST) {
-			j_u64(j, KEY("silent_ms"), ev->lease.silent_ms);
-			j_u64(j, KEY("ttl_ms"), ev->lease.ttl_ms);
-			if (ev->lease.untrusted)
-				j_raw(j, KEY("untrusted"), "true");
-		}
-		j_close(j);
+		json_lease(j, ev);
 		break;
 	case SP_ACT_SPIKE:
-		j_open(j, KEY("spike"));
-		j_u64(j, KEY("failures"), ev->spike.failures);
-		j_u64(j, KEY("window_s"), ev->spike.window_s);
-		if (isfinite(ev->spike.baseline_per_s)) {
-			j_key(j, KEY("baseline_per_s"));
-			put_double(j->w, ev->spike.baseline_per_s);
-		}
-		name = failure_name(ev->spike.failure);
-		if (name)
-			j_name(j, KEY("failure"), name);
-		if (ev->spike.host_wide && ev->spike.destinations)
-			j_u64(j, KEY("destinations"), ev->spike.destinations);
-		j_close(j);
+		json_spike(j, ev);
 		break;
 	case SP_ACT_TCP_STUCK:
-		j_open(j, KEY("stuck"));
-		json_state_name(j, KEY("state"), ev->stuck.state);
-		j_u64(j, KEY("age_ms"), ev->stuck.age_ms);
-		j_u64(j, KEY("after_ms"), ev->stuck.after_ms);
-		if (ev->stuck.seeded)
-			j_raw(j, KEY("since_start"), "true");
-		j_open(j, KEY("process"));
-		j_u64(j, KEY("sockets"), ev->stuck.proc_stuck);
-		j_name(j, KEY("trend"),
-		       ev->stuck.trend > 0   ? "growing"
-		       : ev->stuck.trend < 0 ? "shrinking"
-					     : "steady");
-		j_close(j);
-		j_close(j);
+		json_stuck(j, ev);
 		break;
 	case SP_ACT_PORT_RISK:
-		j_open(j, KEY("ports"));
-		j_u64(j, KEY("used"), ev->ports.used);
-		j_u64(j, KEY("time_wait"), ev->ports.time_wait);
-		j_u64(j, KEY("capacity"), ev->ports.capacity);
-		j_key(j, KEY("used_ratio"));
-		put_double(j->w,
-			   ev->ports.capacity ? (double)ev->ports.used / ev->ports.capacity : 0);
-		j_u64(j, KEY("range_start"), ev->ports.range_lo);
-		j_u64(j, KEY("range_end"), ev->ports.range_hi);
-		j_key(j, KEY("connect_rate"));
-		put_double(j->w, ev->ports.connect_rate);
-		j_key(j, KEY("growth_rate"));
-		put_double(j->w, ev->ports.growth_rate);
-		if (ev->ports.eta_ms != UINT64_MAX)
-			j_u64(j, KEY("exhaustion_ms"), ev->ports.eta_ms);
-		j_close(j);
+		json_ports(j, ev);
 		break;
 	case SP_ACT_LEASE_HOLD:
-		j_open(j, KEY("hold"));
-		j_u64(j, KEY("grace_ms"), ev->hold.grace_ms);
-		if (ev->hold.stall_ms)
-			j_u64(j, KEY("stall_ms"), ev->hold.stall_ms);
-		if (ev->hold.lost)
-			j_u64(j, KEY("lost"), ev->hold.lost);
-		j_close(j);
+		json_hold(j, ev);
 		break;
 	case SP_ACT_EVENTS_LOST:
 		j_open(j, KEY("lost"));
@@ -1016,10 +1045,30 @@ static void put_or_q(struct wr *w, const char *s)
 	put_str(w, s ? s : "?");
 }
 
-/* Every label fits COL_LABEL, so what follows it starts in the same column on every line. */
-static void text_event(struct wr *w, const struct sp_event *ev)
+static void text_state(struct wr *w, const struct sp_event *ev)
 {
-	static const char *const lease_verdicts[] = {
+	put_label(w, "state");
+	put_or_q(w, tcp_state_name(ev->state.old_state));
+	PUTS(w, " -> ");
+	put_or_q(w, tcp_state_name(ev->state.new_state));
+	if (ev->has_duration) {
+		PUTS(w, " (");
+		put_human_ns(w, ev->duration_ns);
+		put_ch(w, ')');
+	}
+	if (ev->state.time_wait)
+		PUTS(w, " time_wait");
+	if (ev->state.segments) {
+		PUTS(w, " segs=");
+		put_u64(w, ev->state.segments);
+		PUTS(w, " bytes=");
+		put_u64(w, ev->state.payload_bytes);
+	}
+}
+
+static void text_lease(struct wr *w, const struct sp_event *ev)
+{
+	static const char *const verdicts[] = {
 		[SP_ACT_LEASE_SUSPECT] = "suspect ",
 		[SP_ACT_LEASE_EXPIRED] = "expired ",
 		[SP_ACT_LEASE_RECOVERED] = "recovered ",
@@ -1027,25 +1076,99 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 		[SP_ACT_LEASE_LOST] = "lost ",
 	};
 
+	put_label(w, "lease");
+	put_str(w, verdicts[ev->action]);
+	put_or_q(w, lease_kind_name(ev->lease.kind));
+	if (ev->action == SP_ACT_LEASE_LOST) {
+		if (ev->lease.reason) {
+			PUTS(w, " reason=");
+			put_sanitized(w, ev->lease.reason, strlen(ev->lease.reason));
+		}
+	} else if (ev->action != SP_ACT_LEASE_CLOSED) {
+		PUTS(w, " silent=");
+		put_human_ms(w, ev->lease.silent_ms);
+		PUTS(w, " ttl=");
+		put_human_ms(w, ev->lease.ttl_ms);
+		if (ev->lease.untrusted)
+			PUTS(w, " untrusted");
+	}
+}
+
+static void text_spike(struct wr *w, const struct sp_event *ev)
+{
+	put_label(w, "spike");
+	put_str(w, ev->spike.start ? "start" : "end");
+	if (ev->spike.host_wide)
+		PUTS(w, " host-wide");
+	PUTS(w, " failures=");
+	put_u64(w, ev->spike.failures);
+	PUTS(w, " window=");
+	put_u64(w, ev->spike.window_s);
+	PUTS(w, "s");
+	if (isfinite(ev->spike.baseline_per_s)) {
+		PUTS(w, " baseline=");
+		put_double(w, ev->spike.baseline_per_s);
+		PUTS(w, "/s");
+	}
+}
+
+static void text_stuck(struct wr *w, const struct sp_event *ev)
+{
+	put_label(w, "stuck");
+	put_str(w, ev->stuck.start ? "start " : "end ");
+	put_or_q(w, tcp_state_name(ev->stuck.state));
+	put_str(w, ev->stuck.seeded ? " age>=" : " age=");
+	put_human_ms(w, ev->stuck.age_ms);
+	PUTS(w, " process-stuck=");
+	put_u64(w, ev->stuck.proc_stuck);
+	if (ev->stuck.trend > 0)
+		PUTS(w, " growing");
+}
+
+static void text_ports(struct wr *w, const struct sp_event *ev)
+{
+	put_label(w, "ports");
+	put_str(w, ev->ports.start ? "risk " : "ok ");
+	PUTS(w, "used=");
+	put_u64(w, ev->ports.used);
+	PUTS(w, "/");
+	put_u64(w, ev->ports.capacity);
+	PUTS(w, " time_wait=");
+	put_u64(w, ev->ports.time_wait);
+	PUTS(w, " growth=");
+	put_double(w, ev->ports.growth_rate);
+	PUTS(w, "/s");
+	if (ev->ports.eta_ms != UINT64_MAX) {
+		PUTS(w, " exhausted-in=");
+		put_human_ms(w, ev->ports.eta_ms);
+	}
+}
+
+static void text_hold(struct wr *w, const struct sp_event *ev)
+{
+	put_label(w, "hold");
+	PUTS(w, "lease verdicts held ");
+	put_human_ms(w, ev->hold.grace_ms);
+	if (ev->hold.reason) {
+		PUTS(w, " reason=");
+		put_sanitized(w, ev->hold.reason, strlen(ev->hold.reason));
+	}
+	if (ev->hold.stall_ms) {
+		PUTS(w, " stall=");
+		put_human_ms(w, ev->hold.stall_ms);
+	}
+	if (ev->hold.lost) {
+		PUTS(w, " lost=");
+		put_u64(w, ev->hold.lost);
+	}
+}
+
+/* Every label fits COL_LABEL, so what follows it starts in the same column on every line. */
+static void text_event(struct wr *w, const struct sp_event *ev)
+{
 	switch (ev->action) {
 	case SP_ACT_STATE_CHANGE:
-		put_label(w, "state");
-		put_or_q(w, tcp_state_name(ev->state.old_state));
-		PUTS(w, " -> ");
-		put_or_q(w, tcp_state_name(ev->state.new_state));
-		if (ev->has_duration) {
-			PUTS(w, " (");
-			put_human_ns(w, ev->duration_ns);
-			put_ch(w, ')');
-		}
-		if (ev->state.time_wait)
-			PUTS(w, " time_wait");
-		if (ev->state.segments) {
-			PUTS(w, " segs=");
-			put_u64(w, ev->state.segments);
-			PUTS(w, " bytes=");
-			put_u64(w, ev->state.payload_bytes);
-		}
+		text_state(w, ev);
 		return;
 	case SP_ACT_ACTIVITY:
 		put_label(w, "activity");
@@ -1097,83 +1220,19 @@ static void text_event(struct wr *w, const struct sp_event *ev)
 	case SP_ACT_LEASE_RECOVERED:
 	case SP_ACT_LEASE_CLOSED:
 	case SP_ACT_LEASE_LOST:
-		put_label(w, "lease");
-		put_str(w, lease_verdicts[ev->action]);
-		put_or_q(w, lease_kind_name(ev->lease.kind));
-		if (ev->action == SP_ACT_LEASE_LOST) {
-			if (ev->lease.reason) {
-				PUTS(w, " reason=");
-				put_sanitized(w, ev->lease.reason, strlen(ev->lease.reason));
-			}
-		} else if (ev->action != SP_ACT_LEASE_CLOSED) {
-			PUTS(w, " silent=");
-			put_human_ms(w, ev->lease.silent_ms);
-			PUTS(w, " ttl=");
-			put_human_ms(w, ev->lease.ttl_ms);
-			if (ev->lease.untrusted)
-				PUTS(w, " untrusted");
-		}
+		text_lease(w, ev);
 		return;
 	case SP_ACT_SPIKE:
-		put_label(w, "spike");
-		put_str(w, ev->spike.start ? "start" : "end");
-		if (ev->spike.host_wide)
-			PUTS(w, " host-wide");
-		PUTS(w, " failures=");
-		put_u64(w, ev->spike.failures);
-		PUTS(w, " window=");
-		put_u64(w, ev->spike.window_s);
-		PUTS(w, "s");
-		if (isfinite(ev->spike.baseline_per_s)) {
-			PUTS(w, " baseline=");
-			put_double(w, ev->spike.baseline_per_s);
-			PUTS(w, "/s");
-		}
+		text_spike(w, ev);
 		return;
 	case SP_ACT_TCP_STUCK:
-		put_label(w, "stuck");
-		put_str(w, ev->stuck.start ? "start " : "end ");
-		put_or_q(w, tcp_state_name(ev->stuck.state));
-		put_str(w, ev->stuck.seeded ? " age>=" : " age=");
-		put_human_ms(w, ev->stuck.age_ms);
-		PUTS(w, " process-stuck=");
-		put_u64(w, ev->stuck.proc_stuck);
-		if (ev->stuck.trend > 0)
-			PUTS(w, " growing");
+		text_stuck(w, ev);
 		return;
 	case SP_ACT_PORT_RISK:
-		put_label(w, "ports");
-		put_str(w, ev->ports.start ? "risk " : "ok ");
-		PUTS(w, "used=");
-		put_u64(w, ev->ports.used);
-		PUTS(w, "/");
-		put_u64(w, ev->ports.capacity);
-		PUTS(w, " time_wait=");
-		put_u64(w, ev->ports.time_wait);
-		PUTS(w, " growth=");
-		put_double(w, ev->ports.growth_rate);
-		PUTS(w, "/s");
-		if (ev->ports.eta_ms != UINT64_MAX) {
-			PUTS(w, " exhausted-in=");
-			put_human_ms(w, ev->ports.eta_ms);
-		}
+		text_ports(w, ev);
 		return;
 	case SP_ACT_LEASE_HOLD:
-		put_label(w, "hold");
-		PUTS(w, "lease verdicts held ");
-		put_human_ms(w, ev->hold.grace_ms);
-		if (ev->hold.reason) {
-			PUTS(w, " reason=");
-			put_sanitized(w, ev->hold.reason, strlen(ev->hold.reason));
-		}
-		if (ev->hold.stall_ms) {
-			PUTS(w, " stall=");
-			put_human_ms(w, ev->hold.stall_ms);
-		}
-		if (ev->hold.lost) {
-			PUTS(w, " lost=");
-			put_u64(w, ev->hold.lost);
-		}
+		text_hold(w, ev);
 		return;
 	case SP_ACT_EVENTS_LOST:
 		put_label(w, "lost");
