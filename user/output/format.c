@@ -16,80 +16,9 @@
 
 #include "sockpulse.h"
 #include "cgroup.h"
-#include "format.h"
+#include "format_internal.h"
 #include "names.h"
 #include "util.h"
-
-/*
- * The writer is on the agent's hottest path (a dozen lines per connection under a connect storm),
- * so the pieces are inlined into each formatter and work on a local copy of the cursor: a store
- * through a char pointer may alias anything, and a cursor kept in the struct would be reloaded
- * after every byte written. Overflow collapses end onto the cursor, so one "room" comparison per
- * piece also covers "already full".
- */
-#define SP_INLINE static inline __attribute__((always_inline))
-
-struct wr {
-	char *start;
-	char *p;
-	char *end; /* last byte, kept for the NUL */
-	bool full;
-};
-
-static void wr_init(struct wr *w, char *buf, size_t cap)
-{
-	w->start = buf;
-	w->p = buf;
-	w->end = buf && cap ? buf + cap - 1 : buf;
-	w->full = !buf || !cap;
-}
-
-/* Length of the finished string, NUL-terminated, or 0 if anything did not fit. */
-static size_t wr_finish(struct wr *w)
-{
-	if (w->full)
-		return 0;
-	*w->p = '\0';
-	return (size_t)(w->p - w->start);
-}
-
-/* Marks the line as failed: nothing more is written, wr_finish() reports 0. */
-SP_INLINE void wr_fail(struct wr *w)
-{
-	w->full = true;
-	w->end = w->p;
-}
-
-/* Room for @n more bytes; on overflow the writer stays full (no later piece fits either). */
-SP_INLINE bool wr_room(struct wr *w, size_t n)
-{
-	if (__builtin_expect((size_t)(w->end - w->p) >= n, 1))
-		return true;
-	wr_fail(w);
-	return false;
-}
-
-SP_INLINE void put(struct wr *w, const char *s, size_t n)
-{
-	if (!wr_room(w, n))
-		return;
-	memcpy(w->p, s, n); /* inlined where n is a constant, which most pieces are */
-	w->p += n;
-}
-
-#define PUTS(w, lit) put((w), "" lit, sizeof(lit) - 1) /* "" lit: literals only */
-
-static void put_str(struct wr *w, const char *s)
-{
-	put(w, s, strlen(s));
-}
-
-SP_INLINE void put_ch(struct wr *w, char c)
-{
-	if (!wr_room(w, 1))
-		return;
-	*w->p++ = c;
-}
 
 static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
 				     "25262728293031323334353637383940414243444546474849"
@@ -132,7 +61,7 @@ SP_INLINE void dec_write(char *end, uint64_t v, unsigned int n)
 }
 
 /* Numbers are most of a line (ports, pids, cookies, sequence): written in place. */
-static void put_u64(struct wr *w, uint64_t v)
+void put_u64(struct wr *w, uint64_t v)
 {
 	unsigned int n = dec_len(v);
 
@@ -142,8 +71,7 @@ static void put_u64(struct wr *w, uint64_t v)
 	w->p += n;
 }
 
-/* Zero-padded to @width digits (timestamps). */
-static void put_u64_pad(struct wr *w, uint64_t v, unsigned int width)
+void put_u64_pad(struct wr *w, uint64_t v, unsigned int width)
 {
 	unsigned int n = dec_len(v);
 
@@ -168,11 +96,7 @@ static void pad_col(struct wr *w, const char *from, size_t width)
 	put_ch(w, ' ');
 }
 
-/*
- * Non-negative finite value with up to 6 decimals, trailing zeros trimmed ("0.016667", "4",
- * "12.5"). The caller skips NaN and infinities, which JSON cannot carry.
- */
-static void put_double(struct wr *w, double v)
+void put_double(struct wr *w, double v)
 {
 	uint64_t scaled, frac;
 	char digits[6];
@@ -239,7 +163,7 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-static void put_escaped(struct wr *w, const char *str, size_t len)
+void put_escaped(struct wr *w, const char *str, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = (const unsigned char *)str;
@@ -314,7 +238,7 @@ size_t json_escape(char *buf, size_t cap, const char *s, size_t len)
  * The date and time of day change once a second while events come by the thousand: the
  * "YYYY-MM-DDTHH:MM:SS" part is kept for the last second seen (the agent has one thread).
  */
-static void put_rfc3339(struct wr *w, uint64_t real_ns)
+void put_rfc3339(struct wr *w, uint64_t real_ns)
 {
 	static time_t cached_secs = -1;
 	static char cached[19];
@@ -365,20 +289,6 @@ size_t format_rfc3339_ns(char *buf, size_t cap, uint64_t real_ns)
 	return wr_finish(&w);
 }
 
-static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-/* The family an address is printed as (a v4-mapped one as IPv4), 0 when unknown; *bytes its
- * address bytes in that family. */
-SP_INLINE int addr_family(const struct sp_addr *a, const uint8_t **bytes)
-{
-	*bytes = a->bytes;
-	if (a->family == AF_INET6 && !memcmp(a->bytes, v4mapped_prefix, sizeof(v4mapped_prefix))) {
-		*bytes = a->bytes + 12;
-		return AF_INET;
-	}
-	return a->family == AF_INET || a->family == AF_INET6 ? a->family : 0;
-}
-
 /* Dotted quad in place ("255.255.255.255" at most); glibc's inet_ntop goes through sprintf for
  * IPv4, too slow per event. */
 static void put_ipv4(struct wr *w, const uint8_t *b)
@@ -399,8 +309,7 @@ static void put_ipv4(struct wr *w, const uint8_t *b)
 	w->p = p;
 }
 
-/* Address text; nothing for family 0 (the caller checks addr_family() first). */
-static void put_addr(struct wr *w, const struct sp_addr *a)
+void put_addr(struct wr *w, const struct sp_addr *a)
 {
 	char tmp[SP_ADDR_STR_MAX];
 	const uint8_t *bytes;
@@ -412,8 +321,7 @@ static void put_addr(struct wr *w, const struct sp_addr *a)
 		put_str(w, tmp);
 }
 
-/* Address text into tmp (SP_ADDR_STR_MAX); its length, 0 when absent or unknown family. */
-static size_t addr_str(char *tmp, const struct sp_addr *a, bool *v6)
+size_t addr_str(char *tmp, const struct sp_addr *a, bool *v6)
 {
 	const uint8_t *bytes;
 	int af = addr_family(a, &bytes);
