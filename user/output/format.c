@@ -4,9 +4,6 @@
  * (format_json.c) and the text line (format_text.c), and the format.h formatters of a single
  * value built on them. Numbers are formatted by hand (no printf per field, no locale: a
  * setlocale() elsewhere in the process must not turn "0.5" into "0,5" in JSON).
- *
- * Every produced line is also NUL-terminated (the NUL is not counted in the returned length),
- * so cap must leave room for it.
  */
 #include <arpa/inet.h>
 #include <string.h>
