@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What the formatters of format.h share (format.c, format_json.c, format_text.c), no one else:
+ * the bounded writer every line goes through. It remembers overflow, so a formatter either
+ * produces a whole line or reports 0: a consumer never sees half an object. The smallest pieces
+ * are inline here; numbers, JSON escaping, timestamps and addresses are in format.c.
+ */
+#ifndef SP_FORMAT_INTERNAL_H
+#define SP_FORMAT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "format.h"
+
+/*
+ * The writer is on the agent's hottest path (a dozen lines per connection under a connect storm),
+ * so the pieces are inlined into each formatter and work on a local copy of the cursor: a store
+ * through a char pointer may alias anything, and a cursor kept in the struct would be reloaded
+ * after every byte written. Overflow collapses end onto the cursor, so one "room" comparison per
+ * piece also covers "already full".
+ */
+#define SP_INLINE static inline __attribute__((always_inline))
+
+struct wr {
+	char *start;
+	char *p;
+	char *end; /* last byte, kept for the NUL */
+	bool full;
+};
+
+static inline void wr_init(struct wr *w, char *buf, size_t cap)
+{
+	w->start = buf;
+	w->p = buf;
+	w->end = buf && cap ? buf + cap - 1 : buf;
+	w->full = !buf || !cap;
+}
+
+/* Length of the finished string, NUL-terminated, or 0 if anything did not fit. */
+static inline size_t wr_finish(struct wr *w)
+{
+	if (w->full)
+		return 0;
+	*w->p = '\0';
+	return (size_t)(w->p - w->start);
+}
+
+/* Marks the line as failed: nothing more is written, wr_finish() reports 0. */
+SP_INLINE void wr_fail(struct wr *w)
+{
+	w->full = true;
+	w->end = w->p;
+}
+
+/* Room for @n more bytes; on overflow the writer stays full (no later piece fits either). */
+SP_INLINE bool wr_room(struct wr *w, size_t n)
+{
+	if (__builtin_expect((size_t)(w->end - w->p) >= n, 1))
+		return true;
+	wr_fail(w);
+	return false;
+}
+
+SP_INLINE void put(struct wr *w, const char *s, size_t n)
+{
+	if (!wr_room(w, n))
+		return;
+	memcpy(w->p, s, n); /* inlined where n is a constant, which most pieces are */
+	w->p += n;
+}
+
+#define PUTS(w, lit) put((w), "" lit, sizeof(lit) - 1) /* "" lit: literals only */
+
+static inline void put_str(struct wr *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+SP_INLINE void put_ch(struct wr *w, char c)
+{
+	if (!wr_room(w, 1))
+		return;
+	*w->p++ = c;
+}
+
+/* Decimal, written in place. */
+void put_u64(struct wr *w, uint64_t v);
+/* Zero-padded to @width digits (timestamps). */
+void put_u64_pad(struct wr *w, uint64_t v, unsigned int width);
+/*
+ * Non-negative finite value with up to 6 decimals, trailing zeros trimmed ("0.016667", "4",
+ * "12.5"). The caller skips NaN and infinities, which JSON cannot carry.
+ */
+void put_double(struct wr *w, double v);
+/* JSON string body, as json_escape(). */
+void put_escaped(struct wr *w, const char *str, size_t len);
+/* "2026-11-28T06:45:12.123456789Z", as format_rfc3339_ns(). */
+void put_rfc3339(struct wr *w, uint64_t real_ns);
+
+/* The family an address is printed as (a v4-mapped one as IPv4), 0 when unknown; *bytes its
+ * address bytes in that family. */
+SP_INLINE int addr_family(const struct sp_addr *a, const uint8_t **bytes)
+{
+	static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	*bytes = a->bytes;
+	if (a->family == AF_INET6 && !memcmp(a->bytes, v4mapped_prefix, sizeof(v4mapped_prefix))) {
+		*bytes = a->bytes + 12;
+		return AF_INET;
+	}
+	return a->family == AF_INET || a->family == AF_INET6 ? a->family : 0;
+}
+
+/* Address text; nothing for family 0 (the caller checks addr_family() first). */
+void put_addr(struct wr *w, const struct sp_addr *a);
+/* Address text into tmp (SP_ADDR_STR_MAX); its length, 0 when absent or unknown family. */
+size_t addr_str(char *tmp, const struct sp_addr *a, bool *v6);
+
+#endif
