@@ -64,21 +64,21 @@ static void check_config(const struct config *c)
 {
 	const struct engine_config *e = &c->engine;
 
-	fuzz_assert(c->coalesce_ns >= 1000000ULL && c->coalesce_ns <= 3600000000000ULL,
-		    "coalesce %llu", (unsigned long long)c->coalesce_ns);
-	fuzz_assert(c->ring_bytes && !(c->ring_bytes & (c->ring_bytes - 1)), "ring size");
-	fuzz_assert(c->hook < SP_HOOK_MAX, "hook %u", c->hook);
-	fuzz_assert(c->family == 0 || c->family == AF_INET || c->family == AF_INET6, "family");
-	fuzz_assert(c->n_netns_watch <= SP_NETNS_WATCH_MAX, "netns-watch count");
+	fuzz_assert(c->kernel.coalesce_ns >= 1000000ULL && c->kernel.coalesce_ns <= 3600000000000ULL,
+		    "coalesce %llu", (unsigned long long)c->kernel.coalesce_ns);
+	fuzz_assert(c->kernel.ring_bytes && !(c->kernel.ring_bytes & (c->kernel.ring_bytes - 1)), "ring size");
+	fuzz_assert(c->kernel.hook < SP_HOOK_MAX, "hook %u", c->kernel.hook);
+	fuzz_assert(c->filter.family == 0 || c->filter.family == AF_INET || c->filter.family == AF_INET6, "family");
+	fuzz_assert(c->walk.n_netns_watch <= SP_NETNS_WATCH_MAX, "netns-watch count");
 	fuzz_assert(e->lease.n_port_ttl <= LEASE_MAX_PORT_TTL, "port TTLs");
 	fuzz_assert(e->lease.max_leases >= 1 && e->lease.max_leases <= 1U << 26, "max-leases");
 	fuzz_assert(e->spike.window_s >= 1 && e->spike.window_s <= SPIKE_WINDOW_MAX, "window");
 	fuzz_assert(e->ports.usage_ratio > 0 && e->ports.usage_ratio <= 1, "port usage");
-	fuzz_assert(c->log_keep <= 1000, "log-keep");
-	fuzz_assert(c->log_actions, "log-actions empty");
-	fuzz_assert(c->metrics && *c->metrics, "metrics");
-	fuzz_assert(!c->log_path || *c->log_path, "log path empty");
-	fuzz_assert(!c->web_config || *c->web_config, "web-config path empty");
+	fuzz_assert(c->agent.log_keep <= 1000, "log-keep");
+	fuzz_assert(c->agent.log_actions, "log-actions empty");
+	fuzz_assert(c->agent.metrics && *c->agent.metrics, "metrics");
+	fuzz_assert(!c->agent.log_path || *c->agent.log_path, "log path empty");
+	fuzz_assert(!c->agent.web_config || *c->agent.web_config, "web-config path empty");
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -18,8 +18,12 @@ LOG=$DIR/events.jsonl
 
 bg_run "$SP_TMP/burst1.out" nsx c "$SP_CONN" burst 127.0.0.1 5902 --count $N --deadline 60
 wait_pid "$BG_PID" 60
-# logrotate without copytruncate: rename, then tell the agent
-mv "$LOG" "$DIR/events.jsonl-renamed"
+# logrotate without copytruncate: rename, then tell the agent. The agent may be rotating by
+# size at that instant (the live file is renamed, then made again): try again a moment later.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+	mv "$LOG" "$DIR/events.jsonl-renamed" 2>/dev/null && break
+	sleep 0.05
+done
 bg_run "$SP_TMP/burst2.out" nsx c "$SP_CONN" burst 127.0.0.1 5903 --count $N --deadline 60
 sleep 0.3
 kill -HUP "${SP_AGENT_PID[r]}"

@@ -306,11 +306,11 @@ static void test_values_and_bounds(void **state)
 			       "80", "-p", "443", "--connect-hook", "tracepoint", "-v", "-v",
 			       "--max-leases", "67108864", NULL),
 			 0);
-	assert_int_equal(cfg.coalesce_ns, NS_PER_MS);
+	assert_int_equal(cfg.kernel.coalesce_ns, NS_PER_MS);
 	assert_int_equal(cfg.engine.lease.coalesce_ns, NS_PER_MS); /* one interval, both sides */
 	assert_int_equal(cfg.engine.hold_ns, 0);
-	assert_int_equal(cfg.ports.count, 2);
-	assert_int_equal(cfg.hook, SP_HOOK_TRACEPOINT);
+	assert_int_equal(cfg.filter.ports.count, 2);
+	assert_int_equal(cfg.kernel.hook, SP_HOOK_TRACEPOINT);
 	assert_int_equal(cfg.verbose, 2);
 	assert_int_equal(cfg.engine.lease.max_leases, 1U << 26);
 
@@ -318,10 +318,10 @@ static void test_values_and_bounds(void **state)
 	assert_int_equal(parse(&cfg, &err, "watch", "--coalesce", "1h", "--stuck-after", "off",
 			       "--port-risk-usage", "80%", "--spike-z", "100", "-4", "-4", NULL),
 			 0);
-	assert_int_equal(cfg.coalesce_ns, 3600 * NS_PER_S);
+	assert_int_equal(cfg.kernel.coalesce_ns, 3600 * NS_PER_S);
 	assert_int_equal(cfg.engine.stuck.after_ns, 0);
 	assert_true(cfg.engine.ports.usage_ratio > 0.799 && cfg.engine.ports.usage_ratio < 0.801);
-	assert_int_equal(cfg.family, AF_INET);
+	assert_int_equal(cfg.filter.family, AF_INET);
 
 	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "watch", "--coalesce", "3600000000001ns", NULL), 2);
@@ -334,8 +334,8 @@ static void test_values_and_bounds(void **state)
 	assert_non_null(strstr(err, "-4 and -6 exclude each other"));
 	reinit(&cfg);
 	assert_int_equal(parse(&cfg, &err, "agent", "--log", "off", "--metrics", "off", NULL), 0);
-	assert_null(cfg.log_path);
-	assert_string_equal(cfg.metrics, "off");
+	assert_null(cfg.agent.log_path);
+	assert_string_equal(cfg.agent.metrics, "off");
 	config_release(&cfg);
 }
 
@@ -509,9 +509,9 @@ static void test_defaults(void **state)
 	struct config cfg = { 0 };
 
 	reinit(&cfg);
-	assert_int_equal(cfg.coalesce_ns, NS_PER_S);
-	assert_int_equal(cfg.ring_bytes, 8u << 20);
-	assert_int_equal(cfg.hook, SP_HOOK_NONE);
+	assert_int_equal(cfg.kernel.coalesce_ns, NS_PER_S);
+	assert_int_equal(cfg.kernel.ring_bytes, 8u << 20);
+	assert_int_equal(cfg.kernel.hook, SP_HOOK_NONE);
 	assert_int_equal(cfg.engine.lease.ttl_ns, 30 * NS_PER_S);
 	assert_int_equal(cfg.engine.lease.max_leases, 1048576);
 	assert_true(cfg.engine.lease.phi_threshold == 8);
@@ -525,13 +525,13 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.engine.spike.host_min_dests, 3);
 	assert_int_equal(cfg.engine.stuck.after_ns, 60 * NS_PER_S);
 	assert_int_equal(cfg.engine.ports.horizon_ns, 60 * NS_PER_S);
-	assert_int_equal(cfg.audit_interval_ns, 60 * NS_PER_S);
-	assert_int_equal(cfg.refresh_ns, NS_PER_S);
-	assert_string_equal(cfg.log_path, "/var/log/sockpulse/events.jsonl");
-	assert_int_equal(cfg.log_max_size, 100u << 20);
-	assert_int_equal(cfg.log_keep, 5);
-	assert_string_equal(cfg.metrics, "127.0.0.1:9477");
-	assert_int_equal(cfg.sockdiag_interval_ns, 5 * NS_PER_S);
+	assert_int_equal(cfg.walk.audit_interval_ns, 60 * NS_PER_S);
+	assert_int_equal(cfg.top.refresh_ns, NS_PER_S);
+	assert_string_equal(cfg.agent.log_path, "/var/log/sockpulse/events.jsonl");
+	assert_int_equal(cfg.agent.log_max_size, 100u << 20);
+	assert_int_equal(cfg.agent.log_keep, 5);
+	assert_string_equal(cfg.agent.metrics, "127.0.0.1:9477");
+	assert_int_equal(cfg.walk.sockdiag_interval_ns, 5 * NS_PER_S);
 	config_release(&cfg);
 }
 
@@ -558,11 +558,11 @@ static void test_config_file(void **state)
 	assert_int_equal(parse(&cfg, &err, "agent", "--config", path, "--lease-ttl", "80=3s",
 			       NULL),
 			 0);
-	assert_string_equal(cfg.log_path, "/srv/sp/events.jsonl");
-	assert_string_equal(cfg.metrics, "[::1]:9477");
-	assert_true(cfg.log_activity);
-	assert_int_equal(cfg.n_netns_watch, 1);
-	assert_int_equal(cfg.refresh_ns, 2 * NS_PER_S); /* a top key, taken */
+	assert_string_equal(cfg.agent.log_path, "/srv/sp/events.jsonl");
+	assert_string_equal(cfg.agent.metrics, "[::1]:9477");
+	assert_true(cfg.agent.log_activity);
+	assert_int_equal(cfg.walk.n_netns_watch, 1);
+	assert_int_equal(cfg.top.refresh_ns, 2 * NS_PER_S); /* a top key, taken */
 	assert_int_equal(cfg.engine.lease.n_port_ttl, 1);
 	assert_int_equal(cfg.engine.lease.port_ttl[0].ttl_ns, 3 * NS_PER_S); /* flag wins */
 	config_release(&cfg);

@@ -201,7 +201,7 @@ static void on_tick(void *ctx, uint64_t now)
 	sdnotify_watchdog(&s->sd, now);
 	if (s->diag_on && now >= s->next_diag_ns) {
 		sockdiag_start(&s->diag, NULL); /* -EBUSY: the last one is still running */
-		s->next_diag_ns = now + s->cfg->sockdiag_interval_ns;
+		s->next_diag_ns = now + s->cfg->walk.sockdiag_interval_ns;
 	}
 	if (s->log_on && now - s->last_log_check_ns >= LOG_CHECK_NS) {
 		s->last_log_check_ns = now;
@@ -353,29 +353,29 @@ static int start_log(struct agent *s)
 	const struct config *cfg = s->cfg;
 	int err;
 
-	s->log_mask = cfg->log_actions | (cfg->log_activity ? 1u << SP_ACT_ACTIVITY : 0);
+	s->log_mask = cfg->agent.log_actions | (cfg->agent.log_activity ? 1u << SP_ACT_ACTIVITY : 0);
 	err =
-	    jsonlog_open(&s->log, cfg->log_path, cfg->log_max_size, cfg->log_keep, LOG_QUEUE_BYTES);
+	    jsonlog_open(&s->log, cfg->agent.log_path, cfg->agent.log_max_size, cfg->agent.log_keep, LOG_QUEUE_BYTES);
 	if (err == -EBUSY) {
 		pr_warn("log %s is locked by another process (another sockpulse agent?): use a "
 			"log file of its own",
-			cfg->log_path);
+			cfg->agent.log_path);
 		jsonlog_close(&s->log, clock_mono_ns());
 		return SP_EXIT_FAILURE;
 	}
 	if (s->log.refused[0]) {
-		pr_warn("log %s: refused: %s", cfg->log_path, s->log.refused);
+		pr_warn("log %s: refused: %s", cfg->agent.log_path, s->log.refused);
 		jsonlog_close(&s->log, clock_mono_ns());
 		return SP_EXIT_FAILURE;
 	}
 	if (err == -EINVAL || err == -ENOMEM) {
-		pr_warn("log %s: %s", cfg->log_path, strerror(-err));
+		pr_warn("log %s: %s", cfg->agent.log_path, strerror(-err));
 		return SP_EXIT_FAILURE;
 	}
 	s->log_on = true;
 	if (err)
 		pr_warn("log %s: %s failed: %s; lines are queued and the open retried every second",
-			cfg->log_path, s->log.last_op, strerror(-err));
+			cfg->agent.log_path, s->log.last_op, strerror(-err));
 	start_sequence(s);
 	return SP_EXIT_OK;
 }
@@ -384,7 +384,7 @@ static void start_diag(struct agent *s)
 {
 	int err;
 
-	if (!s->cfg->sockdiag_interval_ns)
+	if (!s->cfg->walk.sockdiag_interval_ns)
 		return;
 	err = sockdiag_open(&s->diag, s->cfg, diag_done, s);
 	if (err) {
@@ -396,7 +396,7 @@ static void start_diag(struct agent *s)
 	err = sockdiag_dump_sync(&s->diag, seed_sock, SEED_TIMEOUT_MS);
 	if (err)
 		pr_warn("sock_diag: start-up dump: %s", strerror(-err));
-	s->next_diag_ns = clock_mono_ns() + s->cfg->sockdiag_interval_ns;
+	s->next_diag_ns = clock_mono_ns() + s->cfg->walk.sockdiag_interval_ns;
 }
 
 static bool is_loopback(const struct sockaddr_storage *ss)
@@ -415,9 +415,9 @@ static int load_web(struct agent *s)
 	char why[1024];
 	int err;
 
-	if (!s->cfg->web_config)
+	if (!s->cfg->agent.web_config)
 		return SP_EXIT_OK;
-	err = webconfig_load(&s->web, s->cfg->web_config, why, sizeof(why));
+	err = webconfig_load(&s->web, s->cfg->agent.web_config, why, sizeof(why));
 	if (!err) {
 		s->web_on = true;
 		err = http_tls_check(&s->web, why, sizeof(why));
@@ -443,12 +443,12 @@ static int start_http(struct agent *s, char *where, size_t cap)
 	int err;
 
 	snprintf(where, cap, "off");
-	if (metrics_parse_listen(s->cfg->metrics, &ss, &len, &off) || off)
+	if (metrics_parse_listen(s->cfg->agent.metrics, &ss, &len, &off) || off)
 		return SP_EXIT_OK;
 	err = http_start(&s->http, (struct sockaddr *)&ss, len, s->web_on ? &s->web : NULL, render,
 			 s);
 	if (err) {
-		pr_warn("metrics: cannot listen on %s: %s", s->cfg->metrics, strerror(-err));
+		pr_warn("metrics: cannot listen on %s: %s", s->cfg->agent.metrics, strerror(-err));
 		return SP_EXIT_FAILURE;
 	}
 	err = runtime_add_fd(&s->rt, http_fd(&s->http), on_http, &s->http);
@@ -460,11 +460,11 @@ static int start_http(struct agent *s, char *where, size_t cap)
 	if (!is_loopback(&ss) && !webconfig_tls(&s->web))
 		pr_warn("metrics: %s is reachable from other hosts, and the metrics name peers and "
 			"processes: bind 127.0.0.1 or [::1] unless a firewall guards the port",
-			s->cfg->metrics);
+			s->cfg->agent.metrics);
 	if (!is_loopback(&ss) && webconfig_tls(&s->web) && !webconfig_auth_on(&s->web))
 		pr_warn("metrics: %s is reachable from other hosts with TLS but no basic_auth_users: "
 			"anyone who reaches it reads the metrics",
-			s->cfg->metrics);
+			s->cfg->agent.metrics);
 	if (ss.ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
 		snprintf(where, cap, "%s://[%s]:%u/metrics", scheme, host, s->http.port);
@@ -498,7 +498,7 @@ int agent_run(const struct config *cfg)
 	if (err)
 		pr_warn("NOTIFY_SOCKET: %s; not telling systemd", strerror(-err));
 	/* before the programs load: an unsafe log path is refused at once, in one line */
-	if (cfg->log_path) {
+	if (cfg->agent.log_path) {
 		ret = start_log(&s);
 		if (ret)
 			goto out;
@@ -514,7 +514,7 @@ int agent_run(const struct config *cfg)
 	err = metrics_init(&s.m, SP_VERSION, loader_libbpf_version(), s.fmt.connect_hook);
 	s.m.service_of = service_of;
 	s.m.service_ctx = &s;
-	s.m.services_top = cfg->metrics_services;
+	s.m.services_top = cfg->agent.metrics_services;
 	s.m.self.start_time_s = (uint64_t)time(NULL);
 	if (err) {
 		ret = SP_EXIT_FAILURE;
@@ -533,7 +533,7 @@ int agent_run(const struct config *cfg)
 
 	pr_info("ready: %d programs attached, log %s, metrics %s, sock_diag %s "
 		"(%d namespaces, %llu established connections seeded)",
-		runtime_programs(&s.rt), cfg->log_path ? cfg->log_path : "off", metrics_at,
+		runtime_programs(&s.rt), cfg->agent.log_path ? cfg->agent.log_path : "off", metrics_at,
 		s.diag_on ? "on" : "off", s.diag_on ? s.diag.n_ns : 0,
 		(unsigned long long)s.seeded);
 	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=watching: %d programs attached, metrics %s",

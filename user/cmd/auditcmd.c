@@ -21,7 +21,7 @@ static void on_sock(void *ctx, const struct audit_sock *s, uint64_t target_ms)
 {
 	struct audit_cmd *c = ctx;
 
-	if (!c->cfg->audit_connections || s->state != SP_ST_ESTABLISHED)
+	if (!c->cfg->walk.audit_connections || s->state != SP_ST_ESTABLISHED)
 		return;
 	if (c->cfg->json) {
 		audit_print_sock_json(stdout, s, target_ms, c->real_ns, &c->seq);

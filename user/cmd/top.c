@@ -182,7 +182,7 @@ static int start_screen(struct top *t)
 
 	setlocale(LC_ALL, "");
 	setlocale(LC_NUMERIC, "C");
-	t->unicode = !t->cfg->no_unicode && strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+	t->unicode = !t->cfg->top.no_unicode && strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
 	if (!newterm(NULL, stdout, stdin))
 		return -ENOTTY;
 	curses_active = true;
@@ -196,7 +196,7 @@ static int start_screen(struct top *t)
 	nodelay(stdscr, TRUE);
 	set_escdelay(25);
 	curs_set(0);
-	t->color = !t->cfg->no_color && !(no_color && no_color[0]) && has_colors();
+	t->color = !t->cfg->top.no_color && !(no_color && no_color[0]) && has_colors();
 	if (t->color && start_color() == OK) {
 		use_default_colors();
 		init_pair(C_TITLE, COLOR_CYAN, -1);
@@ -371,7 +371,7 @@ int top_run(const struct config *cfg)
 	memset(&t, 0, sizeof(t));
 	t.cfg = cfg;
 	t.winch_fd = t.stderr_saved = t.stderr_capture = -1;
-	t.refresh_ns = cfg->refresh_ns ? cfg->refresh_ns : NSEC_PER_SEC;
+	t.refresh_ns = cfg->top.refresh_ns ? cfg->top.refresh_ns : NSEC_PER_SEC;
 	t.sort_col = TF_COL_TRANSPORT;
 	if (gethostname(t.host, sizeof(t.host) - 1))
 		snprintf(t.host, sizeof(t.host), "?");
@@ -390,7 +390,7 @@ int top_run(const struct config *cfg)
 	t.hook = connect_hook_name(t.rt.loader.hook);
 	if (!t.hook)
 		t.hook = "?";
-	if (cfg->sockdiag_interval_ns) {
+	if (cfg->walk.sockdiag_interval_ns) {
 		err = sockdiag_open(&t.diag, cfg, top_diag_done, &t);
 		if (!err)
 			err = runtime_add_fd(&t.rt, sockdiag_fd(&t.diag), on_diag, &t.diag);

@@ -137,7 +137,7 @@ static void draw_header(const struct top *t)
 	/* sock_diag knows no cgroup: with --cgroup the counts are the namespace's */
 	off = (size_t)snprintf(line, sizeof(line), "conns%s:",
 			       !s->states_exact     ? " (seen)"
-			       : t->cfg->cgroup_id ? " (every cgroup)"
+			       : t->cfg->filter.cgroup_id ? " (every cgroup)"
 						   : "");
 	for (size_t i = 0; i < ARRAY_SIZE(shown) && off < sizeof(line); i++) {
 		uint8_t st = shown[i];

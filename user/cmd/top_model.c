@@ -387,7 +387,7 @@ static void diag_sock(void *ctx, const struct diag_tally *tally, const struct di
 
 	/* the header counts the sockets that pass the filters the kernel applies to events */
 	if (ds->state < SP_ST_MAX &&
-	    tf_filter_match(&t->cfg->ports, t->cfg->family, &ds->local, ds->lport, ds->rport))
+	    tf_filter_match(&t->cfg->filter.ports, t->cfg->filter.family, &ds->local, ds->lport, ds->rport))
 		t->diag_pending[ds->state]++;
 	if (!ds->cookie)
 		return;

@@ -88,7 +88,7 @@ int watch_run(const struct config *cfg)
 	w.fmt.cg = w.rt.cg;
 	runtime_walk_start(&w.rt);
 	pr_info("ready: %d programs attached, ring %llu KiB, output %s", runtime_programs(&w.rt),
-		(unsigned long long)(cfg->ring_bytes >> 10), cfg->json ? "json" : "text");
+		(unsigned long long)(cfg->kernel.ring_bytes >> 10), cfg->json ? "json" : "text");
 	if (!cfg->json && !cfg->no_header) {
 		n = format_text_header(header, sizeof(header));
 		if (n)

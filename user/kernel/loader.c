@@ -237,14 +237,14 @@ static int configure(struct sockpulse_bpf *skel, const struct config *cfg, unsig
 	struct bpf_program *prog;
 	int v, err;
 
-	skel->rodata->coalesce_ns = cfg->coalesce_ns;
-	skel->rodata->wakeup_bytes = cfg->ring_bytes / 8;
-	skel->rodata->filter_family = cfg->family;
-	skel->rodata->filter_netns = cfg->netns;
-	skel->rodata->filter_cgroup = cfg->cgroup_id;
-	skel->rodata->filter_ports = cfg->ports.count > 0;
-	memcpy((void *)skel->rodata->port_bits, cfg->ports.bits, sizeof(cfg->ports.bits));
-	err = bpf_map__set_max_entries(skel->maps.events, cfg->ring_bytes);
+	skel->rodata->coalesce_ns = cfg->kernel.coalesce_ns;
+	skel->rodata->wakeup_bytes = cfg->kernel.ring_bytes / 8;
+	skel->rodata->filter_family = cfg->filter.family;
+	skel->rodata->filter_netns = cfg->filter.netns;
+	skel->rodata->filter_cgroup = cfg->filter.cgroup_id;
+	skel->rodata->filter_ports = cfg->filter.ports.count > 0;
+	memcpy((void *)skel->rodata->port_bits, cfg->filter.ports.bits, sizeof(cfg->filter.ports.bits));
+	err = bpf_map__set_max_entries(skel->maps.events, cfg->kernel.ring_bytes);
 	if (err)
 		return err;
 
@@ -428,7 +428,7 @@ int loader_start(struct loader *ld, const struct config *cfg)
 	for (size_t i = 0; i < ARRAY_SIZE(hook_order); i++) {
 		unsigned int hook = hook_order[i];
 
-		if (cfg->hook != SP_HOOK_NONE && cfg->hook != hook)
+		if (cfg->kernel.hook != SP_HOOK_NONE && cfg->kernel.hook != hook)
 			continue;
 		err = try_variant(ld, cfg, hook, false, &load_err);
 		if (!err)
@@ -441,7 +441,7 @@ int loader_start(struct loader *ld, const struct config *cfg)
 					off ? "; " : "", connect_hook_name(hook),
 					not_used(ld, hook, buf, sizeof(buf)));
 	}
-	if (err && cfg->hook == SP_HOOK_NONE) {
+	if (err && cfg->kernel.hook == SP_HOOK_NONE) {
 		/* Still worth running: the TCP hooks see every connect outcome from the state
 		 * changes; only failures before any SYN and accept()ing owners are missed. */
 		err = try_variant(ld, cfg, SP_HOOK_NONE, false, &load_err);

@@ -143,13 +143,13 @@ int sockdiag_open(struct sockdiag *sd, const struct config *cfg, sockdiag_done_f
 	err = netns_inode("/proc/self/ns/net", &self_ino);
 	if (err)
 		goto out;
-	if (cfg->netns && cfg->netns != self_ino) {
-		if (netns_find_path(cfg->netns, path, sizeof(path))) {
+	if (cfg->filter.netns && cfg->filter.netns != self_ino) {
+		if (netns_find_path(cfg->filter.netns, path, sizeof(path))) {
 			pr_warn("sock_diag: no path names network namespace %u (not in /run/netns, "
 				"no process in it): its sockets are not counted",
-				cfg->netns);
+				cfg->filter.netns);
 		} else {
-			err = add_ns(sd, path, cfg->netns, self_ino, self_fd);
+			err = add_ns(sd, path, cfg->filter.netns, self_ino, self_fd);
 			if (err)
 				goto out;
 		}
@@ -158,12 +158,12 @@ int sockdiag_open(struct sockdiag *sd, const struct config *cfg, sockdiag_done_f
 		if (err)
 			goto out;
 	}
-	for (unsigned int i = 0; i < cfg->n_netns_watch; i++) {
-		err = netns_inode(cfg->netns_watch[i], &ino);
+	for (unsigned int i = 0; i < cfg->walk.n_netns_watch; i++) {
+		err = netns_inode(cfg->walk.netns_watch[i], &ino);
 		if (!err)
-			err = add_ns(sd, cfg->netns_watch[i], ino, self_ino, self_fd);
+			err = add_ns(sd, cfg->walk.netns_watch[i], ino, self_ino, self_fd);
 		if (err) {
-			pr_warn("sock_diag: %s: %s", cfg->netns_watch[i], strerror(-err));
+			pr_warn("sock_diag: %s: %s", cfg->walk.netns_watch[i], strerror(-err));
 			goto out;
 		}
 	}

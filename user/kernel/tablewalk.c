@@ -46,19 +46,19 @@ int tablewalk_open(struct tablewalk *tw, const struct config *cfg, struct engine
 	tw->engine = engine;
 	if (hooks)
 		tw->hooks = *hooks;
-	if (cfg->netns) {
-		if (netns_find_path(cfg->netns, tw->own_path, sizeof(tw->own_path)))
+	if (cfg->filter.netns) {
+		if (netns_find_path(cfg->filter.netns, tw->own_path, sizeof(tw->own_path)))
 			pr_warn(
 			    "socket table: no path names network namespace %u (not in /run/netns, "
 			    "no process in it): not walked",
-			    cfg->netns);
+			    cfg->filter.netns);
 		else
 			tw->paths[tw->n_paths++] = tw->own_path;
 	} else {
 		tw->paths[tw->n_paths++] = NULL;
 	}
-	for (unsigned int i = 0; i < cfg->n_netns_watch; i++)
-		tw->paths[tw->n_paths++] = cfg->netns_watch[i];
+	for (unsigned int i = 0; i < cfg->walk.n_netns_watch; i++)
+		tw->paths[tw->n_paths++] = cfg->walk.netns_watch[i];
 	if (audit_init(&tw->audit, AUDIT_ROWS_MAX))
 		return -ENOMEM;
 	tw->owners_cap = OWNERS_MIN;
@@ -251,7 +251,7 @@ int tablewalk_run(struct tablewalk *tw, uint64_t now_ns)
 	if (!tw->ok)
 		tw->errors++;
 	tw->last_duration_ns = clock_mono_ns() - t0;
-	tw->next_ns = now_ns + tw->cfg->audit_interval_ns;
+	tw->next_ns = now_ns + tw->cfg->walk.audit_interval_ns;
 	if (ok && tw->hooks.on_done)
 		tw->hooks.on_done(tw->hooks.ctx, &tw->audit, tw->ok);
 	return ok ? 0 : err;
@@ -259,7 +259,7 @@ int tablewalk_run(struct tablewalk *tw, uint64_t now_ns)
 
 void tablewalk_tick(struct tablewalk *tw, uint64_t now_ns)
 {
-	if (tw->sw && tw->cfg->audit_interval_ns && now_ns >= tw->next_ns)
+	if (tw->sw && tw->cfg->walk.audit_interval_ns && now_ns >= tw->next_ns)
 		tablewalk_run(tw, now_ns);
 }
 

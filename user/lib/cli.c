@@ -102,7 +102,7 @@ const struct sp_option cli_options[] = {
 	  .help = "no column header in text output", .cmds = CMDS_WATCH },
 
 	/* Filters: all run in the kernel */
-	{ "port", 'p', OPT_PORTS, FIELD(ports), .section = SEC_FILTERS, .arg = "LIST",
+	{ "port", 'p', OPT_PORTS, FIELD(filter.ports), .section = SEC_FILTERS, .arg = "LIST",
 	  .valid = "a port list (ports 1-65535, lists and ranges like 80,8000-8100)",
 	  .help = "only sockets with a local or remote port in LIST (\"80,443,8000-8100\"); may "
 		  "repeat",
@@ -124,14 +124,14 @@ const struct sp_option cli_options[] = {
 	  .cmds = CMDS_LIVE | CMDS_CHECK },
 
 	/* Kernel side */
-	{ "coalesce", 0, OPT_DURATION, FIELD(coalesce_ns), .min = MS, .max = HOUR,
+	{ "coalesce", 0, OPT_DURATION, FIELD(kernel.coalesce_ns), .min = MS, .max = HOUR,
 	  .section = SEC_KERNEL, .arg = "DUR", .valid = "a duration from 1ms to 1h",
 	  .help = "at most one activity event per socket per DUR (default 1s)",
 	  .cmds = CMDS_LIVE | CMDS_CHECK | CMDS_REPLAY },
 	{ "ring-size", 0, OPT_CUSTOM, .parse = parse_ring_size, .section = SEC_KERNEL,
 	  .arg = "SIZE", .valid = "a power of two from a page to 1G",
 	  .help = "ring buffer size, a power of two (default 8M)", .cmds = CMDS_LIVE | CMDS_CHECK },
-	{ "connect-hook", 0, OPT_ENUM, FIELD(hook), .names = hook_names, .section = SEC_KERNEL,
+	{ "connect-hook", 0, OPT_ENUM, FIELD(kernel.hook), .names = hook_names, .section = SEC_KERNEL,
 	  .arg = "H", .valid = "one of auto, fentry, kprobe, tracepoint",
 	  .help = "auto (default: fentry, then kprobe, then tracepoint), or force one",
 	  .cmds = CMDS_LIVE },
@@ -202,7 +202,7 @@ const struct sp_option cli_options[] = {
 	  .valid = "off or a duration from 1s to 1d",
 	  .help = "... or when exhaustion is predicted within DUR (default 60s; \"off\")",
 	  .cmds = CMDS_LIVE | CMDS_REPLAY },
-	{ "audit-interval", 0, OPT_OFF_DURATION, FIELD(audit_interval_ns), .min = SECS, .max = DAY,
+	{ "audit-interval", 0, OPT_OFF_DURATION, FIELD(walk.audit_interval_ns), .min = SECS, .max = DAY,
 	  .section = SEC_HEALTH, .arg = "DUR", .valid = "off or a duration from 1s to 1d",
 	  .help = "socket-table walk: keepalive audit, port counts, stuck sockets (default 60s; "
 		  "\"off\": at start only)",
@@ -212,16 +212,16 @@ const struct sp_option cli_options[] = {
 	  .help = "also walk (and, in the agent, count) this namespace's sockets: a name or a "
 		  "path; may repeat",
 	  .cmds = CMDS_LIVE | CMDS_AUDIT },
-	{ "connections", 0, OPT_FLAG, FIELD(audit_connections), .section = SEC_HEALTH,
+	{ "connections", 0, OPT_FLAG, FIELD(walk.audit_connections), .section = SEC_HEALTH,
 	  .help = "one line per connection, then the rollup", .cmds = CMDS_AUDIT },
 
 	/* Dashboard */
-	{ "delay", 'd', OPT_DURATION, FIELD(refresh_ns), .min = 100 * MS, .max = HOUR,
+	{ "delay", 'd', OPT_DURATION, FIELD(top.refresh_ns), .min = 100 * MS, .max = HOUR,
 	  .section = SEC_TOP, .arg = "DUR", .valid = "a duration from 100ms to 1h",
 	  .help = "screen refresh interval (default 1s, 100ms..1h)", .cmds = CMDS_TOP },
-	{ "no-color", 0, OPT_FLAG, FIELD(no_color), .section = SEC_TOP,
+	{ "no-color", 0, OPT_FLAG, FIELD(top.no_color), .section = SEC_TOP,
 	  .help = "no colors (also when NO_COLOR is set)", .cmds = CMDS_TOP },
-	{ "no-unicode", 0, OPT_FLAG, FIELD(no_unicode), .section = SEC_TOP,
+	{ "no-unicode", 0, OPT_FLAG, FIELD(top.no_unicode), .section = SEC_TOP,
 	  .help = "ASCII sparklines and marks", .cmds = CMDS_TOP },
 	{ "replay", 0, OPT_CUSTOM, .parse = parse_top_replay, .section = SEC_TOP, .arg = "FILE",
 	  .valid = "a JSON lines log (from watch --json or the agent)",
@@ -236,7 +236,7 @@ const struct sp_option cli_options[] = {
 	{ "log-max-size", 0, OPT_CUSTOM, .parse = parse_log_max_size, .section = SEC_AGENT,
 	  .arg = "SIZE", .valid = "0 or a size of at least 4K",
 	  .help = "rotate past SIZE (default 100M; 0: never)", .cmds = CMDS_AGENT },
-	{ "log-keep", 0, OPT_U32, FIELD(log_keep), .min = 0, .max = 1000, .section = SEC_AGENT,
+	{ "log-keep", 0, OPT_U32, FIELD(agent.log_keep), .min = 0, .max = 1000, .section = SEC_AGENT,
 	  .arg = "N", .valid = "a number from 0 to 1000",
 	  .help = "rotated files kept: PATH.1 .. PATH.N (default 5)", .cmds = CMDS_AGENT },
 	{ "log-actions", 0, OPT_CUSTOM, .parse = parse_log_actions, .section = SEC_AGENT,
@@ -244,14 +244,14 @@ const struct sp_option cli_options[] = {
 	  .valid = "a list of event.action names (tcp-connect,tcp-reset,...) or \"all\"",
 	  .help = "event.action values logged, comma-separated, or \"all\" (default: all)",
 	  .cmds = CMDS_AGENT },
-	{ "log-activity", 0, OPT_FLAG, FIELD(log_activity), .section = SEC_AGENT,
+	{ "log-activity", 0, OPT_FLAG, FIELD(agent.log_activity), .section = SEC_AGENT,
 	  .help = "log tcp-activity lines too (with --log-actions)", .cmds = CMDS_AGENT },
 	{ "metrics", 0, OPT_CUSTOM, .parse = parse_metrics, .section = SEC_AGENT,
 	  .arg = "ADDR:PORT", .valid = "ADDR:PORT, [ADDR6]:PORT, PORT or off",
 	  .help = "Prometheus /metrics (default " SP_DEFAULT_METRICS "), \"[::1]:PORT\", a bare "
 		  "PORT, or \"off\"",
 	  .cmds = CMDS_AGENT },
-	{ "metrics-services", 0, OPT_U32, FIELD(metrics_services), .min = 0, .max = SVC_TOP_MAX,
+	{ "metrics-services", 0, OPT_U32, FIELD(agent.metrics_services), .min = 0, .max = SVC_TOP_MAX,
 	  .section = SEC_AGENT, .arg = "N", .valid = "a number from 0 to 200",
 	  .help = "services with a service label of their own in /metrics, the most active "
 		  "(default 20); the rest are summed under \"other\"",
@@ -261,7 +261,7 @@ const struct sp_option cli_options[] = {
 	  .help = "TLS and basic auth for /metrics: node_exporter's web-config YAML "
 		  "(tls_server_config: cert_file, key_file; basic_auth_users: NAME: bcrypt hash)",
 	  .cmds = CMDS_AGENT },
-	{ "sockdiag-interval", 0, OPT_OFF_DURATION, FIELD(sockdiag_interval_ns), .min = 100 * MS,
+	{ "sockdiag-interval", 0, OPT_OFF_DURATION, FIELD(walk.sockdiag_interval_ns), .min = 100 * MS,
 	  .max = HOUR, .section = SEC_AGENT, .arg = "DUR",
 	  .valid = "off or a duration from 100ms to 1h",
 	  .help = "socket table gauges refresh (default 5s; \"off\")",
@@ -347,21 +347,21 @@ void config_init(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cmd = CMD_WATCH;
 	cfg->help_cmd = CMD_HELP;
-	cfg->coalesce_ns = SP_DEFAULT_COALESCE_NS;
-	cfg->ring_bytes = SP_DEFAULT_RING_BYTES;
-	cfg->hook = SP_HOOK_NONE;
+	cfg->kernel.coalesce_ns = SP_DEFAULT_COALESCE_NS;
+	cfg->kernel.ring_bytes = SP_DEFAULT_RING_BYTES;
+	cfg->kernel.hook = SP_HOOK_NONE;
 	engine_config_default(&cfg->engine);
-	cfg->engine.lease.coalesce_ns = cfg->coalesce_ns;
-	cfg->log_path = SP_DEFAULT_LOG_PATH;
-	cfg->log_max_size = SP_DEFAULT_LOG_MAX_SIZE;
-	cfg->log_keep = SP_DEFAULT_LOG_KEEP;
+	cfg->engine.lease.coalesce_ns = cfg->kernel.coalesce_ns;
+	cfg->agent.log_path = SP_DEFAULT_LOG_PATH;
+	cfg->agent.log_max_size = SP_DEFAULT_LOG_MAX_SIZE;
+	cfg->agent.log_keep = SP_DEFAULT_LOG_KEEP;
 	/* tcp-activity included: replay needs the renewals to recompute lease verdicts */
-	cfg->log_actions = (1u << SP_ACT_MAX) - 1;
-	cfg->metrics = SP_DEFAULT_METRICS;
-	cfg->metrics_services = SVC_TOP_DEFAULT;
-	cfg->sockdiag_interval_ns = SP_DEFAULT_SOCKDIAG_NS;
-	cfg->refresh_ns = SP_DEFAULT_REFRESH_NS;
-	cfg->audit_interval_ns = SP_DEFAULT_AUDIT_NS;
+	cfg->agent.log_actions = (1u << SP_ACT_MAX) - 1;
+	cfg->agent.metrics = SP_DEFAULT_METRICS;
+	cfg->agent.metrics_services = SVC_TOP_DEFAULT;
+	cfg->walk.sockdiag_interval_ns = SP_DEFAULT_SOCKDIAG_NS;
+	cfg->top.refresh_ns = SP_DEFAULT_REFRESH_NS;
+	cfg->walk.audit_interval_ns = SP_DEFAULT_AUDIT_NS;
 }
 
 void config_release(struct config *cfg)
@@ -414,9 +414,9 @@ static int parse_family(const struct sp_option *o, const char *arg, struct confi
 {
 	uint16_t family = o->short_flag == '4' ? AF_INET : AF_INET6;
 
-	if (cfg->family && cfg->family != family)
+	if (cfg->filter.family && cfg->filter.family != family)
 		return usage_error("-4 and -6 exclude each other");
-	cfg->family = family;
+	cfg->filter.family = family;
 	return 0;
 }
 
@@ -470,7 +470,7 @@ static int parse_netns_opt(const struct sp_option *o, const char *arg, struct co
 {
 	char path[4096];
 
-	return resolve_netns(arg, true, &cfg->netns, path, sizeof(path));
+	return resolve_netns(arg, true, &cfg->filter.netns, path, sizeof(path));
 }
 
 static int parse_netns_watch(const struct sp_option *o, const char *arg, struct config *cfg)
@@ -483,12 +483,12 @@ static int parse_netns_watch(const struct sp_option *o, const char *arg, struct 
 	err = resolve_netns(arg, false, &ino, path, sizeof(path));
 	if (err)
 		return err;
-	if (cfg->n_netns_watch >= SP_NETNS_WATCH_MAX)
+	if (cfg->walk.n_netns_watch >= SP_NETNS_WATCH_MAX)
 		return usage_error("--%s: more than %d namespaces", o->name, SP_NETNS_WATCH_MAX);
 	kept = keep_string(cfg, path);
 	if (!kept)
 		return -ENOMEM;
-	cfg->netns_watch[cfg->n_netns_watch++] = kept;
+	cfg->walk.netns_watch[cfg->walk.n_netns_watch++] = kept;
 	return 0;
 }
 
@@ -518,7 +518,7 @@ static int parse_cgroup(const struct sp_option *o, const char *arg, struct confi
 		return -errno;
 	if (sfs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode))
 		return -EINVAL;
-	cfg->cgroup_id = st.st_ino;
+	cfg->filter.cgroup_id = st.st_ino;
 	return 0;
 }
 
@@ -532,7 +532,7 @@ static int parse_ring_size(const struct sp_option *o, const char *arg, struct co
 	if (parse_size(arg, &bytes) || bytes < (uint64_t)page || bytes > (1ULL << 30) ||
 	    (bytes & (bytes - 1)))
 		return -EINVAL;
-	cfg->ring_bytes = bytes;
+	cfg->kernel.ring_bytes = bytes;
 	return 0;
 }
 
@@ -569,11 +569,11 @@ static int parse_log(const struct sp_option *o, const char *arg, struct config *
 	if (!*arg)
 		return -EINVAL;
 	if (strcmp(arg, "off") == 0) {
-		cfg->log_path = NULL;
+		cfg->agent.log_path = NULL;
 		return 0;
 	}
-	cfg->log_path = keep_string(cfg, arg);
-	return cfg->log_path ? 0 : -ENOMEM;
+	cfg->agent.log_path = keep_string(cfg, arg);
+	return cfg->agent.log_path ? 0 : -ENOMEM;
 }
 
 static int parse_top_replay(const struct sp_option *o, const char *arg, struct config *cfg)
@@ -590,7 +590,7 @@ static int parse_log_max_size(const struct sp_option *o, const char *arg, struct
 
 	if (parse_size(arg, &v) || (v && v < 4096))
 		return -EINVAL;
-	cfg->log_max_size = v;
+	cfg->agent.log_max_size = v;
 	return 0;
 }
 
@@ -617,7 +617,7 @@ static int parse_log_actions(const struct sp_option *o, const char *arg, struct 
 	}
 	if (!m)
 		return -EINVAL;
-	cfg->log_actions = m;
+	cfg->agent.log_actions = m;
 	return 0;
 }
 
@@ -629,8 +629,8 @@ static int parse_metrics(const struct sp_option *o, const char *arg, struct conf
 
 	if (metrics_parse_listen(arg, &ss, &len, &off))
 		return -EINVAL;
-	cfg->metrics = keep_string(cfg, arg);
-	return cfg->metrics ? 0 : -ENOMEM;
+	cfg->agent.metrics = keep_string(cfg, arg);
+	return cfg->agent.metrics ? 0 : -ENOMEM;
 }
 
 /* Only the name: the agent reads the file (and the files it names) before loading anything. */
@@ -639,11 +639,11 @@ static int parse_web_config(const struct sp_option *o, const char *arg, struct c
 	if (!*arg)
 		return -EINVAL;
 	if (strcmp(arg, "off") == 0) {
-		cfg->web_config = NULL;
+		cfg->agent.web_config = NULL;
 		return 0;
 	}
-	cfg->web_config = keep_string(cfg, arg);
-	return cfg->web_config ? 0 : -ENOMEM;
+	cfg->agent.web_config = keep_string(cfg, arg);
+	return cfg->agent.web_config ? 0 : -ENOMEM;
 }
 
 /* Applied by load_config() before the rest of the command line. */
@@ -856,6 +856,6 @@ int cli_parse(int argc, char **argv, struct config *cfg)
 	if (err)
 		return err;
 	/* One interval for both sides: the engine pads silence by what the kernel coalesces. */
-	cfg->engine.lease.coalesce_ns = cfg->coalesce_ns;
+	cfg->engine.lease.coalesce_ns = cfg->kernel.coalesce_ns;
 	return SP_EXIT_OK;
 }

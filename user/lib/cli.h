@@ -59,31 +59,30 @@ enum sp_command {
 #define SP_NETNS_WATCH_MAX 16
 #define SP_DEFAULT_AUDIT_NS (60ULL * NSEC_PER_SEC)
 
-struct config {
-	enum sp_command cmd;
-	bool cmd_given;		/* a command word was on the command line */
-	bool json;
-	bool no_header;
-	int verbose;
-	uint64_t duration_ns;	/* 0: until interrupted */
-	uint64_t coalesce_ns;
-	uint64_t ring_bytes;
+/* What the in-kernel filters select (--port, --family, --netns, --cgroup). */
+struct filter_config {
 	struct port_set ports;	/* count 0: every port */
 	uint16_t family;	/* AF_INET, AF_INET6, 0 both */
 	uint32_t netns;		/* inode, 0 every namespace */
 	uint64_t cgroup_id;	/* cgroup v2 id, 0 every cgroup */
-	unsigned int hook;	/* enum sp_connect_hook; SP_HOOK_NONE: probe */
-	struct engine_config engine; /* leases and spikes (--lease-ttl, --spike-*) */
-	bool no_engine;		/* --no-leases: the kernel's events only */
-	unsigned int ablate;	/* enum ablate_part bits: parts off for a benchmark (ablate.h) */
-	const char *replay_path; /* `sockpulse replay FILE` ("-": stdin), `top --replay FILE` */
+};
 
-	/* `sockpulse top` */
+/* What the BPF side is loaded with. */
+struct kernel_config {
+	uint64_t coalesce_ns;	/* at most one activity record per socket per interval */
+	uint64_t ring_bytes;
+	unsigned int hook;	/* enum sp_connect_hook; SP_HOOK_NONE: probe */
+};
+
+/* `sockpulse top` */
+struct top_config {
 	uint64_t refresh_ns;	/* -d, --delay: screen refresh interval */
 	bool no_color;		/* --no-color (NO_COLOR in the environment does the same) */
 	bool no_unicode;	/* --no-unicode: ASCII sparklines and marks */
+};
 
-	/* `sockpulse agent` */
+/* `sockpulse agent` */
+struct agent_config {
 	const char *log_path;		/* JSON lines file; NULL: no log (--log off) */
 	uint64_t log_max_size;		/* rotate past this size; 0: never */
 	unsigned int log_keep;		/* rotated files kept */
@@ -92,14 +91,35 @@ struct config {
 	const char *metrics;		/* --metrics ADDR:PORT (validated), or "off" */
 	unsigned int metrics_services;	/* --metrics-services: services with their own label */
 	const char *web_config;		/* --web-config FILE: TLS, basic auth; NULL: neither */
-	const char *config_path;	/* --config FILE, applied before the command line */
+};
+
+/* Socket-table walks and sock_diag dumps: keepalive audit, port counts, stuck sockets. */
+struct walk_config {
 	uint64_t sockdiag_interval_ns;	/* socket table refresh; 0: off */
 	const char *netns_watch[SP_NETNS_WATCH_MAX]; /* more namespaces for sock_diag */
 	unsigned int n_netns_watch;
-
-	/* socket-table walks: keepalive audit, port counts, stuck sockets found at start */
 	uint64_t audit_interval_ns;	/* top and agent; 0: only at start */
 	bool audit_connections;		/* `sockpulse audit --connections` */
+};
+
+/* The whole configuration, one part per concern: a module takes the part it needs. */
+struct config {
+	enum sp_command cmd;
+	bool cmd_given;		/* a command word was on the command line */
+	bool json;
+	bool no_header;
+	int verbose;
+	uint64_t duration_ns;	/* 0: until interrupted */
+	struct filter_config filter;
+	struct kernel_config kernel;
+	struct engine_config engine; /* leases and spikes (--lease-ttl, --spike-*) */
+	bool no_engine;		/* --no-leases: the kernel's events only */
+	unsigned int ablate;	/* enum ablate_part bits: parts off for a benchmark (ablate.h) */
+	const char *replay_path; /* `sockpulse replay FILE` ("-": stdin), `top --replay FILE` */
+	struct top_config top;
+	struct agent_config agent;
+	struct walk_config walk;
+	const char *config_path;	/* --config FILE, applied before the command line */
 
 	/* `sockpulse help CMD`, `sockpulse CMD --help`: whose help (CMD_HELP: the general one) */
 	enum sp_command help_cmd;
