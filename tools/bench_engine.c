@@ -2,7 +2,8 @@
 /*
  * Engine benchmark (numbers, not pass/fail): lease renewal cost and expiry cost with 1M live
  * leases, memory per lease, expiry lateness, spike detector cost per connect event and its
- * detection latency, and the cost of one JSON line as the agent's log writes it. Usage:
+ * detection latency, the cost of one JSON line as the agent's log writes it, and what the
+ * metrics cost with that many leases (per event, and per scrape). Usage:
  * bench_engine [leases] (default 1000000).
  */
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include "engine.h"
 #include "format.h"
 #include "lease.h"
+#include "metrics.h"
 #include "sockpulse.h"
 #include "spike.h"
 
@@ -244,6 +246,65 @@ static void bench_leases(uint32_t n)
 	free(order);
 }
 
+/*
+ * The metrics beside a lease table of n connections (owners: 16 processes), as the agent wires
+ * them: what each renewal costs the metrics, and what one scrape (metrics_render) costs.
+ */
+static void bench_scrape(uint32_t n)
+{
+	static struct metrics m;
+	struct lease_config cfg;
+	struct lease_table *t;
+	struct sink sink = { 0 };
+	struct sp_event ev = { 0 };
+	uint32_t i, peers = n / 100 ? n / 100 : 1;
+	double t0, dt, best = 1e9;
+	char *body = NULL;
+	long len = 0;
+
+	lease_config_default(&cfg);
+	cfg.max_leases = n;
+	t = lease_new(&cfg, on_emit, &sink, T0);
+	if (!t || metrics_init(&m, "bench", "1", "tracepoint")) {
+		fprintf(stderr, "allocation failed\n");
+		exit(1);
+	}
+	ev.action = SP_ACT_STATE_CHANGE;
+	ev.state.old_state = SP_ST_SYN_SENT;
+	ev.state.new_state = SP_ST_ESTABLISHED;
+	for (i = 0; i < n; i++) {
+		mk_conn(&ev, i, peers);
+		ev.mono_ns = T0 + i;
+		lease_feed(t, &ev);
+		metrics_on_event(&m, &ev);
+	}
+	ev.action = SP_ACT_ACTIVITY;
+	ev.activity.segments = 3;
+	ev.activity.payload_bytes = 100;
+	t0 = now_s();
+	for (i = 0; i < n; i++) {
+		ev.conn.cookie = 4096 + (uint64_t)(rnd() % n);
+		ev.mono_ns = T0 + 2 * SEC;
+		metrics_on_event(&m, &ev);
+	}
+	dt = now_s() - t0;
+	printf("metrics: %.1f ns per tcp-activity event (%u leases, random order)\n", dt * 1e9 / n,
+	       n);
+	for (int round = 0; round < 5; round++) {
+		t0 = now_s();
+		free(body);
+		body = NULL;
+		len = metrics_render(&m, &body);
+		dt = now_s() - t0;
+		if (dt < best)
+			best = dt;
+	}
+	printf("metrics: scrape %.3f ms (%ld bytes, %u leases), best of 5\n", best * 1e3, len, n);
+	free(body);
+	metrics_free(&m);
+	lease_free(t);
+}
+
 static void bench_spike(void)
 {
 	struct spike_config cfg;
@@ -423,6 +484,7 @@ int main(int argc, char **argv)
 	if (!n)
 		n = 1000000;
 	bench_leases(n);
+	bench_scrape(n);
 	bench_spike();
 	bench_latency();
 	bench_format();
