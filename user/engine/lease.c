@@ -89,8 +89,19 @@ struct owner_key {
 	uint64_t cgroup_id; /* the socket's cgroup: who the owner is, for the lines */
 	uint32_t pid;
 	char comm[SP_COMM_MAX];
-	uint8_t source; /* enum sp_owner_source */
+	uint8_t source; /* enum sp_owner_source, or OWNER_CGROUP_ONLY */
 	uint8_t pad[3];
+};
+
+/*
+ * A socket's cgroup is known without its process (a connection older than the agent): kept for
+ * the per-owner counts (services), not shown in the lines, and replaced by the first process.
+ */
+#define OWNER_CGROUP_ONLY 0xff
+
+struct owner_rec {
+	struct owner_key key;
+	uint32_t count[SP_LEASE_KIND_MAX][LEASE_STATE_MAX]; /* its leases by kind and state */
 };
 
 struct peer_rec {
@@ -122,6 +133,7 @@ struct lease_table {
 	double phi_z;
 	uint64_t tomb[TOMB_SIZE];
 	struct lease_stats st;
+	uint32_t unowned[SP_LEASE_KIND_MAX][LEASE_STATE_MAX]; /* leases without an owner, by state */
 	/* recoveries waiting RECOVER_DELAY_NS for a close to make them moot */
 	struct recovery recov[RECOVER_MAX];
 	uint32_t n_recov;
@@ -302,15 +314,39 @@ static inline struct peer_rec *peer_of(const struct lease_table *t, const struct
 	return itab_rec(&t->peers, l->peer);
 }
 
+static inline const struct owner_key *owner_of(const struct lease_table *t, const struct lease *l)
+{
+	return l->owner == NIL ? NULL : itab_rec(&t->owners, l->owner);
+}
+
+/* Has a process: the lines carry it, and a later line's owner does not replace it. */
+static inline bool owner_known(const struct lease_table *t, const struct lease *l)
+{
+	const struct owner_key *o = owner_of(t, l);
+
+	return o && o->source != OWNER_CGROUP_ONLY;
+}
+
+/* The owner's counts of kind k (by state), or the unowned ones. */
+static inline uint32_t *owner_count(struct lease_table *t, const struct lease *l, unsigned int k)
+{
+	struct owner_rec *o = l->owner == NIL ? NULL : itab_rec(&t->owners, l->owner);
+
+	return o ? o->count[k] : t->unowned[k];
+}
+
 static void set_kstate(struct lease_table *t, struct lease *l, unsigned int k, unsigned int s)
 {
 	struct peer_rec *p = peer_of(t, l);
+	uint32_t *oc = owner_count(t, l, k);
 	unsigned int old = kstate(l, k);
 
 	p->count[k][old]--;
 	t->st.count[k][old]--;
+	oc[old]--;
 	p->count[k][s]++;
 	t->st.count[k][s]++;
+	oc[s]++;
 	l->state = (uint8_t)((l->state & ~(3u << (2 * k))) | (s << (2 * k)));
 }
 
@@ -443,8 +479,8 @@ static void fill_conn(const struct lease_table *t, const struct lease *l, struct
 	c->has_ports = true;
 	c->cookie = l->cookie;
 	c->netns = la->netns;
-	if (l->owner != NIL) {
-		const struct owner_key *o = itab_rec(&t->owners, l->owner);
+	if (owner_known(t, l)) {
+		const struct owner_key *o = owner_of(t, l);
 
 		c->has_pid = true;
 		c->pid = o->pid;
@@ -537,6 +573,7 @@ static void drop(struct lease_table *t, struct lease *l)
 			continue;
 		p->count[k][kstate(l, k)]--;
 		t->st.count[k][kstate(l, k)]--;
+		owner_count(t, l, k)[kstate(l, k)]--;
 	}
 	p->conns--;
 	/* The remote address is referenced by the peer, so it goes after it. */
@@ -678,6 +715,10 @@ static struct lease *create(struct lease_table *t, const struct sp_conn *c, uint
 
 		memcpy(ok.comm, c->comm, sizeof(ok.comm));
 		owner = itab_get(&t->owners, &ok, &fresh);
+	} else if (c->cgroup_id) {
+		struct owner_key ok = { .cgroup_id = c->cgroup_id, .source = OWNER_CGROUP_ONLY };
+
+		owner = itab_get(&t->owners, &ok, &fresh); /* NIL (no memory): counted unowned */
 	}
 	if (laddr == NIL || peer == NIL || (c->has_pid && owner == NIL)) {
 		if (peer != NIL) {
@@ -712,6 +753,7 @@ static struct lease *create(struct lease_table *t, const struct sp_conn *c, uint
 	if (now > p->last_seen)
 		p->last_seen = now;
 	t->st.count[SP_LEASE_TRANSPORT][LEASE_ALIVE]++;
+	owner_count(t, l, SP_LEASE_TRANSPORT)[LEASE_ALIVE]++;
 	t->st.created++;
 	t->st.live++;
 	t->st.peers = t->peers.count;
@@ -771,6 +813,7 @@ static void arm_payload(struct lease_table *t, struct lease *l, uint64_t now)
 	l->state &= ~(3u << (2 * SP_LEASE_PAYLOAD));
 	p->count[SP_LEASE_PAYLOAD][LEASE_ALIVE]++;
 	t->st.count[SP_LEASE_PAYLOAD][LEASE_ALIVE]++;
+	owner_count(t, l, SP_LEASE_PAYLOAD)[LEASE_ALIVE]++;
 	ensure_timer(t, l);
 }
 
@@ -897,7 +940,7 @@ struct lease_table *lease_new(const struct lease_config *cfg, lease_emit_fn emit
 		goto err;
 	memset(t->buckets, 0xff, (size_t)nb * sizeof(uint32_t));
 	if (itab_init(&t->addrs, sizeof(struct addr_key), sizeof(struct addr_key)) ||
-	    itab_init(&t->owners, sizeof(struct owner_key), sizeof(struct owner_key)) ||
+	    itab_init(&t->owners, sizeof(struct owner_key), sizeof(struct owner_rec)) ||
 	    itab_init(&t->peers, PEER_KEY_SIZE, sizeof(struct peer_rec)))
 		goto err;
 	return t;
@@ -1005,19 +1048,28 @@ size_t lease_resync_end(struct lease_table *t, const uint32_t *netns, size_t n_n
 
 /*
  * A lease made before its owner was known (seeded from the socket table, or from a line whose
- * owner was not known yet) takes the first owner a later line carries.
+ * owner was not known yet) takes the first owner a later line carries, and its counts move along.
  */
 static void adopt_owner(struct lease_table *t, struct lease *l, const struct sp_conn *c)
 {
 	struct owner_key ok = { .cgroup_id = c->cgroup_id, .pid = c->pid,
 				.source = c->owner_source };
 	bool fresh;
-	uint32_t o;
+	uint32_t o, old = l->owner;
+	unsigned int k;
 
 	memcpy(ok.comm, c->comm, sizeof(ok.comm));
 	o = itab_get(&t->owners, &ok, &fresh);
-	if (o != NIL)
-		l->owner = o;
+	if (o == NIL)
+		return;
+	for (k = 0; k < SP_LEASE_KIND_MAX; k++)
+		if (karmed(l, k))
+			owner_count(t, l, k)[kstate(l, k)]--;
+	l->owner = o;
+	for (k = 0; k < SP_LEASE_KIND_MAX; k++)
+		if (karmed(l, k))
+			owner_count(t, l, k)[kstate(l, k)]++;
+	itab_put(&t->owners, old);
 }
 
 void lease_feed(struct lease_table *t, const struct sp_event *ev)
@@ -1040,7 +1092,7 @@ void lease_feed(struct lease_table *t, const struct sp_event *ev)
 			if (!l)
 				return;
 		}
-		if (l->owner == NIL && ev->conn.has_pid)
+		if (!owner_known(t, l) && ev->conn.has_pid)
 			adopt_owner(t, l, &ev->conn);
 		if (l->flags & LF_CLOSING)
 			return;
@@ -1063,7 +1115,7 @@ void lease_feed(struct lease_table *t, const struct sp_event *ev)
 		}
 		if (!l || (l->flags & LF_CLOSING))
 			return;
-		if (l->owner == NIL && ev->conn.has_pid)
+		if (!owner_known(t, l) && ev->conn.has_pid)
 			adopt_owner(t, l, &ev->conn);
 		if (ev->state.new_state != SP_ST_CLOSE) {
 			end_lease(t, l, now, l->flags & LF_RST_SENT ? "reset-sent" : NULL);
@@ -1192,6 +1244,40 @@ size_t lease_for_each_peer(const struct lease_table *t,
 		fn(ctx, &info);
 		n++;
 	}
+	return n;
+}
+
+size_t lease_for_each_owner(const struct lease_table *t,
+			    void (*fn)(void *ctx, const struct lease_owner_info *o), void *ctx)
+{
+	struct lease_owner_info info;
+	size_t n = 0;
+	uint32_t i;
+
+	for (i = 0; i < t->owners.used; i++) {
+		const struct owner_rec *o = itab_rec(&t->owners, i);
+
+		if (!t->owners.ref[i])
+			continue;
+		memset(&info, 0, sizeof(info));
+		info.cgroup_id = o->key.cgroup_id;
+		if (o->key.source != OWNER_CGROUP_ONLY) {
+			info.has_pid = true;
+			info.pid = o->key.pid;
+			memcpy(info.comm, o->key.comm, sizeof(info.comm));
+		}
+		memcpy(info.count, o->count, sizeof(info.count));
+		fn(ctx, &info);
+		n++;
+	}
+	memset(&info, 0, sizeof(info));
+	memcpy(info.count, t->unowned, sizeof(info.count));
+	for (unsigned int k = 0; k < SP_LEASE_KIND_MAX; k++)
+		for (unsigned int s = 0; s < LEASE_STATE_MAX; s++)
+			if (info.count[k][s]) {
+				fn(ctx, &info);
+				return n + 1;
+			}
 	return n;
 }
 

@@ -19,7 +19,10 @@
 #include "parse.h"
 #include "util.h"
 
-#define LEASE_CAP_MIN 1024u
+_Static_assert((int)SVC_LEASE_STATES == (int)LEASE_STATE_MAX &&
+		       (int)SVC_LEASE_ALIVE == (int)LEASE_ALIVE &&
+		       (int)SVC_LEASE_EXPIRED == (int)LEASE_EXPIRED,
+	       "the service table counts leases by the lease table's states");
 
 /*
  * Connect latency buckets (seconds). A lost SYN is retransmitted after 1 s, then 2, 4, 8 ...:
@@ -67,10 +70,10 @@ static const uint8_t action_kind[SP_ACT_MAX] = {
 	[SP_ACT_PORT_RISK] = MK_PORT_RISK + 1,
 };
 
-static const char *const lease_state_names[ML_STATE_MAX] = {
-	[ML_ALIVE] = "alive",
-	[ML_SUSPECT] = "suspect",
-	[ML_EXPIRED] = "expired",
+static const char *const lease_state_names[LEASE_STATE_MAX] = {
+	[LEASE_ALIVE] = "alive",
+	[LEASE_SUSPECT] = "suspect",
+	[LEASE_EXPIRED] = "expired",
 };
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -86,12 +89,10 @@ int metrics_init(struct metrics *m, const char *version, const char *libbpf_vers
 	copy_str(m->libbpf_version, sizeof(m->libbpf_version), libbpf_version);
 	copy_str(m->connect_hook, sizeof(m->connect_hook), connect_hook);
 	m->services_top = SVC_TOP_DEFAULT;
-	m->leases = calloc(LEASE_CAP_MIN, sizeof(*m->leases));
-	if (!m->leases || svc_init(&m->svc)) {
+	if (svc_init(&m->svc)) {
 		metrics_free(m);
 		return -ENOMEM;
 	}
-	m->lease_cap = LEASE_CAP_MIN;
 	return 0;
 }
 
@@ -99,12 +100,9 @@ void metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
-	free(m->leases);
-	m->leases = NULL;
 	svc_free(&m->svc);
 	free(m->ka_work);
 	m->ka_work = NULL;
-	m->lease_cap = m->lease_used = 0;
 }
 
 /* ---- services ---- */
@@ -147,158 +145,32 @@ static bool same_dest(const struct metrics_fail_dest *f, const struct sp_addr *d
 	       !memcmp(f->dst.bytes, dst->bytes, sizeof(f->dst.bytes));
 }
 
-/* A lease's state counted in the host gauge and in its service's. */
-static void lease_gauge_add(struct metrics *m, const struct metrics_lease_entry *e, int kind,
-			    uint8_t state, int delta)
+/* ---- lease gauges: the lease table's own counts ---- */
+
+static void add_owner_leases(void *ctx, const struct lease_owner_info *o)
 {
-	m->lease_gauge[kind][state] += (uint64_t)(int64_t)delta;
-	if (state >= ML_ALIVE && state - ML_ALIVE < SVC_LEASE_STATES)
-		m->svc.s[e->svc].leases[kind][state - ML_ALIVE] += delta;
-}
-
-/* ---- lease table: open addressing, linear probing, backward-shift deletion ---- */
-
-static uint32_t hash64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ULL;
-	k ^= k >> 33;
-	return (uint32_t)k;
-}
-
-static struct metrics_lease_entry *lease_find(const struct metrics *m, uint64_t cookie)
-{
-	uint32_t mask = m->lease_cap - 1, i = hash64(cookie) & mask;
-
-	while (m->leases[i].cookie) {
-		if (m->leases[i].cookie == cookie)
-			return &m->leases[i];
-		i = (i + 1) & mask;
-	}
-	return NULL;
-}
-
-static struct metrics_lease_entry *lease_slot(struct metrics_lease_entry *tab, uint32_t cap,
-					      uint64_t cookie)
-{
-	uint32_t mask = cap - 1, i = hash64(cookie) & mask;
-
-	while (tab[i].cookie && tab[i].cookie != cookie)
-		i = (i + 1) & mask;
-	return &tab[i];
-}
-
-static int lease_grow(struct metrics *m)
-{
-	uint32_t cap = m->lease_cap * 2;
-	struct metrics_lease_entry *tab;
-
-	if (cap > METRICS_LEASES_MAX * 2)
-		return -ENOSPC;
-	tab = calloc(cap, sizeof(*tab));
-	if (!tab)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < m->lease_cap; i++)
-		if (m->leases[i].cookie)
-			*lease_slot(tab, cap, m->leases[i].cookie) = m->leases[i];
-	free(m->leases);
-	m->leases = tab;
-	m->lease_cap = cap;
-	return 0;
-}
-
-/*
- * The entry of @cookie, created if new with its transport lease alive (the payload lease is
- * armed by the first inbound data, as the engine does); NULL when the table is full.
- */
-static struct metrics_lease_entry *lease_get(struct metrics *m, uint64_t cookie,
-					     const struct sp_conn *c, bool *created)
-{
-	struct metrics_lease_entry *e = lease_find(m, cookie);
-
-	*created = false;
-	if (e)
-		return e;
-	if ((m->lease_used + 1) * 2 > m->lease_cap && lease_grow(m)) {
-		m->lease_overflows++;
-		return NULL;
-	}
-	e = lease_slot(m->leases, m->lease_cap, cookie);
-	e->cookie = cookie;
-	e->svc = c ? conn_service(m, c) : SVC_OTHER;
-	m->svc.s[e->svc].activity++;
-	e->state[SP_LEASE_TRANSPORT] = ML_ALIVE;
-	lease_gauge_add(m, e, SP_LEASE_TRANSPORT, ML_ALIVE, 1);
-	m->lease_used++;
-	*created = true;
-	return e;
-}
-
-static void lease_remove(struct metrics *m, struct metrics_lease_entry *e)
-{
-	uint32_t mask = m->lease_cap - 1, i = e - m->leases, j = i, home;
+	struct metrics *m = ctx;
+	struct svc_stat *st = &m->svc.s[service_index(m, o->cgroup_id, o->has_pid ? o->comm : "")];
 
 	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
-		if (e->state[k] != ML_NONE)
-			lease_gauge_add(m, e, k, e->state[k], -1);
-	/* backward shift: move later entries of the cluster into the hole when they may */
-	for (;;) {
-		j = (j + 1) & mask;
-		if (!m->leases[j].cookie)
-			break;
-		home = hash64(m->leases[j].cookie) & mask;
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			m->leases[i] = m->leases[j];
-			i = j;
-		}
-	}
-	memset(&m->leases[i], 0, sizeof(m->leases[i]));
-	m->lease_used--;
+		for (int l = 0; l < LEASE_STATE_MAX; l++)
+			st->leases[k][l] += o->count[k][l];
 }
 
-static void lease_set(struct metrics *m, uint64_t cookie, const struct sp_conn *c,
-		      unsigned int kind, uint8_t state)
+void metrics_set_leases(struct metrics *m, const struct lease_table *t)
 {
-	struct metrics_lease_entry *e;
-	bool created;
+	const struct lease_stats *ls = lease_stats(t);
+	uint64_t full = m->svc.full;
 
-	if (!cookie || kind >= SP_LEASE_KIND_MAX)
-		return;
-	e = lease_get(m, cookie, c, &created);
-	if (!e)
-		return;
-	if (e->state[kind] != ML_NONE)
-		lease_gauge_add(m, e, kind, e->state[kind], -1);
-	e->state[kind] = state;
-	if (state != ML_NONE)
-		lease_gauge_add(m, e, kind, state, 1);
 	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
-		if (e->state[k] != ML_NONE)
-			return;
-	lease_remove(m, e);
-}
-
-static void lease_end(struct metrics *m, uint64_t cookie, int kind)
-{
-	struct metrics_lease_entry *e = cookie ? lease_find(m, cookie) : NULL;
-
-	if (!e)
-		return;
-	if (kind < 0) {
-		lease_remove(m, e);
-		return;
-	}
-	lease_set(m, cookie, NULL, kind, ML_NONE);
-}
-
-void metrics_seed_connection(struct metrics *m, uint64_t cookie)
-{
-	bool created;
-
-	if (cookie)
-		lease_get(m, cookie, NULL, &created);
+		for (int l = 0; l < LEASE_STATE_MAX; l++)
+			m->lease_gauge[k][l] = ls->count[k][l];
+	m->lease_overflows = ls->evicted;
+	for (uint32_t i = 0; i < m->svc.n; i++)
+		memset(m->svc.s[i].leases, 0, sizeof(m->svc.s[i].leases));
+	lease_for_each_owner(t, add_owner_leases, m);
+	/* a lease made under a full service table was counted in svc.full when it was made */
+	m->svc.full = full;
 }
 
 /* ---- spike table ---- */
@@ -404,21 +276,10 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 	case SP_ACT_STATE_CHANGE:
 		if (ev->state.old_state < SP_ST_MAX && ev->state.new_state < SP_ST_MAX)
 			m->transitions[ev->state.old_state][ev->state.new_state]++;
-		if (ev->state.new_state == SP_ST_ESTABLISHED && cookie) {
-			bool created;
-
-			lease_get(m, cookie, &ev->conn, &created);
-		}
-		else if (ev->state.new_state == SP_ST_CLOSE)
-			lease_end(m, cookie, -1);
+		/* the connection gets its lease: counts in choosing the services shown */
+		if (ev->state.new_state == SP_ST_ESTABLISHED && cookie)
+			m->svc.s[conn_service(m, &ev->conn)].activity++;
 		break;
-	case SP_ACT_ACTIVITY: {
-		struct metrics_lease_entry *e = cookie ? lease_find(m, cookie) : NULL;
-
-		if (e && ev->activity.payload_bytes && e->state[SP_LEASE_PAYLOAD] == ML_NONE)
-			lease_set(m, cookie, &ev->conn, SP_LEASE_PAYLOAD, ML_ALIVE);
-		break;
-	}
 	case SP_ACT_CONNECT: {
 		int i = ev->connect.success ? 0 : 1;
 		uint16_t svc = ev->has_conn ? conn_service(m, &ev->conn) : SVC_OTHER;
@@ -454,25 +315,15 @@ void metrics_on_event(struct metrics *m, const struct sp_event *ev)
 		if (ev->reset.direction < SP_RST_MAX)
 			m->resets[ev->reset.direction]++;
 		break;
-	case SP_ACT_LEASE_SUSPECT:
-		lease_set(m, cookie, &ev->conn, ev->lease.kind, ML_SUSPECT);
-		break;
 	case SP_ACT_LEASE_EXPIRED:
 		if (ev->lease.kind < SP_LEASE_KIND_MAX)
 			m->lease_expirations[ev->lease.kind]++;
-		lease_set(m, cookie, &ev->conn, ev->lease.kind, ML_EXPIRED);
 		break;
-	case SP_ACT_LEASE_RECOVERED:
-		lease_set(m, cookie, &ev->conn, ev->lease.kind, ML_ALIVE);
-		break;
-	case SP_ACT_LEASE_CLOSED:
 	case SP_ACT_LEASE_LOST:
 		/* one connection, counted by its transport line (every lease has one) */
-		if (ev->action == SP_ACT_LEASE_LOST && ev->lease.kind == SP_LEASE_TRANSPORT &&
-		    ev->lease.reason && !strcmp(ev->lease.reason, SP_LEASE_REASON_UNOBSERVED))
+		if (ev->lease.kind == SP_LEASE_TRANSPORT && ev->lease.reason &&
+		    !strcmp(ev->lease.reason, SP_LEASE_REASON_UNOBSERVED))
 			m->lease_unobserved++;
-		if (ev->lease.kind < SP_LEASE_KIND_MAX)
-			lease_end(m, cookie, ev->lease.kind);
 		break;
 	case SP_ACT_SPIKE:
 		on_spike(m, ev);
@@ -1018,7 +869,7 @@ static void render_services(struct sbuf *b, const struct metrics *m)
 					  "sockpulse_service_leases{service=\"%s\",kind=\"%s\","
 					  "state=\"%s\"} %lld\n",
 					  esc(t0, sizeof(t0), names[i]), lease_kind_name(k),
-					  lease_state_names[ML_ALIVE + l],
+					  lease_state_names[l],
 					  (long long)rows[i]->leases[k][l]);
 	if (m->have_stuck) {
 		family(b, "service_tcp_stuck_sockets", "gauge",
@@ -1148,7 +999,7 @@ long metrics_render(const struct metrics *m, char **out)
 
 	family(&b, "leases", "gauge", "Connection leases by kind and state");
 	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
-		for (int st = ML_ALIVE; st < ML_STATE_MAX; st++)
+		for (int st = 0; st < LEASE_STATE_MAX; st++)
 			sb_printf(&b, "sockpulse_leases{kind=\"%s\",state=\"%s\"} %llu\n",
 				  lease_kind_name(k), lease_state_names[st],
 				  (unsigned long long)m->lease_gauge[k][st]);
