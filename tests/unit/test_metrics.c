@@ -20,8 +20,9 @@
 #include "lease.h"
 #include "metrics.h"
 #include "prng.h"
+#include "util.h"
 
-#define SEC 1000000000ull
+#define SEC NSEC_PER_SEC
 #define T0 (1000 * SEC)
 
 static struct metrics m;
@@ -615,7 +616,7 @@ static void test_parse_listen(void **state)
 	listen_ok("[::]:80", AF_INET6, "::", 80);
 	assert_int_equal(metrics_parse_listen("off", &ss, &len, &off), 0);
 	assert_true(off);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		if (metrics_parse_listen(bad[i], &ss, &len, &off) != -EINVAL)
 			fail_msg("'%s' accepted", bad[i]);
 }

@@ -79,8 +79,8 @@ void lease_emit(struct lease_table *t, const struct lease *l, enum sp_action act
 	ev.lease.kind = (uint8_t)k;
 	ev.lease.reason = reason;
 	if (action != SP_ACT_LEASE_CLOSED && action != SP_ACT_LEASE_LOST) {
-		ev.lease.silent_ms = lease_silence(t, l, k, now) / NS_PER_MS;
-		ev.lease.ttl_ms = ttl_of(t, l) / NS_PER_MS;
+		ev.lease.silent_ms = lease_silence(t, l, k, now) / NSEC_PER_MSEC;
+		ev.lease.ttl_ms = ttl_of(t, l) / NSEC_PER_MSEC;
 	}
 	t->emit(t->ctx, &ev);
 }
@@ -97,19 +97,19 @@ void lease_emit_at(struct lease_table *t, const struct lease *l, enum sp_action 
 	ev.has_conn = true;
 	fill_conn(t, l, &ev.conn);
 	ev.lease.kind = (uint8_t)k;
-	ev.lease.silent_ms = silent_ns / NS_PER_MS;
-	ev.lease.ttl_ms = ttl_of(t, l) / NS_PER_MS;
+	ev.lease.silent_ms = silent_ns / NSEC_PER_MSEC;
+	ev.lease.ttl_ms = ttl_of(t, l) / NSEC_PER_MSEC;
 	t->emit(t->ctx, &ev);
 }
 
 static void tomb_add(struct lease_table *t, uint64_t cookie)
 {
-	t->tomb[(cookie * 0x9e3779b97f4a7c15ull) >> 52] = cookie;
+	t->tomb[sp_hash64(cookie) & (TOMB_SIZE - 1)] = cookie;
 }
 
 static bool tomb_has(const struct lease_table *t, uint64_t cookie)
 {
-	return t->tomb[(cookie * 0x9e3779b97f4a7c15ull) >> 52] == cookie;
+	return t->tomb[sp_hash64(cookie) & (TOMB_SIZE - 1)] == cookie;
 }
 
 /* Unlinks and frees a lease without a line. */
@@ -313,13 +313,13 @@ static struct lease *create(struct lease_table *t, const struct sp_conn *c, uint
 void lease_config_default(struct lease_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->ttl_ns = 30 * 1000000000ull;
+	cfg->ttl_ns = 30 * NSEC_PER_SEC;
 	cfg->max_leases = 1u << 20;
-	cfg->coalesce_ns = 1000000000ull;
+	cfg->coalesce_ns = NSEC_PER_SEC;
 	cfg->phi_threshold = 8;
 	cfg->phi_min_samples = 8;
-	cfg->phi_min_sd_ns = 1000000000ull;
-	cfg->close_grace_ns = 1000000000ull;
+	cfg->phi_min_sd_ns = NSEC_PER_SEC;
+	cfg->close_grace_ns = NSEC_PER_SEC;
 }
 
 struct lease_table *lease_new(const struct lease_config *cfg, lease_emit_fn emit_fn, void *ctx,

@@ -38,8 +38,8 @@ static uint64_t suspect_at(const struct lease_table *t, const struct lease *l, u
 	uint64_t at = sat_add(l->last[k], t->cfg.coalesce_ns + ttl_of(t, l) / 2);
 
 	if (t->phi_z > 0 && l->samples[k] >= t->cfg.phi_min_samples) {
-		double sd = phi_sd(&l->phi[k], (double)t->cfg.phi_min_sd_ns / NS_PER_S);
-		double after = (l->phi[k].mean + t->phi_z * sd) * NS_PER_S;
+		double sd = phi_sd(&l->phi[k], (double)t->cfg.phi_min_sd_ns / (double)NSEC_PER_SEC);
+		double after = (l->phi[k].mean + t->phi_z * sd) * (double)NSEC_PER_SEC;
 
 		if (after >= 0 && after < (double)(UINT64_MAX / 2)) {
 			uint64_t p = sat_add(l->last[k], (uint64_t)after);
@@ -124,7 +124,7 @@ void lease_renew(struct lease_table *t, struct lease *l, unsigned int k, uint64_
 			uint64_t cap = ttl_of(t, l) / 2;
 
 			phi_update(&l->phi[k], &l->samples[k],
-				   (double)(interval < cap ? interval : cap) / NS_PER_S);
+				   (double)(interval < cap ? interval : cap) / (double)NSEC_PER_SEC);
 			/* phi just became trusted: the pending timer may be far too late. */
 			if (l->samples[k] == t->cfg.phi_min_samples && t->phi_z > 0)
 				lease_ensure_timer(t, l);

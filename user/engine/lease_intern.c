@@ -9,24 +9,23 @@
 
 #include "lease_priv.h"
 
+/* Keys are a few words (addresses, owners, peers): each goes through the agent's hash. */
 static uint64_t hash_bytes(const void *p, size_t n)
 {
 	const uint8_t *b = p;
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+	uint64_t h = n, v;
 	size_t i;
 
 	for (i = 0; i + 8 <= n; i += 8) {
-		uint64_t v;
-
 		memcpy(&v, b + i, 8);
-		h = (h ^ v) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
+		h = sp_hash64(h ^ v);
 	}
-	for (; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	h ^= h >> 29;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	return h ^ (h >> 32);
+	if (i < n) {
+		v = 0;
+		memcpy(&v, b + i, n - i);
+		h = sp_hash64(h ^ v);
+	}
+	return h;
 }
 
 int itab_init(struct itab *t, uint32_t key_size, uint32_t rec_size)

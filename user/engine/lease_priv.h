@@ -15,13 +15,12 @@
 #include "lease.h"
 #include "phi.h"
 #include "sockpulse.h"
+#include "util.h"
 #include "wheel.h"
 
 #define NIL UINT32_MAX
-#define NS_PER_S 1000000000.0
-#define NS_PER_MS 1000000ull
-#define WHEEL_TICK_NS (1 * NS_PER_MS)
-#define TOMB_SIZE 4096 /* recently ended cookies, direct-mapped */
+#define WHEEL_TICK_NS (1 * NSEC_PER_MSEC)
+#define TOMB_SIZE 4096 /* recently ended cookies, direct-mapped (a power of two) */
 #define EVICT_SCAN 64  /* slots the eviction hand looks at */
 
 /* lease.flags */

@@ -105,7 +105,7 @@ static struct metrics_fail_dest *fail_dest_slot(struct metrics *m, const struct 
 {
 	uint64_t k = (uint64_t)port << 32 ^ netns;
 
-	for (int i = 0; i < 16; i += 4) {
+	for (size_t i = 0; i < sizeof(dst->bytes); i += 4) {
 		uint32_t w;
 
 		memcpy(&w, dst->bytes + i, 4);
