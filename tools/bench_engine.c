@@ -2,7 +2,8 @@
 /*
  * Engine benchmark (numbers, not pass/fail): lease renewal cost and expiry cost with 1M live
  * leases, memory per lease, expiry lateness, spike detector cost per connect event and its
- * detection latency, and the cost of one JSON line as the agent's log writes it. Usage:
+ * detection latency, the cost of one JSON line as the agent's log writes it, and what the
+ * metrics cost with that many leases (per event, and per scrape). Usage:
  * bench_engine [leases] (default 1000000).
  */
 #include <arpa/inet.h>
@@ -14,23 +15,22 @@
 #include "engine.h"
 #include "format.h"
 #include "lease.h"
+#include "metrics.h"
 #include "sockpulse.h"
 #include "spike.h"
+#include "util.h"
 
-#define SEC 1000000000ull
-#define MS 1000000ull
+#define SEC NSEC_PER_SEC
+#define MS NSEC_PER_MSEC
 #define T0 (1000 * SEC)
 #define BATCH 64
 
 static uint64_t rng = 0x853c49e6748fea9bull;
 
+/* splitmix64: a Weyl sequence through the agent's hash (its finaliser) */
 static uint64_t rnd(void)
 {
-	uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return sp_hash64(rng += 0x9e3779b97f4a7c15ull);
 }
 
 static double now_s(void)
@@ -38,7 +38,7 @@ static double now_s(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return ts.tv_sec + (double)ts.tv_nsec / NSEC_PER_SEC;
 }
 
 static long rss_kb(void)
@@ -75,7 +75,9 @@ static void on_emit(void *ctx, const struct sp_event *ev)
 	}
 }
 
-/* Connection i: 10.<peer>:443 from 10.255.x.y:<port>, owner one of 16 processes. */
+static uint32_t n_owners = 16;
+
+/* Connection i: 10.<peer>:443 from 10.255.x.y:<port>, owner one of n_owners processes. */
 static void mk_conn(struct sp_event *ev, uint32_t i, uint32_t peers)
 {
 	uint32_t peer = i % peers;
@@ -95,7 +97,7 @@ static void mk_conn(struct sp_event *ev, uint32_t i, uint32_t peers)
 	ev->conn.has_ports = true;
 	ev->conn.direction = SP_DIR_EGRESS;
 	ev->conn.has_pid = true;
-	ev->conn.pid = 1000 + i % 16;
+	ev->conn.pid = 1000 + i % n_owners;
 	snprintf(ev->conn.comm, sizeof(ev->conn.comm), "worker%u", i % 16);
 	ev->conn.cookie = 4096 + (uint64_t)i;
 	ev->conn.netns = 4026531840u;
@@ -134,7 +136,7 @@ static void bench_leases(uint32_t n)
 	}
 	dt = now_s() - t0;
 	printf("leases: %u live, %u peers; create %.0f ns/lease\n", lease_stats(t)->live,
-	       lease_stats(t)->peers, dt * 1e9 / n);
+	       lease_stats(t)->peers, dt * NSEC_PER_SEC / n);
 	printf("memory: %zu bytes/lease slot fixed (64 lease + 16 wheel + 4 hash), "
 	       "%.1f bytes/lease total held, RSS +%.1f bytes/lease\n",
 	       lease_slot_bytes(), (double)lease_bytes(t) / n, (rss_kb() - rss0) * 1024.0 / n);
@@ -179,8 +181,8 @@ static void bench_leases(uint32_t n)
 				lease_feed(t, &batch[k]);
 		}
 		dt = now_s() - t0;
-		if (dt * 1e9 / n < *best)
-			*best = dt * 1e9 / n;
+		if (dt * NSEC_PER_SEC / n < *best)
+			*best = dt * NSEC_PER_SEC / n;
 	}
 	printf("renew (tcp-activity, transport+payload, %u leases), best of 3 rounds:\n"
 	       "  one at a time:          %5.1f ns/op random order, %5.1f ns/op cookie order\n"
@@ -211,7 +213,7 @@ static void bench_leases(uint32_t n)
 		now = end;
 		printf("timer upkeep, all alive: %.1f ns per lease per second of clock "
 		       "(re-arms at TTL/2), %.1f us per 100 ms tick; lines %lu\n",
-		       dt * 1e9 / n / 40, dt * 1e6 / steps,
+		       dt * NSEC_PER_SEC / n / 40, dt * 1e6 / steps,
 		       (unsigned long)(sink.lines[SP_ACT_LEASE_SUSPECT] +
 				       sink.lines[SP_ACT_LEASE_EXPIRED]));
 	}
@@ -229,7 +231,7 @@ static void bench_leases(uint32_t n)
 		verdicts = sink.lines[SP_ACT_LEASE_SUSPECT] + sink.lines[SP_ACT_LEASE_EXPIRED];
 		printf("expiry: %lu verdicts (suspect+expired, 2 kinds) in %.3f s: %.1f ns per "
 		       "verdict incl. emit; lateness past TTL max %lu ms, mean %.1f ms (TTL 30 s)\n",
-		       (unsigned long)verdicts, dt, dt * 1e9 / verdicts,
+		       (unsigned long)verdicts, dt, dt * NSEC_PER_SEC / verdicts,
 		       (unsigned long)sink.max_late_ms,
 		       sink.late_n ? (double)sink.sum_late_ms / sink.late_n : 0.0);
 		/* Nothing left to expire: a tick costs nothing. */
@@ -238,10 +240,79 @@ static void bench_leases(uint32_t n)
 			lease_advance(t, at + steps * MS);
 		idle_dt = now_s() - t0;
 		printf("idle tick with %u expired leases pending nothing: %.1f ns\n", n,
-		       idle_dt * 1e9 / 100000);
+		       idle_dt * NSEC_PER_SEC / 100000);
 	}
 	lease_free(t);
 	free(order);
+}
+
+/*
+ * The metrics beside a lease table of n connections held by @owners processes, as the agent
+ * wires them: what each event costs the metrics, and what one scrape costs: the lease gauges
+ * taken from the table's per-owner counts (metrics_set_leases) and the rendering.
+ */
+static void bench_scrape(uint32_t n, uint32_t owners)
+{
+	static struct metrics m;
+	struct lease_config cfg;
+	struct lease_table *t;
+	struct sink sink = { 0 };
+	struct sp_event ev = { 0 };
+	uint32_t i, peers = n / 100 ? n / 100 : 1;
+	double t0, dt, best_set = 1e9, best_render = 1e9;
+	char *body = NULL;
+	long len = 0;
+
+	n_owners = owners;
+	lease_config_default(&cfg);
+	cfg.max_leases = n;
+	t = lease_new(&cfg, on_emit, &sink, T0);
+	if (!t || metrics_init(&m, "bench", "1", "tracepoint")) {
+		fprintf(stderr, "allocation failed\n");
+		exit(1);
+	}
+	ev.action = SP_ACT_STATE_CHANGE;
+	ev.state.old_state = SP_ST_SYN_SENT;
+	ev.state.new_state = SP_ST_ESTABLISHED;
+	for (i = 0; i < n; i++) {
+		mk_conn(&ev, i, peers);
+		ev.mono_ns = T0 + i;
+		lease_feed(t, &ev);
+		metrics_on_event(&m, &ev);
+	}
+	ev.action = SP_ACT_ACTIVITY;
+	ev.activity.segments = 3;
+	ev.activity.payload_bytes = 100;
+	t0 = now_s();
+	for (i = 0; i < n; i++) {
+		ev.conn.cookie = 4096 + (uint64_t)(rnd() % n);
+		ev.mono_ns = T0 + 2 * SEC;
+		metrics_on_event(&m, &ev);
+	}
+	dt = now_s() - t0;
+	printf("metrics: %.1f ns per tcp-activity event (%u leases, random order)\n", dt * NSEC_PER_SEC / n,
+	       n);
+	for (int round = 0; round < 5; round++) {
+		t0 = now_s();
+		metrics_set_leases(&m, t);
+		dt = now_s() - t0;
+		if (dt < best_set)
+			best_set = dt;
+		t0 = now_s();
+		free(body);
+		body = NULL;
+		len = metrics_render(&m, &body);
+		dt = now_s() - t0;
+		if (dt < best_render)
+			best_render = dt;
+	}
+	printf("metrics: scrape %.3f ms: lease gauges %.3f ms, render %.3f ms (%ld bytes, "
+	       "%u leases, %u owners), best of 5\n",
+	       (best_set + best_render) * 1e3, best_set * 1e3, best_render * 1e3, len, n, owners);
+	free(body);
+	metrics_free(&m);
+	lease_free(t);
+	n_owners = 16;
 }
 
 static void bench_spike(void)
@@ -279,7 +350,7 @@ static void bench_spike(void)
 	dt = now_s() - t0;
 	printf("spike: %.1f ns per connect event (%u destinations, 100k connects/s, 1%% failing), "
 	       "%lu alerts, %.0f bytes/destination\n",
-	       dt * 1e9 / nev, ndest, (unsigned long)sink.lines[SP_ACT_SPIKE],
+	       dt * NSEC_PER_SEC / nev, ndest, (unsigned long)sink.lines[SP_ACT_SPIKE],
 	       (double)spike_bytes(s) / cfg.max_dests);
 	spike_free(s);
 }
@@ -361,7 +432,7 @@ static void bench_format(void)
 		{ LINE_STATE, SP_ST_FIN_WAIT2, SP_ST_CLOSE, SP_DIR_EGRESS },
 		{ LINE_STATE, SP_ST_LAST_ACK, SP_ST_CLOSE, SP_DIR_INGRESS },
 	};
-	const unsigned int per_conn = sizeof(path) / sizeof(path[0]);
+	const unsigned int per_conn = ARRAY_SIZE(path);
 	const struct format_ctx ctx = { .connect_hook = "tracepoint" };
 	const uint32_t conns = 200000;
 	static char buf[SP_LINE_MAX];
@@ -413,7 +484,7 @@ static void bench_format(void)
 	}
 	dt = now_s() - t0;
 	printf("format: %.1f ns per JSON line (%lu lines, %.0f bytes/line, storm mix)\n",
-	       dt * 1e9 / (double)lines, lines, (double)bytes / (double)lines);
+	       dt * NSEC_PER_SEC / (double)lines, lines, (double)bytes / (double)lines);
 }
 
 int main(int argc, char **argv)
@@ -423,6 +494,8 @@ int main(int argc, char **argv)
 	if (!n)
 		n = 1000000;
 	bench_leases(n);
+	bench_scrape(n, 16);
+	bench_scrape(n, n);
 	bench_spike();
 	bench_latency();
 	bench_format();

@@ -2,12 +2,13 @@
 /*
  * The metrics registry and its exposition: fuzzed events (enum fields with any byte value, a
  * small cookie space so lease gauges move, every address family for spike destinations),
- * seeded connections and sock_diag snapshots into metrics_on_event() & co, then
- * metrics_render(), whose output must be a valid exposition (see fuzz_check_exposition).
+ * seeded connections and sock_diag snapshots into metrics_on_event() & co and a lease table
+ * (its lines to the metrics, as the agent wires them), then metrics_render(), whose output must
+ * be a valid exposition (see fuzz_check_exposition).
  *
  * The TIME_WAIT destination labels are either what the agent makes them from (addresses via
  * metrics_dest_label) or arbitrary bytes; arbitrary ones must come back intact once the
- * escaping is undone. Lease gauges must add up to the connections tracked.
+ * escaping is undone. The lease gauges by service must add up to the host-wide ones.
  *
  * Input: one byte of options (bit 0: arbitrary labels), then operations: one byte each
  * (7: sock_diag snapshot, 6: seed a connection, else an event) and its operands.
@@ -22,6 +23,7 @@
 
 #include "sockpulse.h"
 #include "diag.h"
+#include "lease.h"
 #include "metrics.h"
 
 #include "fuzz_common.h"
@@ -109,8 +111,16 @@ static void snapshot(struct fuzz_in *in, struct metrics *m, struct labels *l, st
 	l->n = k < METRICS_TOP_N ? k : METRICS_TOP_N;
 }
 
+static void lease_line(void *ctx, const struct sp_event *ev)
+{
+	metrics_on_event(ctx, ev);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct lease_config cfg;
+	struct lease_table *lt;
+	uint64_t by_svc = 0;
 	struct fuzz_in in = {data, size};
 	struct labels l = {0};
 	static struct diag_tally t;
@@ -122,6 +132,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (metrics_init(&m, "0.1.0", "1.1.0", "tracepoint"))
 		return 0;
+	lease_config_default(&cfg);
+	cfg.max_leases = 64;
+	lt = lease_new(&cfg, lease_line, &m, 0);
+	if (!lt) {
+		metrics_free(&m);
+		return 0;
+	}
 	if (!t.dests && diag_tally_init(&t))
 		return 0;
 	l.arbitrary = fin_u8(&in) & 1;
@@ -132,19 +149,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (op % 8 == 7) {
 			snapshot(&in, &m, &l, &t);
 		} else if (op % 8 == 6) {
-			metrics_seed_connection(&m, fin_u8(&in));
+			struct sp_conn c = {.cookie = fin_u8(&in)};
+
+			lease_seed(lt, &c, fin_u32(&in));
 		} else {
 			fuzz_event(&in, &ev, true);
 			metrics_on_event(&m, &ev);
+			lease_advance(lt, ev.mono_ns);
+			lease_feed(lt, &ev);
 		}
 	}
-	fuzz_assert(m.lease_used * 2 <= m.lease_cap, "lease table over half full");
+	metrics_set_leases(&m, lt);
 	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
-		for (int s = 0; s < ML_STATE_MAX; s++)
+		for (int s = 0; s < LEASE_STATE_MAX; s++) {
 			gauges += m.lease_gauge[k][s];
-	fuzz_assert(gauges >= m.lease_used && gauges <= 2ull * m.lease_used,
+			for (uint32_t i = 0; i < m.svc.n; i++)
+				by_svc += (uint64_t)m.svc.s[i].leases[k][s];
+		}
+	fuzz_assert(gauges == by_svc, "lease gauges %llu, by service %llu",
+		    (unsigned long long)gauges, (unsigned long long)by_svc);
+	fuzz_assert(gauges >= lease_stats(lt)->live && gauges <= 2ull * lease_stats(lt)->live,
 		    "lease gauges %llu for %u connections", (unsigned long long)gauges,
-		    m.lease_used);
+		    lease_stats(lt)->live);
 
 	len = metrics_render(&m, &body);
 	fuzz_assert(len > 0 && body, "metrics_render: %ld", len);
@@ -152,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_assert(!m.have_diag || l.seen == l.n + 1, "%u of %u TIME_WAIT labels rendered", l.seen,
 		    l.n + 1);
 	free(body);
+	lease_free(lt);
 	metrics_free(&m);
 	return 0;
 }

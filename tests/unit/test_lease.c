@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Lease table: every transition, the closing rule, coalescing, phi, hold, eviction, rollup. */
+/*
+ * Lease table: every transition, the closing rule, coalescing, phi, hold, eviction, the peer and
+ * owner rollups.
+ */
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -795,6 +798,104 @@ static void test_peer_rollup(void **state)
 	fx_free(f);
 }
 
+/* What lease_for_each_owner reported: the owners by (cgroup, pid), and the sums. */
+struct owners_seen {
+	struct lease_owner_info o[16];
+	size_t n;
+	uint32_t sum[SP_LEASE_KIND_MAX][LEASE_STATE_MAX];
+};
+
+static void add_owner(void *ctx, const struct lease_owner_info *o)
+{
+	struct owners_seen *w = ctx;
+
+	if (w->n < 16)
+		w->o[w->n++] = *o;
+	for (int k = 0; k < SP_LEASE_KIND_MAX; k++)
+		for (int s = 0; s < LEASE_STATE_MAX; s++)
+			w->sum[k][s] += o->count[k][s];
+}
+
+static const struct lease_owner_info *owners(struct fx *f, struct owners_seen *w, uint64_t cg,
+					     uint32_t pid)
+{
+	const struct lease_owner_info *found = NULL;
+	size_t n;
+
+	memset(w, 0, sizeof(*w));
+	n = lease_for_each_owner(f->t, add_owner, w);
+	assert_int_equal(n, w->n);
+	assert_memory_equal(w->sum, lease_stats(f->t)->count, sizeof(w->sum));
+	for (size_t i = 0; i < w->n; i++)
+		if (w->o[i].cgroup_id == cg && w->o[i].pid == pid)
+			found = &w->o[i];
+	return found;
+}
+
+/* Owners: counts follow every transition; a cgroup alone is kept until a process is known. */
+static void test_owner_rollup(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	struct owners_seen w;
+	const struct lease_owner_info *o;
+	struct sp_event ev = { .action = SP_ACT_STATE_CHANGE, .has_conn = true };
+	struct sp_conn seed = conn(3, SP_DIR_EGRESS, 40003);
+
+	established(f, 1, SP_DIR_EGRESS, T0); /* curl, pid 42 */
+	ev.conn = conn(2, SP_DIR_EGRESS, 40002);
+	ev.conn.has_pid = false;
+	ev.conn.comm[0] = '\0';
+	ev.conn.pid = 0;
+	ev.conn.cgroup_id = 7; /* the cgroup, no process */
+	ev.state.old_state = SP_ST_SYN_SENT;
+	ev.state.new_state = SP_ST_ESTABLISHED;
+	feed(f, &ev, T0);
+	seed.has_pid = false;
+	assert_true(lease_seed(f->t, &seed, T0)); /* nothing known */
+
+	o = owners(f, &w, 0, 42);
+	assert_non_null(o);
+	assert_true(o->has_pid);
+	assert_string_equal(o->comm, "curl");
+	assert_int_equal(o->count[SP_LEASE_TRANSPORT][LEASE_ALIVE], 1);
+	o = owners(f, &w, 7, 0);
+	assert_non_null(o);
+	assert_false(o->has_pid);
+	assert_string_equal(o->comm, "");
+	assert_int_equal(o->count[SP_LEASE_TRANSPORT][LEASE_ALIVE], 1);
+	assert_int_equal(w.n, 3); /* and the unowned one */
+	assert_int_equal(w.sum[SP_LEASE_TRANSPORT][LEASE_ALIVE], 3);
+
+	/* the cgroup-only lease's lines carry no owner, as before */
+	death(f, 9, SP_ACT_RESET, SP_RST_RECEIVED, T0); /* unknown cookie: nothing */
+	lease_advance(f->t, T0 + 7 * SEC);	       /* all suspect */
+	assert_int_equal(f->cap.n, 3);
+	for (unsigned int i = 0; i < f->cap.n; i++)
+		if (f->cap.ev[i].conn.cookie == 2)
+			assert_false(f->cap.ev[i].conn.has_pid || f->cap.ev[i].conn.cgroup_id);
+	f->cap.n = 0;
+	o = owners(f, &w, 7, 0);
+	assert_int_equal(o->count[SP_LEASE_TRANSPORT][LEASE_SUSPECT], 1);
+
+	/* a process becomes known (with data: the payload lease is armed): the counts move */
+	activity(f, 2, 10, T0 + 8 * SEC);
+	activity(f, 3, 0, T0 + 8 * SEC);
+	lease_advance(f->t, T0 + 8 * SEC + 10 * MS);
+	o = owners(f, &w, 0, 42);
+	assert_int_equal(o->count[SP_LEASE_TRANSPORT][LEASE_ALIVE], 2);
+	assert_int_equal(o->count[SP_LEASE_TRANSPORT][LEASE_SUSPECT], 1);
+	assert_int_equal(o->count[SP_LEASE_PAYLOAD][LEASE_ALIVE], 1);
+	assert_null(owners(f, &w, 7, 0));
+	assert_int_equal(w.n, 1);
+
+	transition(f, 1, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, T0 + 9 * SEC);
+	death(f, 2, SP_ACT_RESET, SP_RST_RECEIVED, T0 + 9 * SEC);
+	death(f, 3, SP_ACT_KEEPALIVE_TIMEOUT, 0, T0 + 9 * SEC);
+	assert_null(owners(f, &w, 0, 42));
+	assert_int_equal(w.n, 0);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -816,6 +917,7 @@ int main(void)
 		cmocka_unit_test(test_eviction),
 		cmocka_unit_test(test_conn_facts),
 		cmocka_unit_test(test_peer_rollup),
+		cmocka_unit_test(test_owner_rollup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

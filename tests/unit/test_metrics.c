@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Metrics: counters from events, lease and spike gauges from the engine's lines, bounded
- * destination labels, the exposition text (HELP/TYPE, escaping, cumulative buckets) and the
- * --metrics address parser.
+ * Metrics: counters from events, lease gauges from a lease table fed the same events, spike
+ * gauges from the engine's lines, bounded destination labels, the exposition text (HELP/TYPE,
+ * escaping, cumulative buckets) and the --metrics address parser.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -17,8 +17,13 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "lease.h"
 #include "metrics.h"
 #include "prng.h"
+#include "util.h"
+
+#define SEC NSEC_PER_SEC
+#define T0 (1000 * SEC)
 
 static struct metrics m;
 
@@ -82,13 +87,6 @@ static void state_change(uint64_t cookie, uint8_t from, uint8_t to)
 	metrics_on_event(&m, &ev);
 }
 
-static void lease_ev(enum sp_action a, uint64_t cookie, uint8_t kind)
-{
-	struct sp_event ev = conn_ev(a, cookie);
-
-	ev.lease.kind = kind;
-	metrics_on_event(&m, &ev);
-}
 
 static void test_counters(void **state)
 {
@@ -184,57 +182,115 @@ static void test_counters(void **state)
 
 #define V(series) value_of(t, series)
 
-static void activity(uint64_t cookie, uint32_t segs, uint64_t bytes)
+/* A lease table as the engine runs it: its lines go to the metrics, as the agent wires them. */
+static struct lease_table *lt;
+
+static void lease_line(void *ctx, const struct sp_event *ev)
+{
+	metrics_on_event(&m, ev);
+}
+
+static void new_lease_table(uint32_t max_leases)
+{
+	struct lease_config cfg;
+
+	lease_config_default(&cfg);
+	cfg.ttl_ns = 10 * SEC;
+	cfg.phi_threshold = 0;
+	cfg.max_leases = max_leases;
+	lt = lease_new(&cfg, lease_line, NULL, T0);
+	assert_non_null(lt);
+}
+
+/* An event to both, as the agent's runtime hands it to the engine and to the sinks. */
+static void feed(struct sp_event *ev, uint64_t at)
+{
+	ev->mono_ns = at;
+	lease_advance(lt, at);
+	metrics_on_event(&m, ev);
+	lease_feed(lt, ev);
+}
+
+static void feed_state(uint64_t cookie, uint8_t from, uint8_t to, uint64_t at)
+{
+	struct sp_event ev = conn_ev(SP_ACT_STATE_CHANGE, cookie);
+
+	ev.state.old_state = from;
+	ev.state.new_state = to;
+	feed(&ev, at);
+}
+
+static void feed_activity(uint64_t cookie, uint32_t bytes, uint64_t at)
 {
 	struct sp_event ev = conn_ev(SP_ACT_ACTIVITY, cookie);
 
-	ev.activity.segments = segs;
+	ev.activity.segments = 1;
 	ev.activity.payload_bytes = bytes;
-	metrics_on_event(&m, &ev);
+	feed(&ev, at);
+}
+
+static char *render_leases(uint64_t at)
+{
+	lease_advance(lt, at);
+	metrics_set_leases(&m, lt);
+	return render();
 }
 
 static void test_lease_gauges(void **state)
 {
+	struct sp_conn seed = conn_ev(SP_ACT_STATE_CHANGE, 12).conn;
+	struct sp_event rst = conn_ev(SP_ACT_RESET, 12);
 	char *t;
 
-	state_change(10, SP_ST_SYN_SENT, SP_ST_ESTABLISHED);
-	state_change(11, SP_ST_SYN_RECV, SP_ST_ESTABLISHED);
-	metrics_seed_connection(&m, 12);
-	metrics_seed_connection(&m, 12); /* twice: still one */
-	t = render();
+	new_lease_table(100);
+	feed_state(10, SP_ST_SYN_SENT, SP_ST_ESTABLISHED, T0);
+	feed_state(11, SP_ST_SYN_RECV, SP_ST_ESTABLISHED, T0);
+	assert_true(lease_seed(lt, &seed, T0));
+	assert_false(lease_seed(lt, &seed, T0)); /* twice: still one */
+	t = render_leases(T0);
 	assert_int_equal(V("sockpulse_leases{kind=\"transport\",state=\"alive\"}"), 3);
 	assert_int_equal(V("sockpulse_leases{kind=\"payload\",state=\"alive\"}"), 0);
 	free(t);
-	/* inbound data arms the payload lease; segments without data do not */
-	activity(10, 3, 0);
-	activity(12, 1, 0);
-	activity(12, 1, 100);
-	activity(12, 1, 100);
-	activity(99, 1, 100); /* unknown connection: nothing */
-	t = render();
-	assert_int_equal(V("sockpulse_leases{kind=\"payload\",state=\"alive\"}"), 1);
+	/* inbound data arms the payload lease; segments without data do not; activity of a
+	 * connection the table did not know (older than the agent) gives it a lease */
+	feed_activity(10, 0, T0);
+	feed_activity(12, 0, T0);
+	feed_activity(12, 100, T0);
+	feed_activity(99, 100, T0);
+	t = render_leases(T0);
+	assert_int_equal(V("sockpulse_leases{kind=\"transport\",state=\"alive\"}"), 4);
+	assert_int_equal(V("sockpulse_leases{kind=\"payload\",state=\"alive\"}"), 2);
 	free(t);
-	lease_ev(SP_ACT_LEASE_SUSPECT, 10, SP_LEASE_PAYLOAD);
-	lease_ev(SP_ACT_LEASE_EXPIRED, 11, SP_LEASE_TRANSPORT);
-	lease_ev(SP_ACT_LEASE_EXPIRED, 11, SP_LEASE_PAYLOAD);
-	lease_ev(SP_ACT_LEASE_RECOVERED, 11, SP_LEASE_PAYLOAD);
-	lease_ev(SP_ACT_LEASE_SUSPECT, 10, 9); /* bad kind: ignored */
-	t = render();
-	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"transport\",state=\"alive\"}"), 2);
-	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"transport\",state=\"expired\"}"), 1);
-	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"payload\",state=\"alive\"}"), 2);
-	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"payload\",state=\"suspect\"}"), 1);
-	assert_int_equal(value_of(t, "sockpulse_lease_expirations_total{kind=\"transport\"}"), 1);
-	assert_int_equal(value_of(t, "sockpulse_lease_expirations_total{kind=\"payload\"}"), 1);
+	/* silent past TTL/2 (+ the coalescing interval): suspect; 11 is heard again: recovered */
+	t = render_leases(T0 + 7 * SEC);
+	assert_int_equal(V("sockpulse_leases{kind=\"transport\",state=\"suspect\"}"), 4);
+	assert_int_equal(V("sockpulse_leases{kind=\"payload\",state=\"suspect\"}"), 2);
+	free(t);
+	feed_activity(11, 0, T0 + 7 * SEC);
+	/* silent past the TTL: expired */
+	t = render_leases(T0 + 12 * SEC);
+	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"transport\",state=\"alive\"}"), 1);
+	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"transport\",state=\"suspect\"}"), 0);
+	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"transport\",state=\"expired\"}"), 3);
+	assert_int_equal(value_of(t, "sockpulse_leases{kind=\"payload\",state=\"expired\"}"), 2);
+	assert_int_equal(value_of(t, "sockpulse_lease_expirations_total{kind=\"transport\"}"), 3);
+	assert_int_equal(value_of(t, "sockpulse_lease_expirations_total{kind=\"payload\"}"), 2);
 	free(t);
 
-	/* endings: per kind by lease-closed/-lost, whole connection by the move to CLOSE */
-	lease_ev(SP_ACT_LEASE_CLOSED, 10, SP_LEASE_TRANSPORT);
-	lease_ev(SP_ACT_LEASE_LOST, 10, SP_LEASE_PAYLOAD);
-	lease_ev(SP_ACT_LEASE_CLOSED, 10, SP_LEASE_PAYLOAD); /* already gone: no effect */
-	state_change(11, SP_ST_FIN_WAIT2, SP_ST_CLOSE);
-	state_change(12, SP_ST_LAST_ACK, SP_ST_CLOSE);
-	t = render();
+	/* endings: an orderly close at once, an abort after its grace, a reset at once */
+	feed_state(10, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, T0 + 13 * SEC);
+	feed_state(11, SP_ST_ESTABLISHED, SP_ST_CLOSE, T0 + 13 * SEC);
+	feed(&rst, T0 + 13 * SEC);
+	/* and one that two socket-table walks no longer found: unobserved */
+	for (int walk = 0; walk < 2; walk++) {
+		uint32_t netns = 4026531840u;
+
+		lease_advance(lt, T0 + (13 + walk) * SEC);
+		assert_int_equal(lease_resync_end(lt, &netns, 1, T0 + (13 + walk) * SEC,
+						  T0 + (13 + walk) * SEC), walk);
+	}
+	t = render_leases(T0 + 15 * SEC);
+	assert_int_equal(V("sockpulse_lease_unobserved_total"), 1);
 	for (int k = 0; k < 2; k++)
 		for (int s = 0; s < 3; s++) {
 			char series[128];
@@ -245,39 +301,24 @@ static void test_lease_gauges(void **state)
 				 "sockpulse_leases{kind=\"%s\",state=\"%s\"}", kinds[k], states[s]);
 			assert_int_equal(value_of(t, series), 0);
 		}
-	assert_int_equal(m.lease_used, 0);
+	assert_int_equal(V("sockpulse_lease_table_overflows_total"), 0);
 	free(t);
+	lease_free(lt);
 }
 
-/* The lease table against a model under random churn, through growth and deletions. */
-static void test_lease_table_random(void **state)
+/* A full lease table evicts: each eviction is a connection the gauges no longer count. */
+static void test_lease_overflows(void **state)
 {
-	enum { N = 20000, COOKIES = 3000 };
-	static uint8_t model[COOKIES + 1];
-	uint64_t r = 42;
-	uint64_t alive = 0, expected = 0;
+	char *t;
 
-	memset(model, 0, sizeof(model));
-	for (int i = 0; i < N; i++) {
-		uint64_t c = 1 + prng_below(&r, COOKIES);
-
-		if (prng_below(&r, 3) == 0) {
-			state_change(c, SP_ST_FIN_WAIT1, SP_ST_CLOSE);
-			model[c] = 0;
-		} else {
-			state_change(c, SP_ST_SYN_SENT, SP_ST_ESTABLISHED);
-			model[c] = 1;
-		}
-	}
-	for (int c = 1; c <= COOKIES; c++)
-		expected += model[c];
-	alive = m.lease_gauge[SP_LEASE_TRANSPORT][ML_ALIVE];
-	assert_int_equal(alive, expected);
-	assert_int_equal(m.lease_used, expected);
-	for (int c = 1; c <= COOKIES; c++)
-		state_change(c, SP_ST_FIN_WAIT1, SP_ST_CLOSE);
-	assert_int_equal(m.lease_used, 0);
-	assert_int_equal(m.lease_gauge[SP_LEASE_PAYLOAD][ML_ALIVE], 0);
+	new_lease_table(2);
+	for (uint64_t c = 1; c <= 5; c++)
+		feed_state(c, SP_ST_SYN_SENT, SP_ST_ESTABLISHED, T0 + c);
+	t = render_leases(T0 + 10);
+	assert_int_equal(V("sockpulse_leases{kind=\"transport\",state=\"alive\"}"), 2);
+	assert_int_equal(V("sockpulse_lease_table_overflows_total"), 3);
+	free(t);
+	lease_free(lt);
 }
 
 static void spike(const char *ip, uint16_t port, bool start, uint64_t t)
@@ -575,7 +616,7 @@ static void test_parse_listen(void **state)
 	listen_ok("[::]:80", AF_INET6, "::", 80);
 	assert_int_equal(metrics_parse_listen("off", &ss, &len, &off), 0);
 	assert_true(off);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		if (metrics_parse_listen(bad[i], &ss, &len, &off) != -EINVAL)
 			fail_msg("'%s' accepted", bad[i]);
 }
@@ -645,19 +686,20 @@ static void test_services(void **state)
 	svc_connects(1, 5, false); /* svc1: 5 failures, the last to 10.0.0.2:80 */
 	svc_connects(2, 3, true);  /* svc2: 3 successes */
 	svc_connects(0, 2, true); /* no cgroup: the command */
-	/* a lease of svc2's, expired */
+	/* a lease of svc2's (its cgroup known, its process not), expired */
+	new_lease_table(100);
 	ev = conn_ev(SP_ACT_STATE_CHANGE, 77);
 	ev.conn.cgroup_id = 2;
 	ev.state.old_state = SP_ST_SYN_SENT;
 	ev.state.new_state = SP_ST_ESTABLISHED;
-	metrics_on_event(&m, &ev);
-	lease_ev(SP_ACT_LEASE_EXPIRED, 77, SP_LEASE_TRANSPORT);
+	feed(&ev, T0);
+	lease_advance(lt, T0 + 12 * SEC);
 	/* a spike to the destination svc1's connects failed to */
 	ev = conn_ev(SP_ACT_SPIKE, 0);
 	ev.spike.start = true;
 	metrics_on_event(&m, &ev);
 
-	t = render();
+	t = render_leases(T0 + 12 * SEC);
 	/* svc1 (5) and svc2 (3 + a lease) lead; curl (2), svc3 and svc4 are folded */
 	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"svc1\",outcome=\"failure\"}"), 5);
 	assert_int_equal(value_of(t, "sockpulse_service_tcp_connect_failures_total{service=\"svc1\",reason=\"refused\"}"), 5);
@@ -675,10 +717,10 @@ static void test_services(void **state)
 	free(t);
 
 	/* the lease ends: its service's gauge goes back to 0 */
-	lease_ev(SP_ACT_LEASE_CLOSED, 77, SP_LEASE_TRANSPORT);
+	feed_state(77, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1, T0 + 13 * SEC);
 	ev = conn_ev(SP_ACT_SPIKE, 0);
 	metrics_on_event(&m, &ev);
-	t = render();
+	t = render_leases(T0 + 13 * SEC);
 	assert_int_equal(value_of(t, "sockpulse_service_leases{service=\"svc2\",kind=\"transport\",state=\"expired\"}"), 0);
 	assert_int_equal(value_of(t, "sockpulse_service_connect_failure_spike_active{service=\"svc1\",destination=\"10.0.0.2:80\"}"), 0);
 	free(t);
@@ -688,7 +730,7 @@ static void test_services(void **state)
 	t = render();
 	assert_int_equal(value_of(t, "sockpulse_service_tcp_connects_total{service=\"other\",outcome=\"failure\"}"), 6);
 	assert_int_equal(value_of(t, "sockpulse_services_folded"), 5);
-	free(t);
+	free(t);	lease_free(lt);
 }
 
 /* Stuck sockets counted by the service of the process that holds them. */
@@ -747,7 +789,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_gauges, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_lease_table_random, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_overflows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spikes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_diag_gauges_and_escaping, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insights, setup, teardown),

@@ -168,6 +168,7 @@ static long render(void *ctx, char **body)
 		struct portfc_tuple top[METRICS_TOP_N];
 		size_t n;
 
+		metrics_set_leases(&s->m, engine_leases(s->rt.engine));
 		n = stuck_top_procs(engine_stuck(s->rt.engine), procs, 4 * METRICS_TOP_N);
 		metrics_set_stuck(&s->m, procs, n);
 		n = portfc_top(engine_ports(s->rt.engine), top, METRICS_TOP_N);
@@ -260,7 +261,7 @@ static void diag_done(void *ctx, const struct diag_tally *t, bool ok)
 
 /*
  * Seeding: every socket of the start-up dump. Established connections older than the agent get
- * their leases now, so they show at once (metrics, and the engine's lease table).
+ * their leases now in the engine's lease table, so they show at once (the metrics read it).
  */
 static void seed_sock(void *ctx, const struct diag_tally *t, const struct diag_sock *ds)
 {
@@ -269,7 +270,6 @@ static void seed_sock(void *ctx, const struct diag_tally *t, const struct diag_s
 
 	if (ds->state != SP_ST_ESTABLISHED || !ds->cookie)
 		return;
-	metrics_seed_connection(&s->m, ds->cookie);
 	if (s->rt.engine) {
 		diag_to_conn(t, ds, &c);
 		engine_seed(s->rt.engine, &c, clock_mono_ns());

@@ -85,6 +85,18 @@ struct lease_peer_info {
 	uint64_t lost;
 };
 
+/*
+ * The leases of one owner (the process and cgroup a connection belongs to, as the lines carry
+ * them), for per-service numbers. Leases with no owner known have cgroup_id 0 and no pid.
+ */
+struct lease_owner_info {
+	uint64_t cgroup_id;	/* 0: not known */
+	bool has_pid;
+	uint32_t pid;
+	char comm[SP_COMM_MAX];	/* "" without a pid */
+	uint32_t count[SP_LEASE_KIND_MAX][LEASE_STATE_MAX]; /* its leases by kind and state */
+};
+
 struct lease_info {
 	uint8_t state[SP_LEASE_KIND_MAX];
 	bool payload_armed;
@@ -152,6 +164,12 @@ bool lease_peer_get(const struct lease_table *t, const struct sp_addr *addr, uin
 /* Calls fn for every tracked peer; returns the count. */
 size_t lease_for_each_peer(const struct lease_table *t,
 			   void (*fn)(void *ctx, const struct lease_peer_info *p), void *ctx);
+/*
+ * Calls fn for every owner holding leases, then once for the leases without an owner (if any);
+ * returns the count. The table keeps these counts as states change: O(owners), no lease walk.
+ */
+size_t lease_for_each_owner(const struct lease_table *t,
+			    void (*fn)(void *ctx, const struct lease_owner_info *o), void *ctx);
 size_t lease_bytes(const struct lease_table *t); /* memory held (slab, wheel, hash, interns) */
 size_t lease_slot_bytes(void);			  /* fixed cost per lease slot */
 

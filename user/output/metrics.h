@@ -4,12 +4,10 @@
  * and the engine's, goes through metrics_on_event), gauges set from sock_diag snapshots, and the
  * Prometheus text exposition (format 0.0.4). Pure logic: no I/O, no clock; unit-tested.
  *
- * Lease gauges need no engine API, they follow the engine's rules from the same events: a
- * connection that reaches ESTABLISHED (or was found open at start) holds a transport lease, its
- * first inbound data arms the payload lease, lease-suspect/-expired/-recovered move them,
- * lease-closed/-lost end them (the socket's move to CLOSE too, should a line be missing). Spike gauges follow
- * connect-failure-spike start/end lines. Label values are bounded: at most top_n destinations
- * carry their own label, the rest are summed under "other".
+ * Lease gauges are the lease table's own counts (by kind and state, and by owner for the service
+ * label), copied in before each render: one set of rules decides what a lease is. Spike gauges
+ * follow connect-failure-spike start/end lines. Label values are bounded: at most top_n
+ * destinations carry their own label, the rest are summed under "other".
  */
 #ifndef SP_METRICS_H
 #define SP_METRICS_H
@@ -20,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "event.h"
+#include "lease.h"
 #include "portfc.h"
 #include "sockpulse.h"
 #include "stuck.h"
@@ -27,7 +26,6 @@
 
 #define METRICS_TOP_N		10	   /* destination labels per metric, besides "other" */
 #define METRICS_DEST_LABEL_MAX	56	   /* "[ffff:...:ffff]:65535" */
-#define METRICS_LEASES_MAX	(1u << 21) /* connections tracked for the lease gauges */
 #define METRICS_SPIKES_MAX	256	   /* destinations tracked for the spike gauge */
 #define METRICS_CONNECT_BUCKETS 18
 #define METRICS_DEFAULT_PORT	9477
@@ -51,14 +49,6 @@ enum metrics_kind {
 	MK_MAX,
 };
 
-enum metrics_lease_state {
-	ML_NONE = 0,
-	ML_ALIVE,
-	ML_SUSPECT,
-	ML_EXPIRED,
-	ML_STATE_MAX,
-};
-
 struct metrics_dest {
 	char label[METRICS_DEST_LABEL_MAX];
 	uint64_t value;
@@ -68,12 +58,6 @@ struct metrics_hist {
 	uint64_t buckets[METRICS_CONNECT_BUCKETS]; /* non-cumulative; +Inf is count */
 	uint64_t count;
 	uint64_t sum_ns;
-};
-
-struct metrics_lease_entry {
-	uint64_t cookie; /* 0: free slot */
-	uint8_t state[SP_LEASE_KIND_MAX];
-	uint16_t svc; /* svctab.h index */
 };
 
 struct metrics_spike {
@@ -157,11 +141,9 @@ struct metrics {
 	uint64_t lease_unobserved; /* connections whose end only a socket-table walk told */
 	uint64_t spikes_total;
 
-	/* lease gauges */
-	struct metrics_lease_entry *leases;
-	uint32_t lease_cap, lease_used; /* cap: power of two */
-	uint64_t lease_gauge[SP_LEASE_KIND_MAX][ML_STATE_MAX];
-	uint64_t lease_overflows;
+	/* lease gauges (metrics_set_leases) */
+	uint64_t lease_gauge[SP_LEASE_KIND_MAX][LEASE_STATE_MAX];
+	uint64_t lease_overflows; /* the lease table's evictions */
 
 	/* spike gauges */
 	struct metrics_spike spikes[METRICS_SPIKES_MAX];
@@ -209,8 +191,8 @@ int metrics_init(struct metrics *m, const char *version, const char *libbpf_vers
 		 const char *connect_hook);
 void metrics_free(struct metrics *m);
 void metrics_on_event(struct metrics *m, const struct sp_event *ev);
-/* A connection that existed before the agent (sock_diag): its transport lease is alive. */
-void metrics_seed_connection(struct metrics *m, uint64_t cookie);
+/* Sets the lease gauges, host-wide and by service, from the lease table's counts. */
+void metrics_set_leases(struct metrics *m, const struct lease_table *t);
 /* Sets the sock_diag gauges; @top: the top destinations by TIME_WAIT sockets, @other the rest. */
 void metrics_set_diag(struct metrics *m, const uint64_t states[SP_ST_MAX], uint64_t time_wait,
 		      const struct metrics_dest *top, unsigned int n_top, uint64_t other);
