@@ -25,6 +25,7 @@ SP_CHECKS=0
 SP_NS_LIST=()
 SP_BG_PIDS=()
 SP_CGROUPS=()
+SP_MOUNTS=() # tmpfs_new
 declare -A SP_AGENT_PID=()
 declare -A SP_AGENT_NS=()
 
@@ -104,6 +105,10 @@ sp_cleanup() {
 		rmdir "${SP_CGROUPS[i]}" 2>/dev/null || true
 	done
 	[ -z "$SP_HOOK_DIR" ] || rm -rf "$SP_HOOK_DIR"
+	# lazily: an agent being killed may still hold a file there
+	for name in "${SP_MOUNTS[@]}"; do
+		umount -l "$name" 2>/dev/null || true
+	done
 	if [ "${SP_KEEP:-0}" = 1 ]; then
 		echo "# kept $SP_TMP"
 	else
@@ -194,6 +199,15 @@ link_pair() {
 	ip -n "$a" neigh replace "fd00:$n::2" lladdr "$mac_b" dev "v$n" nud permanent
 	ip -n "$b" neigh replace "10.$n.0.1" lladdr "$mac_a" dev "v$n" nud permanent
 	ip -n "$b" neigh replace "fd00:$n::1" lladdr "$mac_a" dev "v$n" nud permanent
+}
+
+# tmpfs_new NAME SIZE: mounts a tmpfs of SIZE (mount's size=, e.g. 512k) at $SP_TMP/NAME and
+# sets MNT to it; skips the test when it cannot. Unmounted at exit.
+tmpfs_new() {
+	MNT=$SP_TMP/$1
+	mkdir -p "$MNT"
+	mount -t tmpfs -o "size=$2,mode=0755" "sp-test-$1" "$MNT" || skip "cannot mount a tmpfs"
+	SP_MOUNTS+=("$MNT")
 }
 
 # cg_new SHORT: creates cgroup v2 directory $SP_ID-SHORT under the cgroup2 mount and sets CG to

@@ -11,10 +11,7 @@
 sp_require_bpf
 command -v curl >/dev/null || skip "curl not installed"
 
-MNT=$SP_TMP/g
-mkdir -p "$MNT"
-mount -t tmpfs -o size=16m,mode=0755 sp-test-gap "$MNT" || skip "cannot mount a tmpfs"
-trap 'umount -l "$MNT" 2>/dev/null; sp_cleanup' EXIT
+tmpfs_new g 16m
 LOG=$MNT/events.jsonl
 
 ns_new c

@@ -10,11 +10,7 @@
 sp_require_bpf
 command -v curl >/dev/null || skip "curl not installed"
 
-MNT=$SP_TMP/w
-mkdir -p "$MNT"
-mount -t tmpfs -o size=512k,mode=0755 sp-test-full "$MNT" || skip "cannot mount a tmpfs"
-# unmount (lazily: the agent may still hold the file) before lib.sh removes $SP_TMP
-trap 'umount -l "$MNT" 2>/dev/null; sp_cleanup' EXIT
+tmpfs_new w 512k
 
 ns_new c
 host_agent_start w c || sp_finish
