@@ -83,6 +83,7 @@ struct connect_req {
 	__u64 sk;	/* struct sock address, for matching only */
 	__u64 cookie;	/* set when SYN_SENT is seen */
 	__u8 raddr[SP_ADDR_LEN];
+	__u8 laddr[SP_ADDR_LEN]; /* the SYN's source address (set when SYN_SENT is seen) */
 	__u16 rport;
 	__u16 family;
 	__u64 out_ts;	/* outcome seen inside this call (has_outcome) */

@@ -80,7 +80,11 @@ static __always_inline struct sp_record *rec_for_call(const struct connect_req *
 	r->rport = req->rport;
 	r->netns = sk_netns_core(sk);
 	__builtin_memcpy(r->raddr, req->raddr, sizeof(r->raddr));
-	if (req->family == AF_INET)
+	/* After SYN_SENT, the address the SYN left from: a connect() that failed has had its
+	 * source address cleared (tcp_disconnect()) by the time it returns. */
+	if (req->syn_sent)
+		__builtin_memcpy(r->laddr, req->laddr, sizeof(r->laddr));
+	else if (req->family == AF_INET)
 		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
 	else
 		bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);

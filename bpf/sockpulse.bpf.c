@@ -56,6 +56,12 @@ static __always_inline void state_enter(struct sock *sk, struct tcp_sock *tp, st
 				s->connect_ts = req->ts;
 			req->syn_sent = 1;
 			req->cookie = bpf_get_socket_cookie(sk);
+			/* a failed connect() clears it before it returns (tcp_disconnect()) */
+			if (sk->__sk_common.skc_family == AF_INET)
+				__builtin_memcpy(req->laddr, &sk->__sk_common.skc_rcv_saddr, 4);
+			else
+				bpf_probe_read_kernel(req->laddr, 16,
+						      &sk->__sk_common.skc_v6_rcv_saddr);
 			req->blocking = !(sk->sk_socket->file->f_flags & O_NONBLOCK);
 			if (req->blocking)
 				s->flags |= SKF_DEFER;

@@ -58,9 +58,11 @@ done
 agent_stop cli
 C=$(agent_json cli)
 
-# connect_failed NAME FAMILY CLASS ERRNO_REGEX DEST PORT: the tcp-connect line of NAME's socket
+# connect_failed NAME FAMILY CLASS ERRNO_REGEX DEST PORT [SOURCE]: the tcp-connect line of NAME's
+# socket; SOURCE: its source.ip (the address the SYN left from, though the kernel clears it from
+# a socket whose connect() failed before the call returns)
 connect_failed() {
-	local name=$1 f=$2 class=$3 errre=$4 dest=$5 port=$6 o K P E
+	local name=$1 f=$2 class=$3 errre=$4 dest=$5 port=$6 src=${7:-} o K P E
 	o=$SP_TMP/$name.out
 	K=$(kv "$o" connect cookie)
 	P=$(kv "$o" connect pid)
@@ -75,6 +77,8 @@ connect_failed() {
 		and .destination.ip == \"$dest\" and .destination.port == $port
 		and .network.type == \"${TYPE[$f]}\" and .network.direction == \"egress\"
 		and .process.pid == $P and .process.name == \"sp_conn\""
+	[ -z "$src" ] || expect "$name: tcp-connect source.ip $src" "$C" "
+		.event.action == \"tcp-connect\" and $(sock_is "$K") and .source.ip == \"$src\""
 	expect_count "$name: exactly one tcp-connect for the socket" "$C" \
 		".event.action == \"tcp-connect\" and $(sock_is "$K")" 1
 	expect_none "$name: no connect success, no established state" "$C" "
@@ -82,7 +86,7 @@ connect_failed() {
 }
 
 for f in 4 6; do
-	connect_failed "refused$f" $f refused ECONNREFUSED "${PEER[$f]}" 5201
+	connect_failed "refused$f" $f refused ECONNREFUSED "${PEER[$f]}" 5201 "${SELF[$f]}"
 	K=$(kv "$SP_TMP/refused$f.out" connect cookie)
 	expect "refused$f: tcp-reset received in syn_sent" "$C" "
 		.event.action == \"tcp-reset\" and $(sock_is "$K")
@@ -91,7 +95,7 @@ for f in 4 6; do
 		.event.action == \"tcp-state-change\" and $(sock_is "$K")
 		and .sockpulse.old_state == \"syn_sent\" and .sockpulse.new_state == \"close\""
 
-	connect_failed "timeout$f" $f timeout ETIMEDOUT "${SINK[$f]}" 5202
+	connect_failed "timeout$f" $f timeout ETIMEDOUT "${SINK[$f]}" 5202 "${SELF[$f]}"
 	K=$(kv "$SP_TMP/timeout$f.out" connect cookie)
 	# TCP_SYNCNT=1: the kernel gives up after the SYN and one retransmission (about 3 s); a
 	# generous lower bound proves the duration is the connect's, not some other interval.
@@ -99,10 +103,11 @@ for f in 4 6; do
 		.event.action == \"tcp-connect\" and $(sock_is "$K") and .event.duration > 1000000000"
 	expect_none "timeout$f: no reset on a silent drop" "$C" ".event.action == \"tcp-reset\" and $(sock_is "$K")"
 
-	connect_failed "unreach$f" $f unreachable 'EHOSTUNREACH|ENETUNREACH' "${UNREACH[$f]}" 5203
+	connect_failed "unreach$f" $f unreachable 'EHOSTUNREACH|ENETUNREACH' "${UNREACH[$f]}" 5203 \
+		"${SELF[$f]}"
 	connect_failed "noroute$f" $f local ENETUNREACH "${NOROUTE[$f]}" 5204
 	check_eq "inuse$f: the first bound connection was up" "$(kv "$SP_TMP/hold$f.out" connect result)" ok
-	connect_failed "inuse$f" $f local EADDRNOTAVAIL "${PEER[$f]}" 5206
+	connect_failed "inuse$f" $f local EADDRNOTAVAIL "${PEER[$f]}" 5206 "${SELF[$f]}"
 
 	K=$(kv "$SP_TMP/cancel$f.out" connect cookie)
 	check_eq "cancel$f: still connecting when sp_conn gave up" "$(kv "$SP_TMP/cancel$f.out" connect result)" EINPROGRESS
