@@ -46,9 +46,11 @@ for f in 4 6; do
 	run "cancel$f" connect "${SINK[$f]}" 5205 --nonblock --timeout 1
 	# EADDRNOTAVAIL: a second socket bound to the same local address and port connecting to the
 	# same destination finds the 4-tuple taken.
-	bg_run "$SP_TMP/holdsrv$f.out" nsx r "$SP_CONN" serve "${PEER[$f]}" 5206 --hold 8 --deadline 30
+	# The first holds its connection long enough for the second to start even under qemu's TCG
+	# (it took over 2 s there).
+	bg_run "$SP_TMP/holdsrv$f.out" nsx r "$SP_CONN" serve "${PEER[$f]}" 5206 --hold 12 --deadline 30
 	wait_for "$SP_TMP/holdsrv$f.out" '^listening' 10 || fail "v$f hold server did not listen"
-	run "hold$f" connect "${PEER[$f]}" 5206 --bind "${SELF[$f]}" --bind-port 4100$f --reuseaddr --hold 2
+	run "hold$f" connect "${PEER[$f]}" 5206 --bind "${SELF[$f]}" --bind-port 4100$f --reuseaddr --hold 6
 	wait_for "$SP_TMP/hold$f.out" '^connect' 10 || fail "v$f first bound connect did not finish"
 	run "inuse$f" connect "${PEER[$f]}" 5206 --bind "${SELF[$f]}" --bind-port 4100$f --reuseaddr
 done
