@@ -5,8 +5,8 @@
 # linked into the unit tests and fuzzers without libbpf, netlink, HTTP or curses, so no core file
 # may include a header of the agent folders (kernel, cmd) or one of those libraries. Also: every
 # folder the Makefile links is one ARCHITECTURE.md describes, every quoted include resolves to
-# exactly one header (one folder per name), and no source file is over 900 lines. No BPF, no
-# traffic.
+# exactly one header (one folder per name), no source file is over 900 lines and no function
+# over 150. No BPF, no traffic.
 source "$(dirname "$0")/lib.sh"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -60,5 +60,14 @@ while read -r lines f; do
 		fail "$f has $lines lines (at most 900: split it by concern)"
 	fi
 done < <(wc -l user/*/*.[ch] bpf/*.[ch])
+
+# Functions: a definition starts at column 0 (the style's), its body ends at the first "}" there.
+long=$(awk '
+	/^[A-Za-z_].*\(/ && !/;[ \t]*$/ { name = $0; line = FNR; cand = 1; next }
+	/^\{/ && cand { start = line; fn = name; body = 1; cand = 0; next }
+	!/^[ \t]/ && !/^\{/ { cand = 0 }
+	/^\}/ && body { if (FNR - start + 1 > 150) printf "%s:%d (%d lines) ", FILENAME, start, FNR - start + 1; body = 0 }
+' user/*/*.c bpf/*.c bpf/*.h)
+check "no function over 150 lines (${long:-none})" [ -z "$long" ]
 
 sp_finish
