@@ -21,15 +21,17 @@ declare -A SRV=([4]=10.4.0.2 [6]=fd00:4::2)
 PIDS=()
 GO=$SP_TMP/go
 for f in 4 6; do
-	bg_run "$SP_TMP/psrst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5403 --wait-file "$GO" --rst-after-accept --deadline 20
+	bg_run "$SP_TMP/psrst$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5403 --wait-file "$GO" --rst-after-accept --deadline 40
 	PIDS+=("$BG_PID")
-	bg_run "$SP_TMP/pshold$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5404 --hold 5 --deadline 20
+	# The holding ends wait for the reset, which comes once both agents are up: that took over
+	# 5 s in qemu's TCG, so the holds are long (a reset ends a hold at once).
+	bg_run "$SP_TMP/pshold$f.out" nsx s "$SP_CONN" serve "${SRV[$f]}" 5404 --hold 30 --deadline 40
 	PIDS+=("$BG_PID")
 	wait_for "$SP_TMP/psrst$f.out" '^listening' 10 || fail "v$f early rst server did not listen"
 	wait_for "$SP_TMP/pshold$f.out" '^listening' 10 || fail "v$f early hold server did not listen"
-	bg_run "$SP_TMP/pcrecv$f.out" nsx c "$SP_CONN" connect "${SRV[$f]}" 5403 --hold 8 --deadline 20
+	bg_run "$SP_TMP/pcrecv$f.out" nsx c "$SP_CONN" connect "${SRV[$f]}" 5403 --hold 30 --deadline 40
 	PIDS+=("$BG_PID")
-	bg_run "$SP_TMP/pcsend$f.out" nsx c "$SP_CONN" connect "${SRV[$f]}" 5404 --wait-file "$GO" --hold 0.3 --linger0 --deadline 20
+	bg_run "$SP_TMP/pcsend$f.out" nsx c "$SP_CONN" connect "${SRV[$f]}" 5404 --wait-file "$GO" --hold 0.3 --linger0 --deadline 40
 	PIDS+=("$BG_PID")
 	wait_for "$SP_TMP/psrst$f.out" '^accepted' 10 || fail "v$f early rst server did not accept"
 	wait_for "$SP_TMP/pshold$f.out" '^accepted' 10 || fail "v$f early hold server did not accept"
@@ -56,7 +58,7 @@ for f in 4 6; do
 	PIDS+=("$BG_PID")
 done
 for pid in "${PIDS[@]}"; do
-	wait_pid "$pid" 20 || fail "a helper did not finish within 20 s"
+	wait_pid "$pid" 40 || fail "a helper did not finish within 40 s"
 done
 agent_stop cli
 agent_stop srv
