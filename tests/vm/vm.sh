@@ -224,9 +224,11 @@ case $fs in
 virtiofs)
 	sockdir=$(mktemp -d "$vmdir/vfs.XXXXXX")
 	for tag in root results; do
-		if [ "$tag" = root ]; then src=/; else src=$results; fi
+		# The root is read-only to the guest and does not change during a run: let the guest
+		# cache it (about 15% less time a command than cache=none); results: no caching.
+		if [ "$tag" = root ]; then src=/ vfs_cache=auto; else src=$results vfs_cache=none; fi
 		# No announce_submounts: overlayfs refuses a lower layer with submounts (EREMOTE).
-		"$virtiofsd" --socket-path="$sockdir/$tag.sock" -o source="$src" -o cache=none \
+		"$virtiofsd" --socket-path="$sockdir/$tag.sock" -o source="$src" -o cache=$vfs_cache \
 			-o sandbox=chroot >"$sockdir/$tag.log" 2>&1 &
 		pids+=($!)
 	done
