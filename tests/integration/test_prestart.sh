@@ -43,30 +43,33 @@ command -v ss >/dev/null || skip "ss (iproute2) not installed"
 ns_new p
 declare -A ADDR=([4]=127.0.0.1 [6]=::1) BASE=([4]=6100 [6]=6200)
 GO=$SP_TMP/go
+# Holds and deadlines are upper bounds: every end comes from its peer closing, $GO or a TERM.
+# They are long because in qemu's TCG guests (make vmtest) the workload and two agent starts
+# took over a minute.
 srv() { # TAG FAMILY PORT_OFFSET ARGS...
 	local tag=$1 f=$2 off=$3
 	shift 3
-	bg_run "$SP_TMP/$tag.out" nsx p "$SP_CONN" serve "${ADDR[$f]}" $((BASE[$f] + off)) --deadline 60 "$@"
+	bg_run "$SP_TMP/$tag.out" nsx p "$SP_CONN" serve "${ADDR[$f]}" $((BASE[$f] + off)) --deadline 400 "$@"
 	wait_for "$SP_TMP/$tag.out" '^listening' 10 || fail "$tag: server did not listen"
 }
 cli() { # TAG FAMILY PORT_OFFSET ARGS...
 	local tag=$1 f=$2 off=$3
 	shift 3
-	bg_run "$SP_TMP/$tag.out" nsx p "$SP_CONN" connect "${ADDR[$f]}" $((BASE[$f] + off)) --deadline 60 "$@"
+	bg_run "$SP_TMP/$tag.out" nsx p "$SP_CONN" connect "${ADDR[$f]}" $((BASE[$f] + off)) --deadline 400 "$@"
 	wait_for "$SP_TMP/$tag.out" '^connect .*result=ok' 10 || fail "$tag: client did not connect"
 }
 
 # ---- the workload, before any agent
 for f in 4 6; do
-	srv "svc$f" $f 0 --leak --count 2 --hold 40
+	srv "svc$f" $f 0 --leak --count 2 --hold 300
 	eval "SVC_PID$f=$BG_PID"
 	cli "a$f" $f 0 --wait-file "$GO"
 	srv "tw$f" $f 1 --count 1 --wait-file "$GO"
-	cli "c$f" $f 1 --hold 50
+	cli "c$f" $f 1 --hold 300
 	srv "twp$f" $f 2 --count 1
 	cli "twpc$f" $f 2 --hold 5
 	wait_pid "$BG_PID" 10 || fail "twp$f: the client did not see the server close"
-	srv "fork$f" $f 3 --fork-accept --count 2 --hold 40
+	srv "fork$f" $f 3 --fork-accept --count 2 --hold 300
 	cli "d$f" $f 3 --wait-file "$GO"
 	wait_for "$SP_TMP/svc$f.out" '^accepted' 10 || fail "svc$f did not accept A"
 	wait_for "$SP_TMP/fork$f.out" '^accepted' 10 || fail "fork$f did not accept D"
