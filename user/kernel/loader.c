@@ -173,6 +173,34 @@ static bool has_caps(bool *bpf, bool *perfmon, bool *sys_admin)
 	return found;
 }
 
+/*
+ * Why attaching a kprobe or a tracepoint (both through perf_event_open()) was refused. Debian's
+ * kernels default to kernel.perf_event_paranoid=3, which lets only CAP_SYS_ADMIN open perf
+ * events, CAP_PERFMON or not; fentry links do not need perf events.
+ */
+static const char *eacces_hint(const char *sec)
+{
+	bool bpf, perfmon, sys_admin = false;
+	bool tp = strncmp(sec, "tracepoint/", 11) == 0;
+	int paranoid = 0;
+	FILE *f;
+
+	if (!tp && strncmp(sec, "kprobe/", 7) != 0 && strncmp(sec, "kretprobe/", 10) != 0)
+		return "";
+	f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	if (f) {
+		if (fscanf(f, "%d", &paranoid) != 1)
+			paranoid = 0;
+		fclose(f);
+	}
+	if (paranoid >= 3 && has_caps(&bpf, &perfmon, &sys_admin) && !sys_admin)
+		return " (kernel.perf_event_paranoid=3 allows perf events to CAP_SYS_ADMIN only: set "
+		       "it to 2, or use --connect-hook fentry)";
+	if (tp)
+		return " (tracefs is not readable by this user)";
+	return "";
+}
+
 int loader_preflight(void)
 {
 	bool bpf, perfmon, sys_admin;
@@ -299,10 +327,7 @@ static int attach(struct loader *ld, unsigned int hook, bool only_variant, char 
 				continue;
 			}
 			snprintf(why, len, "attach %s failed: %s%s", name, strerror(-err),
-				 err == -EACCES && strncmp(bpf_program__section_name(prog),
-							   "tracepoint/", 11) == 0
-					 ? " (tracefs is not readable by this user)"
-					 : "");
+				 err == -EACCES ? eacces_hint(bpf_program__section_name(prog)) : "");
 			return err;
 		}
 		ld->links[ld->n_links++] = link;
