@@ -145,6 +145,7 @@ ROUTES=("4 10.5.0.1 ENETUNREACH noroute" "4 10.6.0.1 EHOSTUNREACH prohibit"
 # start at once, so each v4 route case connects from an address of its own: a sender of its own
 # for that budget. They still wait up to 15 s (SYN retransmissions at 1 s, 3 s, 7 s).
 C=$(ns_name c)
+C_MAC=$(ip -n "$C" -j link show dev v2 | jq -r '.[0].address')
 src=10
 for r in "${ROUTES[@]}"; do
 	read -r f d e t <<<"$r"
@@ -153,8 +154,7 @@ for r in "${ROUTES[@]}"; do
 		if [ "$f" = 4 ]; then
 			src=$((src + 1))
 			ip -n "$C" addr add "10.2.0.$src/24" dev v2
-			ip -n "$R" neigh replace "10.2.0.$src" lladdr \
-				"$(ip -n "$C" -j link show dev v2 | jq -r '.[0].address')" dev v2 nud permanent
+			ip -n "$R" neigh replace "10.2.0.$src" lladdr "$C_MAC" dev v2 nud permanent
 			bind=(--bind "10.2.0.$src")
 		fi
 		# shellcheck disable=SC2086

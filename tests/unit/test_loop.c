@@ -116,12 +116,26 @@ static void test_bad_fd(void **state)
 	loop_close(&l);
 }
 
+/* tick_ns 0: the timer stays disarmed, and a wait with nothing ready returns 0. */
+static void test_no_timer(void **state)
+{
+	struct seen s = { 0 };
+	const struct loop_ops ops = { .ctx = &s, .on_tick = on_tick };
+	struct loop l;
+
+	assert_int_equal(loop_open(&l, 0, &ops), 0);
+	assert_int_equal(loop_wait(&l, 20), 0);
+	assert_int_equal(s.ticks, 0);
+	loop_close(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loop),
 		cmocka_unit_test(test_registry_bounded),
 		cmocka_unit_test(test_bad_fd),
+		cmocka_unit_test(test_no_timer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

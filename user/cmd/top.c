@@ -303,7 +303,7 @@ static int replay_loop(struct top *t)
 	struct loop l;
 	int err;
 
-	err = loop_open(&l, 3600 * NSEC_PER_SEC, &ops); /* no ticks wanted: one an hour */
+	err = loop_open(&l, 0, &ops); /* nothing to do on a tick */
 	if (!err)
 		err = loop_add_fd(&l, STDIN_FILENO, on_tty, t);
 	if (!err)

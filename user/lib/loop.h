@@ -35,7 +35,8 @@ struct loop {
 	int n_fds;
 };
 
-/* Blocks and takes over SIGINT, SIGTERM and SIGHUP, arms a timer every tick_ns. 0 or -errno;
+/* Blocks and takes over SIGINT, SIGTERM and SIGHUP, arms a timer every tick_ns (0: no timer).
+ * 0 or -errno;
  * on failure what was opened is closed. */
 int loop_open(struct loop *l, uint64_t tick_ns, const struct loop_ops *ops);
 /* Adds a descriptor (EPOLLIN); fn gets it with the epoll events. 0, -E2BIG or -errno. */
