@@ -49,6 +49,8 @@ AGENT_LIBS  := $(shell $(PKG_CONFIG) --libs libmicrohttpd libmnl 2>/dev/null || 
 WEB_LIBS    := $(shell $(PKG_CONFIG) --libs yaml-0.1 libcrypt 2>/dev/null || echo -lyaml -lcrypt)
 # `sockpulse top`: ncursesw (linked into the binary only; Debian splits out libtinfo)
 CURSES_LIBS := $(shell $(PKG_CONFIG) --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
+# Everything the sockpulse binary links (the attribution builds link the same)
+SOCKPULSE_LIBS = $(BPF_LIBS) $(JSON_LIBS) $(WEB_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
 
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unused-function \
 	       -Iinclude -I$(OUT)
@@ -164,7 +166,7 @@ $(OUT)/ablate/%/loader.o: user/kernel/loader.c $(USER_HDRS) include/sockpulse.h 
 
 $(OUT)/ablate/%/sockpulse: $(OUT)/ablate/%/loader.o $(filter-out $(OUT)/obj/kernel/loader.o,$(AGENT_OBJS)) \
 		$(CORE_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(SOCKPULSE_LIBS)
 
 .SECONDARY: $(foreach p,$(ABLATE_BPF),$(addprefix $(OUT)/ablate/$(p)/,sockpulse.bpf.o \
 	sockpulse_compat.bpf.o sockpulse.skel.h sockpulse_compat.skel.h loader.o))
@@ -257,7 +259,7 @@ $(OUT)/obj/kernel/loader.o: $(OUT)/sockpulse.skel.h $(OUT)/sockpulse_compat.skel
 $(OUT)/obj/kernel/sockwalk.o: $(OUT)/sockwalk.skel.h
 
 $(OUT)/sockpulse: $(AGENT_OBJS) $(CORE_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(JSON_LIBS) $(WEB_LIBS) $(AGENT_LIBS) $(CURSES_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(SOCKPULSE_LIBS)
 
 $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJS)
 	@mkdir -p $(@D)
