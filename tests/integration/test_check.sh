@@ -10,6 +10,9 @@
 #   - --connect-hook tracepoint works when forced, also with the compat fd lookup (probe reads,
 #     for kernels before 6.2): a connect() failing before any SYN is reported with its owner;
 #   - --duration exits by itself with status 0;
+#   - where kprobe attaches (as root): its return probe is a tracefs kretprobe following 4096
+#     calls at once, removed when the agent stops; one left by a killed agent is removed by the
+#     next start;
 #   - start-up says plainly that a variant this kernel lacks is "not supported by this kernel",
 #     without errno words (those come with -v); the exit summary has one line after a run that
 #     saw nothing, and the events and lost lines after one that saw something.
@@ -80,6 +83,26 @@ expect "compat fd lookup: the no-route connect is a local failure with ENETUNREA
 	"$(agent_json forced)" ".event.action == \"tcp-connect\" and .sockpulse.failure == \"local\"
 		and .error.code == \"ENETUNREACH\" and .process.pid == ${NP:-0}
 		and .destination.ip == \"10.99.0.1\" and .destination.port == 5902"
+
+# The kprobe variant's return probe (user/kernel/retprobe.c), where kprobes attach.
+if grep -Eq '^kprobe: load ok, attach ok' "$SP_TMP/check.out"; then
+	check "kprobe: check says its return probe follows 4096 calls at once" \
+		grep -Eq '^kprobe: load ok, attach ok, 4096 calls followed at once$' "$SP_TMP/check.out"
+	tfs=/sys/kernel/tracing
+	[ -e $tfs/kprobe_events ] || tfs=/sys/kernel/debug/tracing
+	true & dead=$!
+	wait $dead
+	echo "r4096:sockpulse/connret_${dead}_0 inet_stream_connect" >>$tfs/kprobe_events
+	check "a stale probe of a dead agent is in tracefs before the start" \
+		test -d $tfs/events/sockpulse/connret_${dead}_0
+	timeout 60 "$SOCKPULSE" watch --json --connect-hook kprobe --netns "$(ns_path c)" \
+		--duration 1 >/dev/null 2>"$SP_TMP/kprobe.err"
+	check_eq "watch --connect-hook kprobe runs" "$?" 0
+	check "the start removed the dead agent's probe" \
+		test ! -e $tfs/events/sockpulse/connret_${dead}_0
+	check "the stop removed its own: no sockpulse probe is left in $tfs/kprobe_events" \
+		test "$(grep -c 'sockpulse/' $tfs/kprobe_events)" -eq 0
+fi
 
 start=$(date +%s)
 timeout 30 "$SOCKPULSE" watch --json --netns "$(ns_path c)" --duration 2 >"$SP_TMP/dur.out" 2>"$SP_TMP/dur.err"

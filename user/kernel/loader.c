@@ -20,6 +20,7 @@
 #include "loader.h"
 #include "log.h"
 #include "names.h"
+#include "retprobe.h"
 #include "sockpulse.skel.h"
 #include "sockpulse_compat.skel.h"
 #include "util.h"
@@ -298,6 +299,26 @@ static void detach_all(struct loader *ld)
 	for (int i = ld->n_links - 1; i >= 0; i--)
 		bpf_link__destroy(ld->links[i]);
 	ld->n_links = 0;
+	retprobe_remove(&ld->retprobe);
+}
+
+/*
+ * The kprobe variant's return probe: through tracefs with RETPROBE_MAXACTIVE calls followed at
+ * once, else libbpf's (the kernel's default number; a user without write access to tracefs).
+ */
+static struct bpf_link *attach_connect_return(struct loader *ld, struct bpf_program *prog)
+{
+	const char *func = strchr(bpf_program__section_name(prog), '/');
+	struct bpf_link *link;
+
+	link = retprobe_attach(&ld->retprobe, prog, func + 1, ld->ret_why, sizeof(ld->ret_why));
+	if (link) {
+		ld->ret_maxactive = RETPROBE_MAXACTIVE;
+		return link;
+	}
+	ld->ret_maxactive = 0;
+	pr_debug("kretprobe through tracefs: %s", ld->ret_why);
+	return bpf_program__attach(prog);
 }
 
 /* Attaches autoloaded programs; @only_variant: attach just the connect-hook ones. */
@@ -317,7 +338,10 @@ static int attach(struct loader *ld, unsigned int hook, bool only_variant, char 
 			continue;
 		if (ld->n_links >= LOADER_MAX_LINKS)
 			return -E2BIG;
-		link = bpf_program__attach(prog);
+		if (strcmp(name, "sp_kretprobe_connect") == 0)
+			link = attach_connect_return(ld, prog);
+		else
+			link = bpf_program__attach(prog);
 		if (!link) {
 			err = errno ? -errno : -EINVAL;
 			if (prog_optional(name)) {
@@ -491,6 +515,12 @@ int loader_start(struct loader *ld, const struct config *cfg)
 		pr_info("connect hook: %s (%s)", connect_hook_name(ld->hook), skipped);
 	else
 		pr_info("connect hook: %s", connect_hook_name(ld->hook));
+	if (ld->hook == SP_HOOK_KPROBE && !ld->ret_maxactive)
+		pr_warn("connect hook kprobe: its return probe follows the kernel's default number "
+			"of calls at once, max(10, 2 x CPUs), as no tracefs probe could be made (%s): "
+			"outcomes of blocking connect() calls beyond that are lost uncounted; run as "
+			"root or use --connect-hook fentry",
+			ld->ret_why);
 	return SP_EXIT_OK;
 }
 
@@ -575,6 +605,13 @@ int loader_read_stats(const struct loader *ld, struct sp_stats *sum)
 		sum->no_storage += percpu[cpu].no_storage;
 	}
 	add_recursion_misses(ld, sum);
+	if (ld->ret_maxactive) {
+		uint64_t missed;
+
+		/* a return the probe missed: a tcp-connect line that may not have been written */
+		if (!retprobe_missed(&ld->retprobe, &missed))
+			sum->dropped[SP_REC_CONNECT] += missed;
+	}
 out:
 	free(percpu);
 	return err;
@@ -594,9 +631,15 @@ int loader_check(const struct config *cfg)
 		const char *lacks = ld.lacks[hook];
 
 		if (!err) {
-			printf("%s: load ok, attach ok%s%s\n", connect_hook_name(hook),
+			printf("%s: load ok, attach ok%s%s", connect_hook_name(hook),
 			       hook == SP_HOOK_TRACEPOINT ? ", fd lookup " : "",
 			       hook == SP_HOOK_TRACEPOINT ? loader_fd_walk() : "");
+			if (hook == SP_HOOK_KPROBE && ld.ret_maxactive)
+				printf(", %d calls followed at once", ld.ret_maxactive);
+			else if (hook == SP_HOOK_KPROBE)
+				printf(", the kernel's default calls followed at once (%s)",
+				       ld.ret_why);
+			putchar('\n');
 			usable++;
 			loader_stop(&ld);
 			continue;

@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 
 #include "cli.h"
+#include "retprobe.h"
 #include "sockpulse.h"
 
 #define LOADER_MAX_LINKS 32
@@ -25,6 +26,9 @@ struct loader {
 	char why[SP_HOOK_MAX][LOADER_WHY_MAX];	/* why a variant was not used, in detail */
 	const char *lacks[SP_HOOK_MAX];		/* what the kernel lacks for it, or NULL */
 	int ncpus;
+	struct retprobe retprobe;		/* the kprobe variant's connect() return probe */
+	int ret_maxactive;			/* its calls followed at once; 0: the kernel's default */
+	char ret_why[LOADER_WHY_MAX];		/* why it has the default, if it does */
 };
 
 /* BTF present, capabilities enough to load BPF: an enum sp_exit code, one line saying why not. */
