@@ -2,7 +2,7 @@
 /*
  * Owners and ends for lines the ring records leave incomplete: sockets and listeners older than
  * the agent (from the walk), children of such listeners, a task's own word over an inference,
- * the swap of source and destination, forgetting at CLOSE, and a full table.
+ * the swap of source and destination, forgetting at CLOSE, a full table, and growth.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,6 +251,40 @@ static void test_full_table(void **state)
 	socktab_free(t);
 }
 
+/* The table grows as sockets arrive (from a small start to its limit) and keeps every one. */
+static void test_growth(void **state)
+{
+	struct socktab *t = socktab_new(1u << 14, 2);
+	struct socktab_stats st;
+	struct sp_event ev;
+
+	(void)state;
+	for (uint64_t c = 1; c <= (1u << 14); c++) {
+		struct sp_conn w = walked(c * 7919, SP_DIR_EGRESS, EPH, SVC, (uint32_t)c, "g");
+
+		socktab_walked(t, &w, false);
+	}
+	socktab_stats(t, &st);
+	assert_int_equal(st.socks, 1u << 14);
+	assert_int_equal(st.evicted, 0);
+	for (uint64_t c = 1; c <= (1u << 14); c++) {
+		ev = state_ev(c * 7919, SP_DIR_UNKNOWN, EPH, SVC, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1);
+		socktab_enrich(t, &ev);
+		assert_true(ev.conn.has_pid);
+		assert_int_equal(ev.conn.pid, c);
+	}
+	/* at the limit it forgets to make room, as before */
+	for (uint64_t c = 1; c <= 100; c++) {
+		struct sp_conn w = walked(c, SP_DIR_EGRESS, EPH, SVC, (uint32_t)c, "h");
+
+		socktab_walked(t, &w, false);
+	}
+	socktab_stats(t, &st);
+	assert_int_equal(st.socks, 1u << 14);
+	assert_int_equal(st.evicted, 100);
+	socktab_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +293,7 @@ int main(void)
 		cmocka_unit_test(test_listener_lines),
 		cmocka_unit_test(test_walk_wanted_once),
 		cmocka_unit_test(test_full_table),
+		cmocka_unit_test(test_growth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,9 +17,17 @@ struct st_entry {
 };
 
 struct st_table {
-	struct st_entry *slot; /* a power of two, at least twice max: never full */
+	struct st_entry *slot; /* a power of two, at least twice count: never full */
 	uint32_t mask, count, max;
+	uint32_t max_slots;    /* what it may grow to: the power of two at least twice max */
 };
+
+/*
+ * A table starts this small and doubles as it fills: every ring record probes it, and a table
+ * sized for its limit (4 MiB of sockets) spreads a storm's few thousand live sockets over lines
+ * the cache does not keep; grown to what is live, they stay in cache.
+ */
+#define ST_SLOTS_MIN 1024u
 
 /*
  * Records about a socket can follow its CLOSE (the reset an abortive close sends, the timeout
@@ -40,6 +48,9 @@ static int table_init(struct st_table *t, uint32_t max)
 
 	while (slots < 2 * (size_t)max)
 		slots <<= 1;
+	t->max_slots = (uint32_t)slots;
+	if (slots > ST_SLOTS_MIN)
+		slots = ST_SLOTS_MIN;
 	t->slot = calloc(slots, sizeof(*t->slot));
 	if (!t->slot)
 		return -1;
@@ -88,6 +99,30 @@ static struct st_entry *find(const struct st_table *t, uint64_t key)
 
 static void del(struct st_table *t, uint64_t key);
 
+/* Doubles the slots, rehashing every entry; false at the limit or without memory. */
+static bool grow(struct st_table *t)
+{
+	uint32_t n = t->mask + 1, i;
+	struct st_entry *old = t->slot, *e;
+
+	if (n >= t->max_slots)
+		return false;
+	t->slot = calloc((size_t)n * 2, sizeof(*t->slot));
+	if (!t->slot) {
+		t->slot = old;
+		return false;
+	}
+	t->mask = n * 2 - 1;
+	for (i = 0; i < n; i++) {
+		if (!old[i].key)
+			continue;
+		e = probe(t, old[i].key);
+		*e = old[i];
+	}
+	free(old);
+	return true;
+}
+
 /* The entry of @key, made if it is not there: a full table forgets another entry for it. */
 static struct st_entry *get(struct socktab *st, struct st_table *t, uint64_t key)
 {
@@ -95,7 +130,10 @@ static struct st_entry *get(struct socktab *st, struct st_table *t, uint64_t key
 
 	if (e->key == key)
 		return e;
-	if (t->count >= t->max) {
+	if (t->count < t->max && (t->count + 1) * 2 > t->mask + 1 && grow(t))
+		e = probe(t, key);
+	/* full, or half full and no memory to grow: then up to one free slot is kept */
+	if (t->count >= t->max || t->count + 2 > t->mask + 1) {
 		/* a cache: forget the nearest other socket (a walk finds its owner again) */
 		uint32_t i = (uint32_t)(e - t->slot);
 
