@@ -28,7 +28,7 @@ struct stuck {
 	void *ctx;
 	struct ent *ents;
 	uint32_t *buckets;
-	uint32_t nbuckets;
+	uint32_t nbuckets, bucket_bits;
 	uint32_t free_head; /* entries released, reused first */
 	uint32_t hwm;	    /* entries ever handed out: the slab is touched only up to here */
 	struct wheel *wheel;
@@ -57,9 +57,14 @@ static uint64_t snapshot_period(const struct stuck_config *cfg)
 	return cfg->after_ns > MIN_SNAPSHOT_NS ? cfg->after_ns : MIN_SNAPSHOT_NS;
 }
 
+/*
+ * Cookies come from a kernel counter: folding the high bits in keeps a dense range of cookies
+ * (the sockets of one burst) in neighbouring buckets, which share cache lines.
+ */
 static uint32_t bucket_of(const struct stuck *s, uint64_t cookie)
 {
-	return (uint32_t)sp_hash64(cookie) & (s->nbuckets - 1);
+	return (uint32_t)(cookie ^ (cookie >> s->bucket_bits) ^ (cookie >> 2 * s->bucket_bits)) &
+	       (s->nbuckets - 1);
 }
 
 struct stuck *stuck_new(const struct stuck_config *cfg, stuck_emit_fn emit, void *ctx,
@@ -76,8 +81,9 @@ struct stuck *stuck_new(const struct stuck_config *cfg, stuck_emit_fn emit, void
 	s->emit = emit;
 	s->ctx = ctx;
 	s->now = now_ns;
-	for (s->nbuckets = 16; s->nbuckets < cfg->max_sockets; s->nbuckets <<= 1)
-		;
+	for (s->nbuckets = 16, s->bucket_bits = 4; s->nbuckets < cfg->max_sockets;
+	     s->nbuckets <<= 1)
+		s->bucket_bits++;
 	s->ents = calloc(cfg->max_sockets, sizeof(*s->ents));
 	s->buckets = malloc(s->nbuckets * sizeof(*s->buckets));
 	s->procs = calloc(cfg->max_procs, sizeof(*s->procs));
@@ -251,6 +257,8 @@ void stuck_feed(struct stuck *s, const struct sp_event *ev)
 	 * changes (most of them) need no lookup */
 	if (stuck_state_index(ev->state.old_state) < 0 && to != SP_ST_CLOSE)
 		return;
+	if (!s->st.watched)
+		return; /* a storm of aborted connections: every socket dies, none was watched */
 	id = find(s, ev->conn.cookie, &link);
 	if (id != NIL)
 		release(s, id, link, s->now);
