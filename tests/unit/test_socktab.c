@@ -150,11 +150,18 @@ static void test_old_connection_both_ends(void **state)
 	ev.action = SP_ACT_RESET;
 	socktab_enrich(t, &ev);
 	assert_int_equal(ev.conn.pid, 201);
-	/* ...until enough later closes push it out */
-	for (uint64_t c = 1000; c < 1000 + 4096; c++) {
+	/* ...through SOCKTAB_CLOSED_DELAY - 1 later closes... */
+	for (uint64_t c = 1000; c < 1000 + SOCKTAB_CLOSED_DELAY - 1; c++) {
 		ev = state_ev(c, SP_DIR_EGRESS, EPH, SVC, SP_ST_FIN_WAIT2, SP_ST_CLOSE);
 		socktab_enrich(t, &ev);
 	}
+	ev = state_ev(21, SP_DIR_UNKNOWN, EPH, SVC, SP_ST_CLOSE, SP_ST_CLOSE);
+	ev.action = SP_ACT_RESET;
+	socktab_enrich(t, &ev);
+	assert_int_equal(ev.conn.pid, 201);
+	/* ...until one more pushes it out */
+	ev = state_ev(999, SP_DIR_EGRESS, EPH, SVC, SP_ST_FIN_WAIT2, SP_ST_CLOSE);
+	socktab_enrich(t, &ev);
 	ev = state_ev(21, SP_DIR_UNKNOWN, EPH, SVC, SP_ST_CLOSE, SP_ST_CLOSE);
 	ev.action = SP_ACT_RESET;
 	socktab_enrich(t, &ev);
@@ -229,13 +236,13 @@ static void test_full_table(void **state)
 	ev = state_ev(100, SP_DIR_UNKNOWN, EPH, SVC, SP_ST_ESTABLISHED, SP_ST_FIN_WAIT1);
 	socktab_enrich(t, &ev);
 	assert_int_equal(ev.conn.pid, 100);
-	/* removals (after 4096 later closes) keep every remaining entry reachable */
+	/* removals (after SOCKTAB_CLOSED_DELAY later closes) keep every remaining entry reachable */
 	for (uint64_t c = 1; c <= 100; c++) {
 		ev = state_ev(c, SP_DIR_UNKNOWN, EPH, SVC, SP_ST_FIN_WAIT1, SP_ST_CLOSE);
 		socktab_enrich(t, &ev);
 		assert_true(!ev.conn.has_pid || ev.conn.pid == c);
 	}
-	for (uint64_t c = 1000; c < 1000 + 4096; c++) {
+	for (uint64_t c = 1000; c < 1000 + SOCKTAB_CLOSED_DELAY; c++) {
 		ev = state_ev(c, SP_DIR_EGRESS, EPH, SVC, SP_ST_FIN_WAIT1, SP_ST_CLOSE);
 		socktab_enrich(t, &ev);
 	}

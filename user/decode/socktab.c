@@ -29,11 +29,7 @@ struct st_table {
  */
 #define ST_SLOTS_MIN 1024u
 
-/*
- * Records about a socket can follow its CLOSE (the reset an abortive close sends, the timeout
- * that names a death): a closed socket is forgotten only after this many later closes.
- */
-#define CLOSED_DELAY 4096
+#define CLOSED_DELAY SOCKTAB_CLOSED_DELAY
 
 struct socktab {
 	struct st_table socks, listeners;
