@@ -205,7 +205,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- qemu ----
-append="console=ttyS0 panic=-1 quiet loglevel=4 sp_fs=$fs"
+# loglevel=5: warnings and the stacks that follow them (a soft lockup's, say) reach
+# console.log, KERN_INFO chatter (links going up) does not
+append="console=ttyS0 panic=-1 quiet loglevel=5 sp_fs=$fs"
 qargs=(-nographic -no-reboot -m "$mem" -smp "$smp" -nic none -serial "file:$console"
 	-monitor none -kernel "$vmlinuz" -initrd "$initrd" -append "$append")
 if [ "$accel" = kvm ]; then
