@@ -35,22 +35,48 @@ SP_INLINE unsigned int dec_len(uint64_t v)
 	return t + 1 - (x < pow10_u64[t]);
 }
 
-/* The last @n digits of v written backwards from end, two per division; n >= digits of v. */
+/* Four digits of v < 10000, zero-padded. */
+SP_INLINE void dec4(char *p, uint32_t v)
+{
+	memcpy(p, digit_pairs + v / 100 * 2, 2);
+	memcpy(p + 2, digit_pairs + v % 100 * 2, 2);
+}
+
+/*
+ * The last @n digits of v written backwards from end; n >= digits of v. Eight digits at a time
+ * in two independent halves of four, then pairs: the multiplications overlap instead of each
+ * waiting for the one before, as two digits per division did (put_u64 was 6% of the agent).
+ */
 SP_INLINE void dec_write(char *end, uint64_t v, unsigned int n)
 {
 	char *q = end;
+	uint32_t x;
 
-	while (n >= 2) {
-		unsigned int d = (unsigned int)(v % 100) * 2;
-
-		v /= 100;
+	while (n > 8) {
+		x = (uint32_t)(v % 100000000);
+		v /= 100000000;
+		q -= 8;
+		dec4(q, x / 10000);
+		dec4(q + 4, x % 10000);
+		n -= 8;
+	}
+	x = (uint32_t)v; /* < 10^8 now */
+	if (n > 4) {
+		q -= 4;
+		dec4(q, x % 10000);
+		x /= 10000;
+		n -= 4;
+	}
+	if (n > 2) {
 		q -= 2;
-		q[0] = digit_pairs[d];
-		q[1] = digit_pairs[d + 1];
+		memcpy(q, digit_pairs + x % 100 * 2, 2);
+		x /= 100;
 		n -= 2;
 	}
-	if (n)
-		*--q = (char)('0' + v % 10);
+	if (n == 2)
+		memcpy(q - 2, digit_pairs + x * 2, 2);
+	else if (n)
+		q[-1] = (char)('0' + x);
 }
 
 /* Numbers are most of a line (ports, pids, cookies, sequence): written in place. */
