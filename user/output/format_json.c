@@ -11,6 +11,8 @@
 #include "cgroup.h"
 #include "format_internal.h"
 #include "names.h"
+#include "sockpulse.h"
+#include "util.h"
 
 #define JSON_DEPTH 5 /* depths 1..4 open at once: the line, sockpulse, stuck, its process */
 
@@ -113,9 +115,8 @@ SP_INLINE void j_rawn(struct json *j, const char *key, size_t klen, const char *
 }
 
 /* A name from the code's own tables ("established", "egress"): plain ASCII, nothing to escape. */
-SP_INLINE void j_name(struct json *j, const char *key, size_t klen, const char *name)
+SP_INLINE void j_namen(struct json *j, const char *key, size_t klen, const char *name, size_t n)
 {
-	size_t n = strlen(name);
 	char *p;
 
 	if (!j_key(j, key, klen, n + 2))
@@ -125,6 +126,62 @@ SP_INLINE void j_name(struct json *j, const char *key, size_t klen, const char *
 	memcpy(p + 1, name, n);
 	p[n + 1] = '"';
 	j->p = p + n + 2;
+}
+
+SP_INLINE void j_name(struct json *j, const char *key, size_t klen, const char *name)
+{
+	j_namen(j, key, klen, name, strlen(name));
+}
+
+/*
+ * The names of names.h's tables with their lengths, learnt on the first line: a strlen() per
+ * name was a twentieth of the line's time. (The agent has one thread, as for fmt_rfc3339().)
+ */
+struct jname {
+	const char *s; /* NULL: no name */
+	size_t n;
+};
+
+static struct {
+	bool ready;
+	struct jname action[SP_ACT_MAX];
+	struct jname state[SP_ST_MAX];
+	struct jname dir[SP_DIR_MAX];
+	struct jname failure[SP_FAIL_MAX];
+	struct jname reset_dir[SP_RST_MAX];
+	struct jname owner[SP_OWNER_SOURCE_MAX];
+	struct jname lease_kind[SP_LEASE_KIND_MAX];
+} jnames;
+
+static void jnames_learn(struct jname *t, unsigned int count, const char *(*name)(unsigned int))
+{
+	for (unsigned int i = 0; i < count; i++) {
+		t[i].s = name(i);
+		t[i].n = t[i].s ? strlen(t[i].s) : 0;
+	}
+}
+
+static void jnames_init(void)
+{
+	jnames_learn(jnames.action, ARRAY_SIZE(jnames.action), action_name);
+	jnames_learn(jnames.state, ARRAY_SIZE(jnames.state), tcp_state_name);
+	jnames_learn(jnames.dir, ARRAY_SIZE(jnames.dir), direction_name);
+	jnames_learn(jnames.failure, ARRAY_SIZE(jnames.failure), failure_name);
+	jnames_learn(jnames.reset_dir, ARRAY_SIZE(jnames.reset_dir), reset_dir_name);
+	jnames_learn(jnames.owner, ARRAY_SIZE(jnames.owner), owner_source_name);
+	jnames_learn(jnames.lease_kind, ARRAY_SIZE(jnames.lease_kind), lease_kind_name);
+	jnames.ready = true;
+}
+
+/* Bound-checked as names.h's lookups are (their tables have these sizes): NULL when unnamed. */
+#define JNAME(table, i)                                                                            \
+	((unsigned int)(i) < ARRAY_SIZE(jnames.table) && jnames.table[i].s ? &jnames.table[i] : NULL)
+
+/* j_name() of a JNAME(), when there is one. */
+SP_INLINE void j_jname(struct json *j, const char *key, size_t klen, const struct jname *name)
+{
+	if (name)
+		j_namen(j, key, klen, name->s, name->n);
 }
 
 /*
@@ -249,7 +306,7 @@ SP_INLINE void json_conn(struct json *j, const struct sp_event *ev)
 {
 	const struct sp_conn *c = &ev->conn;
 	bool no_dst = ev->action == SP_ACT_SPIKE && ev->spike.host_wide;
-	const char *dir;
+	const struct jname *dir;
 	int type;
 
 	json_addr(j, KEY("source"), &c->src, c->has_ports, c->sport);
@@ -259,15 +316,14 @@ SP_INLINE void json_conn(struct json *j, const struct sp_event *ev)
 	type = net_type(&c->src);
 	if (!type && !no_dst)
 		type = net_type(&c->dst);
-	dir = direction_name(c->direction);
+	dir = JNAME(dir, c->direction);
 	j_open(j, KEY("network"));
 	j_raw(j, KEY("transport"), "\"tcp\"");
 	if (type == 6)
 		j_raw(j, KEY("type"), "\"ipv6\"");
 	else if (type == 4)
 		j_raw(j, KEY("type"), "\"ipv4\"");
-	if (dir)
-		j_name(j, KEY("direction"), dir);
+	j_jname(j, KEY("direction"), dir);
 	j_close(j);
 
 	if (c->has_pid) {
@@ -281,10 +337,7 @@ SP_INLINE void json_conn(struct json *j, const struct sp_event *ev)
 
 SP_INLINE void json_state_name(struct json *j, const char *key, size_t klen, unsigned int state)
 {
-	const char *name = tcp_state_name(state);
-
-	if (name)
-		j_name(j, key, klen, name);
+	j_jname(j, key, klen, JNAME(state, state));
 }
 
 /* sockpulse.activity: inbound traffic not yet reported. */
@@ -298,11 +351,8 @@ SP_INLINE void json_activity(struct json *j, uint64_t segments, uint64_t payload
 
 SP_INLINE void json_lease(struct json *j, const struct sp_event *ev)
 {
-	const char *name = lease_kind_name(ev->lease.kind);
-
 	j_open(j, KEY("lease"));
-	if (name)
-		j_name(j, KEY("kind"), name);
+	j_jname(j, KEY("kind"), JNAME(lease_kind, ev->lease.kind));
 	/* Silence and TTL describe a live lease; a closed or lost one has neither. */
 	if (ev->action != SP_ACT_LEASE_CLOSED && ev->action != SP_ACT_LEASE_LOST) {
 		j_u64(j, KEY("silent_ms"), ev->lease.silent_ms);
@@ -315,15 +365,12 @@ SP_INLINE void json_lease(struct json *j, const struct sp_event *ev)
 
 SP_INLINE void json_spike(struct json *j, const struct sp_event *ev)
 {
-	const char *name = failure_name(ev->spike.failure);
-
 	j_open(j, KEY("spike"));
 	j_u64(j, KEY("failures"), ev->spike.failures);
 	j_u64(j, KEY("window_s"), ev->spike.window_s);
 	if (isfinite(ev->spike.baseline_per_s))
 		j_double(j, KEY("baseline_per_s"), ev->spike.baseline_per_s);
-	if (name)
-		j_name(j, KEY("failure"), name);
+	j_jname(j, KEY("failure"), JNAME(failure, ev->spike.failure));
 	if (ev->spike.host_wide && ev->spike.destinations)
 		j_u64(j, KEY("destinations"), ev->spike.destinations);
 	j_close(j);
@@ -379,7 +426,7 @@ SP_INLINE void json_hold(struct json *j, const struct sp_event *ev)
 SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 			      const struct format_ctx *ctx, const struct cg_attr *cg)
 {
-	const char *name;
+	const struct jname *name;
 
 	j_open(j, KEY("sockpulse"));
 	j_raw(j, KEY("schema"), "1");
@@ -394,9 +441,9 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 	if (ctx && ctx->connect_hook)
 		j_name(j, KEY("connect_hook"), ctx->connect_hook);
 	if (ev->has_conn && ev->conn.has_pid &&
-	    (name = owner_source_name(ev->conn.owner_source)) != NULL) {
+	    (name = JNAME(owner, ev->conn.owner_source)) != NULL) {
 		j_open(j, KEY("owner"));
-		j_name(j, KEY("source"), name);
+		j_jname(j, KEY("source"), name);
 		j_close(j);
 	}
 
@@ -413,9 +460,8 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 		json_activity(j, ev->activity.segments, ev->activity.payload_bytes);
 		break;
 	case SP_ACT_CONNECT:
-		name = ev->connect.success ? NULL : failure_name(ev->connect.failure);
-		if (name)
-			j_name(j, KEY("failure"), name);
+		if (!ev->connect.success)
+			j_jname(j, KEY("failure"), JNAME(failure, ev->connect.failure));
 		break;
 	case SP_ACT_KEEPALIVE_TIMEOUT:
 		j_open(j, KEY("keepalive"));
@@ -423,10 +469,10 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 		j_close(j);
 		break;
 	case SP_ACT_RESET:
-		name = reset_dir_name(ev->reset.direction);
+		name = JNAME(reset_dir, ev->reset.direction);
 		if (name) {
 			j_open(j, KEY("reset"));
-			j_name(j, KEY("direction"), name);
+			j_jname(j, KEY("direction"), name);
 			j_close(j);
 		}
 		if (ev->reset.has_old_state)
@@ -498,12 +544,15 @@ SP_INLINE void j_type(struct json *j, bool start)
 size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t seq,
 		   const struct format_ctx *ctx)
 {
-	const char *action = ev ? action_name(ev->action) : NULL;
+	const struct jname *action;
 	const struct cg_attr *cg = NULL;
 	struct json j = { .depth = 0 };
 	bool alert;
 	char *end;
 
+	if (!jnames.ready)
+		jnames_init();
+	action = ev ? JNAME(action, ev->action) : NULL;
 	if (!action)
 		return 0;
 	/* as wr_init() */
@@ -530,7 +579,7 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 		j_raw(&j, KEY("kind"), "\"alert\"");
 	else
 		j_raw(&j, KEY("kind"), "\"event\"");
-	j_name(&j, KEY("action"), action);
+	j_jname(&j, KEY("action"), action);
 	j_u64(&j, KEY("sequence"), seq);
 	if (ev->action == SP_ACT_SPIKE)
 		j_type(&j, ev->spike.start);
