@@ -13,7 +13,7 @@
 #include "format_internal.h"
 #include "util.h"
 
-static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+const char sp_digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
 				     "25262728293031323334353637383940414243444546474849"
 				     "50515253545556575859606162636465666768697071727374"
 				     "75767778798081828384858687888990919293949596979899";
@@ -24,56 +24,6 @@ const uint64_t sp_pow10[20] = {
 	10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
 	100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
 };
-
-/* Four digits of v < 10000, zero-padded. */
-SP_INLINE void dec4(char *p, uint32_t v)
-{
-	memcpy(p, digit_pairs + v / 100 * 2, 2);
-	memcpy(p + 2, digit_pairs + v % 100 * 2, 2);
-}
-
-/*
- * The last @n digits of v written backwards from end; n >= digits of v. Eight digits at a time
- * in two independent halves of four, then pairs: the multiplications overlap instead of each
- * waiting for the one before, as two digits per division did (put_u64 was 6% of the agent).
- */
-SP_INLINE void dec_write(char *end, uint64_t v, unsigned int n)
-{
-	char *q = end;
-	uint32_t x;
-
-	while (n > 8) {
-		x = (uint32_t)(v % 100000000);
-		v /= 100000000;
-		q -= 8;
-		dec4(q, x / 10000);
-		dec4(q + 4, x % 10000);
-		n -= 8;
-	}
-	x = (uint32_t)v; /* < 10^8 now */
-	if (n > 4) {
-		q -= 4;
-		dec4(q, x % 10000);
-		x /= 10000;
-		n -= 4;
-	}
-	if (n > 2) {
-		q -= 2;
-		memcpy(q, digit_pairs + x % 100 * 2, 2);
-		x /= 100;
-		n -= 2;
-	}
-	if (n == 2)
-		memcpy(q - 2, digit_pairs + x * 2, 2);
-	else if (n)
-		q[-1] = (char)('0' + x);
-}
-
-char *fmt_dec(char *p, uint64_t v, unsigned int n)
-{
-	dec_write(p + n, v, n);
-	return p + n;
-}
 
 /* Numbers are most of a line (ports, pids, cookies, sequence): written in place. */
 void put_u64(struct wr *w, uint64_t v)
