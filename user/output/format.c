@@ -5,7 +5,6 @@
  * value built on them. Numbers are formatted by hand (no printf per field, no locale: a
  * setlocale() elsewhere in the process must not turn "0.5" into "0,5" in JSON).
  */
-#include <arpa/inet.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -305,20 +304,56 @@ static char *fmt_ipv4(char *p, const uint8_t *b)
 	return p;
 }
 
+/*
+ * RFC 5952 text, byte for byte as glibc's inet_ntop() writes it (which went through sprintf per
+ * group): lower case without leading zeros, the longest run of two or more zero groups (the first
+ * of equals) as "::", and the last four bytes of ::a.b.c.d dotted.
+ */
+static char *fmt_ipv6(char *p, const uint8_t *b)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned int g[8], zero = 8, zlen = 0, i, run, n;
+
+	for (i = 0; i < 8; i++)
+		g[i] = (unsigned int)b[2 * i] << 8 | b[2 * i + 1];
+	for (i = 0; i < 8; i += run + 1) {
+		for (run = 0; i + run < 8 && !g[i + run]; run++)
+			;
+		if (run >= 2 && run > zlen) {
+			zero = i;
+			zlen = run;
+		}
+	}
+	for (i = 0; i < 8; i++) {
+		if (i == zero) {
+			*p++ = ':'; /* the second ':' is the next group's, or the one at the end */
+			i += zlen - 1;
+			continue;
+		}
+		if (i)
+			*p++ = ':';
+		if (i == 6 && zero == 0 &&
+		    (zlen == 6 || (zlen == 7 && g[7] != 1) || (zlen == 5 && g[5] == 0xffff)))
+			return fmt_ipv4(p, b + 12);
+		n = 1 + (g[i] >= 0x10) + (g[i] >= 0x100) + (g[i] >= 0x1000);
+		for (unsigned int k = n, v = g[i]; k--; v >>= 4)
+			p[k] = hex[v & 0xf];
+		p += n;
+	}
+	if (zlen && zero + zlen == 8)
+		*p++ = ':';
+	return p;
+}
+
 char *fmt_addr(char *p, const struct sp_addr *a)
 {
-	char tmp[SP_ADDR_STR_MAX];
 	const uint8_t *bytes;
 	int af = addr_family(a, &bytes);
-	size_t n;
 
 	if (af == AF_INET)
 		return fmt_ipv4(p, bytes);
-	if (af == AF_INET6 && inet_ntop(AF_INET6, bytes, tmp, sizeof(tmp))) {
-		n = strlen(tmp);
-		memcpy(p, tmp, n);
-		p += n;
-	}
+	if (af == AF_INET6)
+		return fmt_ipv6(p, bytes);
 	return p;
 }
 
