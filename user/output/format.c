@@ -291,7 +291,7 @@ size_t format_rfc3339_ns(char *buf, size_t cap, uint64_t real_ns)
 
 /* Dotted quad in place ("255.255.255.255" at most); glibc's inet_ntop goes through sprintf for
  * IPv4, too slow per event. */
-static char *fmt_ipv4(char *p, const uint8_t *b)
+SP_INLINE char *fmt_ipv4(char *p, const uint8_t *b)
 {
 	for (int i = 0; i < 4; i++) {
 		unsigned int v = b[i], n = 1 + (v >= 10) + (v >= 100);
