@@ -83,8 +83,10 @@ SP_INLINE void j_open(struct json *j, const char *key, size_t klen)
 		j_fail(j); /* a nesting this file never writes: no line rather than a bad one */
 		return;
 	}
-	if (!key || j_key(j, key, klen, 1))
+	if (!key)
 		j_ch(j, '{');
+	else if (j_key(j, key, klen, 1))
+		*j->p++ = '{';
 	j->depth++;
 	j->first[j->depth] = true;
 }
@@ -174,8 +176,12 @@ static void jnames_init(void)
 }
 
 /* Bound-checked as names.h's lookups are (their tables have these sizes): NULL when unnamed. */
-#define JNAME(table, i)                                                                            \
-	((unsigned int)(i) < ARRAY_SIZE(jnames.table) && jnames.table[i].s ? &jnames.table[i] : NULL)
+SP_INLINE const struct jname *jname_at(const struct jname *t, size_t count, unsigned int i)
+{
+	return i < count && t[i].s ? &t[i] : NULL;
+}
+
+#define JNAME(table, i) jname_at(jnames.table, ARRAY_SIZE(jnames.table), (i))
 
 /* j_name() of a JNAME(), when there is one. */
 SP_INLINE void j_jname(struct json *j, const char *key, size_t klen, const struct jname *name)
