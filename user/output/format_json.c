@@ -2,8 +2,8 @@
 /*
  * The JSON line (docs/EVENTS.md, the contract of `watch --json` and the agent's log): ECS-style
  * objects for the event, the connection and its owner, then the sockpulse object with the
- * action's own fields. Written key by key through the line writer (format_internal.h), no
- * printf and no locale: a setlocale() elsewhere in the process must not turn "0.5" into "0,5".
+ * action's own fields. Written key by key with the pieces of format_internal.h, no printf and
+ * no locale: a setlocale() elsewhere in the process must not turn "0.5" into "0,5".
  */
 #include <math.h>
 #include <string.h>
@@ -11,68 +11,98 @@
 #include "cgroup.h"
 #include "format_internal.h"
 #include "names.h"
+#include "sockpulse.h"
+#include "util.h"
 
 #define JSON_DEPTH 5 /* depths 1..4 open at once: the line, sockpulse, stuck, its process */
 
-/* A literal key and its length, known at compile time: no strlen per key. */
-#define KEY(lit) "" lit, sizeof(lit) - 1
-
 /*
- * The writer lives apart from the nesting state: a json never has its address taken outside the
- * inlined helpers, so the compiler keeps depth and first[] in registers and, where a line's shape
- * is fixed, folds the comma decisions away.
+ * The line has a cursor of its own rather than the shared writer (format_internal.h): a json
+ * never has its address passed to a function that is not inlined, so the compiler keeps the
+ * cursor, the depth and first[] in registers and, where a line's shape is fixed, folds the comma
+ * decisions away. (The shared writer's cursor went to put_u64() and the like by address, so it
+ * lived in memory, and a store through a char pointer may alias it: it was reloaded after every
+ * piece.) Out-of-line pieces take the cursor and give it back (fmt_*() of format_internal.h).
+ *
+ * Room is checked once per piece, its value included. A check may ask for more than the piece
+ * turns out to take (an address asks for its longest form), never for more than the line still
+ * has to write after it: a check fails only when the line does not fit, as before.
  */
 struct json {
-	struct wr *w;
+	char *p;
+	char *end; /* last byte, kept for the NUL; collapsed onto p on overflow */
+	bool full;
 	int depth;
 	bool first[JSON_DEPTH];
 };
 
-SP_INLINE void j_key(struct json *j, const char *key, size_t n)
+/* Marks the line as failed: nothing more is written, the line is reported as 0. */
+SP_INLINE void j_fail(struct json *j)
+{
+	j->full = true;
+	j->end = j->p;
+}
+
+SP_INLINE bool j_room(struct json *j, size_t n)
+{
+	if (__builtin_expect((size_t)(j->end - j->p) >= n, 1))
+		return true;
+	j_fail(j);
+	return false;
+}
+
+SP_INLINE void j_ch(struct json *j, char c)
+{
+	if (j_room(j, 1))
+		*j->p++ = c;
+}
+
+/*
+ * A literal key as ",\"key\":" and the length of "key", known at compile time: the key goes out
+ * with one copy of a constant size, from the comma or from the quote after it.
+ */
+#define KEY(lit) ",\"" lit "\":", sizeof(lit) - 1
+
+/* The key and room for @vmax bytes of its value; false (the line failed) when there is none. */
+SP_INLINE bool j_key(struct json *j, const char *key, size_t n, size_t vmax)
 {
 	bool comma = !j->first[j->depth];
-	struct wr *w = j->w;
-	char *p;
 
 	j->first[j->depth] = false;
-	/* One bound check for ,"key": */
-	if (!wr_room(w, n + 4))
-		return;
-	p = w->p;
-	if (comma)
-		*p++ = ',';
-	*p++ = '"';
-	memcpy(p, key, n);
-	p += n;
-	p[0] = '"';
-	p[1] = ':';
-	w->p = p + 2;
+	if (!j_room(j, n + 4 + vmax))
+		return false;
+	memcpy(j->p, key + !comma, n + 3 + comma);
+	j->p += n + 3 + comma;
+	return true;
 }
 
 /* Opens an object (as the value of @key, or the top level when @key is NULL). */
 SP_INLINE void j_open(struct json *j, const char *key, size_t klen)
 {
 	if (j->depth + 1 >= JSON_DEPTH) {
-		wr_fail(j->w); /* a nesting this file never writes: no line rather than a bad one */
+		j_fail(j); /* a nesting this file never writes: no line rather than a bad one */
 		return;
 	}
-	if (key)
-		j_key(j, key, klen);
-	put_ch(j->w, '{');
+	if (!key)
+		j_ch(j, '{');
+	else if (j_key(j, key, klen, 1))
+		*j->p++ = '{';
 	j->depth++;
 	j->first[j->depth] = true;
 }
 
 SP_INLINE void j_close(struct json *j)
 {
-	put_ch(j->w, '}');
+	j_ch(j, '}');
 	j->depth--;
 }
 
 SP_INLINE void j_u64(struct json *j, const char *key, size_t klen, uint64_t v)
 {
-	j_key(j, key, klen);
-	put_u64(j->w, v);
+	unsigned int n = dec_len(v);
+
+	if (j_key(j, key, klen, n))
+		j->p = fmt_dec(j->p, v, n);
 }
 
 /* A value the code itself wrote, already valid JSON (literal, number, array). */
@@ -80,46 +110,147 @@ SP_INLINE void j_u64(struct json *j, const char *key, size_t klen, uint64_t v)
 
 SP_INLINE void j_rawn(struct json *j, const char *key, size_t klen, const char *raw, size_t n)
 {
-	j_key(j, key, klen);
-	put(j->w, raw, n);
+	if (!j_key(j, key, klen, n))
+		return;
+	memcpy(j->p, raw, n);
+	j->p += n;
 }
 
 /* A name from the code's own tables ("established", "egress"): plain ASCII, nothing to escape. */
-SP_INLINE void j_name(struct json *j, const char *key, size_t klen, const char *name)
+SP_INLINE void j_namen(struct json *j, const char *key, size_t klen, const char *name, size_t n)
 {
-	size_t n = strlen(name);
-	struct wr *w = j->w;
+	char *p;
 
-	j_key(j, key, klen);
-	if (!wr_room(w, n + 2))
+	if (!j_key(j, key, klen, n + 2))
 		return;
-	w->p[0] = '"';
-	memcpy(w->p + 1, name, n);
-	w->p[n + 1] = '"';
-	w->p += n + 2;
+	p = j->p;
+	p[0] = '"';
+	memcpy(p + 1, name, n);
+	p[n + 1] = '"';
+	j->p = p + n + 2;
 }
 
-/* Any string: escaped. */
-static void j_str(struct json *j, const char *key, size_t klen, const char *s)
+SP_INLINE void j_name(struct json *j, const char *key, size_t klen, const char *name)
 {
-	j_key(j, key, klen);
-	put_ch(j->w, '"');
-	put_escaped(j->w, s, strlen(s));
-	put_ch(j->w, '"');
+	j_namen(j, key, klen, name, strlen(name));
+}
+
+/*
+ * The names of names.h's tables with their lengths, learnt on the first line: a strlen() per
+ * name was a twentieth of the line's time. (The agent has one thread, as for fmt_rfc3339().)
+ */
+struct jname {
+	const char *s; /* NULL: no name */
+	size_t n;
+};
+
+static struct {
+	bool ready;
+	struct jname action[SP_ACT_MAX];
+	struct jname state[SP_ST_MAX];
+	struct jname dir[SP_DIR_MAX];
+	struct jname failure[SP_FAIL_MAX];
+	struct jname reset_dir[SP_RST_MAX];
+	struct jname owner[SP_OWNER_SOURCE_MAX];
+	struct jname lease_kind[SP_LEASE_KIND_MAX];
+} jnames;
+
+static void jnames_learn(struct jname *t, unsigned int count, const char *(*name)(unsigned int))
+{
+	for (unsigned int i = 0; i < count; i++) {
+		t[i].s = name(i);
+		t[i].n = t[i].s ? strlen(t[i].s) : 0;
+	}
+}
+
+static void jnames_init(void)
+{
+	jnames_learn(jnames.action, ARRAY_SIZE(jnames.action), action_name);
+	jnames_learn(jnames.state, ARRAY_SIZE(jnames.state), tcp_state_name);
+	jnames_learn(jnames.dir, ARRAY_SIZE(jnames.dir), direction_name);
+	jnames_learn(jnames.failure, ARRAY_SIZE(jnames.failure), failure_name);
+	jnames_learn(jnames.reset_dir, ARRAY_SIZE(jnames.reset_dir), reset_dir_name);
+	jnames_learn(jnames.owner, ARRAY_SIZE(jnames.owner), owner_source_name);
+	jnames_learn(jnames.lease_kind, ARRAY_SIZE(jnames.lease_kind), lease_kind_name);
+	jnames.ready = true;
+}
+
+/* Bound-checked as names.h's lookups are (their tables have these sizes): NULL when unnamed. */
+SP_INLINE const struct jname *jname_at(const struct jname *t, size_t count, unsigned int i)
+{
+	return i < count && t[i].s ? &t[i] : NULL;
+}
+
+#define JNAME(table, i) jname_at(jnames.table, ARRAY_SIZE(jnames.table), (i))
+
+/* j_name() of a JNAME(), when there is one. */
+SP_INLINE void j_jname(struct json *j, const char *key, size_t klen, const struct jname *name)
+{
+	if (name)
+		j_namen(j, key, klen, name->s, name->n);
+}
+
+/*
+ * A piece written through the shared writer (format.c), on a writer of its own: the json's
+ * address is not taken. j_wr_done() takes the cursor back.
+ */
+SP_INLINE struct wr j_wr(const struct json *j)
+{
+	return (struct wr){ .start = j->p, .p = j->p, .end = j->end, .full = j->full };
+}
+
+SP_INLINE void j_wr_done(struct json *j, const struct wr *w)
+{
+	j->p = w->p;
+	if (w->full)
+		j_fail(j);
+}
+
+/* A string body, escaped: unchecked where even six bytes per byte fit, the closing quote too. */
+SP_INLINE void j_escaped(struct json *j, const char *s, size_t n)
+{
+	struct wr w;
+
+	if (n < (size_t)(j->end - j->p) / 6) {
+		j->p = fmt_escaped(j->p, s, n);
+		*j->p++ = '"';
+		return;
+	}
+	w = j_wr(j);
+	put_escaped(&w, s, n);
+	j_wr_done(j, &w);
+	j_ch(j, '"');
 }
 
 /* A string of a known length: escaped. */
-static void j_strn(struct json *j, const char *key, size_t klen, const char *s, size_t n)
+SP_INLINE void j_strn(struct json *j, const char *key, size_t klen, const char *s, size_t n)
 {
-	j_key(j, key, klen);
-	put_ch(j->w, '"');
-	put_escaped(j->w, s, n);
-	put_ch(j->w, '"');
+	if (!j_key(j, key, klen, 2))
+		return;
+	*j->p++ = '"';
+	j_escaped(j, s, n);
+}
+
+/* Any string: escaped. */
+SP_INLINE void j_str(struct json *j, const char *key, size_t klen, const char *s)
+{
+	j_strn(j, key, klen, s, strlen(s));
+}
+
+SP_INLINE void j_double(struct json *j, const char *key, size_t klen, double v)
+{
+	struct wr w;
+
+	if (!j_key(j, key, klen, 1))
+		return;
+	w = j_wr(j);
+	put_double(&w, v);
+	j_wr_done(j, &w);
 }
 
 /* Who the socket belongs to, read from its cgroup path (cgroup.h); the path itself is in
  * sockpulse.cgroup. */
-static void json_cgroup(struct json *j, const struct cg_attr *a)
+SP_INLINE void json_cgroup(struct json *j, const struct cg_attr *a)
 {
 	if (a->unit.len) {
 		j_open(j, KEY("systemd"));
@@ -156,11 +287,12 @@ SP_INLINE void json_addr(struct json *j, const char *key, size_t klen, const str
 	if (!has_ip && !(has_port && port))
 		return;
 	j_open(j, key, klen);
-	if (has_ip) {
-		j_key(j, KEY("ip"));
-		put_ch(j->w, '"');
-		put_addr(j->w, a);
-		put_ch(j->w, '"');
+	/* The longest address, not this one: at least the rest of this object, "network" and
+	 * "sockpulse" follow it, more than the difference. */
+	if (has_ip && j_key(j, KEY("ip"), SP_ADDR_STR_MAX + 1)) {
+		*j->p++ = '"';
+		j->p = fmt_addr(j->p, a);
+		*j->p++ = '"';
 	}
 	if (has_port && port)
 		j_u64(j, KEY("port"), port);
@@ -180,7 +312,7 @@ SP_INLINE void json_conn(struct json *j, const struct sp_event *ev)
 {
 	const struct sp_conn *c = &ev->conn;
 	bool no_dst = ev->action == SP_ACT_SPIKE && ev->spike.host_wide;
-	const char *dir;
+	const struct jname *dir;
 	int type;
 
 	json_addr(j, KEY("source"), &c->src, c->has_ports, c->sport);
@@ -190,36 +322,28 @@ SP_INLINE void json_conn(struct json *j, const struct sp_event *ev)
 	type = net_type(&c->src);
 	if (!type && !no_dst)
 		type = net_type(&c->dst);
-	dir = direction_name(c->direction);
+	dir = JNAME(dir, c->direction);
 	j_open(j, KEY("network"));
 	j_raw(j, KEY("transport"), "\"tcp\"");
 	if (type == 6)
 		j_raw(j, KEY("type"), "\"ipv6\"");
 	else if (type == 4)
 		j_raw(j, KEY("type"), "\"ipv4\"");
-	if (dir)
-		j_name(j, KEY("direction"), dir);
+	j_jname(j, KEY("direction"), dir);
 	j_close(j);
 
 	if (c->has_pid) {
 		j_open(j, KEY("process"));
 		j_u64(j, KEY("pid"), c->pid);
-		if (c->comm[0]) {
-			j_key(j, KEY("name"));
-			put_ch(j->w, '"');
-			put_escaped(j->w, c->comm, strnlen(c->comm, sizeof(c->comm)));
-			put_ch(j->w, '"');
-		}
+		if (c->comm[0])
+			j_strn(j, KEY("name"), c->comm, strnlen(c->comm, sizeof(c->comm)));
 		j_close(j);
 	}
 }
 
 SP_INLINE void json_state_name(struct json *j, const char *key, size_t klen, unsigned int state)
 {
-	const char *name = tcp_state_name(state);
-
-	if (name)
-		j_name(j, key, klen, name);
+	j_jname(j, key, klen, JNAME(state, state));
 }
 
 /* sockpulse.activity: inbound traffic not yet reported. */
@@ -233,11 +357,8 @@ SP_INLINE void json_activity(struct json *j, uint64_t segments, uint64_t payload
 
 SP_INLINE void json_lease(struct json *j, const struct sp_event *ev)
 {
-	const char *name = lease_kind_name(ev->lease.kind);
-
 	j_open(j, KEY("lease"));
-	if (name)
-		j_name(j, KEY("kind"), name);
+	j_jname(j, KEY("kind"), JNAME(lease_kind, ev->lease.kind));
 	/* Silence and TTL describe a live lease; a closed or lost one has neither. */
 	if (ev->action != SP_ACT_LEASE_CLOSED && ev->action != SP_ACT_LEASE_LOST) {
 		j_u64(j, KEY("silent_ms"), ev->lease.silent_ms);
@@ -250,17 +371,12 @@ SP_INLINE void json_lease(struct json *j, const struct sp_event *ev)
 
 SP_INLINE void json_spike(struct json *j, const struct sp_event *ev)
 {
-	const char *name = failure_name(ev->spike.failure);
-
 	j_open(j, KEY("spike"));
 	j_u64(j, KEY("failures"), ev->spike.failures);
 	j_u64(j, KEY("window_s"), ev->spike.window_s);
-	if (isfinite(ev->spike.baseline_per_s)) {
-		j_key(j, KEY("baseline_per_s"));
-		put_double(j->w, ev->spike.baseline_per_s);
-	}
-	if (name)
-		j_name(j, KEY("failure"), name);
+	if (isfinite(ev->spike.baseline_per_s))
+		j_double(j, KEY("baseline_per_s"), ev->spike.baseline_per_s);
+	j_jname(j, KEY("failure"), JNAME(failure, ev->spike.failure));
 	if (ev->spike.host_wide && ev->spike.destinations)
 		j_u64(j, KEY("destinations"), ev->spike.destinations);
 	j_close(j);
@@ -290,14 +406,12 @@ SP_INLINE void json_ports(struct json *j, const struct sp_event *ev)
 	j_u64(j, KEY("used"), ev->ports.used);
 	j_u64(j, KEY("time_wait"), ev->ports.time_wait);
 	j_u64(j, KEY("capacity"), ev->ports.capacity);
-	j_key(j, KEY("used_ratio"));
-	put_double(j->w, ev->ports.capacity ? (double)ev->ports.used / ev->ports.capacity : 0);
+	j_double(j, KEY("used_ratio"),
+		 ev->ports.capacity ? (double)ev->ports.used / ev->ports.capacity : 0);
 	j_u64(j, KEY("range_start"), ev->ports.range_lo);
 	j_u64(j, KEY("range_end"), ev->ports.range_hi);
-	j_key(j, KEY("connect_rate"));
-	put_double(j->w, ev->ports.connect_rate);
-	j_key(j, KEY("growth_rate"));
-	put_double(j->w, ev->ports.growth_rate);
+	j_double(j, KEY("connect_rate"), ev->ports.connect_rate);
+	j_double(j, KEY("growth_rate"), ev->ports.growth_rate);
 	if (ev->ports.eta_ms != UINT64_MAX)
 		j_u64(j, KEY("exhaustion_ms"), ev->ports.eta_ms);
 	j_close(j);
@@ -318,7 +432,7 @@ SP_INLINE void json_hold(struct json *j, const struct sp_event *ev)
 SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 			      const struct format_ctx *ctx, const struct cg_attr *cg)
 {
-	const char *name;
+	const struct jname *name;
 
 	j_open(j, KEY("sockpulse"));
 	j_raw(j, KEY("schema"), "1");
@@ -333,9 +447,9 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 	if (ctx && ctx->connect_hook)
 		j_name(j, KEY("connect_hook"), ctx->connect_hook);
 	if (ev->has_conn && ev->conn.has_pid &&
-	    (name = owner_source_name(ev->conn.owner_source)) != NULL) {
+	    (name = JNAME(owner, ev->conn.owner_source)) != NULL) {
 		j_open(j, KEY("owner"));
-		j_name(j, KEY("source"), name);
+		j_jname(j, KEY("source"), name);
 		j_close(j);
 	}
 
@@ -352,9 +466,8 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 		json_activity(j, ev->activity.segments, ev->activity.payload_bytes);
 		break;
 	case SP_ACT_CONNECT:
-		name = ev->connect.success ? NULL : failure_name(ev->connect.failure);
-		if (name)
-			j_name(j, KEY("failure"), name);
+		if (!ev->connect.success)
+			j_jname(j, KEY("failure"), JNAME(failure, ev->connect.failure));
 		break;
 	case SP_ACT_KEEPALIVE_TIMEOUT:
 		j_open(j, KEY("keepalive"));
@@ -362,10 +475,10 @@ SP_INLINE void json_sockpulse(struct json *j, const struct sp_event *ev,
 		j_close(j);
 		break;
 	case SP_ACT_RESET:
-		name = reset_dir_name(ev->reset.direction);
+		name = JNAME(reset_dir, ev->reset.direction);
 		if (name) {
 			j_open(j, KEY("reset"));
-			j_name(j, KEY("direction"), name);
+			j_jname(j, KEY("direction"), name);
 			j_close(j);
 		}
 		if (ev->reset.has_old_state)
@@ -415,13 +528,13 @@ SP_INLINE void json_error(struct json *j, int err)
 	if (err <= 0)
 		return;
 	j_open(j, KEY("error"));
-	j_key(j, KEY("code"));
-	put_ch(j->w, '"');
-	if (name)
-		put_str(j->w, name);
-	else
-		put_u64(j->w, (uint64_t)err);
-	put_ch(j->w, '"');
+	if (name) {
+		j_name(j, KEY("code"), name);
+	} else if (j_key(j, KEY("code"), dec_len((uint64_t)err) + 2)) {
+		*j->p++ = '"';
+		j->p = fmt_dec(j->p, (uint64_t)err, dec_len((uint64_t)err));
+		*j->p++ = '"';
+	}
 	j_close(j);
 }
 
@@ -437,30 +550,42 @@ SP_INLINE void j_type(struct json *j, bool start)
 size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t seq,
 		   const struct format_ctx *ctx)
 {
-	const char *action = ev ? action_name(ev->action) : NULL;
+	const struct jname *action;
 	const struct cg_attr *cg = NULL;
-	struct wr w;
-	struct json j = { .w = &w, .depth = 0 };
+	struct json j = { .depth = 0 };
 	bool alert;
+	char *end;
 
+	if (!jnames.ready)
+		jnames_init();
+	action = ev ? JNAME(action, ev->action) : NULL;
 	if (!action)
 		return 0;
-	wr_init(&w, buf, cap);
+	/* as wr_init() */
+	j.p = buf;
+	j.end = buf && cap ? buf + cap - 1 : buf;
+	j.full = !buf || !cap;
 	alert = ev->action == SP_ACT_LEASE_EXPIRED || ev->action == SP_ACT_SPIKE ||
 		ev->action == SP_ACT_TCP_STUCK || ev->action == SP_ACT_PORT_RISK;
 
 	j_open(&j, NULL, 0);
-	j_key(&j, KEY("@timestamp"));
-	put_ch(&w, '"');
-	put_rfc3339(&w, ev->real_ns);
-	put_ch(&w, '"');
+	if (j_key(&j, KEY("@timestamp"), SP_RFC3339_LEN + 2)) {
+		*j.p = '"';
+		end = fmt_rfc3339(j.p + 1, ev->real_ns);
+		if (!end) {
+			j_fail(&j);
+		} else {
+			*end = '"';
+			j.p = end + 1;
+		}
+	}
 
 	j_open(&j, KEY("event"));
 	if (alert)
 		j_raw(&j, KEY("kind"), "\"alert\"");
 	else
 		j_raw(&j, KEY("kind"), "\"event\"");
-	j_name(&j, KEY("action"), action);
+	j_jname(&j, KEY("action"), action);
 	j_u64(&j, KEY("sequence"), seq);
 	if (ev->action == SP_ACT_SPIKE)
 		j_type(&j, ev->spike.start);
@@ -497,6 +622,9 @@ size_t format_json(char *buf, size_t cap, const struct sp_event *ev, uint64_t se
 	json_error(&j, ev->error);
 	json_sockpulse(&j, ev, ctx, cg);
 	j_close(&j);
-	put_ch(&w, '\n');
-	return wr_finish(&w);
+	j_ch(&j, '\n');
+	if (j.full)
+		return 0;
+	*j.p = '\0';
+	return (size_t)(j.p - buf);
 }
