@@ -353,6 +353,13 @@ cpu_seconds() {
 		/proc/"$1"/stat 2>/dev/null || echo 0
 }
 
+# User and system CPU ticks of a process, all threads (/proc/PID/stat utime, stime): only their
+# ratio is used, to split cpu_seconds' exact total into the tracer's own work and the kernel's
+# on its behalf (its write() into the page cache, mostly).
+cpu_ticks() {
+	awk '{ sub(/^.*\) /, ""); print $12, $13 }' /proc/"$1"/stat 2>/dev/null || echo "0 0"
+}
+
 # start_sockpulse OUT ERR MODE [BINARY [ABLATE]]: `sockpulse watch --json` with stdout to OUT,
 # or `sockpulse agent` with its log in OUT (never rotated: every line counts; /metrics off);
 # ABLATE: the parts it is told to switch off at start.
@@ -466,7 +473,7 @@ events_lost() {
 # measurements in $MEASURED.
 measure_tracer() {
 	local tool=$1 storm_kind=$3 out="$WORK/$1.$3.r$2.out" err="$WORK/$1.$3.r$2.err"
-	local ids before after storm lines0 lines1 cpu0 cpu1 pid lost events prefix=
+	local ids before after storm lines0 lines1 cpu0 cpu1 ticks0 ticks1 pid lost events prefix=
 
 	sysctl -q -w kernel.bpf_stats_enabled=1 >/dev/null ||
 		die "cannot enable kernel.bpf_stats_enabled"
@@ -481,12 +488,14 @@ measure_tracer() {
 	touch "$out" # the agent creates its log at its first line
 	lines0=$(wc -l <"$out")
 	cpu0=$(cpu_seconds "$pid")
+	ticks0=$(cpu_ticks "$pid")
 	run_storm "$storm_kind"
 	storm=$(cat "$WORK/storm.json")
 	after=$(prog_snapshot "$ids" "$prefix")
 	sleep 1 # let the tracer drain what the storm left in its buffers
 	# CPU up to here: the events of the storm, drained (the tracer is idle otherwise)
 	cpu1=$(cpu_seconds "$pid")
+	ticks1=$(cpu_ticks "$pid")
 	stop_tracer
 	sysctl -q -w kernel.bpf_stats_enabled="$STATS_PREV" >/dev/null || true
 	[ "$lines0" -ge "$(header_lines "$tool")" ] || lines0=$(header_lines "$tool")
@@ -500,6 +509,9 @@ measure_tracer() {
 		--argjson before "$before" --argjson after "$after" \
 		--argjson events "$events" --argjson lost "${lost:-0}" \
 		--argjson steal "$STEAL" \
+		--argjson sys_frac "$(awk -v a="$ticks0" -v b="$ticks1" 'BEGIN {
+			split(a, x, " "); split(b, y, " "); u = y[1] - x[1]; k = y[2] - x[2]
+			print (u + k > 0) ? k / (u + k) : 0 }')" \
 		--argjson cpu "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" '
 		($before | map({key: (.id | tostring), value: .}) | from_entries) as $b
 		| [$after[] | . as $a | ($b[.id | tostring] // {ns: 0, cnt: 0}) as $p
@@ -507,6 +519,7 @@ measure_tracer() {
 		| {conn_s: $storm.conn_per_s, conns: $storm.connections, secs: $storm.elapsed_s,
 		   events: $events, lost: $lost, cpu: $cpu, steal: $steal,
 		   cpu_ns_ev: (if $events > 0 then $cpu * 1e9 / $events else null end),
+		   sys_ns_ev: (if $events > 0 then $cpu * $sys_frac * 1e9 / $events else null end),
 		   bpf_ns: ($progs | map(.ns) | add // 0),
 		   progs: [$progs[] | select(.cnt > 0) | {name, mean: (.ns / .cnt), cnt}]}')
 }
@@ -606,13 +619,13 @@ jq -rs --argjson quiet "$QUIET_STEAL" '
 	def f(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
 	def ratio: if .alone > 0 then .m.conn_s / .alone else null end;
 	(["storm", "tracer", "conn/s", "ratio", "- floor", "quiet ratio (n)", "events/s", "lost",
-	  "cpu ns/event", "bpf ns/conn", "steal %"] | @tsv),
+	  "cpu ns/event", "of it kernel", "bpf ns/conn", "steal %"] | @tsv),
 	(group_by(.storm) | sort_by(.[0].storm)[] | .[0].storm as $storm
 	 | (map(select(.tool == "alone")) | map(.alone)) as $alone
 	 | (map(select(.tool == "alone")) | map(.alone_steal)) as $alone_steal
 	 | (map(select(.tool == "floor") | {key: (.round | tostring), value: ratio})
 	    | from_entries) as $floor
-	 | ([$storm, "alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-", "-",
+	 | ([$storm, "alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-", "-", "-",
 	   ($alone_steal | median | f(1))] | @tsv),
 	(map(select(.tool != "alone")) | group_by(.tool)
 	 | sort_by(.[0].tool | {floor: 0, agent: 1, baseline: 3, watch: 4}[.]
@@ -626,6 +639,7 @@ jq -rs --argjson quiet "$QUIET_STEAL" '
 	     | "\(median | f(3)) (\(length))"),
 	    (map(.m.events / .m.secs) | median | f(0)), (map(.m.lost) | add | tostring),
 	    (map(.m.cpu_ns_ev // empty) | median | f(0)),
+	    (map(.m.sys_ns_ev // empty) | median | f(0)),
 	    (map(select(.m.conns > 0) | .m.bpf_ns / .m.conns) | median | f(0)),
 	    (map(.m.steal) | median | f(1))] | @tsv))' \
 	"$RESULTS" | column -t -s $'\t'
@@ -691,7 +705,9 @@ echo "columns: ratio = conn/s with the tracer / alone in the same round; - floor
 	"minus the floor's in the same round (median over rounds); cpu ns/ev = tracer" \
 	"process CPU (all threads, /proc/PID/task/*/schedstat) from the storm's start until 1 s" \
 	"after its end," \
-	"divided by the lines it wrote (the floor: records it drained); bpf ns/c = BPF run time per storm connection; steal = CPU" \
+	"divided by the lines it wrote (the floor: records it drained); of it kernel = the part the" \
+	"kernel spent for it (system time over user + system, /proc/PID/stat: for the agent, its" \
+	"write() into the page cache, mostly); bpf ns/c = BPF run time per storm connection; steal = CPU" \
 	"time the hypervisor took for others during the storm (/proc/stat), the main source of" \
 	"noise on a virtual machine; quiet ratio = median over the rounds where both runs had less" \
 	"than ${QUIET_STEAL}% steal (how many in parentheses); run times" \
