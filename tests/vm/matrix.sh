@@ -11,10 +11,13 @@
 # variant (default fentry kprobe tracepoint), the integration tests with SP_CONNECT_HOOK set
 # (tests/integration/lib.sh forces the variant on every agent the tests start). A variant that
 # check says does not attach on that kernel is not run: its cell fails with check's line.
-#   --subset full  every integration test (about 12 min a cell under TCG);
+#   --subset full  every integration test (35 to 70 min a cell under TCG, with another guest
+#                  beside it: generic and rt, cloud);
 #   --subset ci    test_check, test_connect and test_filters: every BPF program loaded and
 #                  attached under every variant, real traffic checked (about 1 min a cell).
 #   --tests "NAME..."  these integration tests instead of the subset's.
+#   --cell-timeout S   a cell's guest is stopped after S seconds (default 5400: a full cloud
+#                  cell with a second guest beside it takes about 70 minutes).
 # Prints, per kernel, check's lines; then the matrix kernel x variant -> passed/failed/skipped,
 # and each failing test with its FAIL lines. This machine's kernel row comes from the last
 # `make test` logs in build/test-logs, if any. Logs per cell: DIR/KVER/VARIANT/ (run.log: the
@@ -43,7 +46,7 @@ kernels=""
 variants="fentry kprobe tracepoint"
 subset=full
 out=build/vm/matrix
-cell_timeout=2400
+cell_timeout=5400
 only=""
 while [ $# -gt 0 ]; do
 	case $1 in
