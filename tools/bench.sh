@@ -503,6 +503,8 @@ measure_tracer() {
 	lost=$(events_lost "$tool" "$out" "$err")
 	events=$((lines1 - lines0))
 	[ "$tool" != floor ] || events=$(jq -s 'map(.records) | add // 0' "$out")
+	# with formatting or the write off the log holds its start line only: no per-line figures
+	case $tool in no-format | no-write) events=0 ;; esac
 	[ "$KEEP" = 1 ] || rm -f "$out"
 
 	MEASURED=$(jq -nc --argjson storm "$storm" \
