@@ -4,6 +4,10 @@
  * the ring every 100 ms, and on SIGINT/SIGTERM prints what it got as one JSON object on stdout:
  * {"records":N,"lost":M}. tools/bench.sh runs it beside sockpulse as the cost floor of a
  * tracer of TCP state changes. Says "floor: ready" on stderr once attached.
+ *
+ * floor --keep WAY adds a per-socket entry kept in the kernel (tools/floor.bpf.c): storage
+ * (socket storage), lru, lru-percpu or hash (maps keyed by socket cookie). tools/bench.sh runs
+ * these as the tracers floor-WAY, to measure what each way of keeping socket state costs.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +20,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "floor.h"
 #include "floor.skel.h"
 
 #define DRAIN_NS (100 * 1000000L)
@@ -87,6 +92,46 @@ static int run(struct ring_buffer *rb, const sigset_t *stop)
 	}
 }
 
+static const char *const keep_names[] = {
+	[KEEP_NONE] = "none",	[KEEP_STORAGE] = "storage",	     [KEEP_LRU] = "lru",
+	[KEEP_LRU_PERCPU] = "lru-percpu", [KEEP_HASH] = "hash",
+};
+
+static int keep_parse(const char *s)
+{
+	for (unsigned i = 0; i < sizeof(keep_names) / sizeof(keep_names[0]); i++)
+		if (strcmp(s, keep_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: floor [--keep none|storage|lru|lru-percpu|hash]\n"
+		   "One ring record per TCP state change, drained every 100 ms;\n"
+		   "on SIGINT/SIGTERM prints {\"records\":N,\"lost\":M}.\n"
+		   "--keep: also keep a per-socket entry that way (default none).\n"
+		   "Exit codes: 0 ran; 1 could not load, attach or drain; 2 bad usage.\n");
+}
+
+/* Only the mode's map keeps its size; the others shrink to one entry. */
+static int size_maps(struct floor_bpf *skel, int mode)
+{
+	struct {
+		struct bpf_map *map;
+		int mode;
+	} maps[] = {
+		{ skel->maps.kept_lru, KEEP_LRU },
+		{ skel->maps.kept_lru_percpu, KEEP_LRU_PERCPU },
+		{ skel->maps.kept_hash, KEEP_HASH },
+	};
+
+	for (unsigned i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		if (maps[i].mode != mode && bpf_map__set_max_entries(maps[i].map, 1))
+			return -EINVAL;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct counts c = { 0 };
@@ -94,16 +139,22 @@ int main(int argc, char **argv)
 	struct floor_bpf *skel;
 	unsigned long long lost = 0;
 	sigset_t stop;
-	int err;
+	int err, mode = KEEP_NONE;
 
-	if (argc > 1) {
-		bool help = strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0;
-
-		fprintf(help ? stdout : stderr,
-			"Usage: floor\nOne ring record per TCP state change, drained every 100 ms;\n"
-			"on SIGINT/SIGTERM prints {\"records\":N,\"lost\":M}.\n"
-			"Exit codes: 0 ran; 1 could not load, attach or drain; 2 bad usage.\n");
-		return help ? FLOOR_EXIT_OK : FLOOR_EXIT_USAGE;
+	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		usage(stdout);
+		return FLOOR_EXIT_OK;
+	}
+	if (argc == 3 && strcmp(argv[1], "--keep") == 0) {
+		mode = keep_parse(argv[2]);
+		if (mode < 0) {
+			fprintf(stderr, "floor: --keep: unknown way '%s' (none, storage, lru, "
+					"lru-percpu, hash)\n", argv[2]);
+			return FLOOR_EXIT_USAGE;
+		}
+	} else if (argc > 1) {
+		usage(stderr);
+		return FLOOR_EXIT_USAGE;
 	}
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
@@ -111,10 +162,18 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &stop, NULL);
 	libbpf_set_print(libbpf_quiet);
 
-	skel = floor_bpf__open_and_load();
+	skel = floor_bpf__open();
 	if (!skel) {
-		fprintf(stderr, "floor: cannot load: %s\n", strerror(errno));
+		fprintf(stderr, "floor: cannot open: %s\n", strerror(errno));
 		return FLOOR_EXIT_FAILURE;
+	}
+	skel->rodata->keep_mode = mode;
+	err = size_maps(skel, mode);
+	if (!err)
+		err = floor_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "floor: cannot load: %s\n", strerror(-err));
+		goto out;
 	}
 	err = floor_bpf__attach(skel);
 	if (err) {
