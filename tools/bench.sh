@@ -17,7 +17,9 @@
 # can cost; every tracer's ratio is also given minus the floor's in the same round.
 # "floor-storage", "floor-lru", "floor-lru-percpu" and "floor-hash" are the floor plus a
 # per-socket entry kept in the kernel that way (floor --keep): what keeping socket state costs,
-# way by way, to choose where sockpulse keeps its own (opt-in, through BENCH_TRACERS). "agent" is
+# way by way, to choose where sockpulse keeps its own; "floor-probe-storage" and
+# "floor-probe-slots", the floor plus inbound activity coalesced per socket (floor --probe), in
+# socket storage or in a fixed array of slots (opt-in, through BENCH_TRACERS). "agent" is
 # `sockpulse agent` logging every transition to a JSON lines file (its default actions: all,
 # tcp-activity included; no rotation, metrics off); "watch" is `sockpulse watch --json` to a file;
 # "tcpstates" is libbpf-tools' tcpstates to a file; "baseline" is the agent of another build
@@ -59,7 +61,9 @@ Environment:
                         baseline, watch, tcpstates ("baseline" is added by itself when
                         BENCH_BASELINE is set; "floor" is the bare program of tools/floor)
                         also: floor-storage, floor-lru, floor-lru-percpu, floor-hash: the
-                        floor plus a per-socket entry kept that way (tools/floor --keep)
+                        floor plus a per-socket entry kept that way (tools/floor --keep);
+                        floor-probe-storage, floor-probe-slots: the floor plus activity
+                        coalesced per socket that way (tools/floor --probe)
   BENCH_BASELINE=       another sockpulse binary (an older build, say) measured as "baseline"
   BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
   BENCH_ABLATE=0        1: attribution runs, the agent with one part off each (make ablate
@@ -162,8 +166,9 @@ esac
 for t in $WANT_TRACERS; do
 	case $t in
 	floor | floor-storage | floor-lru | floor-lru-percpu | floor-hash) ;;
+	floor-probe-storage | floor-probe-slots) ;;
 	agent | baseline | watch | tcpstates) ;;
-	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, floor-storage, floor-lru, floor-lru-percpu, floor-hash, agent, baseline, watch, tcpstates)" ;;
+	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, floor-storage, floor-lru, floor-lru-percpu, floor-hash, floor-probe-storage, floor-probe-slots, agent, baseline, watch, tcpstates)" ;;
 	esac
 done
 ABLATED=
@@ -412,12 +417,17 @@ start_ablated() {
 	esac
 }
 
-# The floor prints its counts as one JSON object on stdout when it stops. KEEP: its --keep way.
+# The floor prints its counts as one JSON object on stdout when it stops. WAY: none, a --keep
+# way, or probe-W for --probe W.
 start_floor() {
-	local out=$1 err=$2 keep=${3:-none} i
+	local out=$1 err=$2 way=${3:-none} i args=()
 
+	case $way in
+	probe-*) args=(--probe "${way#probe-}") ;;
+	*) args=(--keep "$way") ;;
+	esac
 	: >"$err"
-	env --default-signal=INT "$FLOOR" --keep "$keep" >"$out" 2>"$err" &
+	env --default-signal=INT "$FLOOR" "${args[@]}" >"$out" 2>"$err" &
 	TRACER_PID=$!
 	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
 		grep -q ready "$err" && return 0

@@ -10,6 +10,10 @@
  * sockpulse's socket state in one of the ways the kernel offers, created at a socket's first
  * transition, written at every one, and gone at CLOSE: what each way costs is what the floor
  * loses against the bare one in the same rounds.
+ *
+ * With probe_mode set (floor --probe), it also counts inbound segments of established sockets
+ * (tcp_probe) and sends one activity record per socket per second, keeping the counts and the
+ * time of the last record in socket storage or in a fixed array of slots indexed by cookie.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
@@ -91,6 +95,37 @@ struct {
 	__type(value, __u64);
 } dropped SEC(".maps");
 
+const volatile __u32 probe_mode = PROBE_NONE;
+const volatile __u64 coalesce_ns = 1000000000ULL; /* sockpulse's default interval */
+
+struct probe_counts {
+	__u64 last_emit;
+	__u64 rx_bytes;
+	__u32 rx_segs;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct probe_counts);
+} probe_storage SEC(".maps");
+
+struct probe_slot {
+	__u64 cookie;
+	__u64 last_emit;
+};
+
+#define PROBE_SLOTS_N 65536 /* a power of two; resized to 1 when unused */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PROBE_SLOTS_N);
+	__type(key, __u32);
+	__type(value, struct probe_slot);
+} probe_slots SEC(".maps");
+
 /* An entry in a hash keyed by cookie: found or made, written; deleted when the socket closes. */
 static __always_inline void keep_in_hash(void *map, __u64 cookie, int newstate, __u64 now)
 {
@@ -165,5 +200,92 @@ int BPF_PROG(floor_state, struct sock *sk, int oldstate, int newstate)
 	r->new_state = newstate;
 	keep(sk, r->cookie, newstate, r->ts_ns);
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+static __always_inline void activity_record(__u64 cookie, __u64 now, __u64 segs, __u64 bytes)
+{
+	struct floor_record *r;
+	__u32 zero = 0;
+	__u64 *n;
+
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		n = bpf_map_lookup_elem(&dropped, &zero);
+		if (n)
+			*n += 1;
+		return;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->type = 2;
+	r->ts_ns = now;
+	r->cookie = cookie;
+	__builtin_memcpy(r->rest, &segs, sizeof(segs));
+	__builtin_memcpy(r->rest + 8, &bytes, sizeof(bytes));
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
+/* Counts in storage made at a socket's first segment; the first interval starts there. */
+static __always_inline void probe_in_storage(struct sock *sk, struct sk_buff *skb)
+{
+	struct probe_counts *c;
+	__u64 now;
+
+	c = bpf_sk_storage_get(&probe_storage, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!c)
+		return;
+	c->rx_segs++;
+	c->rx_bytes += skb->len;
+	now = bpf_ktime_get_ns();
+	if (!c->last_emit) {
+		c->last_emit = now;
+		return;
+	}
+	if (now - c->last_emit < coalesce_ns)
+		return;
+	activity_record(bpf_get_socket_cookie(sk), now, c->rx_segs, c->rx_bytes);
+	c->rx_segs = 0;
+	c->rx_bytes = 0;
+	c->last_emit = now;
+}
+
+/* No per-socket memory: a slot remembers one socket's last record; the counts are the kernel's. */
+static __always_inline void probe_in_slots(struct sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct probe_slot *slot;
+	__u64 cookie, now;
+	__u32 idx;
+
+	if (!tp)
+		return;
+	cookie = bpf_get_socket_cookie(sk);
+	idx = cookie & (PROBE_SLOTS_N - 1);
+	slot = bpf_map_lookup_elem(&probe_slots, &idx);
+	if (!slot)
+		return;
+	now = bpf_ktime_get_ns();
+	if (slot->cookie != cookie) {
+		slot->cookie = cookie;
+		slot->last_emit = now;
+		return;
+	}
+	if (now - slot->last_emit < coalesce_ns)
+		return;
+	slot->last_emit = now;
+	activity_record(cookie, now, tp->segs_in, tp->bytes_received);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(floor_probe, struct sock *sk, struct sk_buff *skb)
+{
+	switch (probe_mode) {
+	case PROBE_STORAGE:
+		probe_in_storage(sk, skb);
+		break;
+	case PROBE_SLOTS:
+		probe_in_slots(sk);
+		break;
+	}
 	return 0;
 }

@@ -11,4 +11,12 @@ enum keep_mode {
 	KEEP_HASH = 4,	     /* a preallocated hash keyed by cookie */
 };
 
+/* Inbound activity, coalesced to one record per socket per interval (tcp_probe). */
+enum probe_mode {
+	PROBE_NONE = 0,	   /* no per-segment program */
+	PROBE_STORAGE = 1, /* counters and the last record's time in socket storage */
+	PROBE_SLOTS = 2,   /* a fixed array of (cookie, last record) slots indexed by cookie; the
+			    * counts are the kernel's own (tcp_sock segs_in, bytes_received) */
+};
+
 #endif
