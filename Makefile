@@ -271,15 +271,15 @@ $(OUT)/tools/bench_engine: tools/bench_engine.c $(CORE_OBJS)
 	$(CC) $(CFLAGS) $(JSON_CFLAGS) -o $@ $^ $(LDFLAGS) $(JSON_LIBS) $(WEB_LIBS) -lm
 
 # The benchmark's floor: a bare BPF program (tools/floor.bpf.c) and its loader.
-$(OUT)/tools/floor.bpf.o: tools/floor.bpf.c $(OUT)/vmlinux.h
+$(OUT)/tools/floor.bpf.o: tools/floor.bpf.c tools/floor.h $(OUT)/vmlinux.h
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && mv $@.tmp $@
 
 $(OUT)/tools/floor.skel.h: $(OUT)/tools/floor.bpf.o
 	$(BPFTOOL) gen skeleton $< name floor_bpf > $@.tmp && mv $@.tmp $@
 
-$(OUT)/tools/floor: tools/floor.c $(OUT)/tools/floor.skel.h
-	$(CC) $(CFLAGS) -I$(OUT)/tools -o $@ $< $(LDFLAGS) $(BPF_LIBS)
+$(OUT)/tools/floor: tools/floor.c tools/floor.h $(OUT)/tools/floor.skel.h
+	$(CC) $(CFLAGS) -Itools -I$(OUT)/tools -o $@ $< $(LDFLAGS) $(BPF_LIBS)
 
 $(OUT)/tools/%: tools/%.c
 	@mkdir -p $(@D)

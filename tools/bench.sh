@@ -14,7 +14,12 @@
 #
 # Tracers: "floor" is tools/floor (tools/floor.bpf.c): one ring record with the socket cookie per
 # state change and nothing else, drained every 100 ms, the least a tracer of TCP state changes
-# can cost; every tracer's ratio is also given minus the floor's in the same round. "agent" is
+# can cost; every tracer's ratio is also given minus the floor's in the same round.
+# "floor-storage", "floor-lru", "floor-lru-percpu" and "floor-hash" are the floor plus a
+# per-socket entry kept in the kernel that way (floor --keep): what keeping socket state costs,
+# way by way, to choose where sockpulse keeps its own; "floor-probe-storage" and
+# "floor-probe-slots", the floor plus inbound activity coalesced per socket (floor --probe), in
+# socket storage or in a fixed array of slots (opt-in, through BENCH_TRACERS). "agent" is
 # `sockpulse agent` logging every transition to a JSON lines file (its default actions: all,
 # tcp-activity included; no rotation, metrics off); "watch" is `sockpulse watch --json` to a file;
 # "tcpstates" is libbpf-tools' tcpstates to a file; "baseline" is the agent of another build
@@ -55,6 +60,10 @@ Environment:
   BENCH_TRACERS="floor agent tcpstates"   tracers measured, in this order: floor, agent,
                         baseline, watch, tcpstates ("baseline" is added by itself when
                         BENCH_BASELINE is set; "floor" is the bare program of tools/floor)
+                        also: floor-storage, floor-lru, floor-lru-percpu, floor-hash: the
+                        floor plus a per-socket entry kept that way (tools/floor --keep);
+                        floor-probe-storage, floor-probe-slots: the floor plus activity
+                        coalesced per socket that way (tools/floor --probe)
   BENCH_BASELINE=       another sockpulse binary (an older build, say) measured as "baseline"
   BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
   BENCH_ABLATE=0        1: attribution runs, the agent with one part off each (make ablate
@@ -156,8 +165,10 @@ esac
 	usage_error "BENCH_QUIET_STEAL='$QUIET_STEAL': want a percentage"
 for t in $WANT_TRACERS; do
 	case $t in
-	floor | agent | baseline | watch | tcpstates) ;;
-	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, agent, baseline, watch, tcpstates)" ;;
+	floor | floor-storage | floor-lru | floor-lru-percpu | floor-hash) ;;
+	floor-probe-storage | floor-probe-slots) ;;
+	agent | baseline | watch | tcpstates) ;;
+	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, floor-storage, floor-lru, floor-lru-percpu, floor-hash, floor-probe-storage, floor-probe-slots, agent, baseline, watch, tcpstates)" ;;
 	esac
 done
 ABLATED=
@@ -223,9 +234,9 @@ for t in $WANT_TRACERS; do
 		[ -x "$AGENT" ] || die "$AGENT not built"
 		TRACERS+=("$t")
 		;;
-	floor)
+	floor | floor-*)
 		if [ -x "$FLOOR" ]; then
-			TRACERS+=(floor)
+			TRACERS+=("$t")
 		else
 			echo "bench: warning: $FLOOR not built: measuring without the floor" >&2
 		fi
@@ -406,12 +417,17 @@ start_ablated() {
 	esac
 }
 
-# The floor prints its counts as one JSON object on stdout when it stops.
+# The floor prints its counts as one JSON object on stdout when it stops. WAY: none, a --keep
+# way, or probe-W for --probe W.
 start_floor() {
-	local out=$1 err=$2 i
+	local out=$1 err=$2 way=${3:-none} i args=()
 
+	case $way in
+	probe-*) args=(--probe "${way#probe-}") ;;
+	*) args=(--keep "$way") ;;
+	esac
 	: >"$err"
-	env --default-signal=INT "$FLOOR" >"$out" 2>"$err" &
+	env --default-signal=INT "$FLOOR" "${args[@]}" >"$out" 2>"$err" &
 	TRACER_PID=$!
 	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
 		grep -q ready "$err" && return 0
@@ -461,7 +477,7 @@ events_lost() {
 		{ grep -F '"events-lost"' "$out" 2>/dev/null || true; } |
 			jq -s 'map(.sockpulse.lost.count // 0) | add // 0'
 		;;
-	floor) jq -s 'map(.lost) | add // 0' "$out" ;;
+	floor | floor-*) jq -s 'map(.lost) | add // 0' "$out" ;;
 	tcpstates) # libbpf-tools reports perf buffer losses on stderr
 		{ grep -o 'lost [0-9]* events' "$err" || true; } |
 			awk '{ n += $2 } END { print n + 0 }'
@@ -479,11 +495,12 @@ measure_tracer() {
 		die "cannot enable kernel.bpf_stats_enabled"
 	case $tool in
 	no-*) start_ablated "$out" "$err" "$tool" ;;
+	floor-*) start_floor "$out" "$err" "${tool#floor-}" ;;
 	*) "start_$tool" "$out" "$err" ;;
 	esac
 	pid=$TRACER_PID
 	ids=$(prog_ids_of "$pid")
-	[ "$tool" = tcpstates ] || [ "$tool" = floor ] || prefix=sp_
+	case $tool in tcpstates | floor | floor-*) ;; *) prefix=sp_ ;; esac
 	before=$(prog_snapshot "$ids" "$prefix")
 	touch "$out" # the agent creates its log at its first line
 	lines0=$(wc -l <"$out")
@@ -502,7 +519,7 @@ measure_tracer() {
 	lines1=$(wc -l <"$out")
 	lost=$(events_lost "$tool" "$out" "$err")
 	events=$((lines1 - lines0))
-	[ "$tool" != floor ] || events=$(jq -s 'map(.records) | add // 0' "$out")
+	case $tool in floor | floor-*) events=$(jq -s 'map(.records) | add // 0' "$out") ;; esac
 	# with formatting or the write off the log holds its start line only: no per-line figures
 	case $tool in no-format | no-write) events=0 ;; esac
 	[ "$KEEP" = 1 ] || rm -f "$out"
@@ -630,8 +647,8 @@ jq -rs --argjson quiet "$QUIET_STEAL" '
 	 | ([$storm, "alone", ($alone | median | f(0)), "1", "-", "-", "-", "-", "-", "-", "-",
 	   ($alone_steal | median | f(1))] | @tsv),
 	(map(select(.tool != "alone")) | group_by(.tool)
-	 | sort_by(.[0].tool | {floor: 0, agent: 1, baseline: 3, watch: 4}[.]
-		   // (if startswith("no-") then 2 else 5 end))[]
+	 | sort_by(.[0].tool | {floor: 0, agent: 2, baseline: 4, watch: 5}[.]
+		   // (if startswith("floor-") then 1 elif startswith("no-") then 3 else 6 end))[]
 	 | [$storm, .[0].tool, (map(.m.conn_s) | median | f(0)),
 	    (map(ratio // empty) | median | f(3)),
 	    (if .[0].tool == "floor" then "-" else

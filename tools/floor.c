@@ -2,8 +2,15 @@
 /*
  * floor: loads tools/floor.bpf.c (one ring record per TCP state change, nothing else), drains
  * the ring every 100 ms, and on SIGINT/SIGTERM prints what it got as one JSON object on stdout:
- * {"records":N,"lost":M}. tools/bench.sh runs it beside sockpulse as the cost floor of a
- * tracer of TCP state changes. Says "floor: ready" on stderr once attached.
+ * {"records":N,"activity":A,"lost":M}. tools/bench.sh runs it beside sockpulse as the cost
+ * floor of a tracer of TCP state changes. Says "floor: ready" on stderr once attached.
+ *
+ * floor --keep WAY adds a per-socket entry kept in the kernel (tools/floor.bpf.c): storage
+ * (socket storage), lru, lru-percpu or hash (maps keyed by socket cookie). tools/bench.sh runs
+ * these as the tracers floor-WAY, to measure what each way of keeping socket state costs.
+ * floor --probe WAY adds one activity record per socket per second from inbound segments
+ * (tcp_probe), the counts kept in socket storage (storage) or taken from the socket itself with
+ * a fixed array of slots for the coalescing (slots): the tracers floor-probe-WAY.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,10 +23,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "floor.h"
 #include "floor.skel.h"
 
-#define DRAIN_NS (100 * 1000000L)
-#define RECORD_SIZE 128
+#define DRAIN_NS      (100 * 1000000L)
+#define N_OF(a)	      (sizeof(a) / sizeof((a)[0]))
+#define TYPE_ACTIVITY 2 /* tools/floor.bpf.c: activity_record() */
+#define RECORD_SIZE   128
 
 enum floor_exit {
 	FLOOR_EXIT_OK = 0,
@@ -29,18 +39,20 @@ enum floor_exit {
 
 struct counts {
 	unsigned long long records;
-	unsigned long long bad; /* records of another size: a bug, reported */
+	unsigned long long activity; /* of them, activity records (--probe) */
+	unsigned long long bad;	     /* records of another size: a bug, reported */
 };
 
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct counts *c = ctx;
 
-	(void)data;
-	if (size == RECORD_SIZE)
+	if (size == RECORD_SIZE) {
 		c->records++;
-	else
+		c->activity += *(const __u32 *)data == TYPE_ACTIVITY;
+	} else {
 		c->bad++;
+	}
 	return 0;
 }
 
@@ -87,6 +99,90 @@ static int run(struct ring_buffer *rb, const sigset_t *stop)
 	}
 }
 
+static const char *const keep_names[] = {
+	[KEEP_NONE] = "none",
+	[KEEP_STORAGE] = "storage",
+	[KEEP_LRU] = "lru",
+	[KEEP_LRU_PERCPU] = "lru-percpu",
+	[KEEP_HASH] = "hash",
+};
+
+static const char *const probe_names[] = {
+	[PROBE_NONE] = "none",
+	[PROBE_STORAGE] = "storage",
+	[PROBE_SLOTS] = "slots",
+};
+
+static int name_index(const char *const *names, unsigned n, const char *s)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: floor [--keep none|storage|lru|lru-percpu|hash]"
+		   " [--probe none|storage|slots]\n"
+		   "One ring record per TCP state change, drained every 100 ms;\n"
+		   "on SIGINT/SIGTERM prints {\"records\":N,\"activity\":A,\"lost\":M}\n"
+		   "(A: the activity records among the N).\n"
+		   "--keep: also keep a per-socket entry that way (default none).\n"
+		   "--probe: also one activity record per socket per second from inbound segments,\n"
+		   "  counted in socket storage or taken from the socket with slots (default none).\n"
+		   "Exit codes: 0 ran; 1 could not load, attach or drain; 2 bad usage.\n");
+}
+
+/* Only the ways' maps keep their size; the others shrink to one entry. */
+static int size_maps(struct floor_bpf *skel, int mode, int probe)
+{
+	struct {
+		struct bpf_map *map;
+		int mode;
+	} maps[] = {
+		{ skel->maps.kept_lru, KEEP_LRU },
+		{ skel->maps.kept_lru_percpu, KEEP_LRU_PERCPU },
+		{ skel->maps.kept_hash, KEEP_HASH },
+	};
+
+	for (unsigned i = 0; i < N_OF(maps); i++)
+		if (maps[i].mode != mode && bpf_map__set_max_entries(maps[i].map, 1))
+			return -EINVAL;
+	if (probe != PROBE_SLOTS && bpf_map__set_max_entries(skel->maps.probe_slots, 1))
+		return -EINVAL;
+	return probe == PROBE_NONE ? bpf_program__set_autoload(skel->progs.floor_probe, false) : 0;
+}
+
+/* --keep WAY and --probe WAY, in any order; 0, or FLOOR_EXIT_USAGE after saying why. */
+static int parse_args(int argc, char **argv, int *mode, int *probe)
+{
+	for (int i = 1; i < argc; i += 2) {
+		bool keep = strcmp(argv[i], "--keep") == 0;
+		int v;
+
+		if (!keep && strcmp(argv[i], "--probe") != 0) {
+			usage(stderr);
+			return FLOOR_EXIT_USAGE;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "floor: %s needs a way\n", argv[i]);
+			return FLOOR_EXIT_USAGE;
+		}
+		if (keep)
+			v = *mode = name_index(keep_names, N_OF(keep_names), argv[i + 1]);
+		else
+			v = *probe = name_index(probe_names, N_OF(probe_names), argv[i + 1]);
+		if (v < 0) {
+			fprintf(stderr, "floor: %s: unknown way '%s' (%s)\n", argv[i], argv[i + 1],
+				keep ? "none, storage, lru, lru-percpu, hash"
+				     : "none, storage, slots");
+			return FLOOR_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct counts c = { 0 };
@@ -94,27 +190,34 @@ int main(int argc, char **argv)
 	struct floor_bpf *skel;
 	unsigned long long lost = 0;
 	sigset_t stop;
-	int err;
+	int err, mode = KEEP_NONE, probe = PROBE_NONE;
 
-	if (argc > 1) {
-		bool help = strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0;
-
-		fprintf(help ? stdout : stderr,
-			"Usage: floor\nOne ring record per TCP state change, drained every 100 ms;\n"
-			"on SIGINT/SIGTERM prints {\"records\":N,\"lost\":M}.\n"
-			"Exit codes: 0 ran; 1 could not load, attach or drain; 2 bad usage.\n");
-		return help ? FLOOR_EXIT_OK : FLOOR_EXIT_USAGE;
+	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		usage(stdout);
+		return FLOOR_EXIT_OK;
 	}
+	err = parse_args(argc, argv, &mode, &probe);
+	if (err)
+		return err;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
 	sigprocmask(SIG_BLOCK, &stop, NULL);
 	libbpf_set_print(libbpf_quiet);
 
-	skel = floor_bpf__open_and_load();
+	skel = floor_bpf__open();
 	if (!skel) {
-		fprintf(stderr, "floor: cannot load: %s\n", strerror(errno));
+		fprintf(stderr, "floor: cannot open: %s\n", strerror(errno));
 		return FLOOR_EXIT_FAILURE;
+	}
+	skel->rodata->keep_mode = mode;
+	skel->rodata->probe_mode = probe;
+	err = size_maps(skel, mode, probe);
+	if (!err)
+		err = floor_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "floor: cannot load: %s\n", strerror(-err));
+		goto out;
 	}
 	err = floor_bpf__attach(skel);
 	if (err) {
@@ -135,7 +238,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "floor: cannot read the drop counter\n");
 	if (c.bad)
 		fprintf(stderr, "floor: %llu records of an unexpected size\n", c.bad);
-	printf("{\"records\":%llu,\"lost\":%llu}\n", c.records, lost);
+	printf("{\"records\":%llu,\"activity\":%llu,\"lost\":%llu}\n", c.records, c.activity, lost);
 out:
 	ring_buffer__free(rb);
 	floor_bpf__destroy(skel);

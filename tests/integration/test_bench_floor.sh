@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# The benchmark's floor (tools/floor) and its ways of keeping socket state (--keep), which
+# `make bench` measures against each other:
+#   - every way loads, attaches, and drains one record per state change of real loopback
+#     connections, with none lost;
+#   - the ways that key a map by socket cookie leave no entry behind once the sockets closed
+#     (an entry left would be a leak the benchmark hides as a cheaper way);
+#   - with --probe, inbound segments of a connection that lives 2.4 s bring activity records (one
+#     per socket per second at most), and without it none;
+#   - a bad way or a stray argument exits 2 with a one-line reason.
+. "$(dirname "$0")/lib.sh"
+sp_require_bpf
+FLOOR=$TOOLS/floor
+[ -x "$FLOOR" ] || { echo "FAIL: $FLOOR not built"; exit 1; }
+command -v bpftool >/dev/null || skip "bpftool not installed"
+
+"$FLOOR" --keep bogus >/dev/null 2>"$SP_TMP/usage.err"
+check_eq "an unknown way exits 2" "$?" 2
+check "and says which way it did not know, on one line" \
+	test "$(grep -c "unknown way 'bogus'" "$SP_TMP/usage.err")" = 1
+"$FLOOR" stray >/dev/null 2>&1
+check_eq "a stray argument exits 2" "$?" 2
+
+CONNS=20
+ns_new f
+port=5801
+for way in none storage lru lru-percpu hash; do
+	out=$SP_TMP/floor-$way.out err=$SP_TMP/floor-$way.err
+	env --default-signal=INT "$FLOOR" --keep "$way" >"$out" 2>"$err" &
+	pid=$!
+	SP_BG_PIDS+=("$pid")
+	if ! wait_for "$err" 'floor: ready' 30; then
+		fail "floor --keep $way did not start: $(head -n1 "$err")"
+		continue
+	fi
+	port=$((port + 1))
+	# its own listener, $CONNS connections accepted and closed, then the listener closed
+	nsx f "$SP_CONN" burst 127.0.0.1 "$port" --count "$CONNS" --deadline 20 \
+		>"$SP_TMP/burst-$way.out" 2>&1
+	check_eq "$way: the burst of $CONNS connections completed" "$?" 0
+	check "$way: none of them failed" grep -q "^burst count=$CONNS failed=0 " "$SP_TMP/burst-$way.out"
+	sleep 0.3 # the last closes, then a drain of the ring (every 100 ms)
+	case $way in
+	lru | lru-percpu | hash)
+		map=kept_${way//-/_}
+		id=$(bpftool map show -j | jq -r --arg m "$map" --argjson p "$pid" \
+			'.[] | select(.name == $m and ((.pids // []) | map(.pid) | index($p))) | .id' | head -n1)
+		if [ -z "$id" ]; then # bpftool without pid references: the newest map of the name
+			id=$(bpftool map show -j | jq -r --arg m "$map" '[.[] | select(.name == $m)] | last | .id')
+		fi
+		left=$(bpftool map dump id "$id" -j 2>/dev/null | jq length)
+		check_eq "$way: no entry is left in $map once the sockets closed" "${left:-unreadable}" 0
+		;;
+	esac
+	kill -INT "$pid"
+	wait_pid "$pid" 10
+	check_eq "$way: the floor exits 0 on SIGINT" "$WAIT_RC" 0
+	records=$(jq -r .records "$out" 2>/dev/null)
+	lost=$(jq -r .lost "$out" 2>/dev/null)
+	log "$way: $(cat "$out")"
+	# per connection: 5 changes on each side; the listener: 2
+	check "$way: at least $((CONNS * 10 + 2)) records drained (got ${records:-none})" \
+		test "${records:-0}" -ge $((CONNS * 10 + 2))
+	check_eq "$way: none lost" "${lost:-none}" 0
+	check_eq "$way: no activity records without --probe" "$(jq -r .activity "$out" 2>/dev/null)" 0
+done
+
+# The server sends 12 chunks of 100 bytes, 200 ms apart, then closes: both ends see segments for
+# about 2.7 s, so each sends at most two activity records (the first interval starts at its first
+# segment), and at least one does; without coalescing there would be one per segment (30 or so).
+# The bound allows a slow machine one more each.
+for way in storage slots; do
+	out=$SP_TMP/probe-$way.out err=$SP_TMP/probe-$way.err
+	env --default-signal=INT "$FLOOR" --probe "$way" >"$out" 2>"$err" &
+	pid=$!
+	SP_BG_PIDS+=("$pid")
+	if ! wait_for "$err" 'floor: ready' 30; then
+		fail "floor --probe $way did not start: $(head -n1 "$err")"
+		continue
+	fi
+	port=$((port + 1))
+	bg_run "$SP_TMP/pserve-$way.out" nsx f "$SP_CONN" serve 127.0.0.1 "$port" --count 1 \
+		--chunks 12,100,200 --hold 0.3 --deadline 20
+	serve=$BG_PID
+	wait_for "$SP_TMP/pserve-$way.out" '^listening' 10 || true
+	nsx f "$SP_CONN" connect 127.0.0.1 "$port" --hold 3 --deadline 20 \
+		>"$SP_TMP/pconn-$way.out" 2>&1
+	check_eq "probe $way: the paced connection completed" "$?" 0
+	wait_pid "$serve" 20
+	sleep 0.3
+	kill -INT "$pid"
+	wait_pid "$pid" 10
+	check_eq "probe $way: the floor exits 0 on SIGINT" "$WAIT_RC" 0
+	log "probe $way: $(cat "$out")"
+	activity=$(jq -r .activity "$out" 2>/dev/null)
+	check "probe $way: 1 to 6 activity records for 2 sockets over 2.7 s (got ${activity:-none})" \
+		test "${activity:-0}" -ge 1 -a "${activity:-0}" -le 6
+	check_eq "probe $way: none lost" "$(jq -r .lost "$out" 2>/dev/null)" 0
+done
+sp_finish
