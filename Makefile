@@ -114,13 +114,15 @@ bench: deps
 # qemu with this machine's / as root; `sockpulse check` and the integration tests per connect-hook
 # variant (tests/vm/matrix.sh --help). VMTEST_SUBSET=ci: the short subset in the generic kernel
 # only (what CI runs, `make vmtest-ci`). VMTEST_KERNELS="KVER..." picks the kernels,
-# VMTEST_VARIANTS="fentry kprobe tracepoint" the variants, VMTEST_TESTS="test_..." the tests.
+# VMTEST_VARIANTS="fentry kprobe tracepoint" the variants, VMTEST_TESTS="test_..." the tests,
+# VMTEST_JOBS=N how many guests run cells at once (default 1).
 VM_PKGS        := qemu-system-x86 busybox-static cpio linux-image-amd64 linux-image-rt-amd64 \
 		  linux-image-cloud-amd64
 VMTEST_SUBSET  ?= full
 VMTEST_KERNELS ?=
 VMTEST_VARIANTS ?=
 VMTEST_TESTS   ?=
+VMTEST_JOBS    ?= 1
 .PHONY: vmtest vmtest-ci
 vmtest: deps
 	@./tools/deps.sh $(VM_PKGS)
@@ -129,7 +131,7 @@ vmtest: deps
 		$(if $(VMTEST_KERNELS),--kernels "$(VMTEST_KERNELS)") \
 		$(if $(VMTEST_VARIANTS),--variants "$(VMTEST_VARIANTS)") \
 		$(if $(VMTEST_TESTS),--tests "$(VMTEST_TESTS)") \
-		--out build/vm/matrix$(if $(filter ci,$(VMTEST_SUBSET)),-ci)
+		--jobs $(VMTEST_JOBS) --out build/vm/matrix$(if $(filter ci,$(VMTEST_SUBSET)),-ci)
 
 vmtest-ci:
 	@$(MAKE) --no-print-directory vmtest VMTEST_SUBSET=ci

@@ -79,8 +79,8 @@ selected() {
 	return 1
 }
 
-report() { # NAME RESULT REASON
-	printf '%-28s %s%s\n' "$1" "$2" "${3:+  ($3)}"
+report() { # NAME RESULT REASON [SECONDS]
+	printf '%-28s %-4s%s%s\n' "$1" "$2" "${4:+ $(printf '%5s s' "$4")}" "${3:+  ($3)}"
 }
 
 # Shows why a test failed: its FAIL lines, else the tail of its log.
@@ -117,21 +117,22 @@ run_unit() {
 }
 
 run_integration() {
-	local script=$1 name log rc reason
+	local script=$1 name log rc reason t0=$SECONDS secs
 	name=$(basename "$script" .sh)
 	log=$logs/$name.log
 	SOCKPULSE=$out/sockpulse TOOLS=$out/tools timeout -k 10 "$integ_timeout" bash "$script" \
 		>"$log" 2>&1 </dev/null
 	rc=$?
+	secs=$((SECONDS - t0)) # how long each test takes, here and in a slow guest
 	case $rc in
 	0)
 		passed=$((passed + 1))
-		report "$name" PASS
+		report "$name" PASS "" "$secs"
 		;;
 	77)
 		skipped=$((skipped + 1))
 		reason=$(grep -m1 '^SKIP:' "$log" | sed 's/^SKIP: *//')
-		report "$name" SKIP "${reason:-no reason given}"
+		report "$name" SKIP "${reason:-no reason given}" "$secs"
 		;;
 	*)
 		failed=$((failed + 1))
@@ -141,7 +142,7 @@ run_integration() {
 			reason="$(grep -c '^FAIL:' "$log") failed checks, first: $(grep -m1 '^FAIL:' "$log" |
 				sed 's/^FAIL: *//' | cut -c1-160)"
 		fi
-		report "$name" FAIL "$reason"
+		report "$name" FAIL "$reason" "$secs"
 		show_failure "$log"
 		;;
 	esac

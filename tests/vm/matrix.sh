@@ -3,7 +3,7 @@
 #
 # The kernel matrix: tests/vm/matrix.sh [--kernels "KVER..."] [--variants "V..."]
 #                                       [--subset full|ci] [--tests "NAME..."] [--out DIR]
-#                                       [--cell-timeout S]
+#                                       [--cell-timeout S] [--jobs N]
 #
 # For each kernel (default: every /boot/vmlinuz-* of the Debian packages make vmtest installs;
 # with --subset ci, the newest generic one only),
@@ -18,6 +18,9 @@
 #   --tests "NAME..."  these integration tests instead of the subset's.
 #   --cell-timeout S   a cell's guest is stopped after S seconds (default 5400: a full cloud
 #                  cell with a second guest beside it takes about 70 minutes).
+#   --jobs N       cells run N guests at once (default 1), each with 2 vCPUs under TCG. The
+#                  times above are for 2 at once on 2 cores; more guests than cores slow every
+#                  cell toward its timeout. A cell's lines are printed when it ends.
 # Prints, per kernel, check's lines; then the matrix kernel x variant -> passed/failed/skipped,
 # and each failing test with its FAIL lines. This machine's kernel row comes from the last
 # `make test` logs in build/test-logs, if any. Logs per cell: DIR/KVER/VARIANT/ (run.log: the
@@ -48,6 +51,7 @@ subset=full
 out=build/vm/matrix
 cell_timeout=5400
 only=""
+jobs=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernels) [ $# -ge 2 ] || usage; kernels=$2; shift 2 ;;
@@ -56,10 +60,14 @@ while [ $# -gt 0 ]; do
 	--tests) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
 	--out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
 	--cell-timeout) [ $# -ge 2 ] || usage; cell_timeout=$2; shift 2 ;;
+	--jobs) [ $# -ge 2 ] || usage; jobs=$2; shift 2 ;;
 	-h | --help) help ;;
 	*) usage ;;
 	esac
 done
+[[ $jobs =~ ^[1-9][0-9]?$ ]] || { echo "matrix.sh: --jobs $jobs: 1 to 99" >&2; exit 2; }
+[[ $cell_timeout =~ ^[1-9][0-9]*$ ]] ||
+	{ echo "matrix.sh: --cell-timeout $cell_timeout: seconds > 0" >&2; exit 2; }
 case $subset in
 full) tests=() ;;
 ci) tests=(test_check test_connect test_filters) ;;
@@ -94,10 +102,41 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 # The guest's integration timeout: TCG is several times slower than this machine.
-guest_env=(SP_INTEGRATION_TIMEOUT=${SP_INTEGRATION_TIMEOUT:-600})
+guest_env=("SP_INTEGRATION_TIMEOUT=${SP_INTEGRATION_TIMEOUT:-600}")
 declare -A cell=()
 start_all=$SECONDS
 
+# run_cell KVER VARIANT: one cell's integration tests in a guest. Writes DIR/KVER/VARIANT/result
+# (passed/failed/skipped, or why there is none) and report (the lines to print when it ends).
+run_cell() {
+	local k=$1 v=$2 cdir=$out/$1/$2 t0=$SECONDS rc summary result p f s
+	# run.sh writes its per-test logs into build/test-logs, on the guest's tmpfs overlay: copy
+	# them into the results share.
+	"$vm" --kernel "$k" --timeout "$cell_timeout" --results "$cdir" -- \
+		env "${guest_env[@]}" SP_CONNECT_HOOK="$v" bash -c \
+		'./tests/run.sh --out build --integration-only "$@"; rc=$?
+		 cp -r build/test-logs /run/sp-vm/test-logs; exit $rc' run "${tests[@]}" \
+		>"$cdir/run.log" 2>&1
+	rc=$?
+	# the failure lines name the guest's log paths: point them at the copies
+	sed -i "s|$root/build/test-logs/|$cdir/test-logs/|" "$cdir/run.log"
+	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$cdir/run.log" |
+		tail -n1)
+	if [ -n "$summary" ]; then
+		read -r p _ f _ s _ <<<"$summary"
+		result="$p/$f/$s"
+	else
+		result="no result (vm.sh exit $rc)"
+	fi
+	echo "$result" >"$cdir/result"
+	{
+		echo "== $k $v: $result passed/failed/skipped in $((SECONDS - t0)) s"
+		grep -E '^test_[a-z0-9_]+ +(FAIL|SKIP)' "$cdir/run.log" | sed 's/^/   /'
+	} >"$cdir/report"
+}
+
+# First each kernel's check, one guest at a time (a minute or so each): it decides the cells.
+todo=()
 for k in $kernels; do
 	kdir=$out/$k
 	rm -rf "$kdir"
@@ -115,32 +154,28 @@ for k in $kernels; do
 			echo "== $k $v: not run (${line:-check printed no line for $v})"
 			continue
 		fi
-		cdir=$kdir/$v
-		mkdir -p "$cdir"
-		echo "== $k $v: integration tests${tests[*]:+ (${tests[*]})}"
-		t0=$SECONDS
-		# run.sh writes its per-test logs into build/test-logs, on the guest's tmpfs
-		# overlay: copy them into the results share.
-		"$vm" --kernel "$k" --timeout "$cell_timeout" --results "$cdir" -- \
-			env "${guest_env[@]}" SP_CONNECT_HOOK="$v" bash -c \
-			'./tests/run.sh --out build --integration-only "$@"; rc=$?
-			 cp -r build/test-logs /run/sp-vm/test-logs; exit $rc' run "${tests[@]}" \
-			>"$cdir/run.log" 2>&1
-		rc=$?
-		# the failure lines name the guest's log paths: point them at the copies
-		sed -i "s|$root/build/test-logs/|$cdir/test-logs/|" "$cdir/run.log"
-		summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$cdir/run.log" |
-			tail -n1)
-		if [ -n "$summary" ]; then
-			read -r p _ f _ s _ <<<"$summary"
-			cell[$k/$v]="$p/$f/$s"
-		else
-			cell[$k/$v]="no result (vm.sh exit $rc)"
-		fi
-		echo "   ${cell[$k/$v]} passed/failed/skipped in $((SECONDS - t0)) s"
-		grep -E '^test_[a-z0-9_]+ +(FAIL|SKIP)' "$cdir/run.log" | sed 's/^/   /'
+		mkdir -p "$kdir/$v"
+		todo+=("$k/$v")
 	done
 done
+
+# Then the cells, up to $jobs guests at once; each prints its lines when it ends.
+declare -A running=() # pid -> KVER/VARIANT
+finish_one() {
+	local pid c
+	wait -n -p pid "${!running[@]}"
+	c=${running[$pid]}
+	unset "running[$pid]"
+	cell[$c]=$(cat "$out/$c/result" 2>/dev/null || echo "no result (runner died)")
+	cat "$out/$c/report" 2>/dev/null || echo "== ${c/\// }: ${cell[$c]}"
+}
+for c in "${todo[@]}"; do
+	while [ ${#running[@]} -ge "$jobs" ]; do finish_one; done
+	echo "== ${c/\// }: integration tests${tests[*]:+ (${tests[*]})} started"
+	run_cell "${c%/*}" "${c#*/}" &
+	running[$!]=$c
+done
+while [ ${#running[@]} -gt 0 ]; do finish_one; done
 
 # This machine's kernel: the last `make test` (build/test-logs), read the way run.sh decides.
 host_row() {
