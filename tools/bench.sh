@@ -19,7 +19,11 @@
 # per-socket entry kept in the kernel that way (floor --keep): what keeping socket state costs,
 # way by way, to choose where sockpulse keeps its own; "floor-probe-storage" and
 # "floor-probe-slots", the floor plus inbound activity coalesced per socket (floor --probe), in
-# socket storage or in a fixed array of slots (opt-in, through BENCH_TRACERS). "agent" is
+# socket storage or in a fixed array of slots; "floor-hook-syscalls" and "floor-hook-cgroup", the
+# floor plus connect/accept hooks that do nothing (floor --hook): the syscall tracepoints, which
+# send every syscall of every task down the traced path while attached, or cgroup connect
+# programs on the root cgroup, which run for connect() only (all opt-in, through BENCH_TRACERS).
+# "agent" is
 # `sockpulse agent` logging every transition to a JSON lines file (its default actions: all,
 # tcp-activity included; no rotation, metrics off); "watch" is `sockpulse watch --json` to a file;
 # "tcpstates" is libbpf-tools' tcpstates to a file; "baseline" is the agent of another build
@@ -63,7 +67,9 @@ Environment:
                         also: floor-storage, floor-lru, floor-lru-percpu, floor-hash: the
                         floor plus a per-socket entry kept that way (tools/floor --keep);
                         floor-probe-storage, floor-probe-slots: the floor plus activity
-                        coalesced per socket that way (tools/floor --probe)
+                        coalesced per socket that way (tools/floor --probe);
+                        floor-hook-syscalls, floor-hook-cgroup: the floor plus connect/accept
+                        hooks that do nothing (tools/floor --hook)
   BENCH_BASELINE=       another sockpulse binary (an older build, say) measured as "baseline"
   BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
   BENCH_ABLATE=0        1: attribution runs, the agent with one part off each (make ablate
@@ -166,9 +172,9 @@ esac
 for t in $WANT_TRACERS; do
 	case $t in
 	floor | floor-storage | floor-lru | floor-lru-percpu | floor-hash) ;;
-	floor-probe-storage | floor-probe-slots) ;;
+	floor-probe-storage | floor-probe-slots | floor-hook-syscalls | floor-hook-cgroup) ;;
 	agent | baseline | watch | tcpstates) ;;
-	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, floor-storage, floor-lru, floor-lru-percpu, floor-hash, floor-probe-storage, floor-probe-slots, agent, baseline, watch, tcpstates)" ;;
+	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, floor-storage, floor-lru, floor-lru-percpu, floor-hash, floor-probe-storage, floor-probe-slots, floor-hook-syscalls, floor-hook-cgroup, agent, baseline, watch, tcpstates)" ;;
 	esac
 done
 ABLATED=
@@ -418,12 +424,13 @@ start_ablated() {
 }
 
 # The floor prints its counts as one JSON object on stdout when it stops. WAY: none, a --keep
-# way, or probe-W for --probe W.
+# way, probe-W for --probe W or hook-W for --hook W.
 start_floor() {
 	local out=$1 err=$2 way=${3:-none} i args=()
 
 	case $way in
 	probe-*) args=(--probe "${way#probe-}") ;;
+	hook-*) args=(--hook "${way#hook-}") ;;
 	*) args=(--keep "$way") ;;
 	esac
 	: >"$err"

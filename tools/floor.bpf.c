@@ -14,6 +14,8 @@
  * With probe_mode set (floor --probe), it also counts inbound segments of established sockets
  * (tcp_probe) and sends one activity record per socket per second, keeping the counts and the
  * time of the last record in socket storage or in a fixed array of slots indexed by cookie.
+ *
+ * The hook programs at the end (floor --hook) do nothing: what they cost is that they are there.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
@@ -288,4 +290,37 @@ int BPF_PROG(floor_probe, struct sock *sk, struct sk_buff *skb)
 		break;
 	}
 	return 0;
+}
+
+/* floor --hook syscalls: the connect and accept syscall tracepoints sockpulse's tracepoint
+ * variant uses (loaded only then). */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int floor_sys_enter_connect(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int floor_sys_exit_connect(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int floor_sys_exit_accept4(void *ctx)
+{
+	return 0;
+}
+
+/* floor --hook cgroup: connect() seen from the root cgroup; 1 lets the call go on. */
+SEC("cgroup/connect4")
+int floor_connect4(struct bpf_sock_addr *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int floor_connect6(struct bpf_sock_addr *ctx)
+{
+	return 1;
 }

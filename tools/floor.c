@@ -11,14 +11,21 @@
  * floor --probe WAY adds one activity record per socket per second from inbound segments
  * (tcp_probe), the counts kept in socket storage (storage) or taken from the socket itself with
  * a fixed array of slots for the coalescing (slots): the tracers floor-probe-WAY.
+ * floor --hook WAY adds connect/accept hooks that do nothing, to measure what their presence
+ * costs: the syscall tracepoints (syscalls) or cgroup connect programs on the root cgroup v2
+ * (cgroup, mounting cgroup2 for a moment where it is not mounted): the tracers floor-hook-WAY.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <mntent.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -113,6 +120,19 @@ static const char *const probe_names[] = {
 	[PROBE_SLOTS] = "slots",
 };
 
+static const char *const hook_names[] = {
+	[HOOK_NONE] = "none",
+	[HOOK_SYSCALLS] = "syscalls",
+	[HOOK_CGROUP] = "cgroup",
+};
+
+/* The ways asked for: indexes into the name tables above. */
+struct ways {
+	int keep;
+	int probe;
+	int hook;
+};
+
 static int name_index(const char *const *names, unsigned n, const char *s)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -125,18 +145,23 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: floor [--keep none|storage|lru|lru-percpu|hash]"
 		   " [--probe none|storage|slots]\n"
+		   "             [--hook none|syscalls|cgroup]\n"
 		   "One ring record per TCP state change, drained every 100 ms;\n"
 		   "on SIGINT/SIGTERM prints {\"records\":N,\"activity\":A,\"lost\":M}\n"
 		   "(A: the activity records among the N).\n"
 		   "--keep: also keep a per-socket entry that way (default none).\n"
 		   "--probe: also one activity record per socket per second from inbound segments,\n"
 		   "  counted in socket storage or taken from the socket with slots (default none).\n"
+		   "--hook: also connect/accept hooks that do nothing: the syscall tracepoints or\n"
+		   "  cgroup connect programs on the root cgroup (default none).\n"
 		   "Exit codes: 0 ran; 1 could not load, attach or drain; 2 bad usage.\n");
 }
 
-/* Only the ways' maps keep their size; the others shrink to one entry. */
-static int size_maps(struct floor_bpf *skel, int mode, int probe)
+/* Only the ways' maps keep their size and their programs load; the others shrink to one entry
+ * and stay out. */
+static int select_ways(struct floor_bpf *skel, const struct ways *w)
 {
+	bool sys = w->hook == HOOK_SYSCALLS, cg = w->hook == HOOK_CGROUP;
 	struct {
 		struct bpf_map *map;
 		int mode;
@@ -147,21 +172,95 @@ static int size_maps(struct floor_bpf *skel, int mode, int probe)
 	};
 
 	for (unsigned i = 0; i < N_OF(maps); i++)
-		if (maps[i].mode != mode && bpf_map__set_max_entries(maps[i].map, 1))
+		if (maps[i].mode != w->keep && bpf_map__set_max_entries(maps[i].map, 1))
 			return -EINVAL;
-	if (probe != PROBE_SLOTS && bpf_map__set_max_entries(skel->maps.probe_slots, 1))
+	if (w->probe != PROBE_SLOTS && bpf_map__set_max_entries(skel->maps.probe_slots, 1))
 		return -EINVAL;
-	return probe == PROBE_NONE ? bpf_program__set_autoload(skel->progs.floor_probe, false) : 0;
+	if (bpf_program__set_autoload(skel->progs.floor_probe, w->probe != PROBE_NONE) ||
+	    bpf_program__set_autoload(skel->progs.floor_sys_enter_connect, sys) ||
+	    bpf_program__set_autoload(skel->progs.floor_sys_exit_connect, sys) ||
+	    bpf_program__set_autoload(skel->progs.floor_sys_exit_accept4, sys) ||
+	    bpf_program__set_autoload(skel->progs.floor_connect4, cg) ||
+	    bpf_program__set_autoload(skel->progs.floor_connect6, cg))
+		return -EINVAL;
+	return 0;
 }
 
-/* --keep WAY and --probe WAY, in any order; 0, or FLOOR_EXIT_USAGE after saying why. */
-static int parse_args(int argc, char **argv, int *mode, int *probe)
+/* The root of the cgroup v2 hierarchy, opened: from its mount, else from a mount made for a
+ * moment (the open directory keeps it). A negative errno on failure. */
+static int cgroup2_root(void)
 {
-	for (int i = 1; i < argc; i += 2) {
-		bool keep = strcmp(argv[i], "--keep") == 0;
-		int v;
+	char dir[] = "/tmp/floor-cgroup2.XXXXXX";
+	struct mntent *m;
+	FILE *mounts;
+	int fd = -ENOENT;
 
-		if (!keep && strcmp(argv[i], "--probe") != 0) {
+	mounts = setmntent("/proc/self/mounts", "r");
+	while (mounts && (m = getmntent(mounts)))
+		if (strcmp(m->mnt_type, "cgroup2") == 0) {
+			fd = open(m->mnt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			fd = fd < 0 ? -errno : fd;
+			break;
+		}
+	if (mounts)
+		endmntent(mounts);
+	if (fd != -ENOENT)
+		return fd;
+	if (!mkdtemp(dir))
+		return -errno;
+	if (mount("cgroup2", dir, "cgroup2", 0, NULL) == 0) {
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+		umount2(dir, MNT_DETACH);
+	} else {
+		fd = -errno;
+	}
+	rmdir(dir);
+	return fd;
+}
+
+/* The cgroup programs: the skeleton does not attach them by itself. */
+static int attach_cgroup(struct floor_bpf *skel)
+{
+	int cg = cgroup2_root(), err = 0;
+
+	if (cg < 0)
+		return cg;
+	skel->links.floor_connect4 = bpf_program__attach_cgroup(skel->progs.floor_connect4, cg);
+	if (!skel->links.floor_connect4)
+		err = -errno;
+	if (!err) {
+		skel->links.floor_connect6 =
+			bpf_program__attach_cgroup(skel->progs.floor_connect6, cg);
+		if (!skel->links.floor_connect6)
+			err = -errno;
+	}
+	close(cg);
+	return err;
+}
+
+/* --keep, --probe and --hook WAY, in any order; 0, or FLOOR_EXIT_USAGE after saying why. */
+static int parse_args(int argc, char **argv, struct ways *w)
+{
+	const struct {
+		const char *opt;
+		const char *const *names;
+		unsigned n;
+		const char *list;
+		int *way;
+	} opts[] = {
+		{ "--keep", keep_names, N_OF(keep_names), "none, storage, lru, lru-percpu, hash",
+		  &w->keep },
+		{ "--probe", probe_names, N_OF(probe_names), "none, storage, slots", &w->probe },
+		{ "--hook", hook_names, N_OF(hook_names), "none, syscalls, cgroup", &w->hook },
+	};
+
+	for (int i = 1; i < argc; i += 2) {
+		unsigned o = 0;
+
+		while (o < N_OF(opts) && strcmp(argv[i], opts[o].opt) != 0)
+			o++;
+		if (o == N_OF(opts)) {
 			usage(stderr);
 			return FLOOR_EXIT_USAGE;
 		}
@@ -169,14 +268,10 @@ static int parse_args(int argc, char **argv, int *mode, int *probe)
 			fprintf(stderr, "floor: %s needs a way\n", argv[i]);
 			return FLOOR_EXIT_USAGE;
 		}
-		if (keep)
-			v = *mode = name_index(keep_names, N_OF(keep_names), argv[i + 1]);
-		else
-			v = *probe = name_index(probe_names, N_OF(probe_names), argv[i + 1]);
-		if (v < 0) {
+		*opts[o].way = name_index(opts[o].names, opts[o].n, argv[i + 1]);
+		if (*opts[o].way < 0) {
 			fprintf(stderr, "floor: %s: unknown way '%s' (%s)\n", argv[i], argv[i + 1],
-				keep ? "none, storage, lru, lru-percpu, hash"
-				     : "none, storage, slots");
+				opts[o].list);
 			return FLOOR_EXIT_USAGE;
 		}
 	}
@@ -190,13 +285,14 @@ int main(int argc, char **argv)
 	struct floor_bpf *skel;
 	unsigned long long lost = 0;
 	sigset_t stop;
-	int err, mode = KEEP_NONE, probe = PROBE_NONE;
+	struct ways w = { KEEP_NONE, PROBE_NONE, HOOK_NONE };
+	int err;
 
 	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
 		usage(stdout);
 		return FLOOR_EXIT_OK;
 	}
-	err = parse_args(argc, argv, &mode, &probe);
+	err = parse_args(argc, argv, &w);
 	if (err)
 		return err;
 	sigemptyset(&stop);
@@ -210,9 +306,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "floor: cannot open: %s\n", strerror(errno));
 		return FLOOR_EXIT_FAILURE;
 	}
-	skel->rodata->keep_mode = mode;
-	skel->rodata->probe_mode = probe;
-	err = size_maps(skel, mode, probe);
+	skel->rodata->keep_mode = w.keep;
+	skel->rodata->probe_mode = w.probe;
+	err = select_ways(skel, &w);
 	if (!err)
 		err = floor_bpf__load(skel);
 	if (err) {
@@ -220,6 +316,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	err = floor_bpf__attach(skel);
+	if (!err && w.hook == HOOK_CGROUP)
+		err = attach_cgroup(skel);
 	if (err) {
 		fprintf(stderr, "floor: cannot attach: %s\n", strerror(-err));
 		goto out;

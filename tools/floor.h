@@ -19,4 +19,13 @@ enum probe_mode {
 			    * counts are the kernel's own (tcp_sock segs_in, bytes_received) */
 };
 
+/* The connect/accept hooks whose mere presence costs, measured without the work they do. */
+enum hook_mode {
+	HOOK_NONE = 0,
+	HOOK_SYSCALLS = 1, /* empty programs on the connect and accept syscall tracepoints: every
+			    * syscall of every task takes the traced path while they are attached */
+	HOOK_CGROUP = 2,   /* empty cgroup/connect4 and connect6 programs on the root cgroup: they
+			    * run for connect() only */
+};
+
 #endif

@@ -9,6 +9,8 @@
 #     (an entry left would be a leak the benchmark hides as a cheaper way);
 #   - with --probe, inbound segments of a connection that lives 2.4 s bring activity records (one
 #     per socket per second at most), and without it none;
+#   - with --hook, the do-nothing connect/accept hooks are attached while it runs (the three
+#     syscall tracepoints, or cgroup connect4/connect6 on the root cgroup v2) and gone after;
 #   - a bad way or a stray argument exits 2 with a one-line reason.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
@@ -99,4 +101,63 @@ for way in storage slots; do
 		test "${activity:-0}" -ge 1 -a "${activity:-0}" -le 6
 	check_eq "probe $way: none lost" "$(jq -r .lost "$out" 2>/dev/null)" 0
 done
+
+for way in syscalls cgroup; do
+	out=$SP_TMP/hook-$way.out err=$SP_TMP/hook-$way.err
+	env --default-signal=INT "$FLOOR" --hook "$way" >"$out" 2>"$err" &
+	pid=$!
+	SP_BG_PIDS+=("$pid")
+	if ! wait_for "$err" 'floor: ready' 30; then
+		fail "floor --hook $way did not start: $(head -n1 "$err")"
+		continue
+	fi
+	case $way in
+	syscalls)
+		n=$(bpftool perf show -j | jq --argjson p "$pid" '[.[] | select(.pid == $p and
+			(.tracepoint == "sys_enter_connect" or .tracepoint == "sys_exit_connect" or
+			 .tracepoint == "sys_exit_accept4"))] | length')
+		check_eq "hook syscalls: the connect and accept syscall tracepoints are attached" "$n" 3
+		;;
+	cgroup)
+		bpftool cgroup tree >"$SP_TMP/cgtree.out" 2>&1
+		check_eq "hook cgroup: connect4 and connect6 programs are attached to a cgroup" \
+			"$(grep -Ec 'floor_connect(4|6)' "$SP_TMP/cgtree.out")" 2
+		;;
+	esac
+	port=$((port + 1))
+	nsx f "$SP_CONN" burst 127.0.0.1 "$port" --count "$CONNS" --deadline 20 \
+		>"$SP_TMP/hburst-$way.out" 2>&1
+	check_eq "hook $way: the burst completes with the hooks attached" "$?" 0
+	kill -INT "$pid"
+	wait_pid "$pid" 10
+	check_eq "hook $way: the floor exits 0 on SIGINT" "$WAIT_RC" 0
+	check "hook $way: at least $((CONNS * 10 + 2)) records drained" \
+		test "$(jq -r .records "$out" 2>/dev/null)" -ge $((CONNS * 10 + 2))
+done
+
+# Where no cgroup2 is mounted, the floor mounts it for a moment: a private mount namespace with
+# every cgroup2 mount taken away.
+unshare -m sh -c 'for m in $(awk "\$3 == \"cgroup2\" { print \$2 }" /proc/self/mounts); do
+		umount -l "$m"; done
+	grep -q " cgroup2 " /proc/self/mounts && exit 3
+	exec env --default-signal=INT "$0" --hook cgroup' "$FLOOR" >"$SP_TMP/hook-nomount.out" \
+	2>"$SP_TMP/hook-nomount.err" &
+pid=$!
+SP_BG_PIDS+=("$pid")
+if wait_for "$SP_TMP/hook-nomount.err" 'floor: ready' 30; then
+	bpftool cgroup tree >"$SP_TMP/cgtree2.out" 2>&1
+	check_eq "without a cgroup2 mount: connect4 and connect6 are attached all the same" \
+		"$(grep -Ec 'floor_connect(4|6)' "$SP_TMP/cgtree2.out")" 2
+	kill -INT "$pid"
+	wait_pid "$pid" 10
+	check_eq "without a cgroup2 mount: the floor exits 0 on SIGINT" "$WAIT_RC" 0
+else
+	wait_pid "$pid" 5
+	fail "floor --hook cgroup without a cgroup2 mount did not start (exit $WAIT_RC):" \
+		"$(head -n1 "$SP_TMP/hook-nomount.err")"
+fi
+check "no cgroup connect program of the floor is left attached" \
+	sh -c '! bpftool cgroup tree 2>&1 | grep -q floor_connect'
+check "no temporary cgroup2 mount point is left in /tmp" \
+	sh -c '! ls -d /tmp/floor-cgroup2.* 2>/dev/null | grep -q .'
 sp_finish
