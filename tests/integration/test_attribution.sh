@@ -34,15 +34,20 @@ for port in "${!SHAPE[@]}"; do
 done
 
 ns_new n
-# a connection older than the agent, from the docker scope: the socket-table walk finds it
-bg_run "$SP_TMP/osrv.out" nsx n "$SP_CONN" serve 127.0.0.1 7002 --count 1 --hold 8 --deadline 20
+# a connection older than the agent, from the docker scope: the socket-table walk finds it. Both
+# ends wait, connected, until the agent is ready (a slow machine may take longer to start it
+# than any fixed hold), then send, hold and close as they would have.
+GO=$SP_TMP/older-go
+bg_run "$SP_TMP/osrv.out" nsx n "$SP_CONN" serve 127.0.0.1 7002 --count 1 --wait-file "$GO" \
+	--hold 8 --deadline 90
 OSRV=$BG_PID
 wait_for "$SP_TMP/osrv.out" '^listening' 10 || fail "early server did not listen"
 bg_run "$SP_TMP/ocli.out" cg_run "${DIR[7102]}" ip netns exec "$(ns_name n)" \
-	"$SP_CONN" connect 127.0.0.1 7002 --send 10 --hold 6 --deadline 20
+	"$SP_CONN" connect 127.0.0.1 7002 --wait-file "$GO" --send 10 --hold 6 --deadline 90
 OCLI=$BG_PID
 wait_for "$SP_TMP/ocli.out" '^connect .*result=ok' 10 || fail "early client did not connect"
 agent_start w n --lease-ttl 1s || sp_finish
+touch "$GO"
 agent_start f n --cgroup "$UNIT" || sp_finish
 host_agent_start m n --log off || sp_finish
 tmux_start top 160 40 || sp_finish
