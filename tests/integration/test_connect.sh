@@ -34,15 +34,17 @@ declare -A PORT=([4]=5101 [6]=5102) PRE_PORT=([4]=5103 [6]=5104) TYPE=([4]=ipv4 
 
 declare -A FORK=([4]="" [6]=--fork-accept) WORKER=([4]=sp_conn [6]=sp_worker)
 
-# Started before the agents: connected and accepted, closed (client first) once $GO exists.
+# Started before the agents: connected and accepted, closed (client first) once $GO exists. Their
+# deadline covers the wait: tcpstates and two agents took over 30 s to start in the cloud guest
+# under TCG, and a helper that gives up closes on its own, in its own order.
 GO=$SP_TMP/go
 PRE_PIDS=()
 for f in 4 6; do
 	# shellcheck disable=SC2086 # FORK is one flag or nothing
-	bg_run "$SP_TMP/preserve$f.out" nsx s "$SP_CONN" serve "${SRV_IP[$f]}" "${PRE_PORT[$f]}" ${FORK[$f]} --wait-file "$GO" --hold 5 --deadline 30
+	bg_run "$SP_TMP/preserve$f.out" nsx s "$SP_CONN" serve "${SRV_IP[$f]}" "${PRE_PORT[$f]}" ${FORK[$f]} --wait-file "$GO" --hold 5 --deadline 90
 	PRE_PIDS+=("$BG_PID")
 	wait_for "$SP_TMP/preserve$f.out" '^listening' 10 || fail "pre server v$f did not listen"
-	bg_run "$SP_TMP/preconn$f.out" nsx c "$SP_CONN" connect "${SRV_IP[$f]}" "${PRE_PORT[$f]}" --wait-file "$GO" --send 100 --hold 0.3 --deadline 30
+	bg_run "$SP_TMP/preconn$f.out" nsx c "$SP_CONN" connect "${SRV_IP[$f]}" "${PRE_PORT[$f]}" --wait-file "$GO" --send 100 --hold 0.3 --deadline 90
 	PRE_PIDS+=("$BG_PID")
 	wait_for "$SP_TMP/preserve$f.out" '^accepted' 10 || fail "pre server v$f did not accept"
 done
