@@ -215,7 +215,7 @@ static void usage(FILE *f)
 		"  connect also: [--shutdown-wr] [--keepalive-on]\n"
 		"         [--signal-after MS | --shutdown-after MS | --close-after MS]\n"
 		"  serve also: [--leak] [--fork-accept] [--wait-file PATH] (after each accept, before\n"
-		"         anything else is done with the connection)\n"
+		"         anything else is done with the connection; with --leak, before the hold)\n"
 		"exit: 0 done, 1 connect failed, 2 usage, 3 syscall error, 4 connection error during\n"
 		"      --hold, 5 deadline expired\n");
 }
@@ -871,6 +871,9 @@ static int do_serve(const struct opts *o)
 		close_conn(fd, o->linger0);
 	}
 	if (o->leak && o->hold_s > 0) {
+		/* the leaked sockets' hold starts once the file exists, if one is named */
+		if (o->wait_file && (err = wait_for_file(o->wait_file, o->deadline_s)))
+			return err;
 		sleep_ms((int)(o->hold_s * 1000));
 		printf("end reason=hold bytes_received=0\n");
 	}

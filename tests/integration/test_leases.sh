@@ -24,9 +24,11 @@ ns_new s
 ns_new z
 link_pair c s 4
 link_pair c z 5
-bg_run "$SP_TMP/psrv.out" nsx z "$SP_CONN" serve 10.5.0.2 5406 --hold 20 --deadline 25
+# The connection older than the agent must outlive the agent's start, however slow (the link goes
+# down once it is up, and keepalive ends the hold 7 s later): long holds, ended by the timeout.
+bg_run "$SP_TMP/psrv.out" nsx z "$SP_CONN" serve 10.5.0.2 5406 --hold 60 --deadline 70
 wait_for "$SP_TMP/psrv.out" '^listening' 10 || fail "early vanishing server did not listen"
-bg_run "$SP_TMP/pcli.out" nsx c "$SP_CONN" connect 10.5.0.2 5406 --keepalive 4,1,3 --hold 20 --deadline 25
+bg_run "$SP_TMP/pcli.out" nsx c "$SP_CONN" connect 10.5.0.2 5406 --keepalive 4,1,3 --hold 60 --deadline 70
 PPID_CLI=$BG_PID
 wait_for "$SP_TMP/psrv.out" '^accepted' 10 || fail "early vanishing server did not accept"
 agent_start eng c --lease-ttl $TTL || sp_finish

@@ -24,25 +24,27 @@ SRV=10.7.0.2
 serve() { # TAG PORT ARGS...
 	local tag=$1 port=$2
 	shift 2
-	bg_run "$SP_TMP/$tag.out" nsx s "$SP_CONN" serve $SRV "$port" --deadline 40 "$@"
+	bg_run "$SP_TMP/$tag.out" nsx s "$SP_CONN" serve $SRV "$port" --deadline 70 "$@"
 	wait_for "$SP_TMP/$tag.out" '^listening' 10 || fail "$tag: server did not listen"
 }
 client() { # TAG PORT ARGS...
 	local tag=$1 port=$2
 	shift 2
-	bg_run "$SP_TMP/$tag.out" nsx c "$SP_CONN" connect $SRV "$port" --deadline 40 "$@"
+	bg_run "$SP_TMP/$tag.out" nsx c "$SP_CONN" connect $SRV "$port" --deadline 70 "$@"
 }
 
+# The servers of the connections made before the agent hold their leaked sockets from the
+# agent's start ($GO), however long that takes on a slow machine.
+GO=$SP_TMP/go
 # Before the agent: a socket already in CLOSE_WAIT.
-serve pre 5702 --leak --count 1 --hold 14
+serve pre 5702 --leak --count 1 --wait-file "$GO" --hold 14
 client precli 5702 --hold 0.1
 wait_for "$SP_TMP/pre.out" '^accepted' 10 || fail "pre: no accept"
 wait_pid "$BG_PID" 10
 # Before the agent, ending after its start: a leaked CLOSE_WAIT and a FIN_WAIT2 to be.
-GO=$SP_TMP/go
-serve pcw 5706 --leak --count 1 --hold 12
+serve pcw 5706 --leak --count 1 --wait-file "$GO" --hold 12
 client pcwcli 5706 --wait-file "$GO"
-serve pfw 5707 --leak --count 1 --hold 12
+serve pfw 5707 --leak --count 1 --wait-file "$GO" --hold 12
 client pfwcli 5707 --wait-file "$GO" --shutdown-wr --hold 10
 wait_for "$SP_TMP/pcw.out" '^accepted' 10 || fail "pcw: no accept"
 wait_for "$SP_TMP/pfw.out" '^accepted' 10 || fail "pfw: no accept"
