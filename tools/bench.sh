@@ -88,6 +88,14 @@ Environment:
   BENCH_KEEP=0          1: keep the tracers' output files and print where they are
   BENCH_QUIET_STEAL=5   "quiet ratio": the median over rounds where the hypervisor stole less
                         than this % of CPU time in both the tracer's run and the storm alone
+  BENCH_PAGE_REPORTING=keep   on a virtual machine that reports free pages to its hypervisor
+                        (virtio-balloon free page reporting), a page a tracer's output file
+                        takes may first be faulted in by the hypervisor: the write's cost then
+                        moves from run to run (several times over, measured). off: reporting is
+                        off for the run (page_reporting.page_reporting_order raised, restored at
+                        exit) and BENCH_WARM_MB of memory is touched and freed first, so the
+                        files reuse pages the hypervisor still backs. keep: a note says it is on.
+  BENCH_WARM_MB=2048    with BENCH_PAGE_REPORTING=off: memory touched and freed at the start
 
 Needs root (network namespaces, BPF, sysctls), ip, jq and bpftool.
 Numbers vary with the load on the machine: compare rows of one run, not runs of different days.
@@ -137,6 +145,9 @@ ENGINE_LEASES=${BENCH_ENGINE_LEASES:-1000000}
 QUIET_STEAL=${BENCH_QUIET_STEAL:-5}
 ABLATE=${BENCH_ABLATE:-0}
 ABLATE_PARTS=${BENCH_ABLATE_PARTS:-storage syscalls tcp_probe owners engine format write}
+PAGE_REPORTING=${BENCH_PAGE_REPORTING:-keep}
+WARM_MB=${BENCH_WARM_MB:-2048}
+PR_ORDER=/sys/module/page_reporting/parameters/page_reporting_order
 
 AGENT=$OUT/sockpulse
 STORM=$OUT/tools/storm
@@ -169,6 +180,11 @@ esac
 [[ $ENGINE_LEASES =~ ^[0-9]+$ ]] || usage_error "BENCH_ENGINE_LEASES='$ENGINE_LEASES': want an integer"
 [[ $QUIET_STEAL =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
 	usage_error "BENCH_QUIET_STEAL='$QUIET_STEAL': want a percentage"
+case $PAGE_REPORTING in
+keep | off) ;;
+*) usage_error "BENCH_PAGE_REPORTING='$PAGE_REPORTING': want keep or off" ;;
+esac
+[[ $WARM_MB =~ ^[0-9]+$ ]] || usage_error "BENCH_WARM_MB='$WARM_MB': want megabytes"
 for t in $WANT_TRACERS; do
 	case $t in
 	floor | floor-storage | floor-lru | floor-lru-percpu | floor-hash) ;;
@@ -259,6 +275,7 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sp-bench.XXXXXX")
 STATS_PREV=$(sysctl -n kernel.bpf_stats_enabled)
+PR_PREV= # page_reporting_order to restore, when the bench changed it
 NS_CREATED=0
 TRACER_PID=
 
@@ -282,6 +299,8 @@ stop_tracer() {
 cleanup() {
 	stop_tracer
 	sysctl -q -w kernel.bpf_stats_enabled="$STATS_PREV" >/dev/null 2>&1 || true
+	[ -z "$PR_PREV" ] || echo "$PR_PREV" >"$PR_ORDER" 2>/dev/null ||
+		echo "bench: warning: could not restore $PR_ORDER to $PR_PREV" >&2
 	[ "$NS_CREATED" -eq 0 ] || ip netns del "$NS" 2>/dev/null || true
 	if [ "$KEEP" = 1 ]; then
 		echo "bench: outputs kept in $WORK" >&2
@@ -291,6 +310,36 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+# Free page reporting (see --help, BENCH_PAGE_REPORTING): its order is above the largest page
+# block when it is off; a value the kernel refuses leaves it as it was.
+if [ -r "$PR_ORDER" ]; then
+	pr_now=$(cat "$PR_ORDER")
+	if [ "$PAGE_REPORTING" = off ]; then
+		for v in 64 11 10; do
+			if echo "$v" >"$PR_ORDER" 2>/dev/null; then
+				PR_PREV=$pr_now
+				break
+			fi
+		done
+		[ -n "$PR_PREV" ] || die "cannot raise $PR_ORDER (BENCH_PAGE_REPORTING=off)"
+		echo "bench: free page reporting to the hypervisor off for the run" \
+			"(page_reporting_order $pr_now -> $(cat "$PR_ORDER")); touching ${WARM_MB} MiB" >&2
+		if [ "$WARM_MB" -gt 0 ]; then # in tmpfs: memory, no disk
+			warm=$(mktemp /dev/shm/sp-bench-warm.XXXXXX) || die "cannot create a file in /dev/shm"
+			dd if=/dev/zero of="$warm" bs=1M count="$WARM_MB" status=none || {
+				rm -f "$warm"
+				die "cannot write $WARM_MB MiB to $warm (BENCH_WARM_MB)"
+			}
+			rm -f "$warm"
+		fi
+	else
+		echo "bench: note: this machine reports free pages to its hypervisor" \
+			"(page_reporting_order $pr_now): a tracer's file writes may fault pages in at the" \
+			"hypervisor, which moves their cost from run to run; BENCH_PAGE_REPORTING=off" \
+			"measures without it" >&2
+	fi
+fi
 
 ip netns add "$NS" || die "ip netns add $NS failed"
 NS_CREATED=1
