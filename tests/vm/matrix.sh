@@ -11,13 +11,13 @@
 # variant (default fentry kprobe tracepoint), the integration tests with SP_CONNECT_HOOK set
 # (tests/integration/lib.sh forces the variant on every agent the tests start). A variant that
 # check says does not attach on that kernel is not run: its cell fails with check's line.
-#   --subset full  every integration test (35 to 70 min a cell under TCG, with another guest
+#   --subset full  every integration test (35 to 75 min a cell under TCG, with another guest
 #                  beside it: generic and rt, cloud);
 #   --subset ci    test_check, test_connect and test_filters: every BPF program loaded and
 #                  attached under every variant, real traffic checked (about 1 min a cell).
 #   --tests "NAME..."  these integration tests instead of the subset's.
-#   --cell-timeout S   a cell's guest is stopped after S seconds (default 5400: a full cloud
-#                  cell with a second guest beside it takes about 70 minutes).
+#   --cell-timeout S   a cell's guest is stopped after S seconds (default 7200: a full cloud
+#                  cell with a second guest beside it took 73 to 75 minutes).
 #   --jobs N       cells run N guests at once (default 1), each with 2 vCPUs under TCG. The
 #                  times above are for 2 at once on 2 cores; more guests than cores slow every
 #                  cell toward its timeout. A cell's lines are printed when it ends.
@@ -49,7 +49,7 @@ kernels=""
 variants="fentry kprobe tracepoint"
 subset=full
 out=build/vm/matrix
-cell_timeout=5400
+cell_timeout=7200
 only=""
 jobs=1
 while [ $# -gt 0 ]; do
