@@ -48,8 +48,9 @@ const volatile __u32 keep_mode = KEEP_NONE;
 struct kept {
 	__u64 state_ts;
 	__u64 first_ts;
+	__u32 netns; /* so a test can tell its own sockets' entries from the host's */
 	__u8 state;
-	__u8 rest[55];
+	__u8 rest[51];
 };
 
 _Static_assert(sizeof(struct kept) == 72, "kept entry is sockpulse's socket state's size");
@@ -129,7 +130,8 @@ struct {
 } probe_slots SEC(".maps");
 
 /* An entry in a hash keyed by cookie: found or made, written; deleted when the socket closes. */
-static __always_inline void keep_in_hash(void *map, __u64 cookie, int newstate, __u64 now)
+static __always_inline void keep_in_hash(void *map, struct sock *sk, __u64 cookie, int newstate,
+					 __u64 now)
 {
 	struct kept *k, fresh = {};
 
@@ -145,6 +147,7 @@ static __always_inline void keep_in_hash(void *map, __u64 cookie, int newstate, 
 	}
 	fresh.state_ts = now;
 	fresh.first_ts = now;
+	fresh.netns = sk->__sk_common.skc_net.net->ns.inum;
 	fresh.state = newstate;
 	bpf_map_update_elem(map, &cookie, &fresh, BPF_NOEXIST);
 }
@@ -164,36 +167,46 @@ static __always_inline void keep(struct sock *sk, __u64 cookie, int newstate, __
 		}
 		break;
 	case KEEP_LRU:
-		keep_in_hash(&kept_lru, cookie, newstate, now);
+		keep_in_hash(&kept_lru, sk, cookie, newstate, now);
 		break;
 	case KEEP_LRU_PERCPU:
-		keep_in_hash(&kept_lru_percpu, cookie, newstate, now);
+		keep_in_hash(&kept_lru_percpu, sk, cookie, newstate, now);
 		break;
 	case KEEP_HASH:
-		keep_in_hash(&kept_hash, cookie, newstate, now);
+		keep_in_hash(&kept_hash, sk, cookie, newstate, now);
 		break;
 	}
+}
+
+/* A zeroed record of @type, or NULL after counting the drop. */
+static __always_inline struct floor_record *reserve(__u32 type, __u64 now)
+{
+	struct floor_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	__u32 zero = 0;
+	__u64 *n;
+
+	if (!r) {
+		n = bpf_map_lookup_elem(&dropped, &zero);
+		if (n)
+			*n += 1; /* per CPU: no other writer */
+		return NULL;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->type = type;
+	r->ts_ns = now;
+	return r;
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(floor_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct floor_record *r;
-	__u32 zero = 0;
-	__u64 *n;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		n = bpf_map_lookup_elem(&dropped, &zero);
-		if (n)
-			*n += 1; /* per CPU: no other writer */
+	r = reserve(TYPE_STATE, bpf_ktime_get_ns());
+	if (!r)
 		return 0;
-	}
-	__builtin_memset(r, 0, sizeof(*r));
-	r->type = 1;
-	r->ts_ns = bpf_ktime_get_ns();
 	r->cookie = bpf_get_socket_cookie(sk);
 	r->family = sk->__sk_common.skc_family;
 	r->lport = sk->__sk_common.skc_num;
@@ -207,20 +220,10 @@ int BPF_PROG(floor_state, struct sock *sk, int oldstate, int newstate)
 
 static __always_inline void activity_record(__u64 cookie, __u64 now, __u64 segs, __u64 bytes)
 {
-	struct floor_record *r;
-	__u32 zero = 0;
-	__u64 *n;
+	struct floor_record *r = reserve(TYPE_ACTIVITY, now);
 
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		n = bpf_map_lookup_elem(&dropped, &zero);
-		if (n)
-			*n += 1;
+	if (!r)
 		return;
-	}
-	__builtin_memset(r, 0, sizeof(*r));
-	r->type = 2;
-	r->ts_ns = now;
 	r->cookie = cookie;
 	__builtin_memcpy(r->rest, &segs, sizeof(segs));
 	__builtin_memcpy(r->rest + 8, &bytes, sizeof(bytes));
@@ -254,13 +257,11 @@ static __always_inline void probe_in_storage(struct sock *sk, struct sk_buff *sk
 /* No per-socket memory: a slot remembers one socket's last record; the counts are the kernel's. */
 static __always_inline void probe_in_slots(struct sock *sk)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 	struct probe_slot *slot;
+	struct tcp_sock *tp;
 	__u64 cookie, now;
 	__u32 idx;
 
-	if (!tp)
-		return;
 	cookie = bpf_get_socket_cookie(sk);
 	idx = cookie & (PROBE_SLOTS_N - 1);
 	slot = bpf_map_lookup_elem(&probe_slots, &idx);
@@ -275,7 +276,9 @@ static __always_inline void probe_in_slots(struct sock *sk)
 	if (now - slot->last_emit < coalesce_ns)
 		return;
 	slot->last_emit = now;
-	activity_record(cookie, now, tp->segs_in, tp->bytes_received);
+	tp = bpf_skc_to_tcp_sock(sk); /* only for the record: most segments end above */
+	if (tp)
+		activity_record(cookie, now, tp->segs_in, tp->bytes_received);
 }
 
 SEC("tp_btf/tcp_probe")

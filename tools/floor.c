@@ -35,7 +35,6 @@
 
 #define DRAIN_NS      (100 * 1000000L)
 #define N_OF(a)	      (sizeof(a) / sizeof((a)[0]))
-#define TYPE_ACTIVITY 2 /* tools/floor.bpf.c: activity_record() */
 #define RECORD_SIZE   128
 
 enum floor_exit {

@@ -11,6 +11,12 @@ enum keep_mode {
 	KEEP_HASH = 4,	     /* a preallocated hash keyed by cookie */
 };
 
+/* The type of a ring record (its first 32 bits). */
+enum record_type {
+	TYPE_STATE = 1,
+	TYPE_ACTIVITY = 2, /* --probe */
+};
+
 /* Inbound activity, coalesced to one record per socket per interval (tcp_probe). */
 enum probe_mode {
 	PROBE_NONE = 0,	   /* no per-segment program */
