@@ -5,13 +5,14 @@
 # `make bench` measures against each other:
 #   - every way loads, attaches, and drains one record per state change of real loopback
 #     connections, with none lost;
-#   - the ways that key a map by socket cookie leave no entry behind once the sockets closed
+#   - the ways that key a map by socket cookie leave no entry of the test's sockets behind once
+#     they closed (entries of the host's other sockets are not the test's to count)
 #     (an entry left would be a leak the benchmark hides as a cheaper way);
 #   - with --probe, inbound segments of a connection that lives 2.4 s bring activity records (one
 #     per socket per second at most), and without it none;
 #   - with --hook, the do-nothing connect/accept hooks are attached while it runs (the three
 #     syscall tracepoints, or cgroup connect4/connect6 on the root cgroup v2) and gone after;
-#   - a bad way or a stray argument exits 2 with a one-line reason.
+#   - a bad way, a missing way or a stray argument exits 2 with a one-line reason.
 . "$(dirname "$0")/lib.sh"
 sp_require_bpf
 FLOOR=$TOOLS/floor
@@ -24,19 +25,37 @@ check "and says which way it did not know, on one line" \
 	test "$(grep -c "unknown way 'bogus'" "$SP_TMP/usage.err")" = 1
 "$FLOOR" stray >/dev/null 2>&1
 check_eq "a stray argument exits 2" "$?" 2
+"$FLOOR" --probe >/dev/null 2>"$SP_TMP/usage2.err"
+check_eq "an option without its way exits 2" "$?" 2
+check "and says so on one line" test "$(grep -c -- '--probe needs a way' "$SP_TMP/usage2.err")" = 1
+
+# floor_start NAME LABEL ARGS...: the floor with ARGS in the background, output in
+# $SP_TMP/NAME.out and .err; sets out, err and pid. False (the check failed) if it never says
+# ready.
+floor_start() {
+	local name=$1 label=$2
+	shift 2
+	out=$SP_TMP/$name.out err=$SP_TMP/$name.err
+	env --default-signal=INT "$FLOOR" "$@" >"$out" 2>"$err" &
+	pid=$!
+	SP_BG_PIDS+=("$pid")
+	wait_for "$err" 'floor: ready' 30 && return 0
+	fail "floor $label did not start: $(head -n1 "$err")"
+	return 1
+}
+
+# floor_stop LABEL: SIGINT to the floor of floor_start; it prints its counts and exits 0.
+floor_stop() {
+	kill -INT "$pid"
+	wait_pid "$pid" 10
+	check_eq "$1: the floor exits 0 on SIGINT" "$WAIT_RC" 0
+}
 
 CONNS=20
 ns_new f
 port=5801
 for way in none storage lru lru-percpu hash; do
-	out=$SP_TMP/floor-$way.out err=$SP_TMP/floor-$way.err
-	env --default-signal=INT "$FLOOR" --keep "$way" >"$out" 2>"$err" &
-	pid=$!
-	SP_BG_PIDS+=("$pid")
-	if ! wait_for "$err" 'floor: ready' 30; then
-		fail "floor --keep $way did not start: $(head -n1 "$err")"
-		continue
-	fi
+	floor_start "floor-$way" "--keep $way" --keep "$way" || continue
 	port=$((port + 1))
 	# its own listener, $CONNS connections accepted and closed, then the listener closed
 	nsx f "$SP_CONN" burst 127.0.0.1 "$port" --count "$CONNS" --deadline 20 \
@@ -52,13 +71,14 @@ for way in none storage lru lru-percpu hash; do
 		if [ -z "$id" ]; then # bpftool without pid references: the newest map of the name
 			id=$(bpftool map show -j | jq -r --arg m "$map" '[.[] | select(.name == $m)] | last | .id')
 		fi
-		left=$(bpftool map dump id "$id" -j 2>/dev/null | jq length)
-		check_eq "$way: no entry is left in $map once the sockets closed" "${left:-unreadable}" 0
+		# the floor sees every socket of the host: count the test namespace's only
+		left=$(bpftool map dump id "$id" -j 2>/dev/null |
+			jq --argjson ns "$(ns_inode f)" '[.[] | select(.formatted.value.netns == $ns)] | length')
+		check_eq "$way: no entry of the test's sockets is left in $map once they closed" \
+			"${left:-unreadable}" 0
 		;;
 	esac
-	kill -INT "$pid"
-	wait_pid "$pid" 10
-	check_eq "$way: the floor exits 0 on SIGINT" "$WAIT_RC" 0
+	floor_stop "$way"
 	records=$(jq -r .records "$out" 2>/dev/null)
 	lost=$(jq -r .lost "$out" 2>/dev/null)
 	log "$way: $(cat "$out")"
@@ -74,14 +94,7 @@ done
 # segment), and at least one does; without coalescing there would be one per segment (30 or so).
 # The bound allows a slow machine one more each.
 for way in storage slots; do
-	out=$SP_TMP/probe-$way.out err=$SP_TMP/probe-$way.err
-	env --default-signal=INT "$FLOOR" --probe "$way" >"$out" 2>"$err" &
-	pid=$!
-	SP_BG_PIDS+=("$pid")
-	if ! wait_for "$err" 'floor: ready' 30; then
-		fail "floor --probe $way did not start: $(head -n1 "$err")"
-		continue
-	fi
+	floor_start "probe-$way" "--probe $way" --probe "$way" || continue
 	port=$((port + 1))
 	bg_run "$SP_TMP/pserve-$way.out" nsx f "$SP_CONN" serve 127.0.0.1 "$port" --count 1 \
 		--chunks 12,100,200 --hold 0.3 --deadline 20
@@ -92,9 +105,7 @@ for way in storage slots; do
 	check_eq "probe $way: the paced connection completed" "$?" 0
 	wait_pid "$serve" 20
 	sleep 0.3
-	kill -INT "$pid"
-	wait_pid "$pid" 10
-	check_eq "probe $way: the floor exits 0 on SIGINT" "$WAIT_RC" 0
+	floor_stop "probe $way"
 	log "probe $way: $(cat "$out")"
 	activity=$(jq -r .activity "$out" 2>/dev/null)
 	check "probe $way: 1 to 6 activity records for 2 sockets over 2.7 s (got ${activity:-none})" \
@@ -103,14 +114,7 @@ for way in storage slots; do
 done
 
 for way in syscalls cgroup; do
-	out=$SP_TMP/hook-$way.out err=$SP_TMP/hook-$way.err
-	env --default-signal=INT "$FLOOR" --hook "$way" >"$out" 2>"$err" &
-	pid=$!
-	SP_BG_PIDS+=("$pid")
-	if ! wait_for "$err" 'floor: ready' 30; then
-		fail "floor --hook $way did not start: $(head -n1 "$err")"
-		continue
-	fi
+	floor_start "hook-$way" "--hook $way" --hook "$way" || continue
 	case $way in
 	syscalls)
 		n=$(bpftool perf show -j | jq --argjson p "$pid" '[.[] | select(.pid == $p and
@@ -128,9 +132,7 @@ for way in syscalls cgroup; do
 	nsx f "$SP_CONN" burst 127.0.0.1 "$port" --count "$CONNS" --deadline 20 \
 		>"$SP_TMP/hburst-$way.out" 2>&1
 	check_eq "hook $way: the burst completes with the hooks attached" "$?" 0
-	kill -INT "$pid"
-	wait_pid "$pid" 10
-	check_eq "hook $way: the floor exits 0 on SIGINT" "$WAIT_RC" 0
+	floor_stop "hook $way"
 	check "hook $way: at least $((CONNS * 10 + 2)) records drained" \
 		test "$(jq -r .records "$out" 2>/dev/null)" -ge $((CONNS * 10 + 2))
 done
