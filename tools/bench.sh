@@ -185,13 +185,11 @@ keep | off) ;;
 *) usage_error "BENCH_PAGE_REPORTING='$PAGE_REPORTING': want keep or off" ;;
 esac
 [[ $WARM_MB =~ ^[0-9]+$ ]] || usage_error "BENCH_WARM_MB='$WARM_MB': want megabytes"
+KNOWN_TRACERS="floor floor-storage floor-lru floor-lru-percpu floor-hash floor-probe-storage
+floor-probe-slots floor-hook-syscalls floor-hook-cgroup agent baseline watch tcpstates"
 for t in $WANT_TRACERS; do
-	case $t in
-	floor | floor-storage | floor-lru | floor-lru-percpu | floor-hash) ;;
-	floor-probe-storage | floor-probe-slots | floor-hook-syscalls | floor-hook-cgroup) ;;
-	agent | baseline | watch | tcpstates) ;;
-	*) usage_error "BENCH_TRACERS: unknown tracer '$t' (floor, floor-storage, floor-lru, floor-lru-percpu, floor-hash, floor-probe-storage, floor-probe-slots, floor-hook-syscalls, floor-hook-cgroup, agent, baseline, watch, tcpstates)" ;;
-	esac
+	[[ " $(echo $KNOWN_TRACERS) " == *" $t "* ]] ||
+		usage_error "BENCH_TRACERS: unknown tracer '$t' ($(echo $KNOWN_TRACERS | sed 's/ /, /g'))"
 done
 ABLATED=
 case $ABLATE in
