@@ -82,6 +82,14 @@ static enum decode_result check_fields(const struct sp_record *r)
 	 */
 	if (r->error <= -4096 || r->error >= 4096)
 		return DECODE_FIELD;
+	/*
+	 * No cookie, duration or byte count of a real socket reaches 2^64 - 1, and a line that
+	 * carried it would not read back: json-c turns every larger number into that same value,
+	 * so replay refuses it.
+	 */
+	if (r->cookie == UINT64_MAX || r->payload_bytes == UINT64_MAX ||
+	    ((r->flags & SP_F_DURATION) && r->duration_ns == UINT64_MAX))
+		return DECODE_FIELD;
 	return DECODE_OK;
 }
 
