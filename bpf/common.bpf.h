@@ -23,6 +23,7 @@
 #define SS_UNCONNECTED 1
 
 #define EINTR 4
+#define EEXIST 17
 #define O_NONBLOCK 00004000
 #define SIGKILL 9
 #define ETIMEDOUT 110
@@ -43,7 +44,10 @@ const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6; 0 = both */
 const volatile bool filter_ports = false;
 const volatile __u8 port_bits[8192] = {};
 
-/* Per-socket state, in socket storage. Cloned from a listener into its accepted children. */
+/*
+ * Per-socket state, in a hash keyed by socket cookie: made at the socket's first event, deleted
+ * when it enters CLOSE. A child takes its listener's owner from listen_owners.
+ */
 struct sk_info {
 	__u64 state_ts;		/* entry into the current state */
 	__u64 connect_ts;	/* connect start */
@@ -130,12 +134,69 @@ struct {
 	__type(value, struct sp_stats);
 } stats SEC(".maps");
 
+/*
+ * A map keyed by cookie rather than socket storage: storage is allocated with each socket and
+ * freed with it, outside any program, and on a storm of short connections that costs several
+ * times what an entry in this table does (README, Performance). Preallocated: an insert takes
+ * no allocation. When it is full, a socket goes without (counted as no_storage).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* as many as the agent's own socket table */
+	__type(key, __u64);
 	__type(value, struct sk_info);
 } sk_infos SEC(".maps");
+
+/* Where a listener's owner waits for its children: by netns, family and port. */
+struct listen_key {
+	__u32 netns;
+	__u16 family;
+	__u16 port;
+};
+
+struct listen_owner {
+	__u64 cookie;	/* the listener's: only its own CLOSE deletes the entry */
+	__u32 pid;
+	char comm[SP_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct listen_key);
+	__type(value, struct listen_owner);
+} listen_owners SEC(".maps");
+
+/*
+ * A socket's state at the moment its entry was deleted (entry into CLOSE), in a slot chosen by
+ * its cookie. An abortive close sends its reset just after the socket entered CLOSE: the reset
+ * line's old state and owner come from here.
+ */
+#define CLOSED_SLOTS 4096
+
+struct closed_slot {
+	__u64 cookie;
+	struct sk_info info;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CLOSED_SLOTS);
+	__type(key, __u32);
+	__type(value, struct closed_slot);
+} closed_slots SEC(".maps");
+
+/*
+ * A child that entered SYN_RECV before it was named (6.1, core_fixes.bpf.h) still carries its
+ * listener's cookie then, so it cannot have its entry yet: the time of that transition waits
+ * here, by socket address, for the child's next one. Entries live for microseconds.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} unnamed_children SEC(".maps");
 
 /* Task storage: a lookup of the current thread's entry costs a fraction of a hash update plus
  * a delete on every connect(), and the entry goes with its thread (no table to fill or leak). */

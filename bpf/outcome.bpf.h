@@ -126,7 +126,7 @@ static __always_inline void connect_closed(struct sock *sk, const struct tcp_soc
 
 /* ESTABLISHED-side death with ETIMEDOUT: keepalive if probes went unanswered on an idle
  * socket, retransmission timeout otherwise. Written to sk_err before tcp_done(). @s may be NULL
- * (no storage could be made for the socket): sk_err and the socket's own counters still tell. */
+ * (the socket has no entry): sk_err and the socket's own counters still tell. */
 static __always_inline void established_closed(struct sock *sk, const struct tcp_sock *tp,
 					       struct sk_info *s, __u64 now)
 {

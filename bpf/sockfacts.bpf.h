@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Socket facts: the in-kernel filters, addresses and ports of a socket, its owner, its storage,
+ * Socket facts: the in-kernel filters, addresses and ports of a socket, its owner, its entry,
  * and a ring record filled from all of them.
  */
 #ifndef SP_SOCKFACTS_BPF_H
@@ -228,12 +228,110 @@ static __always_inline struct sp_record *rec_for_sk(__u32 type, __u64 now, struc
 	return r;
 }
 
+/*
+ * The socket's entry; with @create, made when missing. NULL when there is none, or when the
+ * table is full (the caller counts that).
+ */
 static __always_inline struct sk_info *sk_info_get(struct sock *sk, bool create)
 {
+	struct sk_info fresh = {};
+	struct sk_info *s;
+	__u64 key;
+	long err;
+
 #ifdef SP_ABLATE_NO_STORAGE /* benchmark attribution only (Makefile: build/ablate/) */
 	return NULL;
 #endif
-	return bpf_sk_storage_get(&sk_infos, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	key = bpf_get_socket_cookie(sk);
+	s = bpf_map_lookup_elem(&sk_infos, &key);
+	if (s || !create)
+		return s;
+	err = bpf_map_update_elem(&sk_infos, &key, &fresh, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		return NULL;
+	return bpf_map_lookup_elem(&sk_infos, &key);
+}
+
+/*
+ * The socket entered CLOSE: its entry goes (@in_map: @s is it, not to be used after), and what
+ * it held is kept in the socket's closed slot for the reset an abortive close sends next.
+ */
+static __always_inline void sk_info_forget(struct sock *sk, const struct sk_info *s, bool in_map)
+{
+	__u64 key = bpf_get_socket_cookie(sk);
+	__u32 idx = key & (CLOSED_SLOTS - 1);
+	struct closed_slot *c = bpf_map_lookup_elem(&closed_slots, &idx);
+
+	if (c) {
+		c->cookie = key;
+		c->info = *s;
+	}
+	if (in_map)
+		bpf_map_delete_elem(&sk_infos, &key);
+}
+
+/* What a socket that entered CLOSE held then, copied into @out; false if its slot moved on. */
+static __always_inline bool sk_info_closed(struct sock *sk, struct sk_info *out)
+{
+	__u64 key = bpf_get_socket_cookie(sk);
+	__u32 idx = key & (CLOSED_SLOTS - 1);
+	struct closed_slot *c = bpf_map_lookup_elem(&closed_slots, &idx);
+
+	if (!c || c->cookie != key)
+		return false;
+	*out = c->info;
+	/* another socket's close may have written the slot while it was read */
+	return c->cookie == key;
+}
+
+/* Listener owners, for the children a listener's accept queue will hand out. */
+static __always_inline void listen_key_of(struct listen_key *k, const struct sock *sk,
+					  const struct tcp_sock *tp)
+{
+	k->netns = sk->__sk_common.skc_net.net->ns.inum;
+	k->family = sk->__sk_common.skc_family;
+	k->port = sk_lport(sk, tp);
+}
+
+static __always_inline void listen_owner_set(struct sock *sk, const struct tcp_sock *tp,
+					     const struct sk_info *s)
+{
+	struct listen_owner o = {};
+	struct listen_key k = {};
+
+	listen_key_of(&k, sk, tp);
+	o.cookie = bpf_get_socket_cookie(sk);
+	o.pid = s->pid;
+	__builtin_memcpy(o.comm, s->comm, sizeof(o.comm));
+	if (bpf_map_update_elem(&listen_owners, &k, &o, BPF_ANY))
+		count_no_storage();
+}
+
+static __always_inline void listen_owner_drop(struct sock *sk, const struct tcp_sock *tp)
+{
+	struct listen_owner *o;
+	struct listen_key k = {};
+
+	listen_key_of(&k, sk, tp);
+	o = bpf_map_lookup_elem(&listen_owners, &k);
+	if (o && o->cookie == bpf_get_socket_cookie(sk))
+		bpf_map_delete_elem(&listen_owners, &k);
+}
+
+/* A new child: its listener's owner, provisional until accept() names the taker. */
+static __always_inline void owner_from_listener(struct sock *sk, const struct tcp_sock *tp,
+						struct sk_info *s)
+{
+	struct listen_owner *o;
+	struct listen_key k = {};
+
+	listen_key_of(&k, sk, tp);
+	o = bpf_map_lookup_elem(&listen_owners, &k);
+	if (!o)
+		return;
+	s->pid = o->pid;
+	__builtin_memcpy(s->comm, o->comm, sizeof(s->comm));
+	s->flags |= SKF_OWNER_PROVISIONAL;
 }
 
 #endif

@@ -3,14 +3,15 @@
  * sockpulse kernel side: TCP state changes, connect outcomes, keepalive/retransmission timeouts,
  * resets and coalesced inbound activity, streamed through one ring buffer.
  *
- * Per-socket facts live in socket storage (freed with the socket). Per-segment work (tcp_probe)
- * only updates that storage and emits at most one record per socket per coalescing interval.
+ * Per-socket facts live in a table keyed by socket cookie, deleted when the socket enters CLOSE.
+ * Per-segment work (tcp_probe) only updates that entry and emits at most one record per socket
+ * per coalescing interval.
  * Every failed ring reservation is counted per CPU per record kind.
  *
  * This file holds the programs; what they share is in the headers below, one concern each.
  */
 #include "common.bpf.h"	 /* constants, tunables, maps, the ring */
-#include "sockfacts.bpf.h" /* filters, socket facts, owners, storage */
+#include "sockfacts.bpf.h" /* filters, socket facts, owners, the socket table */
 #include "core_fixes.bpf.h" /* kernel differences */
 #include "outcome.bpf.h"	 /* connect outcomes and deaths */
 #include "connect.bpf.h"	 /* the connect/accept hooks' logic */
@@ -20,10 +21,42 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* ---- tracepoints ----------------------------------------------------------------------- */
 
 /*
- * The state machine, in two steps: what the transition changes in the socket's storage and
+ * The state machine, in two steps: what the transition changes in the socket's entry and
  * the connect outcome or death it decides (state_enter), then the state line itself
- * (state_emit). Only the first needs storage; without it the line still goes out.
+ * (state_emit). Only the first needs the entry; without it the line still goes out.
  */
+
+/* A child of a listener, new in SYN_RECV: its listener's owner until accept() names one. */
+static __always_inline void child_init(struct sock *sk, struct tcp_sock *tp, struct sk_info *s)
+{
+	owner_from_listener(sk, tp, s);
+	s->direction = SP_DIR_INGRESS;
+	s->owner_tries = ACCEPT_OWNER_TRIES;
+}
+
+/*
+ * A child whose LISTEN -> SYN_RECV came before it was named (6.1): on its next transition, with
+ * its own cookie, it gets its entry as of then, and its line for that transition goes out first
+ * (state_emit). False if it is no such child.
+ */
+static __always_inline bool child_named_late(struct sock *sk, struct tcp_sock *tp,
+					     struct sk_info *s)
+{
+	__u64 key = (__u64)sk, *ts;
+
+	if (s->flags & SKF_STATE_KNOWN)
+		return false;
+	ts = bpf_map_lookup_elem(&unnamed_children, &key);
+	if (!ts)
+		return false;
+	child_init(sk, tp, s);
+	s->state = TCP_SYN_RECV;
+	s->prev_state = TCP_LISTEN;
+	s->state_ts = *ts;
+	s->flags |= SKF_STATE_KNOWN | SKF_SYNRECV_LATE;
+	bpf_map_delete_elem(&unnamed_children, &key);
+	return true;
+}
 
 /* Bookkeeping: the owner, the connect in flight, the per-connection counters, and the connect
  * outcome or death the transition decides. *has_dur and *dur: the time spent in the state left,
@@ -70,25 +103,11 @@ static __always_inline void state_enter(struct sock *sk, struct tcp_sock *tp, st
 	case TCP_LISTEN:
 		owner_from_current(s);
 		s->direction = SP_DIR_UNKNOWN;
+		listen_owner_set(sk, tp, s);
 		break;
 	case TCP_SYN_RECV:
-		if (oldstate == TCP_LISTEN) {
-			/* A child just cloned from its listener: storage came with it. */
-			*has_dur = false;
-			s->flags &= (SKF_OWNER | SKF_OWNER_PROVISIONAL);
-			if (s->flags & SKF_OWNER)
-				s->flags = SKF_OWNER_PROVISIONAL;
-			if (core_child_unnamed(sk))
-				s->flags |= SKF_SYNRECV_LATE;
-			s->direction = SP_DIR_INGRESS;
-			s->owner_tries = ACCEPT_OWNER_TRIES;
-			s->err = 0;
-			s->retrans = 0;
-			s->last_emit = 0;
-			s->rx_bytes = 0;
-			s->rx_segs = 0;
-			s->verdict = VERDICT_UNKNOWN;
-		}
+		if (oldstate == TCP_LISTEN)
+			child_init(sk, tp, s); /* a new entry: no duration */
 		break;
 	}
 	/* A child reaches SYN_RECV and ESTABLISHED before it is queued for accept(): no
@@ -126,17 +145,13 @@ static __always_inline void state_emit(struct sock *sk, struct tcp_sock *tp, str
 	struct sp_record *r;
 
 	if (s && (s->flags & SKF_SYNRECV_LATE)) {
-		if (oldstate != TCP_LISTEN) {
-			/* the child has its own identity now: the line it could not have then */
-			s->flags &= ~SKF_SYNRECV_LATE;
-			r = rec_for_sk(SP_REC_STATE, s->state_ts, sk, tp, s);
-			if (r) {
-				r->old_state = TCP_LISTEN;
-				r->new_state = TCP_SYN_RECV;
-				rec_submit(r);
-			}
-		} else {
-			return; /* still unnamed: the line waits for the child's next transition */
+		/* the child has its own identity now: the line it could not have then */
+		s->flags &= ~SKF_SYNRECV_LATE;
+		r = rec_for_sk(SP_REC_STATE, s->state_ts, sk, tp, s);
+		if (r) {
+			r->old_state = TCP_LISTEN;
+			r->new_state = TCP_SYN_RECV;
+			rec_submit(r);
 		}
 	}
 	r = rec_for_sk(SP_REC_STATE, now, sk, tp, s);
@@ -170,30 +185,54 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct tcp_sock *tp = tcp_full_sock(sk);
-	struct sk_info *s;
-	bool has_dur = false;
+	struct sk_info *s, fresh = {};
+	bool has_dur = false, in_map = true;
 	__u64 now, dur = 0;
 
-	if (!tp || !sk_filter_ok(sk, tp))
+	if (!tp)
 		return 0;
+	if (!sk_filter_ok(sk, tp)) {
+		/* tcp_probe keeps a verdict for a socket the filters drop: its entry goes too */
+		if (newstate == TCP_CLOSE) {
+			s = sk_info_get(sk, false);
+			if (s)
+				sk_info_forget(sk, s, true);
+		}
+		return 0;
+	}
 	now = bpf_ktime_get_ns();
-	s = sk_info_get(sk, true);
+	if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV && core_child_unnamed(sk)) {
+		__u64 key = (__u64)sk;
+
+		/* the line goes out at the child's next transition (child_named_late) */
+		if (bpf_map_update_elem(&unnamed_children, &key, &now, BPF_ANY))
+			count_no_storage();
+		return 0;
+	}
+	s = sk_info_get(sk, newstate != TCP_CLOSE);
+	if (!s && newstate == TCP_CLOSE) {
+		/* Older than the agent and never seen: no entry to make, as it would go at once.
+		 * One on the stack serves this line and the closed slot. */
+		s = &fresh;
+		in_map = false;
+	}
 	if (s) {
+		if (oldstate == TCP_SYN_RECV)
+			child_named_late(sk, tp, s);
 		state_enter(sk, tp, s, oldstate, newstate, now, &dur, &has_dur);
-	} else if (newstate == TCP_CLOSE && oldstate != TCP_SYN_SENT && oldstate != TCP_LISTEN &&
-		   oldstate != TCP_SYN_RECV) {
-		/* No storage for this socket: the death's cause is still in sk_err. */
-		count_no_storage();
-		established_closed(sk, tp, NULL, now);
 	} else {
 		count_no_storage();
 	}
 	state_emit(sk, tp, s, oldstate, newstate, now, has_dur, dur);
+	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)
+		listen_owner_drop(sk, tp);
 	if (s) {
 		s->prev_state = oldstate;
 		s->state = newstate;
 		s->state_ts = now;
 		s->flags |= SKF_STATE_KNOWN;
+		if (newstate == TCP_CLOSE)
+			sk_info_forget(sk, s, in_map);
 	}
 	return 0;
 }
@@ -228,7 +267,7 @@ int BPF_PROG(sp_receive_reset, struct sock *sk)
 
 	if (!tp || !sk_filter_ok(sk, tp))
 		return 0;
-	s = sk_info_get(sk, true);
+	s = sk_info_get(sk, sk->__sk_common.skc_state != TCP_CLOSE);
 	if (s) {
 		s->flags |= SKF_RST_RCVD;
 		owner_refine(sk, s);
@@ -289,7 +328,7 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(sp_send_reset, struct sock *sk, struct sk_buff *skb)
 {
 	struct tcp_sock *tp = NULL;
-	struct sk_info *s = NULL;
+	struct sk_info *s = NULL, closed;
 	struct sp_record *r;
 	__u8 state = 0;
 	__u64 now = bpf_ktime_get_ns();
@@ -301,7 +340,15 @@ int BPF_PROG(sp_send_reset, struct sock *sk, struct sk_buff *skb)
 		tp = tcp_full_sock(sk);
 		if (!sk_filter_ok(sk, tp))
 			return 0;
-		if (tp) {
+		/* An abortive close (SO_LINGER 0, tcp_disconnect) moves to CLOSE before it sends
+		 * the reset: the socket's entry is gone, what it held is in its closed slot, and
+		 * the state the connection was in is the one it just left. */
+		if (tp && state == TCP_CLOSE) {
+			if (sk_info_closed(sk, &closed)) {
+				s = &closed;
+				owner_refine(sk, s);
+			}
+		} else if (tp) {
 			s = sk_info_get(sk, true);
 			if (s) {
 				s->flags |= SKF_RST_SENT;
@@ -311,8 +358,6 @@ int BPF_PROG(sp_send_reset, struct sock *sk, struct sk_buff *skb)
 		r = rec_for_sk(SP_REC_RESET, now, sk, tp, s);
 		if (!r)
 			return 0;
-		/* An abortive close (SO_LINGER 0, tcp_disconnect) moves to CLOSE before it sends
-		 * the reset: the state the connection was in is the one it just left. */
 		if (state == TCP_CLOSE && s && (s->flags & SKF_STATE_KNOWN) && s->state == TCP_CLOSE)
 			state = s->prev_state;
 		r->old_state = state;
@@ -355,7 +400,7 @@ int BPF_PROG(sp_retransmit_synack, struct sock *sk)
 	return 0;
 }
 
-/* Every inbound segment of an established socket: storage only, one record per interval. */
+/* Every inbound segment of an established socket: its entry only, one record per interval. */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(sp_tcp_probe, struct sock *sk, struct sk_buff *skb)
 {

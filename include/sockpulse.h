@@ -155,8 +155,9 @@ _Static_assert(sizeof(struct sp_sockinfo) == 112, "sp_sockinfo layout changed");
 /*
  * Per-CPU counters, one array element; read and summed by the agent. What reached the agent it
  * counts itself; the kernel counts what could not: ring reservations that failed, per record
- * kind, and state changes of sockets for which no storage could be made (their lines lack the
- * duration and owner; a death's cause is still classified from the socket itself).
+ * kind, and events of sockets for which its socket table (or its listener or unnamed-child
+ * table) had no room (their lines lack the duration and owner; a death's cause is still
+ * classified from the socket itself).
  */
 struct sp_stats {
 	__u64 dropped[SP_REC_TYPE_MAX];

@@ -474,7 +474,7 @@ void runtime_summary(const struct runtime *a)
 	if (a->engine)
 		summary_engine(a, all);
 	if (a->counts.no_storage)
-		pr_warn("summary: %llu state changes of sockets the kernel could not give storage "
+		pr_warn("summary: %llu events of sockets the kernel's socket table had no room for "
 			"(their lines lack durations and owners)",
 			(unsigned long long)a->counts.no_storage);
 	for (int r = 1; r < DECODE_RESULT_MAX; r++)

@@ -49,7 +49,7 @@ struct runtime_counts {
 	uint64_t decode_errors[DECODE_RESULT_MAX];
 	uint64_t engine_events;
 	uint64_t loop_stalls;			/* ticks that came late */
-	uint64_t no_storage;			/* kernel: sockets seen without storage */
+	uint64_t no_storage;			/* kernel: socket table full */
 };
 
 struct socktab;
