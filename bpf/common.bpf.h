@@ -37,7 +37,7 @@
 
 /* Tunables, set by the agent between open and load. */
 const volatile __u64 coalesce_ns = 1000000000ULL;
-const volatile __u64 wakeup_bytes = 0;	/* wake the consumer only past this much data */
+const volatile __u64 wakeup_bytes = 0;	/* wake the consumer at each multiple waiting */
 const volatile __u64 filter_cgroup = 0; /* cgroup v2 id; sockets in it or below it */
 const volatile __u32 filter_netns = 0;	/* netns inode */
 const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6; 0 = both */
@@ -265,13 +265,26 @@ static __always_inline struct sp_record *rec_reserve(__u32 type, __u64 now)
 	return r;
 }
 
+/*
+ * Wake the consumer only as the data waiting crosses a multiple of wakeup_bytes (within a few
+ * records, so records submitted side by side on other CPUs cannot all step over it); the agent
+ * also drains on a short timer. A wake-up is an interrupt raised on this CPU (on a virtual
+ * machine, an exit to the hypervisor): woken for every record once the backlog passed the mark,
+ * as before, they took 4.5 % of the machine's CPU on the rst storm (perf).
+ */
+#define WAKE_WINDOW (4 * (sizeof(struct sp_record) + 8))
+
 static __always_inline void rec_submit(struct sp_record *r)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 flags = BPF_RB_NO_WAKEUP, avail;
 
-	/* Batch wake-ups: the agent also drains on a short timer. */
-	if (!wakeup_bytes || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	if (!wakeup_bytes) {
 		flags = BPF_RB_FORCE_WAKEUP;
+	} else {
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		if (avail >= wakeup_bytes && avail % wakeup_bytes < WAKE_WINDOW)
+			flags = BPF_RB_FORCE_WAKEUP;
+	}
 	bpf_ringbuf_submit(r, flags);
 }
 
