@@ -62,7 +62,6 @@ struct sk_info {
 	__u8 direction;
 	__u8 flags;		/* SKF_* */
 	__u8 verdict;		/* filter verdict cache for the per-segment path */
-	__u8 owner_tries;	/* lookups left for the accept()ing owner */
 	__u8 prev_state;	/* the state it left last */
 };
 
@@ -78,8 +77,6 @@ struct sk_info {
 #define VERDICT_UNKNOWN 0
 #define VERDICT_PASS 1
 #define VERDICT_DROP 2
-
-#define ACCEPT_OWNER_TRIES 8
 
 /* A connect() in flight, in the calling thread's storage: entry hook -> SYN_SENT -> exit hook. */
 struct connect_req {
@@ -115,11 +112,6 @@ struct rendezvous {
 	__u8 kind;
 	__u8 failure;	/* RDV_OUTCOME */
 	__u8 pad[2];
-};
-
-struct owner {
-	__u32 pid;
-	char comm[SP_COMM_LEN];
 };
 
 struct {
@@ -215,13 +207,6 @@ static __always_inline struct connect_req *current_connect(void)
 	req = bpf_task_storage_get(&connect_reqs, bpf_get_current_task_btf(), 0, 0);
 	return req && req->ts ? req : NULL;
 }
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct owner);
-} accept_owners SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

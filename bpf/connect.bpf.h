@@ -267,12 +267,17 @@ static __always_inline void stream_connect_enter(struct socket *sock, const void
 		connect_enter((__u64)sk, &u);
 }
 
-/* accept(): name the process that really took the connection (prefork servers). */
+/*
+ * accept(): the process that really took the connection (prefork servers) becomes the owner in
+ * the socket's entry, which this makes for a socket older than the agent that the state hooks
+ * have not met yet (not for one already closed: no CLOSE would come to delete it).
+ */
 static __always_inline void accept_exit(long ret)
 {
+	struct sk_info fresh = {}, *s;
 	struct sock *sk;
-	struct owner o = {};
 	__u64 key;
+	long err;
 
 #ifdef SP_ABLATE_NO_OWNERS /* benchmark attribution only (Makefile: build/ablate/) */
 	return;
@@ -282,13 +287,28 @@ static __always_inline void accept_exit(long ret)
 	sk = fd_tcp_sock((int)ret, false);
 	if (!sk)
 		return;
-	/* Our SYN_RECV hook made the cookie; a socket we never saw has none and needs no entry. */
+	/* The state hooks made the cookie; a socket they never saw has none and needs no entry
+	 * (the agent's socket-table walk names its owner). */
 	key = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (!key)
 		return;
-	o.pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(o.comm, sizeof(o.comm));
-	bpf_map_update_elem(&accept_owners, &key, &o, BPF_ANY);
+	s = bpf_map_lookup_elem(&sk_infos, &key);
+	if (!s) {
+		if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
+			return;
+		owner_from_current(&fresh);
+		err = bpf_map_update_elem(&sk_infos, &key, &fresh, BPF_NOEXIST);
+		if (!err)
+			return;
+		if (err != -EEXIST) {
+			count_no_storage();
+			return;
+		}
+		s = bpf_map_lookup_elem(&sk_infos, &key);
+		if (!s)
+			return;
+	}
+	owner_from_current(s);
 }
 
 #endif

@@ -161,43 +161,6 @@ static __always_inline void owner_from_current(struct sk_info *s)
 	s->flags &= ~SKF_OWNER_PROVISIONAL;
 }
 
-/*
- * Accepted sockets inherit the listener's owner; the accept() exit hook may name the real one.
- * Keyed by socket cookie, never reused, so a stale entry cannot name another socket's owner.
- */
-static __always_inline void owner_refine(struct sock *sk, struct sk_info *s)
-{
-	__u64 key;
-	struct owner *o;
-
-#ifdef SP_ABLATE_NO_OWNERS /* benchmark attribution only (Makefile: build/ablate/) */
-	return;
-#endif
-	if ((s->flags & SKF_OWNER) || !s->owner_tries)
-		return;
-	s->owner_tries--;
-	key = bpf_get_socket_cookie(sk);
-	o = bpf_map_lookup_elem(&accept_owners, &key);
-	if (!o)
-		return;
-	s->pid = o->pid;
-	__builtin_memcpy(s->comm, o->comm, sizeof(s->comm));
-	s->flags |= SKF_OWNER;
-	s->flags &= ~SKF_OWNER_PROVISIONAL;
-	bpf_map_delete_elem(&accept_owners, &key);
-}
-
-/*
- * Storage just made for a socket older than the agent (or than its last run): nobody named its
- * owner, and it may still be waiting in an accept queue. Let accept() name it when it comes.
- */
-static __always_inline void first_seen(struct sk_info *s)
-{
-	if (!(s->flags & (SKF_STATE_KNOWN | SKF_OWNER | SKF_OWNER_PROVISIONAL)) && !s->owner_tries &&
-	    !s->verdict)
-		s->owner_tries = ACCEPT_OWNER_TRIES;
-}
-
 static __always_inline void fill_owner(struct sp_record *r, const struct sk_info *s)
 {
 	if (!s || !(s->flags & (SKF_OWNER | SKF_OWNER_PROVISIONAL)))

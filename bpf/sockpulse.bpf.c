@@ -31,7 +31,6 @@ static __always_inline void child_init(struct sock *sk, struct tcp_sock *tp, str
 {
 	owner_from_listener(sk, tp, s);
 	s->direction = SP_DIR_INGRESS;
-	s->owner_tries = ACCEPT_OWNER_TRIES;
 }
 
 /*
@@ -67,7 +66,6 @@ static __always_inline void state_enter(struct sock *sk, struct tcp_sock *tp, st
 {
 	struct connect_req *req;
 
-	first_seen(s);
 	if ((s->flags & SKF_STATE_KNOWN) && s->state == oldstate && now >= s->state_ts) {
 		*dur = now - s->state_ts;
 		*has_dur = true;
@@ -110,10 +108,6 @@ static __always_inline void state_enter(struct sock *sk, struct tcp_sock *tp, st
 			child_init(sk, tp, s); /* a new entry: no duration */
 		break;
 	}
-	/* A child reaches SYN_RECV and ESTABLISHED before it is queued for accept(): no
-	 * accept() can have named its owner yet, so no lookup until the next state. */
-	if (newstate != TCP_SYN_RECV && newstate != TCP_ESTABLISHED)
-		owner_refine(sk, s);
 	if (newstate == TCP_ESTABLISHED) {
 		/* The transition itself proves the peer alive: the first activity record
 		 * comes one interval later, and short connections need none at all (what
@@ -268,10 +262,8 @@ int BPF_PROG(sp_receive_reset, struct sock *sk)
 	if (!tp || !sk_filter_ok(sk, tp))
 		return 0;
 	s = sk_info_get(sk, sk->__sk_common.skc_state != TCP_CLOSE);
-	if (s) {
+	if (s)
 		s->flags |= SKF_RST_RCVD;
-		owner_refine(sk, s);
-	}
 	r = rec_for_sk(SP_REC_RESET, bpf_ktime_get_ns(), sk, tp, s);
 	if (!r)
 		return 0;
@@ -344,16 +336,12 @@ int BPF_PROG(sp_send_reset, struct sock *sk, struct sk_buff *skb)
 		 * the reset: the socket's entry is gone, what it held is in its closed slot, and
 		 * the state the connection was in is the one it just left. */
 		if (tp && state == TCP_CLOSE) {
-			if (sk_info_closed(sk, &closed)) {
+			if (sk_info_closed(sk, &closed))
 				s = &closed;
-				owner_refine(sk, s);
-			}
 		} else if (tp) {
 			s = sk_info_get(sk, true);
-			if (s) {
+			if (s)
 				s->flags |= SKF_RST_SENT;
-				owner_refine(sk, s);
-			}
 		}
 		r = rec_for_sk(SP_REC_RESET, now, sk, tp, s);
 		if (!r)
@@ -414,7 +402,6 @@ int BPF_PROG(sp_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	if (!s)
 		return 0;
 	if (s->verdict == VERDICT_UNKNOWN) {
-		first_seen(s);
 		tp = tcp_full_sock(sk);
 		s->verdict = tp && sk_filter_ok(sk, tp) ? VERDICT_PASS : VERDICT_DROP;
 	}
@@ -435,7 +422,6 @@ int BPF_PROG(sp_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	tp = tcp_full_sock(sk);
 	if (!tp)
 		return 0;
-	owner_refine(sk, s);
 	r = rec_for_sk(SP_REC_ACTIVITY, now, sk, tp, s);
 	if (!r)
 		return 0; /* counted; the pending totals ride on the next record */

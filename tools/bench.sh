@@ -74,10 +74,10 @@ Environment:
   BENCH_AGENT_ARGS=     extra arguments for 'sockpulse agent' and 'sockpulse watch'
   BENCH_ABLATE=0        1: attribution runs, the agent with one part off each (make ablate
                         builds what they need; BENCH_ABLATE=1 make bench does it):
-                          storage    socket storage (sk_info_get finds nothing; build-time)
+                          storage    the socket table (sk_info_get finds nothing; build-time)
                           syscalls   the connect/accept hooks (programs not loaded)
                           tcp_probe  the per-segment program (not loaded)
-                          owners     the accept() owner map: no insert, no lookup (build-time)
+                          owners     the accept() hook's owner update (build-time)
                           engine     the lease and spike engine (and its lines)
                           format     lines counted instead of formatted (nothing written)
                           write      lines formatted, then discarded
