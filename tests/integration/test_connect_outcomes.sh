@@ -195,6 +195,9 @@ for n in "${CASES[@]}"; do
 	case $n in *-now-*) [ "$(kv "$SP_TMP/$n.out" connect us)" -ge 900000 ] 2>/dev/null && soft=$((soft + 1)) ;; esac
 done
 log "now cases whose ICMP arrived while connect() held the socket (sk_err_soft): $soft"
+# Records the kernel could not hand over (a full ring, a skipped program run) are reported, not
+# hidden: said here, so a missing line below can be told from a lost one.
+log "events-lost lines: $(lines "$C" '.event.action == "events-lost"' | jq -r '"\(.sockpulse.lost.kind) \(.sockpulse.lost.count)"' | tr '\n' ' ')"
 
 for n in "${CASES[@]}"; do
 	read -r f dest port class want <<<"${SPEC[$n]}"
