@@ -134,7 +134,7 @@ struct {
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536); /* as many as the agent's own socket table */
+	__uint(max_entries, 65536); /* --max-sockets: the agent sizes it, as its own table */
 	__type(key, __u64);
 	__type(value, struct sk_info);
 } sk_infos SEC(".maps");

@@ -8,7 +8,9 @@
 #     leak (an agent whose port filter drops it has one too, made by tcp_probe for its verdict);
 #   - after normal closes, resets either way, refused connects, connections older than the agent
 #     and the listeners' closes, none of the test's sockets is left in either agent's table, and
-#     no listener of the test's namespace in the listener table.
+#     no listener of the test's namespace in the listener table;
+#   - a table too small (--max-sockets 1024) for 2200 live sockets: the agent counts the sockets
+#     that went without an entry and says so at exit; with room, nothing is said.
 # The test's sockets are named by the cookies in the unfiltered agent's lines, so entries of the
 # host's other sockets (another run's, say) are not counted.
 . "$(dirname "$0")/lib.sh"
@@ -140,4 +142,22 @@ expect "an established connection's close carries its duration" "$ALL_JSON" '
 	and .event.duration > 0'
 agent_stop all
 agent_stop port
+check "with room for every socket, no agent says a socket went without" \
+	test "$(grep -c "had no room" "$(agent_err all)" "$(agent_err port)" | awk -F: '{ n += $2 } END { print n }')" = 0
+
+# A table too small for what lives (--max-sockets 1024): 1100 connections held in a listener's
+# accept queue are 2200 sockets. Those past the table's size go without an entry, and the agent
+# counts them and says so when it stops.
+ulimit -n 8192 2>/dev/null || true
+ns_new f
+bg_run "$SP_TMP/full-srv.out" nsx f "$SP_CONN" serve "$ADDR" 6101 --no-accept --backlog 4096 \
+	--hold 40 --deadline 60
+wait_for "$SP_TMP/full-srv.out" '^listening' 10 || fail "the queueing server did not listen"
+agent_start small f --max-sockets 1024 || sp_finish
+nsx f "$SP_CONN" fill "$ADDR" 6101 --count 1100 --hold 1 --deadline 40 >"$SP_TMP/fill.out" 2>&1
+check "1100 connections were opened and held" grep -q "fill opened=1100 result=ok" "$SP_TMP/fill.out"
+agent_stop small
+check "the agent with room for 1024 sockets says how many went without" \
+	grep -Eq "summary: [0-9]+ events of sockets the kernel's socket table had no room for" \
+	"$(agent_err small)"
 sp_finish

@@ -41,6 +41,7 @@ static const struct {
 	{ "cgroup", NULL /* found at run time */, "/proc" },
 	{ "coalesce", "500ms", "999us" },
 	{ "ring-size", "64K", "3000" },
+	{ "max-sockets", "200000", "1023" },
 	{ "connect-hook", "kprobe", "uprobe" },
 	{ "lease-ttl", "80=2s", "80=" },
 	{ "max-leases", "1000", "0" },
@@ -511,6 +512,7 @@ static void test_defaults(void **state)
 	reinit(&cfg);
 	assert_int_equal(cfg.kernel.coalesce_ns, NS_PER_S);
 	assert_int_equal(cfg.kernel.ring_bytes, 8u << 20);
+	assert_int_equal(cfg.kernel.max_socks, 65536);
 	assert_int_equal(cfg.kernel.hook, SP_HOOK_NONE);
 	assert_int_equal(cfg.engine.lease.ttl_ns, 30 * NS_PER_S);
 	assert_int_equal(cfg.engine.lease.max_leases, 1048576);

@@ -276,6 +276,9 @@ static int configure(struct sockpulse_bpf *skel, const struct config *cfg, unsig
 	err = bpf_map__set_max_entries(skel->maps.events, cfg->kernel.ring_bytes);
 	if (err)
 		return err;
+	err = bpf_map__set_max_entries(skel->maps.sk_infos, cfg->kernel.max_socks);
+	if (err)
+		return err;
 
 	bpf_object__for_each_program(prog, skel->obj)
 	{

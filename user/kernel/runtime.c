@@ -305,10 +305,10 @@ int runtime_open(struct runtime *a, const struct config *cfg, const struct runti
 		engine_set_hold_fn(a->engine, engine_hold, a);
 		portfc_set_range_fn(engine_ports(a->engine), port_range, a);
 	}
-	a->socks = socktab_new(RUNTIME_SOCKTAB_SOCKS, RUNTIME_SOCKTAB_LISTENERS);
+	a->socks = socktab_new(cfg->kernel.max_socks, RUNTIME_SOCKTAB_LISTENERS);
 	if (!a->socks) {
 		pr_warn("cannot set up the socket table (%u sockets): out of memory",
-			RUNTIME_SOCKTAB_SOCKS);
+			cfg->kernel.max_socks);
 		return SP_EXIT_FAILURE;
 	}
 	open_cgroups(a);

@@ -56,7 +56,6 @@ struct socktab;
 struct cg_cache;
 
 /* Sockets and listeners whose owner and ends the agent keeps (a cache: see socktab.h). */
-#define RUNTIME_SOCKTAB_SOCKS (1u << 16)
 #define RUNTIME_SOCKTAB_LISTENERS 4096u
 
 struct runtime {

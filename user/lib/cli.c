@@ -131,6 +131,11 @@ const struct sp_option cli_options[] = {
 	{ "ring-size", 0, OPT_CUSTOM, .parse = parse_ring_size, .section = SEC_KERNEL,
 	  .arg = "SIZE", .valid = "a power of two from a page to 1G",
 	  .help = "ring buffer size, a power of two (default 8M)", .cmds = CMDS_LIVE | CMDS_CHECK },
+	{ "max-sockets", 0, OPT_U32, FIELD(kernel.max_socks), .min = 1024, .max = 1U << 20,
+	  .section = SEC_KERNEL, .arg = "N", .valid = "a number from 1024 to 1048576",
+	  .help = "sockets followed at once, in the kernel and in the agent (default 65536); "
+		  "past it, lines lack durations and owners (counted)",
+	  .cmds = CMDS_LIVE | CMDS_CHECK },
 	{ "connect-hook", 0, OPT_ENUM, FIELD(kernel.hook), .names = hook_names, .section = SEC_KERNEL,
 	  .arg = "H", .valid = "one of auto, fentry, kprobe, tracepoint",
 	  .help = "auto (default: fentry, then kprobe, then tracepoint), or force one",
@@ -349,6 +354,7 @@ void config_init(struct config *cfg)
 	cfg->help_cmd = CMD_HELP;
 	cfg->kernel.coalesce_ns = SP_DEFAULT_COALESCE_NS;
 	cfg->kernel.ring_bytes = SP_DEFAULT_RING_BYTES;
+	cfg->kernel.max_socks = SP_DEFAULT_MAX_SOCKS;
 	cfg->kernel.hook = SP_HOOK_NONE;
 	engine_config_default(&cfg->engine);
 	cfg->engine.lease.coalesce_ns = cfg->kernel.coalesce_ns;

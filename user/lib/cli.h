@@ -48,6 +48,7 @@ enum sp_command {
 
 #define SP_DEFAULT_COALESCE_NS NSEC_PER_SEC
 #define SP_DEFAULT_RING_BYTES (8ULL << 20)
+#define SP_DEFAULT_MAX_SOCKS 65536u
 #define SP_DEFAULT_REFRESH_NS NSEC_PER_SEC
 
 /* `sockpulse agent` defaults (README, "sockpulse agent") */
@@ -71,6 +72,7 @@ struct filter_config {
 struct kernel_config {
 	uint64_t coalesce_ns;	/* at most one activity record per socket per interval */
 	uint64_t ring_bytes;
+	uint32_t max_socks;	/* sockets followed at once: the kernel's table and the agent's */
 	unsigned int hook;	/* enum sp_connect_hook; SP_HOOK_NONE: probe */
 };
 
