@@ -42,11 +42,11 @@ PIDS=()
 
 # Older than the agents: accepted, then data both ways once the agents are up (GO), then closed.
 bg_run "$SP_TMP/old-srv.out" nsx t "$SP_CONN" serve "$ADDR" 6001 --wait-file "$GO" \
-	--chunks 3,100,100 --hold 1 --deadline 60
+	--chunks 3,100,100 --hold 1 --deadline 120
 PIDS+=("$BG_PID")
 wait_for "$SP_TMP/old-srv.out" '^listening' 10 || fail "the older server did not listen"
 bg_run "$SP_TMP/old-cli.out" nsx t "$SP_CONN" connect "$ADDR" 6001 --wait-file "$GO" \
-	--send 100 --hold 2 --deadline 60
+	--send 100 --hold 2 --deadline 120
 PIDS+=("$BG_PID")
 wait_for "$SP_TMP/old-srv.out" '^accepted' 10 || fail "the older server did not accept"
 
@@ -59,26 +59,36 @@ LS_ALL=$(agent_map all listen_owners)
 check "the agents' socket tables are found" test -n "$SK_ALL" -a -n "$SK_PORT" -a -n "$LS_ALL"
 
 # A held connection, data both ways.
-bg_run "$SP_TMP/held-srv.out" nsx t "$SP_CONN" serve "$ADDR" 6004 --chunks 3,100,100 --hold 30 \
-	--deadline 40
+bg_run "$SP_TMP/held-srv.out" nsx t "$SP_CONN" serve "$ADDR" 6004 --chunks 3,100,100 --hold 150 \
+	--deadline 160
 PIDS+=("$BG_PID")
 wait_for "$SP_TMP/held-srv.out" '^listening' 10 || fail "the held server did not listen"
-bg_run "$SP_TMP/held-cli.out" nsx t "$SP_CONN" connect "$ADDR" 6004 --send 100 --hold 30 \
-	--deadline 40
+bg_run "$SP_TMP/held-cli.out" nsx t "$SP_CONN" connect "$ADDR" 6004 --send 100 --hold 150 \
+	--deadline 160
 HELD_CLI=$BG_PID
 PIDS+=("$BG_PID")
 wait_for "$SP_TMP/held-srv.out" '^accepted' 10 || fail "the held server did not accept"
 wait_for "$SP_TMP/held-cli.out" '^connect ' 10 || fail "the held client did not connect"
 sleep 1.5 # the chunks (300 ms) and their activity
 
+# While it lives, the held connection's ends are in the tables.
+ALL_JSON=$(agent_json all)
+HELD_COOKIES="$(kv "$SP_TMP/held-cli.out" connect cookie) $(kv "$SP_TMP/held-srv.out" accepted cookie)"
+check_eq "sp_conn names the held connection's two ends" "$(echo $HELD_COOKIES | wc -w)" 2
+keys "$SK_ALL" >"$SP_TMP/all-live.keys"
+keys "$SK_PORT" >"$SP_TMP/port-live.keys"
+for k in $HELD_COOKIES; do
+	check "while it lives, end $k has its entry" grep -qx "$k" "$SP_TMP/all-live.keys"
+	check "and one in the filtering agent's table (its verdict)" grep -qx "$k" "$SP_TMP/port-live.keys"
+done
 # Normal closes with data, resets either way, refused connects.
 bg_run "$SP_TMP/fin-srv.out" nsx t "$SP_CONN" serve "$ADDR" 6002 --count 10 --echo --hold 0.3 \
-	--deadline 30
+	--deadline 150
 PIDS+=("$BG_PID")
 bg_run "$SP_TMP/rst-srv.out" nsx t "$SP_CONN" serve "$ADDR" 6003 --count 10 --hold 0.2 --linger0 \
-	--deadline 30
+	--deadline 150
 PIDS+=("$BG_PID")
-bg_run "$SP_TMP/rstc-srv.out" nsx t "$SP_CONN" serve "$ADDR" 6005 --count 10 --hold 2 --deadline 30
+bg_run "$SP_TMP/rstc-srv.out" nsx t "$SP_CONN" serve "$ADDR" 6005 --count 10 --hold 2 --deadline 150
 PIDS+=("$BG_PID")
 for srv in fin rst rstc; do
 	wait_for "$SP_TMP/$srv-srv.out" '^listening' 10 || fail "the $srv server did not listen"
@@ -100,16 +110,6 @@ for ((i = 0; i < 10; i++)); do
 	nsx t "$SP_CONN" connect "$ADDR" 6009 --deadline 10 >/dev/null 2>&1
 done
 
-# While it lives, the held connection's ends are in the tables.
-ALL_JSON=$(agent_json all)
-HELD_COOKIES="$(kv "$SP_TMP/held-cli.out" connect cookie) $(kv "$SP_TMP/held-srv.out" accepted cookie)"
-check_eq "sp_conn names the held connection's two ends" "$(echo $HELD_COOKIES | wc -w)" 2
-keys "$SK_ALL" >"$SP_TMP/all-live.keys"
-keys "$SK_PORT" >"$SP_TMP/port-live.keys"
-for k in $HELD_COOKIES; do
-	check "while it lives, end $k has its entry" grep -qx "$k" "$SP_TMP/all-live.keys"
-	check "and one in the filtering agent's table (its verdict)" grep -qx "$k" "$SP_TMP/port-live.keys"
-done
 kill -INT "$HELD_CLI" 2>/dev/null
 for pid in "${PIDS[@]}"; do
 	kill -INT "$pid" 2>/dev/null
@@ -151,10 +151,10 @@ check "with room for every socket, no agent says a socket went without" \
 ulimit -n 8192 2>/dev/null || true
 ns_new f
 bg_run "$SP_TMP/full-srv.out" nsx f "$SP_CONN" serve "$ADDR" 6101 --no-accept --backlog 4096 \
-	--hold 40 --deadline 60
+	--hold 150 --deadline 160
 wait_for "$SP_TMP/full-srv.out" '^listening' 10 || fail "the queueing server did not listen"
 agent_start small f --max-sockets 1024 || sp_finish
-nsx f "$SP_CONN" fill "$ADDR" 6101 --count 1100 --hold 1 --deadline 40 >"$SP_TMP/fill.out" 2>&1
+nsx f "$SP_CONN" fill "$ADDR" 6101 --count 1100 --hold 1 --deadline 120 >"$SP_TMP/fill.out" 2>&1
 check "1100 connections were opened and held" grep -q "fill opened=1100 result=ok" "$SP_TMP/fill.out"
 agent_stop small
 check "the agent with room for 1024 sockets says how many went without" \
