@@ -274,10 +274,10 @@ static __always_inline void stream_connect_enter(struct socket *sock, const void
  */
 static __always_inline void accept_exit(long ret)
 {
-	struct sk_info fresh = {}, *s;
+	struct sk_info *s;
 	struct sock *sk;
+	bool create;
 	__u64 key;
-	long err;
 
 #ifdef SP_ABLATE_NO_OWNERS /* benchmark attribution only (Makefile: build/ablate/) */
 	return;
@@ -292,23 +292,12 @@ static __always_inline void accept_exit(long ret)
 	key = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (!key)
 		return;
-	s = bpf_map_lookup_elem(&sk_infos, &key);
-	if (!s) {
-		if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
-			return;
-		owner_from_current(&fresh);
-		err = bpf_map_update_elem(&sk_infos, &key, &fresh, BPF_NOEXIST);
-		if (!err)
-			return;
-		if (err != -EEXIST) {
-			count_no_storage();
-			return;
-		}
-		s = bpf_map_lookup_elem(&sk_infos, &key);
-		if (!s)
-			return;
-	}
-	owner_from_current(s);
+	create = BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE;
+	s = sk_info_by_key(key, create);
+	if (s)
+		owner_from_current(s);
+	else if (create)
+		count_no_storage();
 }
 
 #endif

@@ -192,53 +192,63 @@ static __always_inline struct sp_record *rec_for_sk(__u32 type, __u64 now, struc
 }
 
 /*
- * The socket's entry; with @create, made when missing. NULL when there is none, or when the
- * table is full (the caller counts that).
+ * The entry of the socket with cookie @key; with @create, made when missing. NULL when there is
+ * none, or when the table is full (the caller counts that).
  */
-static __always_inline struct sk_info *sk_info_get(struct sock *sk, bool create)
+static __always_inline struct sk_info *sk_info_by_key(__u64 key, bool create)
 {
-	struct sk_info fresh = {};
 	struct sk_info *s;
-	__u64 key;
 	long err;
 
 #ifdef SP_ABLATE_NO_STORAGE /* benchmark attribution only (Makefile: build/ablate/) */
 	return NULL;
 #endif
-	key = bpf_get_socket_cookie(sk);
 	s = bpf_map_lookup_elem(&sk_infos, &key);
 	if (s || !create)
 		return s;
-	err = bpf_map_update_elem(&sk_infos, &key, &fresh, BPF_NOEXIST);
+	{
+		struct sk_info fresh = {};
+
+		err = bpf_map_update_elem(&sk_infos, &key, &fresh, BPF_NOEXIST);
+	}
 	if (err && err != -EEXIST)
 		return NULL;
 	return bpf_map_lookup_elem(&sk_infos, &key);
 }
 
-/*
- * The socket entered CLOSE: its entry goes (@in_map: @s is it, not to be used after), and what
- * it held is kept in the socket's closed slot for the reset an abortive close sends next.
- */
-static __always_inline void sk_info_forget(struct sock *sk, const struct sk_info *s, bool in_map)
+static __always_inline struct sk_info *sk_info_get(struct sock *sk, bool create)
 {
-	__u64 key = bpf_get_socket_cookie(sk);
+	return sk_info_by_key(bpf_get_socket_cookie(sk), create);
+}
+
+/* The slot a socket's last state waits in once its entry is gone (closed_slots). */
+static __always_inline struct closed_slot *closed_slot_of(__u64 key)
+{
 	__u32 idx = key & (CLOSED_SLOTS - 1);
-	struct closed_slot *c = bpf_map_lookup_elem(&closed_slots, &idx);
+
+	return bpf_map_lookup_elem(&closed_slots, &idx);
+}
+
+/*
+ * The socket with cookie @key entered CLOSE: what @s holds is kept in its closed slot for the
+ * reset an abortive close sends next, and its entry goes (if @s is it, not to be used after).
+ */
+static __always_inline void sk_info_forget(__u64 key, const struct sk_info *s)
+{
+	struct closed_slot *c = closed_slot_of(key);
 
 	if (c) {
 		c->cookie = key;
 		c->info = *s;
 	}
-	if (in_map)
-		bpf_map_delete_elem(&sk_infos, &key);
+	bpf_map_delete_elem(&sk_infos, &key);
 }
 
 /* What a socket that entered CLOSE held then, copied into @out; false if its slot moved on. */
 static __always_inline bool sk_info_closed(struct sock *sk, struct sk_info *out)
 {
 	__u64 key = bpf_get_socket_cookie(sk);
-	__u32 idx = key & (CLOSED_SLOTS - 1);
-	struct closed_slot *c = bpf_map_lookup_elem(&closed_slots, &idx);
+	struct closed_slot *c = closed_slot_of(key);
 
 	if (!c || c->cookie != key)
 		return false;
@@ -270,14 +280,16 @@ static __always_inline void listen_owner_set(struct sock *sk, const struct tcp_s
 		count_no_storage();
 }
 
-static __always_inline void listen_owner_drop(struct sock *sk, const struct tcp_sock *tp)
+/* The listener with cookie @key closed: its owner goes, unless another listener's replaced it. */
+static __always_inline void listen_owner_drop(struct sock *sk, const struct tcp_sock *tp,
+					      __u64 key)
 {
 	struct listen_owner *o;
 	struct listen_key k = {};
 
 	listen_key_of(&k, sk, tp);
 	o = bpf_map_lookup_elem(&listen_owners, &k);
-	if (o && o->cookie == bpf_get_socket_cookie(sk))
+	if (o && o->cookie == key)
 		bpf_map_delete_elem(&listen_owners, &k);
 }
 

@@ -36,25 +36,24 @@ static __always_inline void child_init(struct sock *sk, struct tcp_sock *tp, str
 /*
  * A child whose LISTEN -> SYN_RECV came before it was named (6.1): on its next transition, with
  * its own cookie, it gets its entry as of then, and its line for that transition goes out first
- * (state_emit). False if it is no such child.
+ * (state_emit). Nothing if it is no such child.
  */
-static __always_inline bool child_named_late(struct sock *sk, struct tcp_sock *tp,
+static __always_inline void child_named_late(struct sock *sk, struct tcp_sock *tp,
 					     struct sk_info *s)
 {
 	__u64 key = (__u64)sk, *ts;
 
 	if (s->flags & SKF_STATE_KNOWN)
-		return false;
+		return;
 	ts = bpf_map_lookup_elem(&unnamed_children, &key);
 	if (!ts)
-		return false;
+		return;
 	child_init(sk, tp, s);
 	s->state = TCP_SYN_RECV;
 	s->prev_state = TCP_LISTEN;
 	s->state_ts = *ts;
 	s->flags |= SKF_STATE_KNOWN | SKF_SYNRECV_LATE;
 	bpf_map_delete_elem(&unnamed_children, &key);
-	return true;
 }
 
 /* Bookkeeping: the owner, the connect in flight, the per-connection counters, and the connect
@@ -179,36 +178,35 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct tcp_sock *tp = tcp_full_sock(sk);
-	struct sk_info *s, fresh = {};
-	bool has_dur = false, in_map = true;
-	__u64 now, dur = 0;
+	struct sk_info *s, fresh;
+	bool has_dur = false;
+	__u64 now, key, dur = 0;
 
 	if (!tp)
 		return 0;
 	if (!sk_filter_ok(sk, tp)) {
 		/* tcp_probe keeps a verdict for a socket the filters drop: its entry goes too */
 		if (newstate == TCP_CLOSE) {
-			s = sk_info_get(sk, false);
-			if (s)
-				sk_info_forget(sk, s, true);
+			key = bpf_get_socket_cookie(sk);
+			bpf_map_delete_elem(&sk_infos, &key);
 		}
 		return 0;
 	}
 	now = bpf_ktime_get_ns();
 	if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV && core_child_unnamed(sk)) {
-		__u64 key = (__u64)sk;
-
+		key = (__u64)sk;
 		/* the line goes out at the child's next transition (child_named_late) */
 		if (bpf_map_update_elem(&unnamed_children, &key, &now, BPF_ANY))
 			count_no_storage();
 		return 0;
 	}
-	s = sk_info_get(sk, newstate != TCP_CLOSE);
+	key = bpf_get_socket_cookie(sk);
+	s = sk_info_by_key(key, newstate != TCP_CLOSE);
 	if (!s && newstate == TCP_CLOSE) {
 		/* Older than the agent and never seen: no entry to make, as it would go at once.
 		 * One on the stack serves this line and the closed slot. */
+		__builtin_memset(&fresh, 0, sizeof(fresh));
 		s = &fresh;
-		in_map = false;
 	}
 	if (s) {
 		if (oldstate == TCP_SYN_RECV)
@@ -219,14 +217,14 @@ int BPF_PROG(sp_state, struct sock *sk, int oldstate, int newstate)
 	}
 	state_emit(sk, tp, s, oldstate, newstate, now, has_dur, dur);
 	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)
-		listen_owner_drop(sk, tp);
+		listen_owner_drop(sk, tp, key);
 	if (s) {
 		s->prev_state = oldstate;
 		s->state = newstate;
 		s->state_ts = now;
 		s->flags |= SKF_STATE_KNOWN;
 		if (newstate == TCP_CLOSE)
-			sk_info_forget(sk, s, in_map);
+			sk_info_forget(key, s);
 	}
 	return 0;
 }
