@@ -266,8 +266,9 @@ static __always_inline void rec_submit(struct sp_record *r)
 	if (!wakeup_bytes) {
 		flags = BPF_RB_FORCE_WAKEUP;
 	} else {
+		/* wakeup_bytes is an eighth of the ring, a power of two: a mask, not a division */
 		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		if (avail >= wakeup_bytes && avail % wakeup_bytes < WAKE_WINDOW)
+		if (avail >= wakeup_bytes && (avail & (wakeup_bytes - 1)) < WAKE_WINDOW)
 			flags = BPF_RB_FORCE_WAKEUP;
 	}
 	bpf_ringbuf_submit(r, flags);
